@@ -1,0 +1,139 @@
+"""Who may call what: the one table of roles per RPC, and identities.
+
+Invariants:
+- Every method of every kyso.v1 service has a row in :data:`ALLOWED_ROLES` (a test walks the
+  service descriptors to prove it). A method without a row is refused, never allowed.
+- Health and reflection are the only unauthenticated services: they describe the service,
+  not its data.
+- The auditor role reads (verification, ledger, document metadata) and cannot sign or send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kyso.config import ClientConfig
+from kyso.errors import AuthenticationError, ConfigError, PermissionDenied
+
+__all__ = [
+    "ALLOWED_ROLES",
+    "PUBLIC_SERVICES",
+    "Authenticator",
+    "Identity",
+    "authorize",
+]
+
+PUBLIC_SERVICES = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
+
+_ALL = frozenset({"workflow", "official", "clerk", "auditor", "hub", "operator"})
+_READERS = frozenset({"workflow", "clerk", "official", "auditor", "hub"})
+
+ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
+    "/kyso.v1.SigningService/SignPdf": frozenset({"workflow", "clerk"}),
+    "/kyso.v1.SigningService/PrepareSignature": frozenset({"workflow", "clerk"}),
+    "/kyso.v1.SigningService/CompleteSignature": frozenset({"official", "workflow"}),
+    "/kyso.v1.SigningService/ListPendingSignatures": frozenset({"official", "workflow"}),
+    "/kyso.v1.SigningService/CancelSignature": frozenset({"workflow", "clerk", "official"}),
+    "/kyso.v1.VerificationService/VerifyPdf": frozenset({"auditor", "workflow", "clerk", "hub"}),
+    "/kyso.v1.VerificationService/VerifyPackage": frozenset(
+        {"auditor", "workflow", "clerk", "hub"}
+    ),
+    "/kyso.v1.DocumentService/Upload": frozenset({"workflow", "clerk", "hub"}),
+    "/kyso.v1.DocumentService/Download": _READERS,
+    "/kyso.v1.DocumentService/Stat": _READERS,
+    "/kyso.v1.ExchangeService/Send": frozenset({"workflow", "clerk"}),
+    "/kyso.v1.ExchangeService/Receive": frozenset({"workflow", "clerk"}),
+    "/kyso.v1.ExchangeService/Ack": frozenset({"workflow", "clerk"}),
+    "/kyso.v1.ExchangeService/UpdateStatus": frozenset({"workflow", "clerk"}),
+    "/kyso.v1.ExchangeService/Track": frozenset({"workflow", "clerk", "auditor"}),
+    "/kyso.v1.ExchangeService/Forward": frozenset({"hub"}),
+    "/kyso.v1.DirectoryService/GetUnit": _ALL,
+    "/kyso.v1.DirectoryService/ListChildren": _ALL,
+    "/kyso.v1.DirectoryService/Search": _ALL,
+    "/kyso.v1.DirectoryService/Route": _ALL,
+    "/kyso.v1.AuditService/GetEvent": frozenset({"auditor", "operator"}),
+    "/kyso.v1.AuditService/GetTreeHead": frozenset({"auditor", "operator"}),
+    "/kyso.v1.AuditService/GetInclusionProof": frozenset({"auditor", "operator"}),
+    "/kyso.v1.AuditService/GetConsistencyProof": frozenset({"auditor", "operator"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated caller: its configured name, unit and roles."""
+
+    name: str
+    unit: str
+    roles: frozenset[str]
+
+
+def authorize(identity: Identity, method: str) -> None:
+    """Raise PermissionDenied unless one of the identity's roles may call ``method``."""
+    allowed = ALLOWED_ROLES.get(method)
+    if allowed is None:
+        raise PermissionDenied(f"{method} is not an RPC this server authorises")
+    if not identity.roles & allowed:
+        needed = ", ".join(sorted(allowed))
+        raise PermissionDenied(
+            f"client {identity.name!r} may not call {method}; it needs: {needed}"
+        )
+
+
+class Authenticator:
+    """Maps a bearer token or a client certificate to the configured client.
+
+    Only SHA-256 digests of tokens are held in memory; comparison is constant-time.
+    """
+
+    def __init__(self, clients: Mapping[str, ClientConfig]) -> None:
+        self._by_token: dict[bytes, Identity] = {}
+        self._by_certificate: dict[str, Identity] = {}
+        for name, client in clients.items():
+            identity = Identity(name=name, unit=client.unit, roles=frozenset(client.roles))
+            if client.token_file is not None:
+                self._by_token[_token_digest_from_file(client.token_file, name)] = identity
+            if client.token_sha256:
+                self._by_token[bytes.fromhex(client.token_sha256)] = identity
+            if client.certificate_sha256:
+                self._by_certificate[client.certificate_sha256.lower()] = identity
+
+    def from_token(self, token: str) -> Identity:
+        digest = hashlib.sha256(token.encode()).digest()
+        match = None
+        for known, identity in self._by_token.items():
+            if hmac.compare_digest(known, digest):
+                match = identity
+        if match is None:
+            raise AuthenticationError("the API token is not valid for this server")
+        return match
+
+    def from_certificate(self, certificate_der: bytes) -> Identity:
+        fingerprint = hashlib.sha256(certificate_der).hexdigest()
+        identity = self._by_certificate.get(fingerprint)
+        if identity is None:
+            raise AuthenticationError(
+                f"the client certificate (SHA-256 {fingerprint}) is not a configured client"
+            )
+        return identity
+
+
+def _token_digest_from_file(path: Path, name: str) -> bytes:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"clients.{name}.token_file: cannot read {path} ({exc.strerror})"
+        ) from None
+    if not token:
+        raise ConfigError(f"clients.{name}.token_file: {path} is empty")
+    return hashlib.sha256(token.encode()).digest()

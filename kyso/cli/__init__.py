@@ -1,0 +1,1 @@
+"""The ``kyso`` command: one module per subcommand group, each with ``register(subparsers)``."""

@@ -1,0 +1,160 @@
+"""What the subcommands share: finding the configuration, reaching a server, failing cleanly.
+
+Client subcommands find the server and credentials from ``--server`` / ``--config`` /
+``KYSO_CONFIG``, defaulting to the development configuration ``./var/dev/kyso.toml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+
+from kyso.config import Config, load_config
+from kyso.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "EXIT_CONFIG",
+    "ClientTarget",
+    "add_client_arguments",
+    "client_target",
+    "die",
+    "open_channel",
+    "resolve_config_path",
+]
+
+DEFAULT_CONFIG = Path("var/dev/kyso.toml")
+EXIT_CONFIG = 2
+
+
+def die(message: str, *, code: int = 1) -> NoReturn:
+    print(f"kyso: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def resolve_config_path(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("KYSO_CONFIG", str(DEFAULT_CONFIG)))
+
+
+def load_or_exit(path: Path) -> Config:
+    """Load the configuration or print one line naming the problem and exit 2."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        die(str(exc), code=EXIT_CONFIG)
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", help="server address host:port (default: from the config)")
+    parser.add_argument(
+        "--config", help="configuration file (default: $KYSO_CONFIG or ./var/dev/kyso.toml)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTarget:
+    address: str
+    token: str | None
+    ca_pem: bytes | None
+
+
+def client_target(args: argparse.Namespace, *, need_token: bool = True) -> ClientTarget:
+    """Where to connect and with what credential, from the arguments and the configuration."""
+    path = resolve_config_path(args.config)
+    token = os.environ.get("KYSO_API_TOKEN")
+    if path.exists() or args.config:
+        config = load_or_exit(path)
+        address = args.server or config.client.server
+        if token is None and config.client.token_file is not None:
+            try:
+                token = config.client.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                die(f"client.token_file: cannot read {config.client.token_file} ({exc.strerror})")
+        ca_pem = config.client.ca_file.read_bytes() if config.client.ca_file else None
+    else:
+        address, ca_pem = args.server or "127.0.0.1:50051", None
+    if need_token and not token:
+        die("no API token: set KYSO_API_TOKEN or client.token_file in the configuration")
+    return ClientTarget(address=address, token=token, ca_pem=ca_pem)
+
+
+def open_channel(target: ClientTarget, *, options: Sequence[tuple[str, int]] = ()) -> grpc.Channel:
+    """A channel carrying the bearer token on every call (over TLS when a CA is configured)."""
+    opts = [
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        *options,
+    ]
+    if target.ca_pem is not None:
+        credentials = grpc.ssl_channel_credentials(root_certificates=target.ca_pem)
+        if target.token:
+            credentials = grpc.composite_channel_credentials(
+                credentials, grpc.access_token_call_credentials(target.token)
+            )
+        return grpc.secure_channel(target.address, credentials, options=opts)
+    channel = grpc.insecure_channel(target.address, options=opts)
+    if target.token:
+        channel = grpc.intercept_channel(channel, _BearerToken(target.token))
+    return channel
+
+
+if TYPE_CHECKING:  # the stubs make these generic; at run time they are plain classes
+    _UnaryUnary = grpc.UnaryUnaryClientInterceptor[Any, Any]
+    _UnaryStream = grpc.UnaryStreamClientInterceptor[Any, Any]
+    _StreamUnary = grpc.StreamUnaryClientInterceptor[Any, Any]
+    _StreamStream = grpc.StreamStreamClientInterceptor[Any, Any]
+else:
+    _UnaryUnary = grpc.UnaryUnaryClientInterceptor
+    _UnaryStream = grpc.UnaryStreamClientInterceptor
+    _StreamUnary = grpc.StreamUnaryClientInterceptor
+    _StreamStream = grpc.StreamStreamClientInterceptor
+
+
+class _BearerToken(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
+    """Adds ``authorization: Bearer`` on a plaintext loopback channel (gRPC refuses call
+    credentials without TLS)."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = [*(details.metadata or ()), self._header]
+        return _CallDetails(  # type: ignore[no-untyped-call]
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+
+    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), requests)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # type: ignore[no-untyped-def]
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression

@@ -1,0 +1,38 @@
+"""Entry point of the ``kyso`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kyso import __version__
+from kyso.cli import dev_cmds, server_cmds
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kyso",
+        description=(
+            "kyso: PAdES signing on PKCS#11 tokens, document storage, edXML exchange, audit"
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"kyso {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (server_cmds, dev_cmds):
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""``kyso serve``, ``kyso health`` and ``kyso db upgrade``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kyso import db, logs
+from kyso.cli.common import (
+    add_client_arguments,
+    client_target,
+    die,
+    load_or_exit,
+    open_channel,
+    resolve_config_path,
+)
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = subparsers.add_parser("serve", help="run the gRPC service until SIGTERM/SIGINT")
+    serve.add_argument(
+        "--config", help="configuration file (default: $KYSO_CONFIG or ./var/dev/kyso.toml)"
+    )
+    serve.set_defaults(func=_serve)
+
+    health = subparsers.add_parser("health", help="exit 0 only when the server answers SERVING")
+    add_client_arguments(health)
+    health.add_argument("--service", default="", help="a service name (default: the whole server)")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    health.set_defaults(func=_health)
+
+    database = subparsers.add_parser("db", help="database administration")
+    db_sub = database.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply pending schema migrations")
+    upgrade.add_argument("--config", help="configuration file")
+    upgrade.set_defaults(func=_db_upgrade)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from kyso.server import serve
+
+    config = load_or_exit(resolve_config_path(args.config))
+    logs.configure(level=config.server.log_level, fmt=config.server.log_format)
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        die(str(exc))
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    target = client_target(args, need_token=False)
+    with open_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+        except grpc.RpcError as exc:
+            die(f"{target.address}: {exc.code().name}: {exc.details()}")
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{target.address} {args.service or 'kyso'}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from kyso.app import components
+
+    config = load_or_exit(resolve_config_path(args.config))
+    engine = db.create_engine(config.database.url)
+    try:
+        applied = db.upgrade(engine, components())
+    finally:
+        engine.dispose()
+    for component, version, description in applied:
+        print(f"applied {component} {version}: {description}")
+    if not applied:
+        print("the database is up to date")
+    return 0

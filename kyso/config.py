@@ -1,0 +1,420 @@
+"""Configuration: one TOML file, every value overridable from the environment, checked at start.
+
+Invariants:
+- An unknown key, a missing or unreadable file, a value of the wrong type, a bad address or a key
+  alias that points at nothing is a :class:`ConfigError` whose message names the key
+  (``section.key``) and the problem; ``kyso serve`` prints it as one line and exits 2.
+- Environment overrides: ``KYSO_<SECTION>__<KEY>`` (double underscore between levels, upper
+  case), e.g. ``KYSO_SERVER__ADDRESS=0.0.0.0:50051`` or ``KYSO_KEYS__SEAL__PIN_FILE=/run/pin``.
+  Lists are comma-separated. Overrides are applied before validation, so they are checked too.
+- Secrets (PINs, API tokens, S3 keys) are never values in this file: only the *paths* of files
+  or the *names* of environment variables that hold them.
+- Relative paths are resolved against the directory of the configuration file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from kyso.errors import ConfigError
+
+__all__ = [
+    "ClientConfig",
+    "Config",
+    "DatabaseConfig",
+    "DevResponders",
+    "HsmConfig",
+    "KeyConfig",
+    "LedgerConfig",
+    "S3Config",
+    "ServerConfig",
+    "SigningConfig",
+    "StorageConfig",
+    "TlsConfig",
+    "TrustConfig",
+    "load_config",
+    "parse_address",
+]
+
+ENV_PREFIX = "KYSO_"
+Role = Literal["workflow", "official", "clerk", "auditor", "hub", "operator"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
+Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Where and how the gRPC server listens."""
+
+    address: str = "127.0.0.1:50051"
+    metrics_address: str = "127.0.0.1:9464"
+    grace_seconds: float = 10.0
+    max_message_bytes: int = 16 * 1024 * 1024
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health_interval_seconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """Server TLS; with ``client_ca`` set, clients must present a certificate it issued (mTLS)."""
+
+    enabled: bool = False
+    certificate: Path | None = None
+    private_key: Path | None = None
+    client_ca: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = "sqlite:///kyso.db"
+
+
+@dataclass(frozen=True, slots=True)
+class S3Config:
+    """An S3 endpoint; credentials come from the named environment variables or files."""
+
+    endpoint: str = ""
+    bucket: str = "kyso"
+    secure: bool = True
+    region: str = ""
+    ca_file: Path | None = None
+    access_key_env: str = "KYSO_S3_ACCESS_KEY"
+    secret_key_env: str = "KYSO_S3_SECRET_KEY"  # noqa: S105 (the variable's name, not a secret)
+    access_key_file: Path | None = None
+    secret_key_file: Path | None = None
+    retention_mode: Literal["", "GOVERNANCE", "COMPLIANCE"] = ""
+    retention_days: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    backend: Literal["filesystem", "s3"] = "filesystem"
+    path: Path = Path("objects")
+    s3: S3Config = field(default_factory=S3Config)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """A calling system or person: how it proves who it is, its unit and its roles.
+
+    ``token_file`` holds the API token itself (kept by the operator, mode 0600); or
+    ``token_sha256`` its SHA-256 in hex, so the server need not hold the token at all.
+    ``certificate_sha256`` identifies a client by the SHA-256 of its TLS certificate (mTLS).
+    """
+
+    roles: tuple[Role, ...] = ()
+    unit: str = ""
+    token_file: Path | None = None
+    token_sha256: str = ""
+    certificate_sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HsmConfig:
+    module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    workers: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """An organisation key on the HSM, named by alias in requests."""
+
+    uri: str
+    unit: str = ""
+    organisation: str = ""
+    pin_file: Path | None = None
+    pin_env: str = ""
+    module: str = ""
+    chain: tuple[Path, ...] = ()
+    clients: tuple[str, ...] = ()
+    seal_image: Path | None = None
+    signer_image: Path | None = None
+    default_level: Level = "B-B"
+    allow_exportable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SigningConfig:
+    tsa_urls: tuple[str, ...] = ()
+    tsa_timeout_seconds: float = 10.0
+    max_document_bytes: int = 64 * 1024 * 1024
+    session_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrustConfig:
+    """Trust anchors: PEM files and/or SHA-256 fingerprints of certificates found in documents."""
+
+    anchors: tuple[Path, ...] = ()
+    fingerprints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    key: str = ""
+    head_interval_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class DevResponders:
+    """Development only: serve the dev PKI's TSA, OCSP and CRLs beside the service."""
+
+    enabled: bool = False
+    home: Path | None = None
+    port: int = 9780
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSide:
+    """How the ``kyso`` command reaches a server: address, API token file, CA for TLS."""
+
+    server: str = "127.0.0.1:50051"
+    token_file: Path | None = None
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration, validated."""
+
+    source: Path | None = None
+    server: ServerConfig = field(default_factory=ServerConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    hsm: HsmConfig = field(default_factory=HsmConfig)
+    keys: Mapping[str, KeyConfig] = field(default_factory=dict)
+    clients: Mapping[str, ClientConfig] = field(default_factory=dict)
+    signing: SigningConfig = field(default_factory=SigningConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    dev_responders: DevResponders = field(default_factory=DevResponders)
+    client: ClientSide = field(default_factory=ClientSide)
+
+
+T = TypeVar("T")
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, convert and validate the configuration at ``path``."""
+    environ = os.environ if environ is None else environ
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: the configuration file does not exist") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: the configuration file is not readable") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    _apply_env_overrides(raw, environ)
+    raw.pop("source", None)
+    config = _build(Config, raw, "", base=path.resolve().parent)
+    config = dataclasses.replace(config, source=path.resolve())
+    _validate(config)
+    return config
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {'.'.join(parts[:-1])} is not a section")
+            node = child
+        node[parts[-1]] = _EnvValue(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _EnvValue:
+    """A string from the environment, converted to the field's type when built."""
+
+    text: str
+
+
+def _build(cls: type[T], data: Any, where: str, *, base: Path) -> T:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'top level'}: expected a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"{key}: unknown key (check the spelling; see docs/operations.md)")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        values[name] = _convert(hints[name], value, key, base=base)
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        missing = [
+            n
+            for n, f in fields.items()
+            if n not in values
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise ConfigError(f"{where}.{missing[0]}: required key is missing") from None
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _convert(hint: Any, value: Any, key: str, *, base: Path) -> Any:
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if isinstance(value, _EnvValue) and value.text == "" and len(options) < len(get_args(hint)):
+            return None
+        return _convert(options[0], value, key, base=base)
+    if origin is Literal:
+        text = value.text if isinstance(value, _EnvValue) else value
+        allowed = get_args(hint)
+        if text not in allowed:
+            shown = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(f"{key}: {text!r} is not one of {shown}")
+        return text
+    if origin is tuple:
+        item = get_args(hint)[0]
+        if isinstance(value, _EnvValue):
+            value = [v.strip() for v in value.text.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list")
+        return tuple(_convert(item, v, f"{key}[{i}]", base=base) for i, v in enumerate(value))
+    if origin in (Mapping, dict) or hint is Mapping:
+        value_type = get_args(hint)[1]
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table of named entries")
+        return {k: _convert(value_type, v, f"{key}.{k}", base=base) for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type[Any], hint), value, key, base=base)
+    if isinstance(value, _EnvValue):
+        value = _from_env_text(hint, value.text, key)
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a path (a string)")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else base / path
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def _from_env_text(hint: Any, text: str, key: str) -> Any:
+    if hint is bool:
+        lowered = text.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {text!r}")
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a whole number, got {text!r}") from None
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {text!r}") from None
+    return text
+
+
+def parse_address(text: str, *, key: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` for IPv6) and check both parts."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{key}: {text!r} is not an address of the form host:port")
+    # Port 0 asks the system for a free port (tests and ephemeral servers).
+    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ConfigError(f"{key}: port {port_text!r} is not a number from 0 to 65535")
+    host = host.strip("[]")
+    if host not in {"localhost", ""}:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not all(part.isalnum() or "-" in part for part in host.split(".")):
+                raise ConfigError(f"{key}: {host!r} is not a host name or IP address") from None
+    return host, int(port_text)
+
+
+def _validate(config: Config) -> None:
+    parse_address(config.server.address, key="server.address")
+    if config.server.metrics_address:
+        parse_address(config.server.metrics_address, key="server.metrics_address")
+    if config.tls.enabled:
+        for name in ("certificate", "private_key"):
+            path = getattr(config.tls, name)
+            if path is None:
+                raise ConfigError(f"tls.{name}: required when tls.enabled is true")
+            _readable(path, f"tls.{name}")
+        if config.tls.client_ca is not None:
+            _readable(config.tls.client_ca, "tls.client_ca")
+    for name, client in config.clients.items():
+        if not client.roles:
+            raise ConfigError(f"clients.{name}.roles: a client needs at least one role")
+        if not (client.token_file or client.token_sha256 or client.certificate_sha256):
+            raise ConfigError(
+                f"clients.{name}: give token_file, token_sha256 or certificate_sha256"
+            )
+        if client.token_file is not None:
+            _readable(client.token_file, f"clients.{name}.token_file")
+    for alias, key in config.keys.items():
+        if not key.pin_file and not key.pin_env:
+            raise ConfigError(f"keys.{alias}: give pin_file or pin_env (PINs are never inline)")
+        if key.pin_file is not None:
+            _readable(key.pin_file, f"keys.{alias}.pin_file")
+        for i, chain in enumerate(key.chain):
+            _readable(chain, f"keys.{alias}.chain[{i}]")
+        for image in ("seal_image", "signer_image"):
+            path = getattr(key, image)
+            if path is not None:
+                _readable(path, f"keys.{alias}.{image}")
+        for client_name in key.clients:
+            if client_name not in config.clients:
+                raise ConfigError(
+                    f"keys.{alias}.clients: {client_name!r} is not a configured client"
+                )
+    if config.ledger.key and config.ledger.key not in config.keys:
+        raise ConfigError(f"ledger.key: {config.ledger.key!r} is not a configured key alias")
+    for i, anchor in enumerate(config.trust.anchors):
+        _readable(anchor, f"trust.anchors[{i}]")
+    if config.storage.backend == "s3" and not config.storage.s3.endpoint:
+        raise ConfigError("storage.s3.endpoint: required when storage.backend is 's3'")
+
+
+def _readable(path: Path, key: str) -> None:
+    if not path.exists():
+        raise ConfigError(f"{key}: {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{key}: {path} is not readable")

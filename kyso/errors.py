@@ -1,0 +1,130 @@
+"""The application's exception root and the one table that maps errors to gRPC status codes.
+
+Every RPC goes through :func:`to_status` (called by the interceptor in ``kyso.interceptors``).
+The table is ordered most specific first; the first class an exception is an instance of wins.
+An exception that is in no row is unexpected: it becomes INTERNAL with the request id and
+nothing of its text, so no internals (paths, SQL, key labels) reach a client.
+
+Domain messages are written for people (what is wrong and what to do) and are passed through.
+An exception may carry ``field`` (the request field at fault); it becomes a
+``google.rpc.BadRequest`` field violation in the status details.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "KysoError",
+    "NotFound",
+    "PermissionDenied",
+    "RequestInvalid",
+    "StatusInfo",
+    "Unavailable",
+    "to_status",
+]
+
+
+class KysoError(Exception):
+    """Root of the application's errors."""
+
+    field: str | None = None
+
+
+class ConfigError(KysoError):
+    """The configuration is invalid; the message names the key and the problem."""
+
+
+class RequestInvalid(KysoError):
+    """A request field is missing or malformed."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(KysoError):
+    """What the request names does not exist."""
+
+
+class AuthenticationError(KysoError):
+    """No credential, or one that matches no configured client."""
+
+
+class PermissionDenied(KysoError):
+    """The caller is known but may not do this."""
+
+
+class Unavailable(KysoError):
+    """A dependency (database, storage, token, peer) cannot be reached; retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusInfo:
+    """A gRPC status ready to send: code, message, and serialized google.rpc.Status details."""
+
+    code: grpc.StatusCode
+    message: str
+    details: bytes | None
+
+
+def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
+    # Imported here so that this module stays importable on its own (the CLI's config errors
+    # need it before any domain package is loaded).
+    from kyso.db import DatabaseError, SchemaAheadError
+
+    return [
+        (RequestInvalid, grpc.StatusCode.INVALID_ARGUMENT),
+        (NotFound, grpc.StatusCode.NOT_FOUND),
+        (AuthenticationError, grpc.StatusCode.UNAUTHENTICATED),
+        (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+        (Unavailable, grpc.StatusCode.UNAVAILABLE),
+        (SchemaAheadError, grpc.StatusCode.FAILED_PRECONDITION),
+        (DatabaseError, grpc.StatusCode.UNAVAILABLE),
+        (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
+    ]
+
+
+_TABLE: list[tuple[type[BaseException], grpc.StatusCode]] | None = None
+
+
+def mapped_code(exc: BaseException) -> grpc.StatusCode | None:
+    """The status code the table gives ``exc``, or None when it is unexpected."""
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = _table()
+    for cls, code in _TABLE:
+        if isinstance(exc, cls):
+            return code
+    return None
+
+
+def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
+    """Map ``exc`` to the status the client sees; unexpected errors say only the request id."""
+    code = mapped_code(exc)
+    if code is None:
+        return StatusInfo(
+            grpc.StatusCode.INTERNAL,
+            f"internal error (request id {request_id}); the operator can find it in the logs",
+            None,
+        )
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        message = "this RPC is part of the kyso.v1 contract but not implemented in this release"
+    else:
+        message = str(exc) or type(exc).__name__
+    field = getattr(exc, "field", None)
+    details = None
+    if field:
+        violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+        details = status_pb2.Status(
+            code=code.value[0], message=message, details=[detail]
+        ).SerializeToString()
+    return StatusInfo(code, message, details)

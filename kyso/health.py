@@ -1,0 +1,90 @@
+"""Health per service, from the reachability of what each service needs.
+
+A monitor task probes every dependency (database, storage, HSM tokens …) at an interval, off
+the event loop, and sets each kyso.v1 service SERVING only while everything it needs answers;
+the overall status ("") is SERVING only when every service is. A dependency that comes back
+turns its services SERVING again without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+from grpc_health.v1 import health_pb2
+from grpc_health.v1._async import HealthServicer
+
+__all__ = ["SERVICE_NEEDS", "HealthMonitor"]
+
+log = logging.getLogger(__name__)
+
+#: What each service needs to do its work; names are the keys of the probes given to the monitor.
+SERVICE_NEEDS: Mapping[str, frozenset[str]] = {
+    "kyso.v1.SigningService": frozenset({"database", "storage", "hsm"}),
+    "kyso.v1.VerificationService": frozenset(),
+    "kyso.v1.DocumentService": frozenset({"database", "storage"}),
+    "kyso.v1.ExchangeService": frozenset({"database", "storage"}),
+    "kyso.v1.DirectoryService": frozenset({"database"}),
+    "kyso.v1.AuditService": frozenset({"database"}),
+}
+
+Probe = Callable[[], None]
+"""Returns when the dependency answers; raises when it does not."""
+
+
+class HealthMonitor:
+    def __init__(
+        self, servicer: HealthServicer, probes: Mapping[str, Probe], interval: float
+    ) -> None:
+        self._servicer = servicer
+        self._probes = dict(probes)
+        self._interval = interval
+        self._failing: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def failing(self) -> Mapping[str, str]:
+        """Dependencies that did not answer at the last check, with the reason."""
+        return dict(self._failing)
+
+    async def check_once(self) -> None:
+        failing: dict[str, str] = {}
+        for name, probe in self._probes.items():
+            try:
+                await asyncio.to_thread(probe)
+            except Exception as exc:  # a probe failing is the information we collect
+                failing[name] = f"{type(exc).__name__}: {exc}"
+        for name in failing.keys() - self._failing.keys():
+            log.warning(
+                "dependency unavailable", extra={"dependency": name, "reason": failing[name]}
+            )
+        for name in self._failing.keys() - failing.keys():
+            log.info("dependency recovered", extra={"dependency": name})
+        self._failing = failing
+        overall = health_pb2.HealthCheckResponse.SERVING
+        for service, needs in SERVICE_NEEDS.items():
+            down = any(n in failing for n in needs)
+            status = (
+                health_pb2.HealthCheckResponse.NOT_SERVING
+                if down
+                else health_pb2.HealthCheckResponse.SERVING
+            )
+            if down:
+                overall = health_pb2.HealthCheckResponse.NOT_SERVING
+            await self._servicer.set(service, status)
+        await self._servicer.set("", overall)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.check_once()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._servicer.enter_graceful_shutdown()

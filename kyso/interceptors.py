@@ -1,0 +1,197 @@
+"""The one interceptor every RPC passes through: request id, authentication, authorisation,
+error mapping, metrics and the access log.
+
+Invariants:
+- A kyso.v1 RPC runs only after its caller is authenticated and authorised (``kyso.authz``).
+- Whatever a handler raises leaves as a mapped status (``kyso.errors.to_status``); unexpected
+  errors are logged with their traceback and the request id, and reach the client as INTERNAL
+  with the request id only.
+- The caller's identity is available to servicers through :func:`current_identity`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from kyso.authz import PUBLIC_SERVICES, Authenticator, Identity, authorize
+from kyso.errors import AuthenticationError, StatusInfo, to_status
+from kyso.metrics import Metrics
+
+__all__ = ["KysoInterceptor", "current_identity", "current_request_id"]
+
+log = logging.getLogger(__name__)
+
+_identity: contextvars.ContextVar[Identity] = contextvars.ContextVar("kyso_identity")
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("kyso_request_id", default="")
+
+
+def current_identity() -> Identity:
+    """The authenticated caller of the RPC being served."""
+    return _identity.get()
+
+
+def current_request_id() -> str:
+    return _request_id.get()
+
+
+class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+    def __init__(self, authenticator: Authenticator, metrics: Metrics) -> None:
+        self._authenticator = authenticator
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.split("/")[1] in PUBLIC_SERVICES:
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(method, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        assert handler.stream_stream is not None
+        return grpc.stream_stream_rpc_method_handler(
+            self._streaming(method, handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            started = self._begin(method)
+            code = grpc.StatusCode.OK
+            try:
+                self._admit(method, context)
+                result = behaviour(request, context)
+                if inspect.isawaitable(result):
+                    result = await result
+                return result
+            except aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as exc:  # every error leaves through the one mapping table
+                status = self._status(method, exc)
+                code = status.code
+                await _abort(context, status)
+            finally:
+                self._end(method, started, code)
+
+        return run
+
+    def _streaming(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            started = self._begin(method)
+            code = grpc.StatusCode.OK
+            try:
+                self._admit(method, context)
+                result = behaviour(request, context)
+                if inspect.isawaitable(result):
+                    result = await result
+                if hasattr(result, "__aiter__"):
+                    async for item in result:
+                        yield item
+                else:
+                    for item in result:
+                        yield item
+            except aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as exc:  # every error leaves through the one mapping table
+                status = self._status(method, exc)
+                code = status.code
+                await _abort(context, status)
+            finally:
+                self._end(method, started, code)
+
+        return run
+
+    def _begin(self, method: str) -> float:
+        _request_id.set(uuid.uuid4().hex[:16])
+        self._metrics.in_flight.labels(method).inc()
+        return time.perf_counter()
+
+    def _admit(self, method: str, context: aio.ServicerContext[Any, Any]) -> None:
+        identity = self._authenticate(context)
+        _identity.set(identity)
+        authorize(identity, method)
+
+    def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> Identity:
+        auth = context.auth_context()
+        certificates = list(auth.get("x509_pem_cert", ())) if auth else []
+        if certificates:
+            from cryptography import x509
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            der = x509.load_pem_x509_certificate(certificates[0]).public_bytes(Encoding.DER)
+            return self._authenticator.from_certificate(der)
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                text = value if isinstance(value, str) else value.decode()
+                scheme, _, token = text.partition(" ")
+                if scheme.lower() != "bearer" or not token.strip():
+                    raise AuthenticationError("the authorization header must be 'Bearer <token>'")
+                return self._authenticator.from_token(token.strip())
+        raise AuthenticationError(
+            "no credentials: send 'authorization: Bearer <API token>' or use a client certificate"
+        )
+
+    def _status(self, method: str, exc: Exception) -> StatusInfo:
+        request_id = _request_id.get()
+        status = to_status(exc, request_id=request_id)
+        if status.code is grpc.StatusCode.INTERNAL:
+            log.error(
+                "unexpected error", exc_info=exc, extra={"rpc": method, "request_id": request_id}
+            )
+        return status
+
+    def _end(self, method: str, started: float, code: grpc.StatusCode) -> None:
+        elapsed = time.perf_counter() - started
+        self._metrics.in_flight.labels(method).dec()
+        self._metrics.requests.labels(method, code.name).inc()
+        self._metrics.latency.labels(method).observe(elapsed)
+        identity = _identity.get(None)
+        log.info(
+            "rpc",
+            extra={
+                "request_id": _request_id.get(),
+                "rpc": method,
+                "identity": identity.name if identity else "-",
+                "code": code.name,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+
+
+async def _abort(context: aio.ServicerContext[Any, Any], status: StatusInfo) -> None:
+    trailing: tuple[tuple[str, str | bytes], ...] = (("kyso-request-id", _request_id.get()),)
+    if status.details is not None:
+        trailing += (("grpc-status-details-bin", status.details),)
+    await context.abort(status.code, status.message, trailing_metadata=trailing)

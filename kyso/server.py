@@ -1,0 +1,109 @@
+"""The gRPC server: one builder that composes servicers, the interceptor, health, reflection
+and metrics, and the serve loop with a graceful stop on SIGTERM/SIGINT.
+
+Shutdown order: stop accepting and let in-flight calls finish within ``server.grace_seconds``,
+then stop the health monitor, then close the application (tokens, storage, database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from kyso.app import Application
+from kyso.authz import Authenticator
+from kyso.config import Config, parse_address
+from kyso.health import HealthMonitor
+from kyso.interceptors import KysoInterceptor
+from kyso.metrics import Metrics
+from kyso.services import register_all
+
+__all__ = ["Server", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    """A started kyso server bound to its port; ``port`` is the real one (for ``:0``)."""
+
+    def __init__(self, config: Config, app: Application) -> None:
+        self.config = config
+        self.app = app
+        self.metrics = Metrics()
+        limit = config.server.max_message_bytes
+        self.grpc = aio.server(
+            interceptors=[KysoInterceptor(Authenticator(config.clients), self.metrics)],
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        services = register_all(self.grpc, app)
+        self.health_servicer = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.grpc)
+        reflection.enable_server_reflection(
+            [*services, "grpc.health.v1.Health", reflection.SERVICE_NAME], self.grpc
+        )
+        self.monitor = HealthMonitor(
+            self.health_servicer, app.probes(), config.server.health_interval_seconds
+        )
+        self.port = self._bind()
+
+    def _bind(self) -> int:
+        address = self.config.server.address
+        tls = self.config.tls
+        if not tls.enabled:
+            port = self.grpc.add_insecure_port(address)
+        else:
+            assert tls.certificate is not None
+            assert tls.private_key is not None
+            credentials = grpc.ssl_server_credentials(
+                [(tls.private_key.read_bytes(), tls.certificate.read_bytes())],
+                root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
+                require_client_auth=tls.client_ca is not None,
+            )
+            port = self.grpc.add_secure_port(address, credentials)
+        if port == 0:
+            raise OSError(f"cannot listen on {address} (in use or not a local address)")
+        return port
+
+    async def start(self) -> None:
+        await self.grpc.start()
+        await self.monitor.check_once()
+        self.monitor.start()
+        if self.config.server.metrics_address:
+            host, port = parse_address(self.config.server.metrics_address, key="metrics")
+            self.metrics.serve(host, port)
+        log.info("serving", extra={"address": self.config.server.address, "port": self.port})
+
+    async def stop(self) -> None:
+        log.info("stopping", extra={"grace_seconds": self.config.server.grace_seconds})
+        await self.monitor.stop()
+        await self.grpc.stop(self.config.server.grace_seconds)
+        self.app.close()
+        log.info("stopped")
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    app = await asyncio.to_thread(Application.open, config)
+    try:
+        server = Server(config, app)
+    except BaseException:
+        app.close()
+        raise
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await server.start()
+    await stop.wait()
+    await server.stop()

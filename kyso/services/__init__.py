@@ -1,0 +1,64 @@
+"""Thin gRPC servicers: protobuf in, domain call, protobuf out. Errors are mapped by the
+interceptor, never here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from kyso.app import Application
+from kyso.v1 import (
+    audit_pb2_grpc,
+    directory_pb2_grpc,
+    documents_pb2_grpc,
+    exchange_pb2_grpc,
+    signing_pb2_grpc,
+    verification_pb2_grpc,
+)
+
+__all__ = ["register_all"]
+
+
+def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
+    """Add every kyso.v1 servicer to ``server``; return the full service names.
+
+    A service whose domain is not built yet is registered with its generated base class, whose
+    methods answer UNIMPLEMENTED (the contract stays complete and discoverable by reflection).
+    """
+    registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]] = [
+        (
+            signing_pb2_grpc.add_SigningServiceServicer_to_server,
+            signing_pb2_grpc.SigningServiceServicer(),
+            "kyso.v1.SigningService",
+        ),
+        (
+            verification_pb2_grpc.add_VerificationServiceServicer_to_server,
+            verification_pb2_grpc.VerificationServiceServicer(),
+            "kyso.v1.VerificationService",
+        ),
+        (
+            documents_pb2_grpc.add_DocumentServiceServicer_to_server,
+            documents_pb2_grpc.DocumentServiceServicer(),
+            "kyso.v1.DocumentService",
+        ),
+        (
+            exchange_pb2_grpc.add_ExchangeServiceServicer_to_server,
+            exchange_pb2_grpc.ExchangeServiceServicer(),
+            "kyso.v1.ExchangeService",
+        ),
+        (
+            directory_pb2_grpc.add_DirectoryServiceServicer_to_server,
+            directory_pb2_grpc.DirectoryServiceServicer(),
+            "kyso.v1.DirectoryService",
+        ),
+        (
+            audit_pb2_grpc.add_AuditServiceServicer_to_server,
+            audit_pb2_grpc.AuditServiceServicer(),
+            "kyso.v1.AuditService",
+        ),
+    ]
+    for add, servicer, _name in registrations:
+        add(servicer, server)
+    return [name for _, _, name in registrations]

@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for package kyso.v1 (scripts/gen_protos.py writes them; do not edit)."""

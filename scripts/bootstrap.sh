@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Install what a fresh Debian 12 machine needs for kyso, skipping what is already there.
+#   scripts/bootstrap.sh run    Debian packages for the service + the Python virtual environment
+#   scripts/bootstrap.sh test   the same + the test-only packages (Ceph RADOS Gateway) + PostgreSQL up
+# Idempotent and quiet when nothing is missing. Needs root (or sudo) only when a package is missing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+purpose="${1:-run}"
+
+RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
+TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common)
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing_packages() {
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
+  done
+}
+
+install_debian() {
+  local recommends="$1"; shift
+  mapfile -t missing < <(missing_packages "$@")
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+install_debian "" "${RUN_PACKAGES[@]}"
+if [ "$purpose" = "test" ]; then
+  install_debian "--no-install-recommends" "${TEST_PACKAGES[@]}"
+fi
+
+# Python: a virtual environment pinned by constraints.txt, reinstalled when the inputs change.
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.kyso-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+  echo "bootstrap: installing Python packages into .venv"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -c constraints.txt -e '.[dev]'
+  touch "$stamp"
+fi
+
+if [ "$purpose" = "test" ]; then
+  # The persistence tests need PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth).
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+      echo "bootstrap: starting PostgreSQL"
+      version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+      sudo_if_needed pg_ctlcluster --skip-systemctl-redirect "$version" main start
+      for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    fi
+  fi
+  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "bootstrap: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+fi
