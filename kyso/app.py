@@ -39,6 +39,8 @@ class Application:
     def open(cls, config: Config) -> Application:
         stack = contextlib.ExitStack()
         try:
+            if config.dev_responders.enabled:
+                _start_dev_responders(config, stack)
             engine = db.create_engine(config.database.url)
             stack.callback(engine.dispose)
             db.upgrade(engine, components())
@@ -58,3 +60,20 @@ class Application:
 
     def close(self) -> None:
         self._closers.close()
+
+
+def _start_dev_responders(config: Config, stack: contextlib.ExitStack) -> None:
+    """Development only: the dev PKI's TSA, OCSP and CRL server, stopped with the application."""
+    from kyso.dev.pki import load_pki
+    from kyso.dev.responders import Responders
+    from kyso.errors import ConfigError
+
+    home = config.dev_responders.home
+    pki = load_pki(home / "pki") if home is not None else None
+    if pki is None:
+        raise ConfigError(
+            "dev_responders.home: no development PKI there; run `kyso dev init --home DIR` first"
+        )
+    responders = Responders(pki=pki).start()
+    stack.callback(responders.stop)
+    log.info("development responders started", extra={"url": responders.url})

@@ -121,8 +121,15 @@ class ClientConfig:
 
 @dataclass(frozen=True, slots=True)
 class HsmConfig:
+    """The PKCS#11 module, its environment and how many signing worker processes use it.
+
+    ``environment``: variables the vendor module reads (e.g. the path of its own configuration
+    file), set for the signing workers only. Never a PIN: PINs are per key (``keys.*``).
+    """
+
     module: str = "/usr/lib/softhsm/libsofthsm2.so"
     workers: int = 2
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

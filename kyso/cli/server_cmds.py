@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kyso import db, logs
 from kyso.cli.common import (
+    EXIT_CONFIG,
     add_client_arguments,
     client_target,
     die,
@@ -17,6 +18,7 @@ from kyso.cli.common import (
     open_channel,
     resolve_config_path,
 )
+from kyso.errors import ConfigError, KysoError
 
 __all__ = ["register"]
 
@@ -48,8 +50,12 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(level=config.server.log_level, fmt=config.server.log_format)
     try:
         asyncio.run(serve(config))
-    except OSError as exc:
-        die(str(exc))
+    except ConfigError as exc:
+        die(str(exc), code=EXIT_CONFIG)
+    except (OSError, KysoError) as exc:
+        # Start-up failures a person can fix (port in use, token absent, database unreachable)
+        # are one line; anything else keeps its traceback for the operator.
+        die(f"cannot start: {exc}")
     return 0
 
 

@@ -1,0 +1,114 @@
+"""``kyso dev init``: the development environment plus the configuration that uses it.
+
+:func:`kyso.dev.init.dev_init` makes the tokens, keys, PKI, images and API token; this module
+writes ``HOME/kyso.toml`` for them (always rewritten, since it is derived) and prints what was
+made and where. Secrets are referenced by path, never written into the configuration.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from kyso.dev.init import DevEnvironment, dev_init
+
+__all__ = ["render_config", "set_up"]
+
+_ALL_ROLES = '["workflow", "clerk", "official", "auditor", "operator"]'
+
+
+def _q(value: object) -> str:
+    """A TOML basic string."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def render_config(env: DevEnvironment, *, address: str = "127.0.0.1:50051") -> str:
+    """The development ``kyso.toml`` for ``env`` (paths absolute, so it works from anywhere)."""
+    home = env.home
+    org = env.organisation
+    lines = [
+        "# kyso development configuration, written by `kyso dev init`. Do not use in production:",
+        "# the keys live on SoftHSM2 and the PKI is a development one. See docs/operations.md.",
+        "",
+        "[server]",
+        f"address = {_q(address)}",
+        'metrics_address = "127.0.0.1:9464"',
+        "",
+        "[database]",
+        f"url = {_q('sqlite:///' + str(home / 'kyso.db'))}",
+        "",
+        "[storage]",
+        'backend = "filesystem"',
+        f"path = {_q(home / 'objects')}",
+        "",
+        "[hsm]",
+        f"module = {_q(env.module_path)}",
+        "",
+        "[hsm.environment]",
+        f"SOFTHSM2_CONF = {_q(env.softhsm_conf)}",
+        "",
+        "[clients.dev]",
+        f"roles = {_ALL_ROLES}",
+        f"unit = {_q(org.code)}",
+        f"token_file = {_q(env.api_token_path)}",
+        "",
+    ]
+    for alias, key in env.keys.items():
+        if alias == "official":
+            continue  # the official's token is theirs: the service never opens it
+        lines += [
+            f"[keys.{alias}]",
+            f"uri = {_q(key.uri)}",
+            f"pin_file = {_q(key.pin_path)}",
+            f"chain = [{_q(env.intermediate_certificate_path)}]",
+            f"unit = {_q(org.code)}",
+            f"organisation = {_q(org.name)}",
+            'clients = ["dev"]',
+        ]
+        if alias != "ledger":
+            lines += [
+                f"seal_image = {_q(env.seal_image)}",
+                f"signer_image = {_q(env.signature_image)}",
+            ]
+        lines.append("")
+    lines += [
+        "[signing]",
+        f"tsa_urls = [{_q(env.tsa_url)}]",
+        "",
+        "[trust]",
+        f"anchors = [{_q(env.root_certificate_path)}]",
+        "",
+        "[ledger]",
+        'key = "ledger"',
+        "",
+        "[dev_responders]",
+        "enabled = true",
+        f"home = {_q(home)}",
+        f"port = {env.responders_port}",
+        "",
+        "[client]",
+        f"server = {_q(address)}",
+        f"token_file = {_q(env.api_token_path)}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def set_up(home: Path, *, out: TextIO = sys.stdout) -> DevEnvironment:
+    env = dev_init(home)
+    config_path = env.home / "kyso.toml"
+    config_path.write_text(render_config(env), encoding="utf-8")
+    print(f"development environment in {env.home}", file=out)
+    print(f"  configuration     {config_path}", file=out)
+    print(f"  SoftHSM2 config   {env.softhsm_conf}", file=out)
+    for alias, key in env.keys.items():
+        print(f"  key {alias:<13} {key.uri}", file=out)
+    for token, pin_path in env.pin_paths.items():
+        print(f"  PIN of {token:<10} {pin_path} (mode 0600)", file=out)
+    print(f"  trust anchor      {env.root_certificate_path}", file=out)
+    print(f"  TSA / OCSP        {env.tsa_url} , {env.ocsp_url}", file=out)
+    print(f"  API token         {env.api_token_path} (mode 0600)", file=out)
+    print(f"  stamp images      {env.seal_image}, {env.signature_image}", file=out)
+    return env
