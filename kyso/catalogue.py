@@ -1,0 +1,134 @@
+"""The documents catalogue: what is stored, by whom, for which unit, and the signatures on it.
+
+Invariants:
+- :meth:`Catalogue.record` is idempotent per ref: the first record of a content address wins
+  (the same bytes uploaded twice are one document), and concurrent records of the same ref from
+  several processes end with one row.
+- Rows are written only after the object is stored (callers: store, then record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from kyso.errors import NotFound
+from kyso.schema import documents, signatures
+
+__all__ = ["Catalogue", "CatalogueEntry", "SignatureRecord"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignatureRecord:
+    signer: str
+    key_alias: str
+    level: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogueEntry:
+    ref: str
+    size: int
+    content_type: str
+    filename: str = ""
+    uploader: str = ""
+    unit_code: str = ""
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    signatures: tuple[SignatureRecord, ...] = ()
+
+    @property
+    def sha256(self) -> str:
+        return self.ref.removeprefix("sha256/")
+
+
+class Catalogue:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def record(self, entry: CatalogueEntry, *, signature: SignatureRecord | None = None) -> None:
+        """Catalogue ``entry`` (unless its ref already is) and add ``signature`` to it."""
+        with self._engine.begin() as conn:
+            exists = conn.execute(
+                sa.select(documents.c.ref).where(documents.c.ref == entry.ref)
+            ).first()
+            if exists is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(documents.insert().values(**_row(entry)))
+                except sa.exc.IntegrityError:
+                    pass  # another writer catalogued the same bytes first: one document
+            if signature is not None:
+                conn.execute(
+                    signatures.insert().values(
+                        ref=entry.ref,
+                        signer=signature.signer,
+                        key_alias=signature.key_alias,
+                        level=signature.level,
+                        signed_at=signature.signed_at,
+                    )
+                )
+
+    def get(self, ref: str) -> CatalogueEntry:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(documents).where(documents.c.ref == ref)).first()
+            if row is None:
+                raise NotFound(f"no document {ref} in the catalogue")
+            sigs = conn.execute(
+                sa.select(signatures).where(signatures.c.ref == ref).order_by(signatures.c.id)
+            ).all()
+        return CatalogueEntry(
+            ref=row.ref,
+            size=row.size,
+            content_type=row.content_type,
+            filename=row.filename,
+            uploader=row.uploader,
+            unit_code=row.unit_code,
+            created_at=_utc(row.created_at),
+            signatures=tuple(
+                SignatureRecord(
+                    signer=s.signer,
+                    key_alias=s.key_alias,
+                    level=s.level,
+                    signed_at=_utc(s.signed_at),
+                )
+                for s in sigs
+            ),
+        )
+
+    def refs(self, *, batch: int = 1000) -> Iterable[Sequence[str]]:
+        """Every catalogued ref, in batches (for the start-up consistency check)."""
+        last = ""
+        while True:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(documents.c.ref)
+                    .where(documents.c.ref > last)
+                    .order_by(documents.c.ref)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            chunk = [r.ref for r in rows]
+            yield chunk
+            last = chunk[-1]
+
+
+def _row(entry: CatalogueEntry) -> dict[str, object]:
+    return {
+        "ref": entry.ref,
+        "size": entry.size,
+        "content_type": entry.content_type,
+        "filename": entry.filename,
+        "uploader": entry.uploader,
+        "unit_code": entry.unit_code,
+        "created_at": entry.created_at,
+    }
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything kyso writes is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,49 @@
+"""The application's own tables: the documents catalogue (prefix ``catalogue_``).
+
+- ``catalogue_documents``: one row per stored document, keyed by its content address. A row is
+  written only after its object is durably stored (object first, then row), so a crash can
+  leave an object without a row (found and catalogued by the start-up check) but never a row
+  without its object.
+- ``catalogue_signatures``: the signatures kyso made on a document (who, which key, level, when).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from kyso.db import Component, MigrationStep
+
+__all__ = ["COMPONENT", "documents", "metadata", "signatures"]
+
+metadata = sa.MetaData()
+
+documents = sa.Table(
+    "catalogue_documents",
+    metadata,
+    sa.Column("ref", sa.String(71), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content_type", sa.String(200), nullable=False),
+    sa.Column("filename", sa.String(500), nullable=False, server_default=""),
+    sa.Column("uploader", sa.String(200), nullable=False, server_default=""),
+    sa.Column("unit_code", sa.String(32), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+signatures = sa.Table(
+    "catalogue_signatures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "ref", sa.String(71), sa.ForeignKey("catalogue_documents.ref"), nullable=False, index=True
+    ),
+    sa.Column("signer", sa.String(500), nullable=False),
+    sa.Column("key_alias", sa.String(200), nullable=False, server_default=""),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_STEPS: tuple[MigrationStep, ...] = (
+    (1, "documents catalogue and signatures", lambda conn: metadata.create_all(conn)),
+)
+
+COMPONENT = Component(name="catalogue", steps=_STEPS)
