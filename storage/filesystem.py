@@ -1,0 +1,337 @@
+"""The filesystem adapter: the embedded default store.
+
+Layout under ``root``::
+
+    objects/ab/cd/abcd…(64 hex)         the content, read-only (0444)
+    objects/ab/cd/abcd….json            its description (size, content type, metadata, retention)
+    tmp/                                staging for puts in progress
+
+Invariants:
+- a put streams into a staging file in ``tmp/`` while hashing (the shard directory is not known
+  until the digest is); ``tmp/`` is checked to be on the same filesystem as ``objects/`` so that
+  the final step is an atomic directory-entry operation. The file is fsynced, then hard-linked
+  to its final name (``link`` never replaces: a concurrent writer of the same content that got
+  there first wins, and both return the same ref), then the shard directory is fsynced;
+- the description is written first (temp file in the shard directory, fsync, link) so that an
+  object, once visible, always has one;
+- ENOSPC/EDQUOT raises ``StorageFull`` and removes every file the put created;
+- retention is recorded, not enforced: a filesystem cannot lock a file against root, and this
+  API never deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from storage.errors import (
+    DeclaredHashMismatch,
+    ObjectNotFound,
+    StorageConfigError,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    UnsupportedOperation,
+)
+from storage.model import (
+    ObjectRef,
+    Retention,
+    RetentionMode,
+    RetentionState,
+    StoredObject,
+    check_metadata,
+    parse_sha256,
+)
+from storage.reader import ObjectReader
+from storage.streams import PutSource, iter_chunks
+
+__all__ = ["FilesystemStore"]
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+
+
+class FilesystemStore:
+    """Content-addressed, write-once object store in a local directory (see module doc)."""
+
+    def __init__(self, root: Path, *, create: bool = True) -> None:
+        self.root = root
+        self._objects = root / "objects"
+        self._tmp = root / "tmp"
+        try:
+            if create:
+                self._objects.mkdir(parents=True, exist_ok=True)
+                self._tmp.mkdir(exist_ok=True)
+            devices = {os.stat(self._objects).st_dev, os.stat(self._tmp).st_dev}
+        except FileNotFoundError as exc:
+            raise StorageConfigError(
+                f"storage directory {root} does not exist or is incomplete: create it or let "
+                "kyso create it (create=True)"
+            ) from exc
+        except OSError as exc:
+            raise StorageConfigError(
+                f"cannot use storage directory {root}: {exc.strerror}"
+            ) from exc
+        if len(devices) != 1:
+            raise StorageConfigError(
+                f"{self._objects} and {self._tmp} are on different filesystems; atomic puts "
+                "need them on one: do not mount anything over either"
+            )
+
+    def __repr__(self) -> str:
+        return f"FilesystemStore(root={str(self.root)!r})"
+
+    # ------------------------------------------------------------------ port
+    def put(
+        self,
+        stream: PutSource,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        expected_sha256: str | None = None,
+        retention: Retention | None = None,
+    ) -> StoredObject:
+        meta = check_metadata(metadata)
+        if expected_sha256 is not None:
+            parse_sha256(expected_sha256, what="the declared sha256")
+        staged, digest, size = self._stage(stream)
+        try:
+            if expected_sha256 is not None and digest != expected_sha256:
+                raise DeclaredHashMismatch(
+                    f"the uploaded bytes have SHA-256 {digest}, not the declared "
+                    f"{expected_sha256}: nothing was stored; send the document again"
+                )
+            ref = ObjectRef(digest)
+            final = self._path(ref)
+            if final.exists():
+                return self._extend_retention(ref, retention)
+            now = datetime.now(UTC)
+            record = {
+                "sha256": digest,
+                "size": size,
+                "content_type": content_type,
+                "metadata": dict(meta),
+                "created": now.isoformat(),
+                "retention": _retention_json(retention, now),
+            }
+            self._publish(staged, final, record)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
+        return self.stat(ref)
+
+    def open(self, ref: ObjectRef | str) -> ObjectReader:
+        info = self.stat(ref)
+        try:
+            handle = self._path(info.ref).open("rb", buffering=0)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object {info.ref} in {self.root}") from exc
+        except OSError as exc:
+            raise _os_error(exc, f"cannot open {info.ref}") from exc
+
+        def read_chunk(n: int) -> bytes:
+            try:
+                return handle.read(n) or b""
+            except OSError as exc:
+                raise _os_error(exc, f"cannot read {info.ref}") from exc
+
+        return ObjectReader(info=info, read_chunk=read_chunk, close_source=handle.close)
+
+    def stat(self, ref: ObjectRef | str) -> StoredObject:
+        ref = ObjectRef.parse(ref)
+        path = self._path(ref)
+        try:
+            record = json.loads(path.with_name(path.name + ".json").read_text("utf-8"))
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object {ref} in {self.root}") from exc
+        except (OSError, ValueError) as exc:
+            raise StorageError(
+                f"the description of {ref} cannot be read; check the .json file in {path.parent}"
+            ) from exc
+        if not path.exists():
+            raise ObjectNotFound(f"no object {ref} in {self.root}")
+        return _from_record(ref, record)
+
+    def exists(self, ref: ObjectRef | str) -> bool:
+        return self._path(ObjectRef.parse(ref)).exists()
+
+    def presigned_get_url(self, ref: ObjectRef | str, *, expires: timedelta) -> str:
+        ObjectRef.parse(ref)
+        raise UnsupportedOperation(
+            "the filesystem store has no download URLs: stream the document through the "
+            "service instead, or configure the S3 store"
+        )
+
+    def check(self) -> None:
+        for directory in (self._objects, self._tmp):
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise StorageUnavailable(
+                    f"storage directory {directory} is missing or not writable: check the "
+                    "mount and its permissions"
+                )
+
+    # ------------------------------------------------------------------ steps
+    def _path(self, ref: ObjectRef) -> Path:
+        hexdigest = ref.sha256
+        return self._objects / hexdigest[:2] / hexdigest[2:4] / hexdigest
+
+    def _stage(self, stream: PutSource) -> tuple[Path, str, int]:
+        """Copy the stream into a fsynced staging file; return it with its digest and size."""
+        try:
+            fd, name = tempfile.mkstemp(dir=self._tmp, prefix=".put-")
+        except OSError as exc:
+            raise _os_error(exc, "cannot create a staging file") from exc
+        staged = Path(name)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as out:
+                for chunk in iter_chunks(stream):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[out.write(view) or 0 :]
+                os.fsync(out.fileno())
+        except BaseException as exc:
+            staged.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _os_error(exc, "cannot write the document") from exc
+            raise
+        return staged, digest.hexdigest(), size
+
+    def _publish(self, staged: Path, final: Path, record: dict[str, Any]) -> None:
+        """Make the staged file visible under ``final``: description first, then content."""
+        meta_path = final.with_name(final.name + ".json")
+        created: list[Path] = []
+        try:
+            self._make_dirs(final.parent)
+            if _link_new(self._write_temp_json(final.parent, record), meta_path):
+                created.append(meta_path)
+            os.chmod(staged, 0o444)
+            if _link_new(staged, final):
+                created.append(final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            for path in reversed(created):
+                path.unlink(missing_ok=True)
+            raise _os_error(exc, "cannot store the document") from exc
+
+    def _write_temp_json(self, directory: Path, record: dict[str, Any]) -> Path:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".meta-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return Path(name)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create the shard directories, fsyncing each parent whose entries changed."""
+        missing: list[Path] = []
+        for path in (directory, directory.parent):
+            if path.exists():
+                break
+            missing.append(path)
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                path.mkdir()
+            _fsync_dir(path.parent)
+
+    def _extend_retention(self, ref: ObjectRef, retention: Retention | None) -> StoredObject:
+        """Re-put of stored content: keep it, but lengthen (never shorten) its retention record."""
+        current = self.stat(ref)
+        if retention is None:
+            return current
+        now = datetime.now(UTC)
+        wanted = _retention_json(retention, now)
+        assert wanted is not None
+        if current.retention is not None:
+            if current.retention.retain_until >= datetime.fromisoformat(wanted["retain_until"]):
+                return current
+            if current.retention.mode is RetentionMode.COMPLIANCE:
+                wanted["mode"] = RetentionMode.COMPLIANCE.value
+        path = self._path(ref)
+        meta_path = path.with_name(path.name + ".json")
+        record = json.loads(meta_path.read_text("utf-8"))
+        record["retention"] = wanted
+        try:
+            temp = self._write_temp_json(path.parent, record)
+            os.replace(temp, meta_path)  # the description only; content is never replaced
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise _os_error(exc, f"cannot record the retention of {ref}") from exc
+        return self.stat(ref)
+
+
+def _link_new(source: Path, target: Path) -> bool:
+    """Give ``source`` the name ``target`` unless it exists; remove ``source``. True if created."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        source.unlink(missing_ok=True)
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARDLINKS:
+            source.unlink(missing_ok=True)
+            raise
+        # No hard links on this filesystem: rename, which replaces an identical object at worst.
+        os.rename(source, target)
+        return True
+    source.unlink(missing_ok=True)
+    return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _os_error(exc: OSError, what: str) -> StorageError:
+    if exc.errno in _FULL_ERRNOS:
+        return StorageFull(
+            f"{what}: the storage filesystem is full (or over quota); free space or grow the "
+            "volume, then retry"
+        )
+    return StorageError(f"{what}: {exc.strerror or exc}")
+
+
+def _retention_json(retention: Retention | None, now: datetime) -> dict[str, str] | None:
+    if retention is None:
+        return None
+    until = now + timedelta(days=retention.days)
+    return {"mode": retention.mode.value, "retain_until": until.isoformat()}
+
+
+def _from_record(ref: ObjectRef, record: dict[str, Any]) -> StoredObject:
+    if record.get("sha256") != ref.sha256:
+        raise StorageError(f"the description beside {ref} names another digest: it is corrupt")
+    retention = record.get("retention")
+    return StoredObject(
+        ref=ref,
+        size=int(record["size"]),
+        content_type=str(record["content_type"]),
+        metadata=MappingProxyType({str(k): str(v) for k, v in record["metadata"].items()}),
+        created=datetime.fromisoformat(record["created"]),
+        retention=None
+        if retention is None
+        else RetentionState(
+            mode=RetentionMode(retention["mode"]),
+            retain_until=datetime.fromisoformat(retention["retain_until"]),
+        ),
+    )

@@ -1,0 +1,66 @@
+"""The object-storage port: what the rest of kyso may ask of any store.
+
+Invariants every adapter keeps:
+- objects are addressed by content (``sha256/<hex>``) and written once: nothing in this API
+  overwrites or deletes; putting content that is already stored is a no-op returning the same
+  ref (the first writer's content type and metadata are kept);
+- an object becomes visible only complete: a failed or interrupted put leaves nothing under
+  its ref;
+- content streams in and out in chunks: no adapter holds a whole object in memory;
+- every read is verified against the ref's digest (``ObjectReader``); a mismatch raises
+  ``IntegrityError`` and the corrupt content is never handed out whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Protocol, runtime_checkable
+
+from storage.model import ObjectRef, Retention, StoredObject
+from storage.reader import ObjectReader
+from storage.streams import PutSource
+
+__all__ = ["ObjectStore"]
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """A content-addressed, write-once object store."""
+
+    def put(
+        self,
+        stream: PutSource,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        expected_sha256: str | None = None,
+        retention: Retention | None = None,
+    ) -> StoredObject:
+        """Store the stream's bytes and return their description.
+
+        ``expected_sha256`` (hex) is the digest the client declared: if the bytes differ,
+        ``DeclaredHashMismatch`` is raised and nothing is stored. ``retention`` asks for an
+        object lock (S3); re-putting existing content extends, never shortens, its retention.
+        """
+        ...
+
+    def open(self, ref: ObjectRef | str) -> ObjectReader:
+        """Open the object for a verified, streaming read (a context manager)."""
+        ...
+
+    def stat(self, ref: ObjectRef | str) -> StoredObject:
+        """Describe the object; ``ObjectNotFound`` when absent."""
+        ...
+
+    def exists(self, ref: ObjectRef | str) -> bool:
+        """Whether an object is stored under ``ref``."""
+        ...
+
+    def presigned_get_url(self, ref: ObjectRef | str, *, expires: timedelta) -> str:
+        """A URL that downloads the object without credentials until ``expires`` has passed."""
+        ...
+
+    def check(self) -> None:
+        """Health probe: return if the store can serve requests, else raise a StorageError."""
+        ...

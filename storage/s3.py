@@ -1,0 +1,522 @@
+"""The S3 adapter, over the minio SDK: MinIO, Ceph's RADOS Gateway, or any S3 service.
+
+How a put works, and why. The content address is the SHA-256 of the bytes, which is known only
+after the last byte. The adapter therefore spools the stream to a local temporary file while
+hashing it (kept in memory up to ``spool_memory_bytes``, on disk beyond; ``spool_dir`` chooses
+where), then uploads the spool straight to ``sha256/<hex>``: a single PUT carrying
+``x-amz-checksum-sha256`` (the server checks the bytes; object-lock buckets require a
+checksum) or, above ``part_size``, a multipart upload whose object appears only when it is
+completed. The alternative, uploading under a temporary key and copying server-side, doubles the
+backend's work and leaves orphans when the process dies between copy and delete.
+
+Invariants:
+- nothing under ``sha256/…`` is ever visible incomplete; existing content is never re-uploaded
+  (a HEAD first), so a re-put is a no-op that can only lengthen the retention;
+- the ETag is never trusted: Ceph's gateway answers CompleteMultipartUpload with an empty one.
+  After an upload the adapter stats the object and checks its size and its recorded digest;
+- retention is read from the object's ``x-amz-object-lock-*`` headers with our own date parser,
+  because the gateway writes dates with nanoseconds that minio-py's ``get_object_retention``
+  cannot parse;
+- transient failures (connection refused/reset, timeouts, HTTP 500/502/503/504) are retried by
+  the HTTP pool with exponential backoff; what still fails becomes ``StorageUnavailable``.
+  The health probe uses a pool without retries so that it answers quickly;
+- credentials come from the environment or files (``S3Credentials.from_env``), never from
+  configuration text, and never appear in reprs, messages or logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NoReturn
+from urllib.parse import quote, unquote
+
+import urllib3
+from minio import Minio
+from minio.commonconfig import COMPLIANCE, ENABLED, GOVERNANCE
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+from minio.retention import Retention as MinioRetention
+from minio.versioningconfig import VersioningConfig
+
+from storage.errors import (
+    CredentialsRejected,
+    DeclaredHashMismatch,
+    IntegrityError,
+    ObjectNotFound,
+    StorageConfigError,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
+from storage.model import (
+    ObjectRef,
+    Retention,
+    RetentionMode,
+    RetentionState,
+    StoredObject,
+    check_metadata,
+    parse_sha256,
+)
+from storage.reader import ObjectReader
+from storage.streams import PutSource, iter_chunks
+
+__all__ = ["S3Config", "S3Credentials", "S3Store", "parse_s3_datetime"]
+
+_META_PREFIX = "x-amz-meta-"
+_DIGEST_KEY = _META_PREFIX + "kyso-sha256"
+_TRANSIENT_STATUS = (500, 502, 503, 504)
+_UNAVAILABLE_CODES = {"ServiceUnavailable", "SlowDown", "InternalError", "RequestTimeout"}
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
+_FULL_CODES = {"QuotaExceeded", "XMinioStorageFull", "EntityTooLarge"}
+_MAX_PRESIGN = timedelta(days=7)
+_S3_DATETIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?")
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """An access key pair. The secret is kept out of repr()."""
+
+    access_key: str
+    secret_key: str = field(repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> S3Credentials:
+        """Read ``KYSO_S3_ACCESS_KEY``/``KYSO_S3_SECRET_KEY``, or the files named by
+        ``KYSO_S3_ACCESS_KEY_FILE``/``KYSO_S3_SECRET_KEY_FILE`` (first line, stripped)."""
+        env = os.environ if environ is None else environ
+        return cls(
+            access_key=_secret(env, "KYSO_S3_ACCESS_KEY"),
+            secret_key=_secret(env, "KYSO_S3_SECRET_KEY"),
+        )
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    if env.get(name):
+        return env[name]
+    path = env.get(name + "_FILE")
+    if not path:
+        raise StorageConfigError(f"set {name} or {name}_FILE (a file holding it) for the S3 store")
+    try:
+        value = Path(path).read_text("utf-8").strip().splitlines()
+    except OSError as exc:
+        raise StorageConfigError(f"cannot read {name}_FILE ({path}): {exc.strerror}") from exc
+    if not value or not value[0].strip():
+        raise StorageConfigError(f"{name}_FILE ({path}) is empty")
+    return value[0].strip()
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """Where and how to store objects in S3. No credentials here (see ``S3Credentials``)."""
+
+    endpoint: str
+    """``host:port`` (no scheme)."""
+    bucket: str
+    secure: bool = True
+    ca_bundle: Path | None = None
+    """PEM file of CA certificates to trust instead of the system store (TLS only)."""
+    region: str = "us-east-1"
+    object_lock: bool = False
+    """Create the bucket with object lock (and require it on an existing bucket)."""
+    part_size: int = 16 * 1024 * 1024
+    parallel_uploads: int = 2
+    spool_memory_bytes: int = 8 * 1024 * 1024
+    spool_dir: Path | None = None
+    retries: int = 4
+    backoff_seconds: float = 0.2
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if "://" in self.endpoint or not self.endpoint:
+            raise StorageConfigError(
+                f"S3 endpoint {self.endpoint!r} must be host:port without a scheme; "
+                "use secure=True/False for TLS"
+            )
+        if not 5 * 1024 * 1024 <= self.part_size <= 5 * 1024**3:
+            raise StorageConfigError("S3 part_size must be between 5 MiB and 5 GiB")
+        if self.ca_bundle is not None and not self.secure:
+            raise StorageConfigError("a CA bundle was given but TLS is off (secure=False)")
+
+
+class S3Store:
+    """Content-addressed, write-once object store in one S3 bucket (see module doc)."""
+
+    def __init__(self, config: S3Config, *, credentials: S3Credentials) -> None:
+        self.config = config
+        self._client = self._make_client(config, credentials, retries=config.retries)
+        # The probe must answer within a health-check deadline: no retries, short timeouts.
+        self._probe = self._make_client(config, credentials, retries=0)
+        self._bucket_ready = False
+        self._bucket_lock = threading.Lock()
+        # Same-content puts in this process run one at a time, so the second finds the first's
+        # object instead of adding a redundant version (across processes that can still
+        # happen; the versions are identical and harmless).
+        self._put_locks: weakref.WeakValueDictionary[str, threading.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        self._put_locks_guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"S3Store(endpoint={self.config.endpoint!r}, bucket={self.config.bucket!r})"
+
+    @staticmethod
+    def _make_client(config: S3Config, credentials: S3Credentials, *, retries: int) -> Minio:
+        retry = urllib3.Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=config.backoff_seconds,
+            status_forcelist=_TRANSIENT_STATUS,
+            allowed_methods=None,  # every request body is in memory, so PUT/POST replay safely
+            raise_on_status=False,  # let minio read the S3 error document of the last answer
+        )
+        pool_args: dict[str, Any] = {
+            "timeout": urllib3.Timeout(connect=config.connect_timeout, read=config.read_timeout),
+            "retries": retry,
+            "maxsize": max(10, config.parallel_uploads * 2),
+        }
+        if config.secure:
+            pool_args["cert_reqs"] = "CERT_REQUIRED"
+            if config.ca_bundle is not None:
+                pool_args["ca_certs"] = str(config.ca_bundle)
+        return Minio(
+            config.endpoint,
+            access_key=credentials.access_key,
+            secret_key=credentials.secret_key,
+            secure=config.secure,
+            region=config.region,
+            http_client=urllib3.PoolManager(**pool_args),
+        )
+
+    # ------------------------------------------------------------------ port
+    def put(
+        self,
+        stream: PutSource,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        expected_sha256: str | None = None,
+        retention: Retention | None = None,
+    ) -> StoredObject:
+        meta = check_metadata(metadata)
+        if expected_sha256 is not None:
+            parse_sha256(expected_sha256, what="the declared sha256")
+        with tempfile.SpooledTemporaryFile(
+            max_size=self.config.spool_memory_bytes,
+            dir=None if self.config.spool_dir is None else str(self.config.spool_dir),
+        ) as spool:
+            digest, size = _spool(stream, spool)
+            if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
+                raise DeclaredHashMismatch(
+                    f"the uploaded bytes have SHA-256 {digest.hexdigest()}, not the declared "
+                    f"{expected_sha256}: nothing was stored; send the document again"
+                )
+            ref = ObjectRef(digest.hexdigest())
+            self._ensure_bucket()
+            with self._put_locks_guard:
+                ref_lock = self._put_locks.setdefault(ref.sha256, threading.Lock())
+            with ref_lock:
+                return self._upload(
+                    ref, spool, digest.digest(), size, content_type, meta, retention
+                )
+
+    def _upload(
+        self,
+        ref: ObjectRef,
+        spool: Any,
+        raw_digest: bytes,
+        size: int,
+        content_type: str,
+        meta: Mapping[str, str],
+        retention: Retention | None,
+    ) -> StoredObject:
+        """Upload the spool to ``ref`` unless it is already stored; verify by a stat."""
+        existing = self._head(ref)
+        if existing is not None:
+            return self._extend_retention(existing, retention)
+        spool.seek(0)
+        headers = {_DIGEST_KEY: ref.sha256}
+        headers.update({_META_PREFIX + k: quote(v, safe="") for k, v in meta.items()})
+        if size <= self.config.part_size:
+            # One PUT: the server checks the bytes (and object-lock buckets demand a checksum).
+            headers["x-amz-checksum-sha256"] = base64.b64encode(raw_digest).decode()
+        try:
+            self._client.put_object(
+                self.config.bucket,
+                str(ref),
+                spool,
+                size,
+                content_type=content_type or "application/octet-stream",
+                metadata=headers,  # type: ignore[arg-type]
+                retention=_minio_retention(retention),
+                part_size=self.config.part_size,
+                num_parallel_uploads=self.config.parallel_uploads,
+            )
+        except Exception as exc:
+            _raise_mapped(exc, f"cannot store {ref}")
+        if size <= self.config.part_size:
+            # A single PUT answered 200 for exactly these bytes: no second round trip.
+            return StoredObject(
+                ref=ref,
+                size=size,
+                content_type=content_type or "application/octet-stream",
+                metadata=MappingProxyType(dict(meta)),
+                created=datetime.now(UTC),
+                retention=None
+                if retention is None
+                else RetentionState(
+                    mode=retention.mode,
+                    retain_until=datetime.now(UTC) + timedelta(days=retention.days),
+                ),
+            )
+        # Multipart: never the ETag (empty from Ceph's CompleteMultipartUpload) but a stat.
+        stored = self._head(ref)
+        if stored is None or stored.size != size:
+            raise IntegrityError(
+                f"{ref} was uploaded but the store reports "
+                f"{'no object' if stored is None else f'{stored.size} bytes, not {size}'}; "
+                "retry the upload and check the S3 service"
+            )
+        return stored
+
+    def open(self, ref: ObjectRef | str) -> ObjectReader:
+        ref = ObjectRef.parse(ref)
+        self._ensure_bucket()
+        try:
+            response = self._client.get_object(self.config.bucket, str(ref))
+        except Exception as exc:
+            _raise_mapped(exc, f"cannot read {ref}", ref=ref)
+        info = _describe(ref, response.headers)
+
+        def read_chunk(n: int) -> bytes:
+            try:
+                return bytes(response.read(n))
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise StorageUnavailable(
+                    f"the S3 service stopped sending {ref} mid-read; retry"
+                ) from exc
+
+        def close_source() -> None:
+            response.close()
+            response.release_conn()
+
+        return ObjectReader(info=info, read_chunk=read_chunk, close_source=close_source)
+
+    def stat(self, ref: ObjectRef | str) -> StoredObject:
+        ref = ObjectRef.parse(ref)
+        stored = self._head(ref)
+        if stored is None:
+            raise ObjectNotFound(f"no object {ref} in bucket {self.config.bucket}")
+        return stored
+
+    def exists(self, ref: ObjectRef | str) -> bool:
+        return self._head(ObjectRef.parse(ref)) is not None
+
+    def presigned_get_url(self, ref: ObjectRef | str, *, expires: timedelta) -> str:
+        ref = ObjectRef.parse(ref)
+        if not timedelta(seconds=1) <= expires <= _MAX_PRESIGN:
+            raise ValueError("a download URL must expire between 1 second and 7 days from now")
+        self.stat(ref)  # no URLs for objects that are not there
+        try:
+            return self._client.presigned_get_object(self.config.bucket, str(ref), expires=expires)
+        except Exception as exc:
+            _raise_mapped(exc, f"cannot sign a download URL for {ref}", ref=ref)
+
+    def check(self) -> None:
+        try:
+            self._probe.bucket_exists(self.config.bucket)
+        except Exception as exc:
+            _raise_mapped(exc, "S3 health check failed")
+        self._ensure_bucket()  # once: creates or validates the bucket
+
+    # ------------------------------------------------------------------ steps
+    def _head(self, ref: ObjectRef) -> StoredObject | None:
+        self._ensure_bucket()
+        try:
+            obj = self._client.stat_object(self.config.bucket, str(ref))
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}:
+                return None
+            _raise_mapped(exc, f"cannot look up {ref}", ref=ref)
+        except Exception as exc:
+            _raise_mapped(exc, f"cannot look up {ref}", ref=ref)
+        assert obj.metadata is not None
+        return _describe(ref, obj.metadata)
+
+    def _ensure_bucket(self) -> None:
+        """Create the bucket (with versioning, and object lock if configured) when missing."""
+        if self._bucket_ready:
+            return
+        bucket = self.config.bucket
+        with self._bucket_lock:
+            if self._bucket_ready:
+                return
+            try:
+                if not self._client.bucket_exists(bucket):
+                    try:
+                        self._client.make_bucket(bucket, object_lock=self.config.object_lock)
+                    except S3Error as exc:
+                        if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                            raise
+                versioning = self._client.get_bucket_versioning(bucket)
+                if versioning.status != ENABLED:
+                    self._client.set_bucket_versioning(bucket, VersioningConfig(ENABLED))
+                if self.config.object_lock:
+                    self._require_object_lock()
+            except StorageError:
+                raise
+            except Exception as exc:
+                _raise_mapped(exc, f"cannot prepare bucket {bucket}")
+            self._bucket_ready = True
+
+    def _require_object_lock(self) -> None:
+        try:
+            self._client.get_object_lock_config(self.config.bucket)
+        except S3Error as exc:
+            if exc.code == "ObjectLockConfigurationNotFoundError":
+                raise StorageConfigError(
+                    f"bucket {self.config.bucket} exists without object lock, which can only be "
+                    "chosen when a bucket is created: use a new bucket name or turn "
+                    "object_lock off"
+                ) from exc
+            raise
+
+    def _extend_retention(self, stored: StoredObject, retention: Retention | None) -> StoredObject:
+        """Existing content re-put with a retention: lengthen the lock if it would end sooner."""
+        if retention is None:
+            return stored
+        until = datetime.now(UTC) + timedelta(days=retention.days)
+        current = stored.retention
+        if current is not None and current.retain_until >= until:
+            return stored
+        mode = retention.mode
+        if current is not None and current.mode is RetentionMode.COMPLIANCE:
+            mode = RetentionMode.COMPLIANCE  # a lock is never weakened
+        try:
+            self._client.set_object_retention(
+                self.config.bucket, str(stored.ref), _minio_retention_until(mode, until)
+            )
+        except Exception as exc:
+            _raise_mapped(exc, f"cannot extend the retention of {stored.ref}", ref=stored.ref)
+        return self.stat(stored.ref)
+
+
+def _spool(stream: PutSource, spool: Any) -> tuple[Any, int]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        for chunk in iter_chunks(stream):
+            digest.update(chunk)
+            size += len(chunk)
+            spool.write(chunk)
+    except OSError as exc:
+        if exc.errno in {28, 122}:  # ENOSPC, EDQUOT in the spool directory
+            raise StorageFull(
+                "the local spool directory for S3 uploads is full: free space there or "
+                "set spool_dir to a larger volume"
+            ) from exc
+        raise
+    return digest, size
+
+
+def _describe(ref: ObjectRef, headers: Mapping[str, str]) -> StoredObject:
+    """Build a StoredObject from HEAD/GET response headers (case-insensitive mapping)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    recorded = lowered.get(_DIGEST_KEY)
+    if recorded is not None and recorded != ref.sha256:
+        raise IntegrityError(
+            f"the S3 object {ref} records digest {recorded}: it was overwritten out of band; "
+            "restore the right version"
+        )
+    metadata = {
+        unquote(k.removeprefix(_META_PREFIX)): unquote(v)
+        for k, v in lowered.items()
+        if k.startswith(_META_PREFIX) and k != _DIGEST_KEY
+    }
+    created = None
+    if "last-modified" in lowered:
+        created = parsedate_to_datetime(lowered["last-modified"])
+    retention = None
+    mode = lowered.get("x-amz-object-lock-mode")
+    until = lowered.get("x-amz-object-lock-retain-until-date")
+    if mode in {m.value for m in RetentionMode} and until:
+        retention = RetentionState(mode=RetentionMode(mode), retain_until=parse_s3_datetime(until))
+    return StoredObject(
+        ref=ref,
+        size=int(lowered.get("content-length", "0")),
+        content_type=lowered.get("content-type", "application/octet-stream"),
+        metadata=MappingProxyType(metadata),
+        created=created,
+        retention=retention,
+    )
+
+
+def parse_s3_datetime(text: str) -> datetime:
+    """Parse an ISO 8601 instant as S3 servers write it, including nanoseconds (Ceph RGW)."""
+    match = _S3_DATETIME.fullmatch(text.strip())
+    if match is None:
+        raise StorageError(f"the S3 service sent an unreadable date {text!r}")
+    base, fraction, zone = match.groups()
+    micro = (fraction or "0")[:6].ljust(6, "0")  # nanoseconds are truncated to microseconds
+    suffix = "+00:00" if zone in {None, "Z"} else zone
+    return datetime.fromisoformat(f"{base}.{micro}{suffix}")
+
+
+def _minio_retention(retention: Retention | None) -> MinioRetention | None:
+    if retention is None:
+        return None
+    return _minio_retention_until(
+        retention.mode, datetime.now(UTC) + timedelta(days=retention.days)
+    )
+
+
+def _minio_retention_until(mode: RetentionMode, until: datetime) -> MinioRetention:
+    return MinioRetention(COMPLIANCE if mode is RetentionMode.COMPLIANCE else GOVERNANCE, until)
+
+
+def _raise_mapped(exc: BaseException, what: str, *, ref: ObjectRef | None = None) -> NoReturn:
+    """Re-raise a minio/urllib3 failure as the StorageError a caller can act on."""
+    if isinstance(exc, StorageError):
+        raise exc
+    if isinstance(exc, S3Error):
+        code = exc.code or ""
+        if code in {"NoSuchKey", "NoSuchObject"} and ref is not None:
+            raise ObjectNotFound(f"no object {ref}") from exc
+        if code == "NoSuchBucket":
+            raise StorageConfigError(f"{what}: the bucket does not exist") from exc
+        if code in _CREDENTIAL_CODES:
+            raise CredentialsRejected(
+                f"{what}: the S3 service refused the credentials ({code}); check "
+                "KYSO_S3_ACCESS_KEY/KYSO_S3_SECRET_KEY and the user's permissions"
+            ) from exc
+        if code in _FULL_CODES:
+            raise StorageFull(f"{what}: the S3 service is full or over quota ({code})") from exc
+        if code in _UNAVAILABLE_CODES:
+            raise StorageUnavailable(
+                f"{what}: the S3 service is unavailable ({code}); retry"
+            ) from exc
+        raise StorageError(f"{what}: the S3 service answered {code or 'an error'}") from exc
+    if isinstance(exc, ServerError | InvalidResponseError):
+        raise StorageUnavailable(
+            f"{what}: the S3 service failed ({type(exc).__name__}); retry"
+        ) from exc
+    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
+        raise StorageUnavailable(
+            f"{what}: the S3 service cannot be reached; check that it is running and retry"
+        ) from exc
+    if isinstance(exc, MinioException):
+        raise StorageError(f"{what}: {type(exc).__name__}") from exc
+    raise exc

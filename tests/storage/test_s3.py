@@ -1,0 +1,232 @@
+"""S3-only behaviour, shown against a real Ceph RADOS Gateway: object lock, credentials, the
+gateway's interoperability quirks, outages, presigned downloads, bucket set-up."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import urllib3
+from minio.commonconfig import COMPLIANCE, ENABLED
+from minio.error import S3Error
+from minio.retention import Retention as MinioRetention
+
+from storage import (
+    CredentialsRejected,
+    ObjectRef,
+    Retention,
+    RetentionMode,
+    S3Config,
+    S3Credentials,
+    S3Store,
+    StorageConfigError,
+    StorageUnavailable,
+)
+from storage.s3 import parse_s3_datetime
+from tests.storage.conftest import MiB, pseudo_random_bytes, raw_client, s3_config, s3_store
+from tests.support.rgw import RgwHandle, new_bucket_name
+
+pytestmark = pytest.mark.s3
+
+
+def _put(store: S3Store, data: bytes, retention: Retention | None = None) -> ObjectRef:
+    return store.put(
+        io.BytesIO(data), content_type="application/pdf", metadata={}, retention=retention
+    ).ref
+
+
+def test_compliance_retention_cannot_be_deleted_or_shortened(rgw: RgwHandle) -> None:
+    store = s3_store(rgw)
+    ref = _put(store, b"signed document", Retention(mode=RetentionMode.COMPLIANCE, days=2))
+    stat = store.stat(ref)
+    assert stat.retention is not None
+    assert stat.retention.mode is RetentionMode.COMPLIANCE
+    raw = raw_client(rgw)
+    bucket = store.config.bucket
+    version = raw.stat_object(bucket, str(ref)).version_id
+    assert version
+
+    with pytest.raises(S3Error) as deleting:
+        raw.remove_object(bucket, str(ref), version_id=version)
+    assert deleting.value.code == "AccessDenied"
+    shorter = MinioRetention(COMPLIANCE, datetime.now(UTC) + timedelta(hours=1))
+    with pytest.raises(S3Error) as shortening:
+        raw.set_object_retention(bucket, str(ref), shorter, version_id=version)
+    assert shortening.value.code == "AccessDenied"
+
+    after = store.stat(ref)
+    assert after.retention == stat.retention
+    with store.open(ref) as reader:
+        assert reader.read() == b"signed document"
+
+
+def test_wrong_credentials_are_refused_with_a_clear_error(rgw: RgwHandle) -> None:
+    good = s3_store(rgw)
+    good.check()  # creates the bucket
+    for creds in (
+        S3Credentials(access_key=rgw.access_key, secret_key="not-the-secret"),
+        S3Credentials(access_key="NOSUCHKEY", secret_key=rgw.secret_key),
+    ):
+        bad = S3Store(good.config, credentials=creds)
+        with pytest.raises(CredentialsRejected, match="refused the credentials") as refused:
+            bad.put(io.BytesIO(b"x"), content_type="text/plain", metadata={})
+        assert rgw.secret_key not in str(refused.value)
+        assert "not-the-secret" not in str(refused.value)
+        with pytest.raises(CredentialsRejected):
+            bad.check()
+    assert "not-the-secret" not in repr(
+        S3Credentials(access_key=rgw.access_key, secret_key="not-the-secret")
+    )
+
+
+def test_quirk_complete_multipart_upload_returns_an_empty_etag(rgw: RgwHandle) -> None:
+    store = s3_store(rgw, part_size=5 * MiB)
+    data = pseudo_random_bytes(12 * MiB, seed=21)
+    raw = raw_client(rgw)
+    store.check()
+    result = raw.put_object(
+        store.config.bucket, "quirk/multipart", io.BytesIO(data), len(data), part_size=5 * MiB
+    )
+    assert not result.etag  # the gateway's answer to CompleteMultipartUpload carries no ETag
+
+    stored = store.put(io.BytesIO(data), content_type="application/pdf", metadata={})
+    assert stored.size == len(data)
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    with store.open(stored.ref) as reader:
+        assert hashlib.sha256(b"".join(reader.chunks())).hexdigest() == stored.sha256
+
+
+def test_quirk_retention_dates_with_nanoseconds_are_read(rgw: RgwHandle) -> None:
+    store = s3_store(rgw)
+    before = datetime.now(UTC)
+    ref = _put(store, b"retained", Retention(mode=RetentionMode.GOVERNANCE, days=1))
+    with pytest.raises(ValueError, match="does not match format"):
+        raw_client(rgw).get_object_retention(store.config.bucket, str(ref))
+    state = store.stat(ref).retention
+    assert state is not None
+    assert state.mode is RetentionMode.GOVERNANCE
+    assert before + timedelta(days=1) - timedelta(minutes=5) < state.retain_until
+    assert state.retain_until < before + timedelta(days=1, minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-30T12:55:36.184000000Z", datetime(2026, 11, 30, 12, 55, 36, 184000, UTC)),
+        ("2026-11-30T12:55:36.123456789Z", datetime(2026, 11, 30, 12, 55, 36, 123456, UTC)),
+        ("2026-11-30T12:55:36Z", datetime(2026, 11, 30, 12, 55, 36, tzinfo=UTC)),
+        ("2026-11-30T12:55:36.5+00:00", datetime(2026, 11, 30, 12, 55, 36, 500000, UTC)),
+    ],
+)
+def test_s3_dates_parse_with_any_fraction(text: str, expected: datetime) -> None:
+    assert parse_s3_datetime(text) == expected
+
+
+def test_bucket_is_created_with_versioning(rgw: RgwHandle) -> None:
+    store = s3_store(rgw, object_lock=False)
+    raw = raw_client(rgw)
+    assert not raw.bucket_exists(store.config.bucket)
+    store.check()
+    assert raw.bucket_exists(store.config.bucket)
+    assert raw.get_bucket_versioning(store.config.bucket).status == ENABLED
+
+
+def test_object_lock_on_a_bucket_made_without_it_is_a_config_error(rgw: RgwHandle) -> None:
+    bucket = new_bucket_name()
+    raw_client(rgw).make_bucket(bucket)
+    with pytest.raises(StorageConfigError, match="without object lock"):
+        s3_store(rgw, bucket=bucket, object_lock=True).check()
+
+
+def test_presigned_get_downloads_without_credentials(rgw: RgwHandle) -> None:
+    store = s3_store(rgw)
+    ref = _put(store, b"public for a minute")
+    url = store.presigned_get_url(ref, expires=timedelta(minutes=1))
+    assert rgw.secret_key not in url
+    answer = urllib3.PoolManager().request("GET", url)
+    assert answer.status == 200
+    assert answer.data == b"public for a minute"
+    with pytest.raises(ValueError, match="expire"):
+        store.presigned_get_url(ref, expires=timedelta(days=8))
+
+
+def test_credentials_come_from_environment_or_files(tmp_path: Path) -> None:
+    direct = S3Credentials.from_env({"KYSO_S3_ACCESS_KEY": "AK", "KYSO_S3_SECRET_KEY": "SK"})
+    assert (direct.access_key, direct.secret_key) == ("AK", "SK")
+    (tmp_path / "secret").write_text("SK2\n")
+    from_file = S3Credentials.from_env(
+        {"KYSO_S3_ACCESS_KEY": "AK", "KYSO_S3_SECRET_KEY_FILE": str(tmp_path / "secret")}
+    )
+    assert from_file.secret_key == "SK2"
+    with pytest.raises(StorageConfigError, match="KYSO_S3_SECRET_KEY"):
+        S3Credentials.from_env({"KYSO_S3_ACCESS_KEY": "AK"})
+
+
+def test_config_rejects_a_scheme_in_the_endpoint() -> None:
+    with pytest.raises(StorageConfigError, match="without a scheme"):
+        S3Config(endpoint="http://127.0.0.1:9000", bucket="b")
+
+
+@pytest.mark.slow
+def test_gateway_killed_then_restarted_loses_nothing(rgw: RgwHandle) -> None:
+    store = s3_store(rgw, retries=1, backoff_seconds=0.05, connect_timeout=1.0)
+    acknowledged = {
+        _put(store, f"document {i}".encode()): f"document {i}".encode() for i in range(20)
+    }
+    rgw.kill()
+    try:
+        with pytest.raises(StorageUnavailable, match="cannot be reached"):
+            store.check()
+        with pytest.raises(StorageUnavailable):
+            _put(store, b"written during the outage")
+        with pytest.raises(StorageUnavailable):
+            store.open(next(iter(acknowledged)))
+        with pytest.raises(StorageUnavailable):
+            store.stat(next(iter(acknowledged)))
+    finally:
+        rgw.restart()
+    store.check()
+    for ref, data in acknowledged.items():
+        with store.open(ref) as reader:
+            assert reader.read() == data
+    assert store.exists(_put(store, b"written after the outage"))
+
+
+@pytest.mark.slow
+def test_a_put_during_a_short_outage_is_retried_with_backoff(rgw: RgwHandle) -> None:
+    # Retry budget ≈ 0 + 0.4 + 0.8 + 1.6 + 3.2 + 6.4 + 12.8 s: far longer than a restart.
+    store = s3_store(rgw, retries=8, backoff_seconds=0.2, connect_timeout=1.0)
+    store.check()
+    rgw.kill()
+    outcome: dict[str, object] = {}
+
+    def writer() -> None:
+        try:
+            outcome["ref"] = _put(store, b"sent while the gateway was down")
+        except BaseException as exc:  # asserted below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=writer)
+    try:
+        thread.start()
+        # The first connection attempts are refused while the gateway is down.
+        thread.join(timeout=0.5)
+    finally:
+        rgw.restart()
+    thread.join(timeout=60)
+    assert "error" not in outcome, outcome.get("error")
+    ref = outcome["ref"]
+    assert isinstance(ref, ObjectRef)
+    with store.open(ref) as reader:
+        assert reader.read() == b"sent while the gateway was down"
+
+
+def test_config_of_an_unused_store_names_no_secret(rgw: RgwHandle) -> None:
+    store = s3_store(rgw)
+    assert rgw.secret_key not in repr(store)
+    assert rgw.secret_key not in repr(store.config)
+    assert isinstance(s3_config(rgw), S3Config)
