@@ -1,0 +1,97 @@
+"""The ledger's tables and their versioned migrations (the persistence contract of kyso.db).
+
+Tables (all prefixed ``audit_``):
+
+- ``audit_entries``: one row per entry — ``idx`` (dense 0..n-1, primary key), ``leaf_hash``
+  (RFC 6962 leaf hash of ``entry``), ``entry`` (the canonical bytes, see ``audit.entry``).
+- ``audit_nodes``: the hash of every *complete* perfect subtree above the leaves, written once
+  when its last leaf is appended. The subtree of level L ≥ 1 at position p (leaves
+  [p·2^L, (p+1)·2^L)) is stored under ``id`` = (2p+1)·2^L − 1, its in-order number in the
+  perfect binary tree: one integer key per node, so SQLite keeps it in the rowid b-tree.
+- ``audit_tree``: exactly one row (``id`` = 1) holding ``size``, the number of entries. Every
+  append updates this row first, which serialises writers across threads and processes
+  (a row lock on PostgreSQL, the database write lock on SQLite); see ``audit.ledger``.
+- ``audit_certificates``: head-signing certificates (DER) by SHA-256.
+- ``audit_heads``: signed tree heads (size, root, time in microseconds since the epoch UTC,
+  algorithm, signature, signing certificate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+__all__ = [
+    "MIGRATIONS",
+    "certificates",
+    "entries",
+    "heads",
+    "metadata",
+    "nodes",
+    "tree",
+]
+
+metadata = sa.MetaData()
+
+# SQLite only makes a rowid alias of a column declared exactly INTEGER PRIMARY KEY.
+_Index = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+entries = sa.Table(
+    "audit_entries",
+    metadata,
+    sa.Column("idx", _Index, primary_key=True, autoincrement=False),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("entry", sa.LargeBinary, nullable=False),
+)
+
+nodes = sa.Table(
+    "audit_nodes",
+    metadata,
+    sa.Column("id", _Index, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+)
+
+tree = sa.Table(
+    "audit_tree",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("id = 1", name="audit_tree_single_row"),
+    sa.CheckConstraint("size >= 0", name="audit_tree_size_non_negative"),
+)
+
+certificates = sa.Table(
+    "audit_certificates",
+    metadata,
+    sa.Column("sha256", sa.LargeBinary(32), primary_key=True),
+    sa.Column("der", sa.LargeBinary, nullable=False),
+)
+
+heads = sa.Table(
+    "audit_heads",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("tree_size", sa.BigInteger, nullable=False),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("signed_at_us", sa.BigInteger, nullable=False),
+    sa.Column("algorithm", sa.String(32), nullable=False),
+    sa.Column("signature", sa.LargeBinary, nullable=False),
+    sa.Column(
+        "certificate_sha256",
+        sa.LargeBinary(32),
+        sa.ForeignKey("audit_certificates.sha256"),
+        nullable=False,
+    ),
+    sa.Index("audit_heads_by_size", "tree_size", "signed_at_us"),
+)
+
+
+def _create_v1(conn: sa.Connection) -> None:
+    metadata.create_all(conn)
+    conn.execute(tree.insert().values(id=1, size=0))
+
+
+MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
+    (1, "audit ledger: entries, Merkle nodes, tree state, certificates, signed heads", _create_v1),
+)
