@@ -81,17 +81,19 @@ class DatabaseConfig:
 
 @dataclass(frozen=True, slots=True)
 class S3Config:
-    """An S3 endpoint; credentials come from the named environment variables or files."""
+    """An S3 endpoint (``host:port``, no scheme).
+
+    Credentials are never in this file: they come from ``KYSO_S3_ACCESS_KEY`` and
+    ``KYSO_S3_SECRET_KEY``, or from the files named by ``KYSO_S3_ACCESS_KEY_FILE`` and
+    ``KYSO_S3_SECRET_KEY_FILE``. With ``retention_mode`` set, the bucket uses object lock and
+    every signed document is retained for ``retention_days``.
+    """
 
     endpoint: str = ""
     bucket: str = "kyso"
     secure: bool = True
-    region: str = ""
+    region: str = "us-east-1"
     ca_file: Path | None = None
-    access_key_env: str = "KYSO_S3_ACCESS_KEY"
-    secret_key_env: str = "KYSO_S3_SECRET_KEY"  # noqa: S105 (the variable's name, not a secret)
-    access_key_file: Path | None = None
-    secret_key_file: Path | None = None
     retention_mode: Literal["", "GOVERNANCE", "COMPLIANCE"] = ""
     retention_days: int = 0
 
@@ -418,6 +420,8 @@ def _validate(config: Config) -> None:
         _readable(anchor, f"trust.anchors[{i}]")
     if config.storage.backend == "s3" and not config.storage.s3.endpoint:
         raise ConfigError("storage.s3.endpoint: required when storage.backend is 's3'")
+    if config.storage.s3.retention_mode and config.storage.s3.retention_days < 1:
+        raise ConfigError("storage.s3.retention_days: must be at least 1 with a retention_mode")
 
 
 def _readable(path: Path, key: str) -> None:

@@ -21,6 +21,7 @@ from google.rpc import error_details_pb2, status_pb2
 __all__ = [
     "AuthenticationError",
     "ConfigError",
+    "FailedPrecondition",
     "KysoError",
     "NotFound",
     "PermissionDenied",
@@ -61,6 +62,10 @@ class PermissionDenied(KysoError):
     """The caller is known but may not do this."""
 
 
+class FailedPrecondition(KysoError):
+    """The request is valid but the state does not allow it (e.g. a session already completed)."""
+
+
 class Unavailable(KysoError):
     """A dependency (database, storage, token, peer) cannot be reached; retry later."""
 
@@ -77,17 +82,42 @@ class StatusInfo:
 def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
     # Imported here so that this module stays importable on its own (the CLI's config errors
     # need it before any domain package is loaded).
+    import audit
+    import storage
     from kyso.db import DatabaseError, SchemaAheadError
 
+    code = grpc.StatusCode
     return [
-        (RequestInvalid, grpc.StatusCode.INVALID_ARGUMENT),
-        (NotFound, grpc.StatusCode.NOT_FOUND),
-        (AuthenticationError, grpc.StatusCode.UNAUTHENTICATED),
-        (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-        (Unavailable, grpc.StatusCode.UNAVAILABLE),
-        (SchemaAheadError, grpc.StatusCode.FAILED_PRECONDITION),
-        (DatabaseError, grpc.StatusCode.UNAVAILABLE),
-        (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
+        # the application's own
+        (RequestInvalid, code.INVALID_ARGUMENT),
+        (NotFound, code.NOT_FOUND),
+        (AuthenticationError, code.UNAUTHENTICATED),
+        (PermissionDenied, code.PERMISSION_DENIED),
+        (FailedPrecondition, code.FAILED_PRECONDITION),
+        (Unavailable, code.UNAVAILABLE),
+        (SchemaAheadError, code.FAILED_PRECONDITION),
+        (DatabaseError, code.UNAVAILABLE),
+        # storage/
+        (storage.InvalidRef, code.INVALID_ARGUMENT),
+        (storage.InvalidMetadata, code.INVALID_ARGUMENT),
+        (storage.DeclaredHashMismatch, code.INVALID_ARGUMENT),
+        (storage.ObjectNotFound, code.NOT_FOUND),
+        (storage.IntegrityError, code.DATA_LOSS),
+        (storage.StorageFull, code.RESOURCE_EXHAUSTED),
+        (storage.StorageUnavailable, code.UNAVAILABLE),
+        (storage.StorageConfigError, code.UNAVAILABLE),
+        (storage.UnsupportedOperation, code.FAILED_PRECONDITION),
+        # audit/
+        (audit.EventNotFound, code.NOT_FOUND),
+        (audit.HeadNotFound, code.NOT_FOUND),
+        (audit.InvalidTreeSize, code.INVALID_ARGUMENT),
+        (audit.InvalidEvent, code.INVALID_ARGUMENT),
+        (audit.LedgerCorrupt, code.DATA_LOSS),
+        (audit.LedgerUnavailable, code.UNAVAILABLE),
+        (audit.LedgerClosed, code.UNAVAILABLE),
+        (audit.HeadSigningFailed, code.UNAVAILABLE),
+        # the contract's RPCs that a release has not built
+        (NotImplementedError, code.UNIMPLEMENTED),
     ]
 
 

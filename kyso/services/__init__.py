@@ -9,6 +9,8 @@ from typing import Any
 import grpc
 
 from kyso.app import Application
+from kyso.services.audit import AuditServicer
+from kyso.services.documents import DocumentServicer
 from kyso.v1 import (
     audit_pb2_grpc,
     directory_pb2_grpc,
@@ -40,7 +42,7 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
         ),
         (
             documents_pb2_grpc.add_DocumentServiceServicer_to_server,
-            documents_pb2_grpc.DocumentServiceServicer(),
+            DocumentServicer(app),
             "kyso.v1.DocumentService",
         ),
         (
@@ -55,7 +57,7 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
         ),
         (
             audit_pb2_grpc.add_AuditServiceServicer_to_server,
-            audit_pb2_grpc.AuditServiceServicer(),
+            AuditServicer(app),
             "kyso.v1.AuditService",
         ),
     ]

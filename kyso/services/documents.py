@@ -1,0 +1,143 @@
+"""DocumentService: streaming upload and download of content-addressed documents.
+
+Upload streams into the store without holding the document in memory: the gRPC stream feeds a
+bounded pipe that the store's ``put`` (run in a thread) reads. A declared SHA-256 or size that
+the bytes do not match aborts the put: nothing is stored. The catalogue row is written after
+the object (storage first), then the ledger records ``document.stored``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import audit
+import storage
+from kyso.app import Application
+from kyso.catalogue import CatalogueEntry
+from kyso.errors import RequestInvalid
+from kyso.interceptors import current_identity
+from kyso.services.convert import document_info, stored_document
+from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc
+
+__all__ = ["DocumentServicer"]
+
+DOWNLOAD_CHUNK = 256 * 1024
+_PIPE_DEPTH = 8
+
+
+class _End:
+    """Marks the end of the upload stream (or its failure, with the reason)."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class ChunkPipe:
+    """A bounded hand-over of byte chunks from the event loop to a reading thread."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[bytes | _End] = queue.Queue(maxsize=_PIPE_DEPTH)
+
+    async def send(self, chunk: bytes) -> None:
+        await asyncio.to_thread(self._queue.put, chunk)
+
+    async def finish(self, error: BaseException | None = None) -> None:
+        await asyncio.to_thread(self._queue.put, _End(error))
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+
+class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
+    def __init__(self, app: Application) -> None:
+        self._app = app
+
+    async def Upload(  # noqa: N802 (the gRPC method name)
+        self, request_iterator: AsyncIterator[documents_pb2.UploadRequest], context: Any
+    ) -> common_pb2.StoredDocument:
+        identity = current_identity()
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("metadata"):
+            raise RequestInvalid(
+                "the first message of an upload must carry the metadata", field="metadata"
+            )
+        meta = first.metadata
+        declared = meta.sha256.lower() or None
+        if declared is not None:
+            storage.model.parse_sha256(declared, what="metadata.sha256")
+        pipe = ChunkPipe()
+        put = asyncio.create_task(
+            asyncio.to_thread(
+                self._app.store.put,
+                pipe,
+                content_type=meta.content_type or "application/octet-stream",
+                metadata={},
+                expected_sha256=declared,
+            )
+        )
+        received = 0
+        try:
+            async for request in request_iterator:
+                if not request.HasField("chunk"):
+                    raise RequestInvalid("metadata may only come first", field="metadata")
+                received += len(request.chunk)
+                await pipe.send(request.chunk)
+            if meta.size and received != meta.size:
+                raise RequestInvalid(
+                    f"the upload declared {meta.size} bytes but sent {received}",
+                    field="metadata.size",
+                )
+            await pipe.finish()
+        except BaseException as exc:
+            await pipe.finish(exc)  # the put raises it: nothing is stored
+            await asyncio.gather(put, return_exceptions=True)
+            raise
+        stored = await put
+        entry = CatalogueEntry(
+            ref=str(stored.ref),
+            size=stored.size,
+            content_type=stored.content_type,
+            filename=meta.filename,
+            uploader=identity.name,
+            unit_code=identity.unit,
+        )
+        await asyncio.to_thread(self._app.catalogue.record, entry)
+        await self._app.record(
+            audit.EventType.DOCUMENT_STORED,
+            actor=identity,
+            document_sha256=stored.sha256,
+            refs=(str(stored.ref),),
+        )
+        return stored_document(stored.ref, stored.size)
+
+    async def Download(  # noqa: N802
+        self, request: documents_pb2.DownloadRequest, context: Any
+    ) -> AsyncIterator[documents_pb2.DownloadChunk]:
+        ref = storage.ObjectRef.parse(request.ref.ref)
+        reader = await asyncio.to_thread(self._app.store.open, ref)
+        try:
+            pieces = reader.chunks()
+            while True:
+                piece = await asyncio.to_thread(next, pieces, None)
+                if piece is None:
+                    return
+                for start in range(0, len(piece), DOWNLOAD_CHUNK):
+                    yield documents_pb2.DownloadChunk(chunk=piece[start : start + DOWNLOAD_CHUNK])
+        finally:
+            await asyncio.to_thread(reader.close)
+
+    async def Stat(  # noqa: N802
+        self, request: documents_pb2.StatRequest, context: Any
+    ) -> documents_pb2.DocumentInfo:
+        ref = storage.ObjectRef.parse(request.ref.ref)
+        entry = await asyncio.to_thread(self._app.catalogue.get, str(ref))
+        return document_info(entry)
