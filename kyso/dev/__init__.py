@@ -1,0 +1,1 @@
+"""Development tooling: provisioning of SoftHSM2 tokens for `kyso dev init` and the test suite."""

@@ -1,0 +1,162 @@
+"""OCSP responses and CRLs for B-LT signatures, cached until their ``nextUpdate``.
+
+For each certificate that is not self-signed: its OCSP responder (from the AIA extension) if it
+names one, else its CRL distribution point. An answer is reused by every signature until its
+``nextUpdate``; an answer without ``nextUpdate`` is not cached. A certificate whose status cannot
+be obtained fails the signature with ``RevocationUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asn1crypto import crl, ocsp, x509
+
+from signer.errors import RevocationUnavailable
+
+__all__ = ["RevocationCache", "RevocationData"]
+
+
+@dataclass(frozen=True)
+class RevocationData:
+    ocsps: tuple[ocsp.OCSPResponse, ...]
+    crls: tuple[crl.CertificateList, ...]
+
+
+class RevocationCache:
+    """Thread-safe cache of revocation answers; ``collect`` fetches what is missing or stale."""
+
+    def __init__(self, *, timeout: float) -> None:
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._ocsp: dict[tuple[bytes, int], tuple[datetime, ocsp.OCSPResponse]] = {}
+        self._crl: dict[str, tuple[datetime, crl.CertificateList]] = {}
+
+    async def collect(
+        self, certificates: Sequence[x509.Certificate], *, now: datetime | None = None
+    ) -> RevocationData:
+        """Revocation answers covering every non-root certificate of ``certificates``.
+
+        Issuers are looked up among ``certificates`` themselves (give each chain whole).
+        """
+        moment = now or datetime.now(UTC)
+        by_subject = {cert.subject.dump(): cert for cert in certificates}
+        ocsps: list[ocsp.OCSPResponse] = []
+        crls: dict[str, crl.CertificateList] = {}
+        for cert in certificates:
+            if cert.self_signed != "no" or _ocsp_no_check(cert):
+                continue
+            issuer = by_subject.get(cert.issuer.dump())
+            if issuer is None:
+                raise RevocationUnavailable(
+                    f"the issuer of '{cert.subject.human_friendly}' is not in the configured "
+                    "chain; add it so that revocation can be checked"
+                )
+            if cert.ocsp_urls:
+                ocsps.append(await self._ocsp_for(cert, issuer, moment))
+            elif cert.crl_distribution_points:
+                url = cert.crl_distribution_points[0].url
+                crls[url] = await self._crl_for(url, cert, moment)
+            else:
+                raise RevocationUnavailable(
+                    f"'{cert.subject.human_friendly}' names neither an OCSP responder nor a "
+                    "CRL; its revocation status cannot be embedded"
+                )
+        return RevocationData(ocsps=tuple(ocsps), crls=tuple(crls.values()))
+
+    async def _ocsp_for(
+        self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime
+    ) -> ocsp.OCSPResponse:
+        key = (cert.issuer.sha256, cert.serial_number)
+        with self._lock:
+            cached = self._ocsp.get(key)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        request = ocsp.OCSPRequest(
+            {
+                "tbs_request": {
+                    "request_list": [
+                        {
+                            "req_cert": {
+                                "hash_algorithm": {"algorithm": "sha1"},
+                                "issuer_name_hash": issuer.subject.sha1,
+                                "issuer_key_hash": issuer.public_key.sha1,
+                                "serial_number": cert.serial_number,
+                            }
+                        }
+                    ]
+                }
+            }
+        )
+        url = cert.ocsp_urls[0]
+        body = await self._post(url, request.dump(), "application/ocsp-request", cert)
+        try:
+            response = ocsp.OCSPResponse.load(body)
+            if response["response_status"].native != "successful":
+                raise ValueError(response["response_status"].native)
+            single = response.basic_ocsp_response["tbs_response_data"]["responses"][0]
+            next_update = single["next_update"].native
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise RevocationUnavailable(
+                f"the OCSP responder {url} gave no usable answer for "
+                f"'{cert.subject.human_friendly}' ({exc})"
+            ) from exc
+        if next_update is not None:
+            with self._lock:
+                self._ocsp[key] = (next_update, response)
+        return response
+
+    async def _crl_for(
+        self, url: str, cert: x509.Certificate, now: datetime
+    ) -> crl.CertificateList:
+        with self._lock:
+            cached = self._crl.get(url)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        body = await self._get(url, cert)
+        try:
+            crl_obj = crl.CertificateList.load(body)
+            next_update = crl_obj["tbs_cert_list"]["next_update"].native
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RevocationUnavailable(f"the CRL at {url} cannot be read ({exc})") from exc
+        if next_update is not None:
+            with self._lock:
+                self._crl[url] = (next_update, crl_obj)
+        return crl_obj
+
+    async def _post(
+        self, url: str, data: bytes, content_type: str, cert: x509.Certificate
+    ) -> bytes:
+        request = urllib.request.Request(  # noqa: S310 - URLs come from CA certificates
+            url, data=data, headers={"Content-Type": content_type}
+        )
+        return await asyncio.to_thread(self._fetch, request, cert)
+
+    async def _get(self, url: str, cert: x509.Certificate) -> bytes:
+        request = urllib.request.Request(url)  # noqa: S310 - URLs come from CA certificates
+        return await asyncio.to_thread(self._fetch, request, cert)
+
+    def _fetch(self, request: urllib.request.Request, cert: x509.Certificate) -> bytes:
+        if not request.full_url.startswith(("http://", "https://")):
+            raise RevocationUnavailable(f"revocation URL {request.full_url} is not HTTP(S)")
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                body: bytes = response.read()
+                return body
+        except (urllib.error.URLError, OSError) as exc:
+            raise RevocationUnavailable(
+                f"revocation data for '{cert.subject.human_friendly}' could not be fetched from "
+                f"{request.full_url} ({exc}); nothing was signed"
+            ) from exc
+
+
+def _ocsp_no_check(cert: x509.Certificate) -> bool:
+    return any(
+        ext["extn_id"].native == "ocsp_no_check" for ext in cert["tbs_certificate"]["extensions"]
+    )

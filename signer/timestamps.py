@@ -1,0 +1,50 @@
+"""RFC 3161 time-stamps from a configured list of TSAs, with failover and a timeout.
+
+The TSAs are tried in order; a TSA that fails (network, HTTP, a refused or malformed reply)
+makes the next one be tried. When none answers, ``TimestampUnavailable`` is raised and the
+signature is abandoned: nothing half-signed leaves the signer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from asn1crypto import tsp
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+
+from signer.errors import TimestampUnavailable
+
+__all__ = ["FailoverTimeStamper"]
+
+_log = logging.getLogger(__name__)
+
+
+class FailoverTimeStamper(TimeStamper):
+    """A pyHanko ``TimeStamper`` over several HTTP TSAs (first that answers wins)."""
+
+    def __init__(self, urls: Sequence[str], *, timeout: float) -> None:
+        if not urls:
+            raise ValueError("at least one time-stamping authority URL is needed")
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.urls = tuple(urls)
+        self._clients = [HTTPTimeStamper(url, timeout=timeout) for url in self.urls]
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        failures: list[str] = []
+        for client in self._clients:
+            try:
+                response = await client.async_request_tsa_response(req)
+            except (TimestampRequestError, OSError) as exc:
+                _log.warning("time-stamping authority %s failed: %s", client.url, exc)
+                failures.append(f"{client.url}: {exc}")
+                continue
+            if response["status"]["status"].native not in ("granted", "granted_with_mods"):
+                failures.append(f"{client.url}: refused ({response['status']['status'].native})")
+                continue
+            return response
+        raise TimestampUnavailable(
+            "no time-stamping authority answered (" + "; ".join(failures) + "); nothing was "
+            "signed. Try again later, or sign at level B-B if a time-stamp is not required."
+        )
