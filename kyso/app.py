@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,10 @@ import sqlalchemy as sa
 
 import audit
 import audit.schema
+import hsm
+import signer
 import storage
+from audit.hsm_signer import KeyRingHeadSigner
 from kyso import db, schema
 from kyso.authz import Identity
 from kyso.catalogue import Catalogue
@@ -66,6 +70,8 @@ class Application:
     catalogue: Catalogue
     ledger: audit.Ledger
     appender: audit.GroupCommitAppender
+    keyring: hsm.KeyRing | None = None
+    pdf_signer: signer.PdfSigningService | None = None
     head_signer: audit.HeadSigner | None = None
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -84,6 +90,9 @@ class Application:
             # Closed before the engine is disposed (ExitStack unwinds in reverse): what is
             # queued is committed, never dropped.
             stack.callback(appender.close)
+            keyring = open_keyring(config)
+            if keyring is not None:
+                stack.callback(keyring.close)
             app = cls(
                 config=config,
                 engine=engine,
@@ -91,6 +100,13 @@ class Application:
                 catalogue=Catalogue(engine),
                 ledger=ledger,
                 appender=appender,
+                keyring=keyring,
+                pdf_signer=open_pdf_signer(config, keyring),
+                head_signer=(
+                    KeyRingHeadSigner(keyring, alias=config.ledger.key)
+                    if keyring is not None and config.ledger.key
+                    else None
+                ),
                 _closers=stack,
             )
         except BaseException:
@@ -132,7 +148,20 @@ class Application:
 
     def probes(self) -> Mapping[str, Callable[[], None]]:
         """Health probes, by dependency name (see ``kyso.health.SERVICE_NEEDS``)."""
-        return {"database": self._probe_database, "storage": self.store.check}
+        return {
+            "database": self._probe_database,
+            "storage": self.store.check,
+            "hsm": self._probe_hsm,
+        }
+
+    def _probe_hsm(self) -> None:
+        if self.keyring is None:
+            raise hsm.HsmError("no signing keys are configured ([keys.*])")
+        unhealthy = {t: s for t, s in self.keyring.health().items() if s is not True}
+        if unhealthy:
+            raise hsm.TokenUnavailable(
+                "; ".join(f"{token}: {state}" for token, state in unhealthy.items())
+            )
 
     def _probe_database(self) -> None:
         with self.engine.connect() as conn:
@@ -140,6 +169,66 @@ class Application:
 
     def close(self) -> None:
         self._closers.close()
+
+
+def open_keyring(config: Config) -> hsm.KeyRing | None:
+    """Start the signing workers for the configured keys (None when no key is configured).
+
+    The module's environment (``hsm.environment``) is set before the workers start: they are
+    child processes and inherit it. Every key signs a probe before this returns.
+    """
+    if not config.keys:
+        return None
+    os.environ.update(config.hsm.environment)
+    specs = []
+    for alias, key in config.keys.items():
+        pin = (
+            hsm.PinSource.from_file(key.pin_file)
+            if key.pin_file is not None
+            else hsm.PinSource.from_env(key.pin_env)
+        )
+        specs.append(
+            hsm.KeySpec(
+                alias=alias,
+                uri=hsm.Pkcs11Uri.parse(key.uri),
+                pin=pin,
+                module_path=key.module or config.hsm.module,
+                chain_files=key.chain,
+                allow_exportable=key.allow_exportable,
+            )
+        )
+    return hsm.KeyRing(specs, workers=config.hsm.workers)
+
+
+def open_pdf_signer(config: Config, keyring: hsm.KeyRing | None) -> signer.PdfSigningService | None:
+    """The PAdES signer over every configured key except the ledger's."""
+    if keyring is None:
+        return None
+    from asn1crypto import pem, x509
+
+    roots = []
+    for anchor in config.trust.anchors:
+        data = anchor.read_bytes()
+        if pem.detect(data):
+            _, _, data = pem.unarmor(data)
+        roots.append(x509.Certificate.load(data))
+    profiles = {
+        alias: signer.KeyProfile(
+            alias=alias,
+            organisation=key.organisation,
+            signer_image=key.signer_image,
+            seal_image=key.seal_image,
+        )
+        for alias, key in config.keys.items()
+        if alias != config.ledger.key
+    }
+    settings = signer.SignerSettings(
+        max_document_size=config.signing.max_document_bytes,
+        tsa_urls=config.signing.tsa_urls,
+        tsa_timeout=config.signing.tsa_timeout_seconds,
+        trust_roots=tuple(roots),
+    )
+    return signer.PdfSigningService(keyring=keyring, keys=profiles, settings=settings)
 
 
 def _start_dev_responders(config: Config, stack: contextlib.ExitStack) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+from hsm import HsmError, Pkcs11Uri
 from kyso.errors import ConfigError
 
 __all__ = [
@@ -399,6 +400,10 @@ def _validate(config: Config) -> None:
         if client.token_file is not None:
             _readable(client.token_file, f"clients.{name}.token_file")
     for alias, key in config.keys.items():
+        try:
+            Pkcs11Uri.parse(key.uri)
+        except HsmError as exc:
+            raise ConfigError(f"keys.{alias}.uri: {exc}") from None
         if not key.pin_file and not key.pin_env:
             raise ConfigError(f"keys.{alias}: give pin_file or pin_env (PINs are never inline)")
         if key.pin_file is not None:

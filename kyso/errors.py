@@ -83,6 +83,8 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
     # Imported here so that this module stays importable on its own (the CLI's config errors
     # need it before any domain package is loaded).
     import audit
+    import hsm
+    import signer
     import storage
     from kyso.db import DatabaseError, SchemaAheadError
 
@@ -107,6 +109,18 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         (storage.StorageUnavailable, code.UNAVAILABLE),
         (storage.StorageConfigError, code.UNAVAILABLE),
         (storage.UnsupportedOperation, code.FAILED_PRECONDITION),
+        # signer/
+        (signer.UnknownKeyAlias, code.NOT_FOUND),
+        (signer.CertificationForbidsSigning, code.FAILED_PRECONDITION),
+        (signer.TimestampUnavailable, code.UNAVAILABLE),
+        (signer.RevocationUnavailable, code.UNAVAILABLE),
+        (signer.KeyUnavailable, code.UNAVAILABLE),
+        (signer.SigningError, code.INVALID_ARGUMENT),
+        # hsm/: a request never names a token; every failure of the server's device is
+        # UNAVAILABLE (retry after the operator fixes it), except a key the policy refuses.
+        (hsm.KeyPolicyViolation, code.FAILED_PRECONDITION),
+        (hsm.MechanismUnsupported, code.FAILED_PRECONDITION),
+        (hsm.HsmError, code.UNAVAILABLE),
         # audit/
         (audit.EventNotFound, code.NOT_FOUND),
         (audit.HeadNotFound, code.NOT_FOUND),

@@ -24,9 +24,21 @@ def _q(value: object) -> str:
     return f'"{text}"'
 
 
-def render_config(env: DevEnvironment, *, address: str = "127.0.0.1:50051") -> str:
-    """The development ``kyso.toml`` for ``env`` (paths absolute, so it works from anywhere)."""
+def render_config(
+    env: DevEnvironment,
+    *,
+    address: str = "127.0.0.1:50051",
+    data_dir: Path | None = None,
+    responders: bool = True,
+    metrics_address: str = "127.0.0.1:9464",
+) -> str:
+    """The development ``kyso.toml`` for ``env`` (paths absolute, so it works from anywhere).
+
+    ``data_dir`` (default: the dev home) holds the database and the objects; ``responders``
+    makes ``kyso serve`` run the development TSA/OCSP/CRL server beside the service.
+    """
     home = env.home
+    data = data_dir or home
     org = env.organisation
     lines = [
         "# kyso development configuration, written by `kyso dev init`. Do not use in production:",
@@ -34,14 +46,14 @@ def render_config(env: DevEnvironment, *, address: str = "127.0.0.1:50051") -> s
         "",
         "[server]",
         f"address = {_q(address)}",
-        'metrics_address = "127.0.0.1:9464"',
+        f"metrics_address = {_q(metrics_address)}",
         "",
         "[database]",
-        f"url = {_q('sqlite:///' + str(home / 'kyso.db'))}",
+        f"url = {_q('sqlite:///' + str(data / 'kyso.db'))}",
         "",
         "[storage]",
         'backend = "filesystem"',
-        f"path = {_q(home / 'objects')}",
+        f"path = {_q(data / 'objects')}",
         "",
         "[hsm]",
         f"module = {_q(env.module_path)}",
@@ -84,7 +96,7 @@ def render_config(env: DevEnvironment, *, address: str = "127.0.0.1:50051") -> s
         'key = "ledger"',
         "",
         "[dev_responders]",
-        "enabled = true",
+        f"enabled = {'true' if responders else 'false'}",
         f"home = {_q(home)}",
         f"port = {env.responders_port}",
         "",

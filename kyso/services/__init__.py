@@ -11,6 +11,7 @@ import grpc
 from kyso.app import Application
 from kyso.services.audit import AuditServicer
 from kyso.services.documents import DocumentServicer
+from kyso.services.signing import SigningServicer
 from kyso.v1 import (
     audit_pb2_grpc,
     directory_pb2_grpc,
@@ -32,7 +33,7 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
     registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]] = [
         (
             signing_pb2_grpc.add_SigningServiceServicer_to_server,
-            signing_pb2_grpc.SigningServiceServicer(),
+            SigningServicer(app),
             "kyso.v1.SigningService",
         ),
         (

@@ -84,3 +84,38 @@ def token(config: Config, client: str) -> str:
 async def channel(server: Server) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
         yield ch
+
+
+@pytest.fixture
+def dev_config(dev_env, tmp_path: Path) -> Config:
+    """The development configuration over the session's dev environment, with its own data."""
+    from kyso.dev.setup import render_config
+
+    path = tmp_path / "dev-kyso.toml"
+    path.write_text(
+        render_config(
+            dev_env,
+            address="127.0.0.1:0",
+            data_dir=tmp_path,
+            responders=False,
+            metrics_address="",
+        )
+    )
+    return load_config(path)
+
+
+@pytest.fixture
+async def dev_server(dev_config: Config) -> AsyncIterator[Server]:
+    app = Application.open(dev_config)
+    srv = Server(dev_config, app)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+async def dev_channel(dev_server: Server) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{dev_server.port}") as ch:
+        yield ch
