@@ -14,7 +14,7 @@ import grpc
 from kyso.cli.common import add_client_arguments, client_target, die, open_channel
 from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc
 
-__all__ = ["register"]
+__all__ = ["fetch", "register"]
 
 CHUNK = 1024 * 1024
 
@@ -74,6 +74,19 @@ def _upload(args: argparse.Namespace) -> int:
             die(f"upload failed: {exc.code().name}: {exc.details()}")
     print(stored.ref.ref)
     return 0
+
+
+def fetch(channel: grpc.Channel, ref: str) -> bytes:
+    """A stored document's bytes, checked against its ref (for documents small enough to hold)."""
+    stub = documents_pb2_grpc.DocumentServiceStub(channel)
+    request = documents_pb2.DownloadRequest(ref=common_pb2.DocumentRef(ref=ref))
+    try:
+        data = b"".join(piece.chunk for piece in stub.Download(request))
+    except grpc.RpcError as exc:
+        die(f"download failed: {exc.code().name}: {exc.details()}")
+    if ref != f"sha256/{hashlib.sha256(data).hexdigest()}":
+        die("the bytes received do not match the ref")
+    return data
 
 
 def _download(args: argparse.Namespace) -> int:

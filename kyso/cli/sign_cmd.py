@@ -1,0 +1,110 @@
+"""``kyso sign IN.pdf -o OUT.pdf --key ALIAS …``: seal a PDF with an organisation key."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import grpc
+
+from kyso.cli.common import add_client_arguments, client_target, die, open_channel
+from kyso.v1 import common_pb2, signing_pb2, signing_pb2_grpc
+
+__all__ = ["register"]
+
+_LEVELS = {
+    "B-B": signing_pb2.SIGNATURE_LEVEL_B_B,
+    "B-T": signing_pb2.SIGNATURE_LEVEL_B_T,
+    "B-LT": signing_pb2.SIGNATURE_LEVEL_B_LT,
+    "B-LTA": signing_pb2.SIGNATURE_LEVEL_B_LTA,
+}
+_APPEARANCES = {
+    "seal": signing_pb2.APPEARANCE_SEAL,
+    "text": signing_pb2.APPEARANCE_TEXT,
+    "none": signing_pb2.APPEARANCE_NONE,
+}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sign = subparsers.add_parser(
+        "sign", help="sign a PDF with an organisation key held by the server's HSM"
+    )
+    sign.add_argument("input", help="the PDF, or a stored document's ref (sha256/<hex>)")
+    sign.add_argument("-o", "--output", type=Path, required=True, help="where to write the result")
+    sign.add_argument("--key", required=True, help="the key alias configured on the server")
+    sign.add_argument("--level", choices=list(_LEVELS), default=None, help="default: the key's")
+    sign.add_argument("--appearance", choices=list(_APPEARANCES), default="none")
+    place = sign.add_mutually_exclusive_group()
+    place.add_argument("--field", help="an existing empty signature field")
+    place.add_argument("--rect", help="x1,y1,x2,y2 in points (with --page)")
+    sign.add_argument("--page", type=int, default=1, help="page for --rect, from 1 (default 1)")
+    sign.add_argument("--reason", default="")
+    sign.add_argument("--location", default="")
+    sign.add_argument("--contact", default="")
+    sign.add_argument("--certify", action="store_true", help="certification (DocMDP) signature")
+    add_client_arguments(sign)
+    sign.set_defaults(func=_sign)
+
+
+def _placement(args: argparse.Namespace) -> signing_pb2.Placement | None:
+    if args.field:
+        return signing_pb2.Placement(field_name=args.field)
+    if args.rect:
+        try:
+            x1, y1, x2, y2 = (float(v) for v in args.rect.split(","))
+        except ValueError:
+            die("--rect takes four numbers: x1,y1,x2,y2")
+        return signing_pb2.Placement(
+            rect=signing_pb2.PageRect(page=args.page, x1=x1, y1=y1, x2=x2, y2=y2)
+        )
+    if args.appearance == "seal":
+        # A sensible default for an A4 result: bottom right, above the margin.
+        return signing_pb2.Placement(
+            rect=signing_pb2.PageRect(page=args.page, x1=330, y1=60, x2=565, y2=170)
+        )
+    return None
+
+
+def _sign(args: argparse.Namespace) -> int:
+    if args.input.startswith("sha256/"):
+        document = common_pb2.DocumentInput(ref=common_pb2.DocumentRef(ref=args.input))
+    else:
+        path = Path(args.input)
+        if not path.is_file():
+            die(f"{path}: no such file")
+        document = common_pb2.DocumentInput(content=path.read_bytes(), filename=path.name)
+    request = signing_pb2.SignPdfRequest(
+        document=document,
+        key_alias=args.key,
+        level=_LEVELS[args.level] if args.level else signing_pb2.SIGNATURE_LEVEL_UNSPECIFIED,
+        appearance=_APPEARANCES[args.appearance],
+        placement=_placement(args),
+        reason=args.reason,
+        location=args.location,
+        contact=args.contact,
+        certify=args.certify,
+    )
+    target = client_target(args)
+    with open_channel(target) as channel:
+        stub = signing_pb2_grpc.SigningServiceStub(channel)
+        try:
+            reply = stub.SignPdf(request, timeout=120)
+        except grpc.RpcError as exc:
+            die(f"signing failed: {exc.code().name}: {exc.details()}")
+        content = reply.content
+        if not content:
+            from kyso.cli.documents_cmd import fetch
+
+            content = fetch(channel, reply.document.ref.ref)
+    partial = args.output.with_name(args.output.name + ".part")
+    partial.write_bytes(content)
+    with partial.open("rb") as handle:
+        os.fsync(handle.fileno())
+    partial.replace(args.output)
+    level = signing_pb2.SignatureLevel.Name(reply.level).removeprefix("SIGNATURE_LEVEL_")
+    print(
+        f"{args.output}: signed with {args.key} at {level.replace('_', '-')}; "
+        f"stored as {reply.document.ref.ref}; ledger entry {reply.ledger_index}"
+    )
+    return 0
