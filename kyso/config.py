@@ -171,8 +171,12 @@ class TrustConfig:
 
 @dataclass(frozen=True, slots=True)
 class LedgerConfig:
+    """The ledger's head-signing key (an alias of ``[keys]``), how often heads are signed, and
+    the head-signing certificate(s) auditors trust when verifying offline."""
+
     key: str = ""
     head_interval_seconds: float = 300.0
+    certificates: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +425,8 @@ def _validate(config: Config) -> None:
                 )
     if config.ledger.key and config.ledger.key not in config.keys:
         raise ConfigError(f"ledger.key: {config.ledger.key!r} is not a configured key alias")
+    for i, certificate in enumerate(config.ledger.certificates):
+        _readable(certificate, f"ledger.certificates[{i}]")
     for i, anchor in enumerate(config.trust.anchors):
         _readable(anchor, f"trust.anchors[{i}]")
     if config.storage.backend == "s3" and not config.storage.s3.endpoint:

@@ -8,6 +8,7 @@ then stop the health monitor, then close the application (tokens, storage, datab
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -17,6 +18,7 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+import audit
 from kyso.app import Application
 from kyso.authz import Authenticator
 from kyso.config import Config, parse_address
@@ -56,6 +58,7 @@ class Server:
             self.health_servicer, app.probes(), config.server.health_interval_seconds
         )
         self.port = self._bind()
+        self._heads: asyncio.Task[None] | None = None
 
     def _bind(self) -> int:
         address = self.config.server.address
@@ -79,6 +82,12 @@ class Server:
         await self.grpc.start()
         await self.monitor.check_once()
         self.monitor.start()
+        if self.app.head_signer is not None:
+            self._heads = audit.schedule_heads(
+                self.app.ledger,
+                self.app.head_signer,
+                interval=self.config.ledger.head_interval_seconds,
+            )
         if self.config.server.metrics_address:
             host, port = parse_address(self.config.server.metrics_address, key="metrics")
             self.metrics.serve(host, port)
@@ -88,6 +97,10 @@ class Server:
         log.info("stopping", extra={"grace_seconds": self.config.server.grace_seconds})
         await self.monitor.stop()
         await self.grpc.stop(self.config.server.grace_seconds)
+        if self._heads is not None:
+            self._heads.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heads
         self.app.close()
         log.info("stopped")
 

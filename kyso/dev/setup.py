@@ -94,6 +94,8 @@ def render_config(
         "",
         "[ledger]",
         'key = "ledger"',
+        "head_interval_seconds = 60",
+        f"certificates = [{_q(env.keys['ledger'].certificate_path)}]",
         "",
         "[dev_responders]",
         f"enabled = {'true' if responders else 'false'}",

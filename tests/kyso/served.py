@@ -54,6 +54,7 @@ class Served:
 def serve(dev_env: DevEnvironment, directory: Path) -> Served:
     """Start `kyso serve` on a free port with its own database and objects in ``directory``."""
     port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
     config = directory / "kyso.toml"
     config.write_text(
         render_config(
