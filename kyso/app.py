@@ -146,17 +146,24 @@ class Application:
         )
         return await self.appender.append_async(event)
 
+    async def record_denied(self, identity: Identity, method: str, reason: str) -> None:
+        """Ledger an authorisation refusal (the interceptor calls this for every one)."""
+        await self.record(
+            audit.EventType.AUTHZ_DENIED, actor=identity, details={"rpc": method, "reason": reason}
+        )
+
     def probes(self) -> Mapping[str, Callable[[], None]]:
         """Health probes, by dependency name (see ``kyso.health.SERVICE_NEEDS``)."""
-        return {
+        probes: dict[str, Callable[[], None]] = {
             "database": self._probe_database,
             "storage": self.store.check,
-            "hsm": self._probe_hsm,
         }
+        if self.keyring is not None:
+            probes["hsm"] = self._probe_hsm
+        return probes
 
     def _probe_hsm(self) -> None:
-        if self.keyring is None:
-            raise hsm.HsmError("no signing keys are configured ([keys.*])")
+        assert self.keyring is not None
         unhealthy = {t: s for t, s in self.keyring.health().items() if s is not True}
         if unhealthy:
             raise hsm.TokenUnavailable(

@@ -2,8 +2,9 @@
 
 A monitor task probes every dependency (database, storage, HSM tokens …) at an interval, off
 the event loop, and sets each kyso.v1 service SERVING only while everything it needs answers;
-the overall status ("") is SERVING only when every service is. A dependency that comes back
-turns its services SERVING again without a restart.
+the overall status ("") is SERVING only when every configured dependency answers. A service
+whose dependency is not configured at all (no keys on a hub) stays NOT_SERVING. A dependency
+that comes back turns its services SERVING again without a restart.
 """
 
 from __future__ import annotations
@@ -62,18 +63,14 @@ class HealthMonitor:
         for name in self._failing.keys() - failing.keys():
             log.info("dependency recovered", extra={"dependency": name})
         self._failing = failing
-        overall = health_pb2.HealthCheckResponse.SERVING
+        serving = health_pb2.HealthCheckResponse.SERVING
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
         for service, needs in SERVICE_NEEDS.items():
-            down = any(n in failing for n in needs)
-            status = (
-                health_pb2.HealthCheckResponse.NOT_SERVING
-                if down
-                else health_pb2.HealthCheckResponse.SERVING
-            )
-            if down:
-                overall = health_pb2.HealthCheckResponse.NOT_SERVING
-            await self._servicer.set(service, status)
-        await self._servicer.set("", overall)
+            # A need with no probe is not configured here (e.g. no keys on a hub): the service
+            # cannot work, but that is the deployment's shape, not an outage of the server.
+            down = any(n in failing or n not in self._probes for n in needs)
+            await self._servicer.set(service, not_serving if down else serving)
+        await self._servicer.set("", not_serving if failing else serving)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())

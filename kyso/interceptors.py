@@ -23,7 +23,7 @@ import grpc
 from grpc import aio
 
 from kyso.authz import PUBLIC_SERVICES, Authenticator, Identity, authorize
-from kyso.errors import AuthenticationError, StatusInfo, to_status
+from kyso.errors import AuthenticationError, PermissionDenied, StatusInfo, to_status
 from kyso.metrics import Metrics
 
 __all__ = ["KysoInterceptor", "current_identity", "current_request_id"]
@@ -43,10 +43,17 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
+DeniedHook = Callable[[Identity, str, str], Awaitable[None]]
+"""Called with (identity, method, reason) when an authenticated caller is refused."""
+
+
 class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, authenticator: Authenticator, metrics: Metrics) -> None:
+    def __init__(
+        self, authenticator: Authenticator, metrics: Metrics, *, on_denied: DeniedHook | None = None
+    ) -> None:
         self._authenticator = authenticator
         self._metrics = metrics
+        self._on_denied = on_denied
 
     async def intercept_service(
         self,
@@ -98,7 +105,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = self._status(method, exc)
+                status = await self._status(method, exc)
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -125,7 +132,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = self._status(method, exc)
+                status = await self._status(method, exc)
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -163,13 +170,19 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             "no credentials: send 'authorization: Bearer <API token>' or use a client certificate"
         )
 
-    def _status(self, method: str, exc: Exception) -> StatusInfo:
+    async def _status(self, method: str, exc: Exception) -> StatusInfo:
         request_id = _request_id.get()
         status = to_status(exc, request_id=request_id)
         if status.code is grpc.StatusCode.INTERNAL:
             log.error(
                 "unexpected error", exc_info=exc, extra={"rpc": method, "request_id": request_id}
             )
+        identity = _identity.get(None)
+        if isinstance(exc, PermissionDenied) and identity is not None and self._on_denied:
+            try:
+                await self._on_denied(identity, method, str(exc))
+            except Exception:  # the refusal stands even if the ledger cannot take it now
+                log.exception("could not record a refusal", extra={"request_id": request_id})
         return status
 
     def _end(self, method: str, started: float, code: grpc.StatusCode) -> None:

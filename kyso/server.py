@@ -41,7 +41,11 @@ class Server:
         self.metrics = Metrics()
         limit = config.server.max_message_bytes
         self.grpc = aio.server(
-            interceptors=[KysoInterceptor(Authenticator(config.clients), self.metrics)],
+            interceptors=[
+                KysoInterceptor(
+                    Authenticator(config.clients), self.metrics, on_denied=app.record_denied
+                )
+            ],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),

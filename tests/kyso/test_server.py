@@ -106,3 +106,19 @@ async def test_every_method_checks_roles(channel, config):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call(b"", metadata=auth)
         assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED, method
+
+
+async def test_refusals_are_in_the_ledger(channel, config, server):
+    stub = audit_pb2_grpc.AuditServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetTreeHead(
+            audit_pb2.GetTreeHeadRequest(),
+            metadata=[("authorization", f"Bearer {token(config, 'workflow')}")],
+        )
+    event = await stub.GetEvent(
+        audit_pb2.GetEventRequest(index=0),
+        metadata=[("authorization", f"Bearer {token(config, 'auditor')}")],
+    )
+    assert event.event_type == "authz.denied"
+    assert event.actor == "workflow"
+    assert event.details["rpc"] == "/kyso.v1.AuditService/GetTreeHead"

