@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from kyso import __version__
-from kyso.cli import audit_cmd, dev_cmds, documents_cmd, server_cmds, sign_cmd
+from kyso.cli import audit_cmd, dev_cmds, documents_cmd, hsm_cmd, server_cmds, sign_cmd
 
 __all__ = ["build_parser", "main"]
 
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kyso {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (server_cmds, dev_cmds, documents_cmd, sign_cmd, audit_cmd):
+    for module in (server_cmds, dev_cmds, documents_cmd, sign_cmd, audit_cmd, hsm_cmd):
         module.register(subparsers)
     return parser
 
@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`kyso … | head`): not an error of ours, and nothing to say.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

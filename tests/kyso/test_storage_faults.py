@@ -11,18 +11,12 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
-import random
 import re
-import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -271,7 +265,9 @@ async def test_disk_full_is_resource_exhausted_and_the_service_carries_on(
         stub = documents_pb2_grpc.DocumentServiceStub(channel)
         big = os.urandom(3 * MiB)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.Upload(_upload_requests(big, chunk=chunk), metadata=_auth(config), timeout=30)
+            await stub.Upload(
+                _upload_requests(big, chunk=chunk), metadata=_auth(config), timeout=30
+            )
         assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "full" in err.value.details()
         assert _visible_objects(tiny_disk) == []
