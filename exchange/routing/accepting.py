@@ -1,0 +1,309 @@
+"""Accepting packages: prepare (verify, route, store) and commit (one transaction per batch)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography import x509
+
+from exchange.directory import RouteKind
+from exchange.edxml.model import StatusCode, TraceHeader
+from exchange.edxml.packages import open_package
+from exchange.errors import (
+    DuplicateDocument,
+    ExchangeError,
+    NoRoute,
+    PackageInvalid,
+    UntrustedSigner,
+)
+from exchange.routing.base import HubBase, trace_to_json
+from exchange.routing.model import (
+    Accepted,
+    AcceptOutcome,
+    DeliveryState,
+    OutboxKind,
+    Prepared,
+    Submission,
+)
+from exchange.schema import deliveries, messages, outbox, status_events
+
+__all__ = ["Accepting"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Plan:
+    prepared: Prepared
+    key: tuple[str, str, int]
+    outcome: AcceptOutcome | None = None
+
+
+class Accepting(HubBase):
+    """Accepting packages: verify, route, store, commit in batches."""
+
+    def prepare(self, submission: Submission) -> Prepared:
+        """Verify the package, route its recipients and store its bytes (no database writes).
+
+        Raises the package's ``ExchangeError`` (invalid, unsigned, untrusted, unknown unit, no
+        route). Safe to run in worker processes: the result is plain data.
+        """
+        opened = open_package(submission.package, policy=self._policy, limits=self._limits)
+        header = opened.package.header
+        self._check_sender_key(header.from_.organ_id, opened.signature.signer)
+        to_codes = list(dict.fromkeys(org.organ_id for org in header.to))
+        if submission.recipients is None:
+            targets = to_codes
+        else:
+            outside = [c for c in submission.recipients if c not in to_codes]
+            if outside:
+                raise PackageInvalid(
+                    f"recipient {outside[0]} is not among the package's signed To units",
+                    field="recipients",
+                )
+            targets = list(dict.fromkeys(submission.recipients))
+        local: list[str] = []
+        remote: list[tuple[str, str]] = []
+        for code in targets:
+            decision = self._directory.route(from_hub=self.hub.id, to_unit=code)
+            if decision.kind is RouteKind.LOCAL:
+                local.append(code)
+                continue
+            assert decision.next_hub is not None
+            if decision.next_hub == submission.via_hub:
+                raise NoRoute(
+                    f"unit {code} would be sent back to hub {submission.via_hub}, which sent it"
+                    " here: the hubs' configurations disagree about who serves it"
+                )
+            remote.append((code, decision.next_hub))
+        ref = self._store.put(submission.package)
+        now = self._clock()
+        return Prepared(
+            sender=header.from_.organ_id,
+            document_id=header.document_id,
+            business_type=opened.package.business.type,
+            subject=header.subject,
+            package_ref=ref,
+            package_sha256=opened.sha256,
+            signer=opened.signature.signer_subject,
+            via_hub=submission.via_hub,
+            trace=(*submission.trace, TraceHeader(organ_id=self.hub.root_unit, timestamp=now)),
+            local=tuple(local),
+            remote=tuple(remote),
+        )
+
+    def _check_sender_key(self, sender: str, signer: x509.Certificate | None) -> None:
+        # Checked on the signed From only, after verification: the unit's own keys, when known.
+        allowed = self._unit_certificates(sender) if self._unit_certificates else ()
+        if allowed and signer not in allowed:
+            who = signer.subject.rfc4514_string() if signer is not None else "nobody"
+            raise UntrustedSigner(
+                f"the package from unit {sender} is signed by {who}, which is not a key of"
+                f" unit {sender}"
+            )
+
+    def accept(self, submission: Submission) -> Accepted:
+        """Prepare and commit one package; raise its ``ExchangeError`` if refused."""
+        outcome = self.commit([self.prepare(submission)])[0]
+        if isinstance(outcome, ExchangeError):
+            raise outcome
+        return outcome
+
+    def accept_many(
+        self, submissions: Sequence[Submission], *, executor: Executor | None = None
+    ) -> list[AcceptOutcome]:
+        """Accept a batch in one transaction; per item, ``Accepted`` or the error refusing it.
+
+        With ``executor`` (a thread pool), packages are prepared concurrently: verification is
+        CPU, but storing is mostly waiting for fsync, which overlaps across threads.
+        """
+
+        def attempt(submission: Submission) -> Prepared | ExchangeError:
+            try:
+                return self.prepare(submission)
+            except ExchangeError as exc:
+                return exc
+
+        prepared = (
+            list(executor.map(attempt, submissions))
+            if executor is not None
+            else [attempt(s) for s in submissions]
+        )
+        committed = iter(self.commit([p for p in prepared if isinstance(p, Prepared)]))
+        return [p if isinstance(p, ExchangeError) else next(committed) for p in prepared]
+
+    def commit(self, batch: Sequence[Prepared]) -> list[AcceptOutcome]:
+        """Record prepared packages in one transaction (see the module's invariants)."""
+        if not batch:
+            return []
+        try:
+            return self._commit(batch)
+        except sa.exc.IntegrityError:
+            # Another process committed one of these documents meanwhile: run again; this time
+            # the existing rows are seen and deduplicated.
+            log.info("concurrent accept of the same document; retrying the batch")
+            return self._commit(batch)
+
+    def _commit(self, batch: Sequence[Prepared]) -> list[AcceptOutcome]:
+        now = self._clock()
+        plans = [
+            _Plan(prepared=p, key=(p.sender, p.document_id, int(p.business_type))) for p in batch
+        ]
+        with self._engine.begin() as conn:
+            keys = list({plan.key for plan in plans})
+            found: dict[tuple[str, str, int], tuple[int, str]] = {}
+            for start in range(0, len(keys), 300):
+                chunk = keys[start : start + 300]
+                rows = conn.execute(
+                    sa.select(
+                        messages.c.sender,
+                        messages.c.document_id,
+                        messages.c.business_type,
+                        messages.c.id,
+                        messages.c.package_sha256,
+                    ).where(
+                        sa.tuple_(
+                            messages.c.sender, messages.c.document_id, messages.c.business_type
+                        ).in_(chunk)
+                    )
+                )
+                for sender, document_id, business, message_id, sha in rows:
+                    found[(sender, document_id, business)] = (message_id, sha)
+            first_in_batch: dict[tuple[str, str, int], _Plan] = {}
+            new: list[_Plan] = []
+            for plan in plans:
+                earlier = first_in_batch.get(plan.key)
+                known_sha = found[plan.key][1] if plan.key in found else None
+                if known_sha is None and earlier is not None:
+                    known_sha = earlier.prepared.package_sha256
+                if known_sha is not None and known_sha != plan.prepared.package_sha256:
+                    plan.outcome = DuplicateDocument(
+                        f"document {plan.prepared.document_id} from {plan.prepared.sender} was"
+                        " already sent with different content; give a changed document a new"
+                        " DocumentId, or send it as an update",
+                        field="DocumentId",
+                    )
+                elif plan.key not in found and earlier is None:
+                    new.append(plan)
+                first_in_batch.setdefault(plan.key, plan)
+            if new:
+                ids = conn.execute(
+                    messages.insert().returning(messages.c.id, sort_by_parameter_order=True),
+                    [self._message_row(plan.prepared, now) for plan in new],
+                ).scalars()
+                for plan, message_id in zip(new, ids, strict=True):
+                    found[plan.key] = (message_id, plan.prepared.package_sha256)
+            delivered: dict[int, set[str]] = {}
+            fresh = {id(plan) for plan in new}
+            reused = {found[p.key][0] for p in plans if p.outcome is None and id(p) not in fresh}
+            if reused:
+                pairs = conn.execute(
+                    sa.select(deliveries.c.message_id, deliveries.c.recipient).where(
+                        deliveries.c.message_id.in_(reused)
+                    )
+                )
+                for message_id, recipient in pairs:
+                    delivered.setdefault(message_id, set()).add(recipient)
+            delivery_rows: list[dict[str, Any]] = []
+            event_rows: list[dict[str, Any]] = []
+            outbox_rows: list[dict[str, Any]] = []
+            results: list[AcceptOutcome] = []
+            for plan in plans:
+                if plan.outcome is not None:
+                    results.append(plan.outcome)
+                    continue
+                p = plan.prepared
+                message_id = found[plan.key][0]
+                seen = delivered.setdefault(message_id, set())
+                skipped = [c for c in (*p.local, *(r for r, _ in p.remote)) if c in seen]
+                local = [c for c in p.local if c not in seen]
+                by_hub: dict[str, list[str]] = {}
+                for recipient, hub in p.remote:
+                    if recipient not in seen:
+                        by_hub.setdefault(hub, []).append(recipient)
+                seen.update(local)
+                for recipients in by_hub.values():
+                    seen.update(recipients)
+                for recipient in local:
+                    delivery_rows.append(self._delivery_row(message_id, recipient, None, now))
+                    event_rows.append(
+                        {
+                            "message_id": message_id,
+                            "recipient": recipient,
+                            "code": StatusCode.ARRIVED.value,
+                            "description": None,
+                            "staff": None,
+                            "at": now,
+                        }
+                    )
+                if local and p.via_hub is not None:
+                    outbox_rows.append(
+                        self._outbox_row(
+                            OutboxKind.STATUS,
+                            message_id,
+                            p.via_hub,
+                            local,
+                            now,
+                            status_code=StatusCode.ARRIVED,
+                        )
+                    )
+                for hub, recipients in by_hub.items():
+                    for recipient in recipients:
+                        delivery_rows.append(self._delivery_row(message_id, recipient, hub, now))
+                    outbox_rows.append(
+                        self._outbox_row(OutboxKind.PACKAGE, message_id, hub, recipients, now)
+                    )
+                results.append(
+                    Accepted(
+                        message_id=message_id,
+                        sender=p.sender,
+                        document_id=p.document_id,
+                        local=tuple(local),
+                        forwarded={hub: tuple(r) for hub, r in by_hub.items()},
+                        skipped=tuple(skipped),
+                        duplicate=bool(skipped) and not local and not by_hub,
+                    )
+                )
+            if delivery_rows:
+                conn.execute(deliveries.insert(), delivery_rows)
+            if event_rows:
+                conn.execute(status_events.insert(), event_rows)
+            if outbox_rows:
+                conn.execute(outbox.insert(), outbox_rows)
+        return results
+
+    @staticmethod
+    def _message_row(p: Prepared, now: datetime) -> dict[str, Any]:
+        return {
+            "sender": p.sender,
+            "document_id": p.document_id,
+            "business_type": int(p.business_type),
+            "subject": p.subject,
+            "package_ref": p.package_ref,
+            "package_sha256": p.package_sha256,
+            "signer": p.signer,
+            "via_hub": p.via_hub,
+            "trace": trace_to_json(p.trace),
+            "received_at": now,
+        }
+
+    @staticmethod
+    def _delivery_row(
+        message_id: int, recipient: str, next_hub: str | None, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "message_id": message_id,
+            "recipient": recipient,
+            "next_hub": next_hub,
+            "state": DeliveryState.QUEUED.value,
+            "status": StatusCode.ARRIVED.value if next_hub is None else None,
+            "lease_until": None,
+            "fetch_count": 0,
+            "updated_at": now,
+        }

@@ -1,0 +1,92 @@
+"""The state and helpers shared by the parts of the router (see ``router.Router``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography import x509
+
+from exchange.codes import validate_unit_code
+from exchange.directory import Directory
+from exchange.edxml.dsig import TrustPolicy
+from exchange.edxml.model import StatusCode, TraceHeader
+from exchange.edxml.safexml import Limits
+from exchange.errors import NoRoute
+from exchange.hubs import Hub
+from exchange.routing.model import Backoff, OutboxKind, PackageStore
+
+__all__ = ["HubBase", "trace_from_json", "trace_to_json", "utc", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` as aware UTC (SQLite hands back naive datetimes; everything stored is UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def trace_to_json(trace: Iterable[TraceHeader]) -> list[list[str]]:
+    return [[t.organ_id, t.timestamp.isoformat()] for t in trace]
+
+
+def trace_from_json(raw: Any) -> tuple[TraceHeader, ...]:
+    return tuple(
+        TraceHeader(organ_id=organ_id, timestamp=datetime.fromisoformat(at)) for organ_id, at in raw
+    )
+
+
+class HubBase:
+    """What every part of the router shares; ``Router.__init__`` sets it."""
+
+    _engine: sa.Engine
+    _directory: Directory
+    hub: Hub
+    _store: PackageStore
+    _policy: TrustPolicy
+    _limits: Limits
+    _lease: timedelta
+    _backoff: Backoff
+    _clock: Callable[[], datetime]
+    _skip_locked: bool
+    _unit_certificates: Callable[[str], Sequence[x509.Certificate]] | None
+
+    @staticmethod
+    def _outbox_row(
+        kind: OutboxKind,
+        message_id: int,
+        next_hub: str,
+        recipients: Sequence[str],
+        now: datetime,
+        *,
+        status_code: StatusCode | None = None,
+        description: str | None = None,
+        packet_ref: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "kind": kind.value,
+            "message_id": message_id,
+            "next_hub": next_hub,
+            "recipients": list(recipients),
+            "packet_ref": packet_ref,
+            "status_code": status_code.value if status_code else None,
+            "description": description,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": None,
+            "done_at": None,
+        }
+
+    def _check_served(self, unit: str) -> None:
+        validate_unit_code(unit, field="unit")
+        serving = self._directory.serving_hub(unit)
+        if serving != self.hub.id:
+            raise NoRoute(
+                f"unit {unit} is served by hub {serving or '(none)'}, not by this hub"
+                f" ({self.hub.id}); ask that hub for its inbox",
+                field="unit",
+            )

@@ -1,0 +1,147 @@
+"""The durable outbox: claiming due hops, closing them, retrying with backoff."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from exchange.edxml.dsig import SigningKey
+from exchange.edxml.model import BusinessType, Organization, ResponseFor, StatusCode, StatusPacket
+from exchange.edxml.packages import build_status
+from exchange.errors import DeliveryNotFound, PackageInvalid
+from exchange.routing.base import HubBase, trace_from_json
+from exchange.routing.model import DeliveryState, OutboxItem, OutboxKind
+from exchange.schema import deliveries, messages, outbox
+
+__all__ = ["Outbox"]
+
+
+class Outbox(HubBase):
+    """The durable outbox: hops to other hubs, retried with backoff."""
+
+    def pending_outbox(
+        self, *, limit: int = 100, claim_for: timedelta = timedelta(seconds=60)
+    ) -> list[OutboxItem]:
+        """Claim up to ``limit`` due hops for ``claim_for`` (others won't get them meanwhile).
+
+        A claimed item that is neither marked forwarded nor failed comes due again when the
+        claim runs out: at-least-once, across crashes.
+        """
+        now = self._clock()
+        due = (
+            sa.select(outbox.c.id)
+            .where(outbox.c.done_at.is_(None), outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .limit(limit)
+        )
+        if self._skip_locked:
+            due = due.with_for_update(skip_locked=True)
+        with self._engine.begin() as conn:
+            claimed = (
+                conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id.in_(due.scalar_subquery()))
+                    .values(next_attempt_at=now + claim_for)
+                    .returning(outbox.c.id)
+                )
+                .scalars()
+                .all()
+            )
+            if not claimed:
+                return []
+            rows = conn.execute(
+                sa.select(
+                    outbox,
+                    messages.c.sender,
+                    messages.c.document_id,
+                    messages.c.business_type,
+                    messages.c.package_ref,
+                    messages.c.trace,
+                )
+                .join(messages, messages.c.id == outbox.c.message_id)
+                .where(outbox.c.id.in_(claimed))
+                .order_by(outbox.c.id)
+            ).mappings()
+            return [
+                OutboxItem(
+                    id=row["id"],
+                    kind=OutboxKind(row["kind"]),
+                    next_hub=row["next_hub"],
+                    message_id=row["message_id"],
+                    sender=row["sender"],
+                    document_id=row["document_id"],
+                    business_type=BusinessType(row["business_type"]),
+                    package_ref=row["package_ref"],
+                    trace=trace_from_json(row["trace"]),
+                    recipients=tuple(row["recipients"]),
+                    status_code=StatusCode(row["status_code"]) if row["status_code"] else None,
+                    description=row["description"],
+                    packet_ref=row["packet_ref"],
+                    attempts=row["attempts"],
+                )
+                for row in rows
+            ]
+
+    def mark_forwarded(self, item_ids: Sequence[int]) -> None:
+        """The next hub took these items (it answered with its receipt): close them."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(item_ids), outbox.c.done_at.is_(None))
+                .values(done_at=now)
+                .returning(outbox.c.kind, outbox.c.message_id, outbox.c.recipients)
+            ).all()
+            for kind, message_id, recipients in rows:
+                if kind == OutboxKind.PACKAGE.value:
+                    conn.execute(
+                        deliveries.update()
+                        .where(
+                            deliveries.c.message_id == message_id,
+                            deliveries.c.recipient.in_(recipients),
+                            deliveries.c.state == DeliveryState.QUEUED.value,
+                        )
+                        .values(state=DeliveryState.FORWARDED.value, updated_at=now)
+                    )
+
+    def mark_failed(self, item_id: int, *, error: str) -> datetime:
+        """The hop failed: schedule the next attempt with backoff; return when it is due."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            attempts = conn.execute(
+                sa.select(outbox.c.attempts).where(outbox.c.id == item_id)
+            ).scalar_one_or_none()
+            if attempts is None:
+                raise DeliveryNotFound(f"outbox item {item_id} does not exist")
+            due = now + self._backoff.delay(attempts + 1)
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id == item_id, outbox.c.done_at.is_(None))
+                .values(attempts=attempts + 1, next_attempt_at=due, last_error=error[:500])
+            )
+        return due
+
+    def status_packets(self, item: OutboxItem, *, key: SigningKey | None) -> list[bytes]:
+        """The status packets an originated status item carries, one per recipient, signed by
+        ``key`` (this hub's key); for a relayed item, the stored packet unchanged."""
+        if item.kind is not OutboxKind.STATUS:
+            raise PackageInvalid(f"outbox item {item.id} carries a package, not a status")
+        if item.packet_ref is not None:
+            return [self._store.get(item.packet_ref)]
+        assert item.status_code is not None
+        now = self._clock()
+        return [
+            build_status(
+                StatusPacket(
+                    response_for=ResponseFor(organ_id=item.sender, document_id=item.document_id),
+                    from_=Organization(organ_id=recipient),
+                    code=item.status_code,
+                    timestamp=now,
+                    description=item.description,
+                ),
+                key=key,
+            )
+            for recipient in item.recipients
+        ]

@@ -1,0 +1,76 @@
+"""The routing and delivery state machine of one hub, on SQLAlchemy Core.
+
+Flow: ``prepare`` (verify, route, store the bytes — no database) then ``commit`` (one transaction
+for a whole batch: messages, per-recipient deliveries, status 01 for local recipients, outbox
+hops). ``accept``/``accept_many`` do both. The service groups concurrent sends into one
+``accept_many`` so that one durable commit carries many documents.
+
+Invariants:
+- a (sender, DocumentId, business type) is one message; the same bytes sent again add only the
+  recipients not yet delivered; other bytes under the same key are ``DuplicateDocument``;
+- a recipient gets a (message, recipient) delivery row once, kept forever: this is the dedup;
+- a local delivery is in the unit's inbox until acknowledged; a fetched one is leased and comes
+  back after the lease expires; a remote one waits in the outbox until the next hub took it;
+- status 01 is recorded when a document reaches a local inbox; the recipient sets 02–06 or
+  13/15/16 within the transitions of ``transitions``; statuses go back the way the message came
+  (``via_hub``), hop by hop, through the outbox;
+- outbox items are retried with exponential backoff and jitter, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from cryptography import x509
+
+from exchange.directory import Directory
+from exchange.edxml.dsig import TrustPolicy
+from exchange.edxml.packages import DEFAULT_LIMITS
+from exchange.edxml.safexml import Limits
+from exchange.routing.accepting import Accepting
+from exchange.routing.base import utcnow
+from exchange.routing.inbox import Inbox
+from exchange.routing.model import Backoff, PackageStore
+from exchange.routing.outbox import Outbox
+from exchange.routing.statuses import Statuses
+
+__all__ = ["Router"]
+
+_DEFAULT_BACKOFF = Backoff()
+
+
+class Router(Accepting, Inbox, Outbox, Statuses):
+    """One hub's routing state machine (thread-safe: it keeps no per-call state).
+
+    ``policy`` says whom to trust for every package and status; ``unit_certificates(code)``,
+    when given, names the certificates allowed to sign for a sending unit (none known: any
+    certificate the policy trusts). ``clock`` is injectable for leases, claims and backoff.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        directory: Directory,
+        hub_id: str,
+        store: PackageStore,
+        policy: TrustPolicy,
+        limits: Limits = DEFAULT_LIMITS,
+        lease: timedelta = timedelta(minutes=5),
+        backoff: Backoff = _DEFAULT_BACKOFF,
+        clock: Callable[[], datetime] = utcnow,
+        unit_certificates: Callable[[str], Sequence[x509.Certificate]] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._directory = directory
+        self.hub = directory.topology.hub(hub_id)
+        self._store = store
+        self._policy = policy
+        self._limits = limits
+        self._lease = lease
+        self._backoff = backoff
+        self._clock = clock
+        self._skip_locked = engine.dialect.name == "postgresql"
+        self._unit_certificates = unit_certificates
