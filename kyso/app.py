@@ -14,16 +14,19 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 import audit
 import audit.schema
+import exchange.schema
 import hsm
 import signer
 import storage
 from audit.hsm_signer import KeyRingHeadSigner
+from exchange.directory import Directory
+from exchange.routing.router import Router
 from kyso import db, schema
 from kyso.authz import Identity
 from kyso.catalogue import Catalogue
@@ -37,7 +40,11 @@ log = logging.getLogger(__name__)
 
 def components() -> list[db.Component]:
     """Every component that owns tables, in dependency order."""
-    return [schema.COMPONENT, db.Component("audit", audit.schema.MIGRATIONS)]
+    return [
+        schema.COMPONENT,
+        db.Component("audit", audit.schema.MIGRATIONS),
+        db.Component("exchange", exchange.schema.MIGRATIONS),
+    ]
 
 
 def open_store(config: Config) -> storage.ObjectStore:
@@ -73,6 +80,8 @@ class Application:
     keyring: hsm.KeyRing | None = None
     pdf_signer: signer.PdfSigningService | None = None
     head_signer: audit.HeadSigner | None = None
+    router: Router | None = None
+    directory: Directory | None = None
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
@@ -109,6 +118,7 @@ class Application:
                 ),
                 _closers=stack,
             )
+            app.directory, app.router = open_exchange(config, engine, store)
         except BaseException:
             stack.close()
             raise
@@ -178,6 +188,64 @@ class Application:
         self._closers.close()
 
 
+def trust_anchors(config: Config) -> list[bytes]:
+    """The configured trust anchors as DER certificates."""
+    from asn1crypto import pem
+
+    anchors = []
+    for path in config.trust.anchors:
+        data = path.read_bytes()
+        if pem.detect(data):
+            _, _, data = pem.unarmor(data)
+        anchors.append(bytes(data))
+    return anchors
+
+
+def open_exchange(
+    config: Config, engine: sa.Engine, store: storage.ObjectStore
+) -> tuple[Directory | None, Router | None]:
+    """The unit directory and this hub's router (both None when the server routes nothing)."""
+    from cryptography import x509
+
+    from exchange.adapters import StoredPackages
+    from exchange.edxml.dsig import TrustPolicy
+    from exchange.hubs import Hub, Topology
+
+    settings = config.exchange
+    if not settings.hub_id:
+        return None, None
+    topology = Topology(
+        [
+            Hub(
+                id=name,
+                root_unit=hub.root_unit,
+                parent_hub=hub.parent or None,
+                address=hub.address,
+                peers=hub.peers,
+            )
+            for name, hub in settings.hubs.items()
+        ]
+    )
+    directory = Directory(engine, topology=topology)
+    if settings.directory is not None and next(directory.units(), None) is None:
+        with settings.directory.open(encoding="utf-8") as handle:
+            count = directory.import_csv(handle)
+        log.info("directory imported", extra={"units": count, "source": str(settings.directory)})
+    policy = TrustPolicy(
+        anchors=[x509.load_der_x509_certificate(der) for der in trust_anchors(config)],
+        require_signature=settings.require_signature,
+    )
+    router = Router(
+        engine=engine,
+        directory=directory,
+        hub_id=settings.hub_id,
+        store=StoredPackages(store),
+        policy=policy,
+        lease=timedelta(seconds=settings.lease_seconds),
+    )
+    return directory, router
+
+
 def open_keyring(config: Config) -> hsm.KeyRing | None:
     """Start the signing workers for the configured keys (None when no key is configured).
 
@@ -211,14 +279,9 @@ def open_pdf_signer(config: Config, keyring: hsm.KeyRing | None) -> signer.PdfSi
     """The PAdES signer over every configured key except the ledger's."""
     if keyring is None:
         return None
-    from asn1crypto import pem, x509
+    from asn1crypto import x509
 
-    roots = []
-    for anchor in config.trust.anchors:
-        data = anchor.read_bytes()
-        if pem.detect(data):
-            _, _, data = pem.unarmor(data)
-        roots.append(x509.Certificate.load(data))
+    roots = [x509.Certificate.load(der) for der in trust_anchors(config)]
     profiles = {
         alias: signer.KeyProfile(
             alias=alias,

@@ -33,7 +33,9 @@ __all__ = [
     "Config",
     "DatabaseConfig",
     "DevResponders",
+    "ExchangeConfig",
     "HsmConfig",
+    "HubConfig",
     "KeyConfig",
     "LedgerConfig",
     "S3Config",
@@ -180,6 +182,40 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HubConfig:
+    """A hub of the exchange: the unit at the top of the subtree it serves, its parent hub,
+    the address of its kyso server, and the hubs it may send to directly (peers)."""
+
+    root_unit: str
+    parent: str = ""
+    address: str = ""
+    peers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeConfig:
+    """Document exchange. Empty ``hub_id``: this server does not route documents.
+
+    ``key``: the alias of the key that signs packages built from fields, status packets and
+    hop receipts. ``directory``: a CSV of units imported at start when the directory is empty.
+    Outgoing hub-to-hub calls use mutual TLS with ``client_certificate``/``client_key``,
+    trusting ``server_ca`` (plaintext only when none is given, for loopback development).
+    """
+
+    hub_id: str = ""
+    hubs: Mapping[str, HubConfig] = field(default_factory=dict)
+    directory: Path | None = None
+    key: str = ""
+    require_signature: bool = True
+    lease_seconds: float = 300.0
+    dispatch_interval_seconds: float = 0.5
+    client_certificate: Path | None = None
+    client_key: Path | None = None
+    server_ca: Path | None = None
+    hub_token_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DevResponders:
     """Development only: serve the dev PKI's TSA, OCSP and CRLs beside the service."""
 
@@ -212,6 +248,7 @@ class Config:
     signing: SigningConfig = field(default_factory=SigningConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     dev_responders: DevResponders = field(default_factory=DevResponders)
     client: ClientSide = field(default_factory=ClientSide)
 
@@ -425,6 +462,7 @@ def _validate(config: Config) -> None:
                 )
     if config.ledger.key and config.ledger.key not in config.keys:
         raise ConfigError(f"ledger.key: {config.ledger.key!r} is not a configured key alias")
+    _validate_exchange(config)
     for i, certificate in enumerate(config.ledger.certificates):
         _readable(certificate, f"ledger.certificates[{i}]")
     for i, anchor in enumerate(config.trust.anchors):
@@ -433,6 +471,30 @@ def _validate(config: Config) -> None:
         raise ConfigError("storage.s3.endpoint: required when storage.backend is 's3'")
     if config.storage.s3.retention_mode and config.storage.s3.retention_days < 1:
         raise ConfigError("storage.s3.retention_days: must be at least 1 with a retention_mode")
+
+
+def _validate_exchange(config: Config) -> None:
+    exchange = config.exchange
+    if not exchange.hub_id:
+        return
+    if exchange.hub_id not in exchange.hubs:
+        raise ConfigError(f"exchange.hub_id: {exchange.hub_id!r} is not one of [exchange.hubs]")
+    for name, hub in exchange.hubs.items():
+        if hub.parent and hub.parent not in exchange.hubs:
+            raise ConfigError(f"exchange.hubs.{name}.parent: no hub {hub.parent!r}")
+        for peer in hub.peers:
+            if peer not in exchange.hubs:
+                raise ConfigError(f"exchange.hubs.{name}.peers: no hub {peer!r}")
+        if hub.address:
+            parse_address(hub.address, key=f"exchange.hubs.{name}.address")
+    if exchange.key and exchange.key not in config.keys:
+        raise ConfigError(f"exchange.key: {exchange.key!r} is not a configured key alias")
+    for name in ("directory", "client_certificate", "client_key", "server_ca", "hub_token_file"):
+        path = getattr(exchange, name)
+        if path is not None:
+            _readable(path, f"exchange.{name}")
+    if (exchange.client_certificate is None) != (exchange.client_key is None):
+        raise ConfigError("exchange.client_key: give client_certificate and client_key together")
 
 
 def _readable(path: Path, key: str) -> None:

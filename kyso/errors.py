@@ -83,6 +83,7 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
     # Imported here so that this module stays importable on its own (the CLI's config errors
     # need it before any domain package is loaded).
     import audit
+    import exchange
     import hsm
     import signer
     import storage
@@ -121,6 +122,21 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         (hsm.KeyPolicyViolation, code.FAILED_PRECONDITION),
         (hsm.MechanismUnsupported, code.FAILED_PRECONDITION),
         (hsm.HsmError, code.UNAVAILABLE),
+        # exchange/
+        (exchange.InvalidUnitCode, code.INVALID_ARGUMENT),
+        (exchange.PackageInvalid, code.INVALID_ARGUMENT),
+        (exchange.SignatureInvalid, code.INVALID_ARGUMENT),
+        (exchange.UntrustedSigner, code.INVALID_ARGUMENT),
+        (exchange.UnsignedPackageRefused, code.INVALID_ARGUMENT),
+        (exchange.WeakSignatureRefused, code.INVALID_ARGUMENT),
+        (exchange.DirectoryImportError, code.INVALID_ARGUMENT),
+        (exchange.UnitNotFound, code.NOT_FOUND),
+        (exchange.DeliveryNotFound, code.NOT_FOUND),
+        (exchange.DuplicateDocument, code.ALREADY_EXISTS),
+        (exchange.InvalidStatusTransition, code.FAILED_PRECONDITION),
+        (exchange.NoRoute, code.FAILED_PRECONDITION),
+        (exchange.SigningFailed, code.UNAVAILABLE),
+        (exchange.HubConfigError, code.UNAVAILABLE),
         # audit/
         (audit.EventNotFound, code.NOT_FOUND),
         (audit.HeadNotFound, code.NOT_FOUND),

@@ -1,0 +1,374 @@
+"""``kyso agent``: the official's workstation signs what waits for them, with one PIN entry.
+
+Reads the certificate on the token (no PIN needed), lists the sessions pending for it, shows each
+(title, unit, requester, document SHA-256), asks which to sign (all with ``--yes``), asks the PIN
+once, signs the chosen ones in one batch and prints ``signed / failed / left``.
+
+Pipelining: the token is the slow part (0.5–2 s a signature on a USB token), so it is never kept
+waiting. Every document's ``data_to_sign`` arrives with the list, one thread feeds the token
+back to back, and each value's CompleteSignature runs on the event loop while the token already
+signs the next document.
+
+Stopping: when the token fails (pulled out, module error) or the server cannot be reached, no
+further document is signed, the completions in flight are awaited, and the summary says how many
+are left. A session is completed server-side exactly once and otherwise stays pending, so running
+the agent again finishes the rest.
+
+The PIN comes from ``--pin-file``, ``KYSO_TOKEN_PIN`` or a prompt; never argv, never printed,
+never written anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Protocol, TextIO, cast
+
+import grpc
+from asn1crypto import x509
+
+import hsm
+from kyso.cli.common import ClientTarget, add_client_arguments, client_target, die
+from kyso.v1 import signing_pb2, signing_pb2_grpc
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_STOPPED",
+    "PIN_ENV",
+    "BatchResult",
+    "TokenKey",
+    "register",
+    "run_agent",
+]
+
+PIN_ENV = "KYSO_TOKEN_PIN"
+EXIT_FAILED = 1
+"""Some chosen documents were refused by the server (the summary lists why)."""
+EXIT_STOPPED = 3
+"""The batch stopped early (token or network); the rest are still pending."""
+
+# Completions in flight while the token signs: enough to hide a slow network round trip,
+# few enough not to flood the server from one desk.
+_IN_FLIGHT = 8
+_RPC_TIMEOUT = 120.0
+_MECHANISMS = {"rsa_pkcs1v15", "ecdsa"}
+# Server answers that mean "this document, not the batch": count it failed, go on.
+_PER_DOCUMENT = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+class TokenKey(Protocol):
+    """What the agent needs of a token key (``hsm.LocalKey``; tests wrap it)."""
+
+    certificate: x509.Certificate
+
+    def login(self, pin: str) -> None: ...
+
+    def sign_digest(
+        self, digest: bytes, digest_algorithm: hsm.DigestAlgorithm, pss: bool = False
+    ) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class BatchResult:
+    """How a batch ended. ``stopped`` says why it ended early (None: it ran to the end)."""
+
+    chosen: int
+    signed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    stopped: str | None = None
+
+    @property
+    def left(self) -> int:
+        return self.chosen - len(self.signed) - len(self.failed)
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped is not None:
+            return EXIT_STOPPED
+        return EXIT_FAILED if self.failed else 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    agent = subparsers.add_parser(
+        "agent",
+        help="sign the documents waiting for the official whose token is plugged in",
+        description=(
+            "List what waits for the certificate on the token, ask the PIN once and sign the "
+            f"chosen documents in one batch. PIN: --pin-file, ${PIN_ENV}, or a prompt."
+        ),
+    )
+    add_client_arguments(agent)
+    agent.add_argument("--module", required=True, help="the token vendor's PKCS#11 library")
+    agent.add_argument("--token", help="token label (needed when several tokens are present)")
+    agent.add_argument("--key", help="key/certificate label (needed when the token has several)")
+    agent.add_argument("--yes", action="store_true", help="sign everything pending, no questions")
+    agent.add_argument("--pin-file", help="read the PIN from this file (mode 0600)")
+    agent.set_defaults(func=_agent)
+
+
+def _agent(args: argparse.Namespace) -> int:
+    target = client_target(args)
+    pin = _pin_source(args.pin_file)
+    try:
+        key = hsm.open_token_key(args.module, args.token, args.key)
+    except hsm.HsmError as exc:
+        die(f"cannot use the token: {exc}")
+    with key:
+        return run_agent(target=target, key=key, pin=pin, assume_yes=args.yes)
+
+
+def _pin_source(pin_file: str | None) -> hsm.PinSource:
+    if pin_file:
+        return hsm.PinSource.from_file(pin_file)
+    if os.environ.get(PIN_ENV):
+        return hsm.PinSource.from_env(PIN_ENV)
+    return hsm.PinSource.prompt("PIN of the token: ")
+
+
+def run_agent(
+    *,
+    target: ClientTarget,
+    key: TokenKey,
+    pin: hsm.PinSource,
+    assume_yes: bool,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    choose: Callable[[int], list[int] | None] | None = None,
+) -> int:
+    """The whole agent session over an opened key; the process exit code.
+
+    ``choose(count)`` returns the 0-based indexes to sign (None: none); the default asks on the
+    terminal. Not asked with ``assume_yes``.
+    """
+    fingerprint = hashlib.sha256(key.certificate.dump()).hexdigest()
+    print(f"Token certificate: {key.certificate.subject.human_friendly}", file=out)
+    print(f"  SHA-256 {fingerprint}", file=out)
+    try:
+        pending = asyncio.run(_list_pending(target, fingerprint))
+    except grpc.RpcError as exc:
+        die(f"cannot list pending signatures: {_rpc_text(exc)}")
+    if not pending:
+        print("Nothing waits for this certificate.", file=out)
+        return 0
+    _show(pending, out)
+    if assume_yes:
+        indexes: list[int] | None = list(range(len(pending)))
+    else:
+        indexes = (choose or _ask)(len(pending))
+    if not indexes:
+        print("Nothing chosen; nothing signed.", file=out)
+        return 0
+    chosen = [pending[i] for i in indexes]
+    try:
+        key.login(pin.read())
+    except hsm.HsmError as exc:
+        die(f"the token did not accept the login: {exc}")
+    progress = _Progress(len(chosen), err)
+    result = asyncio.run(sign_batch(target, key, chosen, progress=progress.update))
+    progress.done()
+    _summary(result, out)
+    return result.exit_code
+
+
+async def sign_batch(
+    target: ClientTarget,
+    key: TokenKey,
+    items: Sequence[signing_pb2.PendingSignature],
+    *,
+    progress: Callable[[BatchResult], None] = lambda _r: None,
+) -> BatchResult:
+    """Sign ``items`` on the token (one thread) while their completions run concurrently."""
+    result = BatchResult(chosen=len(items))
+    token_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kyso-token")
+    loop = asyncio.get_running_loop()
+    slots = asyncio.Semaphore(_IN_FLIGHT)
+    in_flight: set[asyncio.Task[None]] = set()
+    async with _channel(target) as channel:
+        stub = signing_pb2_grpc.SigningServiceStub(channel)
+        metadata = _metadata(target)
+
+        async def complete(item: signing_pb2.PendingSignature, value: bytes) -> None:
+            try:
+                await stub.CompleteSignature(
+                    signing_pb2.CompleteSignatureRequest(
+                        session_id=item.session_id, signature_value=value
+                    ),
+                    metadata=metadata,
+                    timeout=_RPC_TIMEOUT,
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in _PER_DOCUMENT:
+                    result.failed.append((item.title or item.session_id, _rpc_text(exc)))
+                elif result.stopped is None:
+                    result.stopped = f"the server could not be reached ({_rpc_text(exc)})"
+            else:
+                result.signed.append(item.session_id)
+            finally:
+                slots.release()
+                progress(result)
+
+        try:
+            for item in items:
+                if result.stopped is not None:
+                    break
+                if item.signature_mechanism not in _MECHANISMS:
+                    result.failed.append(
+                        (item.title, f"mechanism {item.signature_mechanism!r} is not supported")
+                    )
+                    continue
+                await slots.acquire()
+                try:
+                    value = await loop.run_in_executor(
+                        token_thread,
+                        key.sign_digest,
+                        item.data_to_sign,
+                        cast(hsm.DigestAlgorithm, item.digest_algorithm),
+                    )
+                except hsm.HsmError as exc:
+                    slots.release()
+                    result.stopped = f"the token stopped signing ({exc})"
+                    break
+                task = asyncio.create_task(complete(item, value))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+        finally:
+            # Completions already sent are finished, never abandoned: the server may be
+            # embedding them right now.
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+            token_thread.shutdown(wait=True)
+    return result
+
+
+async def _list_pending(
+    target: ClientTarget, fingerprint: str
+) -> list[signing_pb2.PendingSignature]:
+    pending: list[signing_pb2.PendingSignature] = []
+    async with _channel(target) as channel:
+        stub = signing_pb2_grpc.SigningServiceStub(channel)
+        token = ""
+        while True:
+            page = await stub.ListPendingSignatures(
+                signing_pb2.ListPendingSignaturesRequest(
+                    certificate_sha256=fingerprint, page_size=500, page_token=token
+                ),
+                metadata=_metadata(target),
+                timeout=_RPC_TIMEOUT,
+            )
+            pending.extend(page.pending)
+            token = page.next_page_token
+            if not token:
+                return pending
+
+
+def _channel(target: ClientTarget) -> grpc.aio.Channel:
+    options = [
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ]
+    if target.ca_pem is not None:
+        credentials = grpc.ssl_channel_credentials(root_certificates=target.ca_pem)
+        return grpc.aio.secure_channel(target.address, credentials, options=options)
+    return grpc.aio.insecure_channel(target.address, options=options)
+
+
+def _metadata(target: ClientTarget) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {target.token}"),) if target.token else ()
+
+
+def _show(pending: Sequence[signing_pb2.PendingSignature], out: TextIO) -> None:
+    print(f"{len(pending)} document(s) wait for this certificate:", file=out)
+    for number, item in enumerate(pending, start=1):
+        created = item.created_at.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        print(f"{number:>4}. {item.title or '(untitled)'}", file=out)
+        print(
+            f"      unit {item.unit_code or '-'} · requested by {item.requester} · {created}",
+            file=out,
+        )
+        print(f"      SHA-256 {item.document_sha256}", file=out)
+
+
+def _ask(count: int) -> list[int] | None:
+    """Ask which documents to sign: ``all``, numbers and ranges (``1,3-5``), or nothing."""
+    while True:
+        try:
+            answer = input(f"Sign which? [all / 1,3-5 / none] (1–{count}): ").strip().lower()
+        except EOFError:
+            return None
+        if answer in ("", "none", "n", "q"):
+            return None
+        if answer in ("all", "a"):
+            return list(range(count))
+        try:
+            return _parse_choice(answer, count)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+
+
+def _parse_choice(text: str, count: int) -> list[int]:
+    chosen: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        low, high = int(first), int(last or first)
+        if not 1 <= low <= high <= count:
+            raise ValueError(f"{part}: choose numbers from 1 to {count}")
+        chosen.extend(i - 1 for i in range(low, high + 1) if i - 1 not in chosen)
+    return chosen
+
+
+class _Progress:
+    """A bar on a terminal; one line per finished document otherwise (logs, tests)."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self._total = total
+        self._stream = stream
+        self._tty = stream.isatty()
+
+    def update(self, result: BatchResult) -> None:
+        finished = len(result.signed) + len(result.failed)
+        if self._tty:
+            width = 30
+            filled = width * finished // max(self._total, 1)
+            bar = "#" * filled + "." * (width - filled)
+            self._stream.write(f"\r[{bar}] {finished}/{self._total}")
+        else:
+            self._stream.write(f"progress {finished}/{self._total}\n")
+        self._stream.flush()
+
+    def done(self) -> None:
+        if self._tty:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def _summary(result: BatchResult, out: TextIO) -> None:
+    for title, why in result.failed:
+        print(f"failed: {title}: {why}", file=out)
+    if result.stopped is not None:
+        print(f"stopped: {result.stopped}", file=out)
+    print(
+        f"signed {len(result.signed)}, failed {len(result.failed)}, left {result.left}",
+        file=out,
+    )
+    if result.left:
+        print("Run the agent again to sign what is left.", file=out)
+
+
+def _rpc_text(exc: grpc.RpcError) -> str:
+    code = exc.code() if hasattr(exc, "code") else None
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return f"{code.name if code else 'ERROR'}: {details}"
