@@ -10,6 +10,7 @@ reverse order, even when opening failed half-way.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -102,6 +103,9 @@ class Application:
             keyring = open_keyring(config)
             if keyring is not None:
                 stack.callback(keyring.close)
+            pdf_signer = open_pdf_signer(config, keyring)
+            if pdf_signer is not None:
+                stack.callback(pdf_signer.close)
             app = cls(
                 config=config,
                 engine=engine,
@@ -110,7 +114,7 @@ class Application:
                 ledger=ledger,
                 appender=appender,
                 keyring=keyring,
-                pdf_signer=open_pdf_signer(config, keyring),
+                pdf_signer=pdf_signer,
                 head_signer=(
                     KeyRingHeadSigner(keyring, alias=config.ledger.key)
                     if keyring is not None and config.ledger.key
@@ -173,12 +177,13 @@ class Application:
         return probes
 
     def _probe_hsm(self) -> None:
+        """Sign a probe digest with every key: a token that is gone or failing shows here
+        even when no request has touched it yet (a passive check cannot see a removed token
+        whose sessions are still open)."""
         assert self.keyring is not None
-        unhealthy = {t: s for t, s in self.keyring.health().items() if s is not True}
-        if unhealthy:
-            raise hsm.TokenUnavailable(
-                "; ".join(f"{token}: {state}" for token, state in unhealthy.items())
-            )
+        digest = hashlib.sha256(b"kyso health probe").digest()
+        for alias in self.keyring.aliases():
+            self.keyring.sign_digest(alias, digest, digest_algorithm="sha256")
 
     def _probe_database(self) -> None:
         with self.engine.connect() as conn:
@@ -246,15 +251,8 @@ def open_exchange(
     return directory, router
 
 
-def open_keyring(config: Config) -> hsm.KeyRing | None:
-    """Start the signing workers for the configured keys (None when no key is configured).
-
-    The module's environment (``hsm.environment``) is set before the workers start: they are
-    child processes and inherit it. Every key signs a probe before this returns.
-    """
-    if not config.keys:
-        return None
-    os.environ.update(config.hsm.environment)
+def key_specs(config: Config) -> list[hsm.KeySpec]:
+    """The configured keys as hsm key specifications (PINs by reference, never read here)."""
     specs = []
     for alias, key in config.keys.items():
         pin = (
@@ -272,7 +270,19 @@ def open_keyring(config: Config) -> hsm.KeyRing | None:
                 allow_exportable=key.allow_exportable,
             )
         )
-    return hsm.KeyRing(specs, workers=config.hsm.workers)
+    return specs
+
+
+def open_keyring(config: Config) -> hsm.KeyRing | None:
+    """Start the signing workers for the configured keys (None when no key is configured).
+
+    The module's environment (``hsm.environment``) is set before the workers start: they are
+    child processes and inherit it. Every key signs a probe before this returns.
+    """
+    if not config.keys:
+        return None
+    os.environ.update(config.hsm.environment)
+    return hsm.KeyRing(key_specs(config), workers=config.hsm.workers)
 
 
 def open_pdf_signer(config: Config, keyring: hsm.KeyRing | None) -> signer.PdfSigningService | None:
@@ -298,7 +308,14 @@ def open_pdf_signer(config: Config, keyring: hsm.KeyRing | None) -> signer.PdfSi
         tsa_timeout=config.signing.tsa_timeout_seconds,
         trust_roots=tuple(roots),
     )
-    return signer.PdfSigningService(keyring=keyring, keys=profiles, settings=settings)
+    # PDF work is CPU-bound: it runs in a pool of signing processes, each with its own key ring
+    # over the same keys (PKCS#11 never crosses a process boundary).
+    return signer.PdfSigningService(
+        keys=profiles,
+        settings=settings,
+        key_specs=[spec for spec in key_specs(config) if spec.alias in profiles],
+        workers=config.signing.workers or None,
+    )
 
 
 def _start_dev_responders(config: Config, stack: contextlib.ExitStack) -> None:

@@ -157,10 +157,14 @@ class KeyConfig:
 
 @dataclass(frozen=True, slots=True)
 class SigningConfig:
+    """PAdES signing: TSAs (tried in order), limits, two-phase session lifetime, and how many
+    PDF signing processes run (0: one per core)."""
+
     tsa_urls: tuple[str, ...] = ()
     tsa_timeout_seconds: float = 10.0
     max_document_bytes: int = 64 * 1024 * 1024
     session_hours: float = 24.0
+    workers: int = 0
 
 
 @dataclass(frozen=True, slots=True)

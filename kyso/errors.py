@@ -116,6 +116,7 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         (signer.TimestampUnavailable, code.UNAVAILABLE),
         (signer.RevocationUnavailable, code.UNAVAILABLE),
         (signer.KeyUnavailable, code.UNAVAILABLE),
+        (signer.SignerUnavailable, code.UNAVAILABLE),
         (signer.SigningError, code.INVALID_ARGUMENT),
         # hsm/: a request never names a token; every failure of the server's device is
         # UNAVAILABLE (retry after the operator fixes it), except a key the policy refuses.

@@ -23,6 +23,7 @@ from kyso.app import Application
 from kyso.authz import Authenticator
 from kyso.config import Config, parse_address
 from kyso.health import HealthMonitor
+from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
 from kyso.services import register_all
@@ -63,6 +64,7 @@ class Server:
         )
         self.port = self._bind()
         self._heads: asyncio.Task[None] | None = None
+        self._dispatcher: Dispatcher | None = None
 
     def _bind(self) -> int:
         address = self.config.server.address
@@ -95,12 +97,17 @@ class Server:
         if self.config.server.metrics_address:
             host, port = parse_address(self.config.server.metrics_address, key="metrics")
             self.metrics.serve(host, port)
+        # exchange: the hub-to-hub dispatcher (kyso.hubs), when this server routes documents
+        self._dispatcher = start_dispatcher(self.app)
         log.info("serving", extra={"address": self.config.server.address, "port": self.port})
 
     async def stop(self) -> None:
         log.info("stopping", extra={"grace_seconds": self.config.server.grace_seconds})
         await self.monitor.stop()
         await self.grpc.stop(self.config.server.grace_seconds)
+        # exchange: stop dispatching before the application (database, keys) closes
+        if self._dispatcher is not None:
+            await self._dispatcher.stop()
         if self._heads is not None:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):

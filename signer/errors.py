@@ -19,6 +19,7 @@ __all__ = [
     "RectangleInvalid",
     "RevocationUnavailable",
     "SignatureValueInvalid",
+    "SignerUnavailable",
     "SigningError",
     "StampImageInvalid",
     "TimestampUnavailable",
@@ -111,3 +112,10 @@ class SignatureValueInvalid(SigningError):
     """A signature value returned for completion does not verify against the certificate."""
 
     field = "signature_value"
+
+
+class SignerUnavailable(SigningError):
+    """No signing worker could take or finish the request (a worker died or is restarting).
+
+    Nothing was signed; the request may be sent again.
+    """

@@ -44,8 +44,10 @@ __all__ = [
     "PIN_ENV",
     "BatchResult",
     "TokenKey",
+    "list_pending",
     "register",
     "run_agent",
+    "sign_batch",
 ]
 
 PIN_ENV = "KYSO_TOKEN_PIN"
@@ -87,7 +89,8 @@ class BatchResult:
     """How a batch ended. ``stopped`` says why it ended early (None: it ran to the end)."""
 
     chosen: int
-    signed: list[str] = field(default_factory=list)
+    signed: list[tuple[str, str]] = field(default_factory=list)
+    """(title, ref of the signed document)"""
     failed: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None
 
@@ -158,7 +161,7 @@ def run_agent(
     print(f"Token certificate: {key.certificate.subject.human_friendly}", file=out)
     print(f"  SHA-256 {fingerprint}", file=out)
     try:
-        pending = asyncio.run(_list_pending(target, fingerprint))
+        pending = asyncio.run(list_pending(target, fingerprint))
     except grpc.RpcError as exc:
         die(f"cannot list pending signatures: {_rpc_text(exc)}")
     if not pending:
@@ -203,7 +206,7 @@ async def sign_batch(
 
         async def complete(item: signing_pb2.PendingSignature, value: bytes) -> None:
             try:
-                await stub.CompleteSignature(
+                reply = await stub.CompleteSignature(
                     signing_pb2.CompleteSignatureRequest(
                         session_id=item.session_id, signature_value=value
                     ),
@@ -216,7 +219,7 @@ async def sign_batch(
                 elif result.stopped is None:
                     result.stopped = f"the server could not be reached ({_rpc_text(exc)})"
             else:
-                result.signed.append(item.session_id)
+                result.signed.append((item.title or item.session_id, reply.document.ref.ref))
             finally:
                 slots.release()
                 progress(result)
@@ -254,9 +257,10 @@ async def sign_batch(
     return result
 
 
-async def _list_pending(
+async def list_pending(
     target: ClientTarget, fingerprint: str
 ) -> list[signing_pb2.PendingSignature]:
+    """Every session pending for the certificate with SHA-256 ``fingerprint`` (all pages)."""
     pending: list[signing_pb2.PendingSignature] = []
     async with _channel(target) as channel:
         stub = signing_pb2_grpc.SigningServiceStub(channel)
@@ -356,6 +360,8 @@ class _Progress:
 
 
 def _summary(result: BatchResult, out: TextIO) -> None:
+    for title, ref in result.signed:
+        print(f"signed: {title} -> {ref}", file=out)
     for title, why in result.failed:
         print(f"failed: {title}: {why}", file=out)
     if result.stopped is not None:

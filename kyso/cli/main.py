@@ -7,7 +7,16 @@ import sys
 from collections.abc import Sequence
 
 from kyso import __version__
-from kyso.cli import audit_cmd, dev_cmds, documents_cmd, hsm_cmd, server_cmds, sign_cmd
+from kyso.cli import (
+    audit_cmd,
+    dev_cmds,
+    directory_cmd,
+    documents_cmd,
+    exchange_cmd,
+    hsm_cmd,
+    server_cmds,
+    sign_cmd,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -21,7 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kyso {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (server_cmds, dev_cmds, documents_cmd, sign_cmd, audit_cmd, hsm_cmd):
+    for module in (
+        server_cmds,
+        dev_cmds,
+        documents_cmd,
+        sign_cmd,
+        audit_cmd,
+        hsm_cmd,
+        exchange_cmd,
+        directory_cmd,
+    ):
         module.register(subparsers)
     return parser
 

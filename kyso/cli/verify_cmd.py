@@ -13,6 +13,7 @@ also exit 2, before anything is verified.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import sys
 from pathlib import Path
@@ -117,6 +118,9 @@ def _verify(args: argparse.Namespace) -> int:
     policy = VerificationPolicy(trust=(profile,), online=args.online)
     with Verifier(workers=1) as verifier:
         report = verifier.verify(data, policy)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A terminal without UTF-8 must not turn a verdict into a UnicodeEncodeError.
+        sys.stdout.reconfigure(errors="backslashreplace")
     if args.json:
         print(report_to_json(report))
     else:

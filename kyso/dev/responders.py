@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -159,7 +160,18 @@ def _serve(*, config: Path, key_dir: Path, port: int) -> None:
     cfg = CertomancerConfig.from_file(
         str(config), key_search_dir=str(key_dir), allow_external_config=False
     )
-    app = Animator(AnimatorArchStore(cfg.pki_archs), with_web_ui=False, allow_time_override=False)
+
+    class WholeSecondAnimator(Animator):
+        """Answers stamped to the whole second. certomancer's clock has microseconds, so its
+        OCSP times would be GeneralizedTime with fractions, which NSS refuses to decode; poppler
+        22.12's pdfsig then reports "Unknown issue with Certificate" for every kyso signature."""
+
+        def at_time(self, request: object) -> datetime:
+            return datetime.now(UTC).replace(microsecond=0)
+
+    app = WholeSecondAnimator(
+        AnimatorArchStore(cfg.pki_archs), with_web_ui=False, allow_time_override=False
+    )
     server = make_server(_HOST, port, app, threaded=True)
     logging.getLogger(__name__).info("serving %s on http://%s:%d", ARCH, _HOST, port)
     server.serve_forever()

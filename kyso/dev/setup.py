@@ -13,7 +13,11 @@ from typing import TextIO
 
 from kyso.dev.init import DevEnvironment, dev_init
 
-__all__ = ["render_config", "set_up"]
+__all__ = ["DEV_DIRECTORY", "DEV_HUB", "render_config", "set_up"]
+
+DEV_HUB = "H49"
+DEV_DIRECTORY = Path(__file__).parent / "assets" / "units-quangninh.csv"
+"""The test and demo directory: Quảng Ninh's units (plus a few outside), imported at first start."""
 
 _ALL_ROLES = '["workflow", "clerk", "official", "auditor", "operator"]'
 
@@ -96,6 +100,17 @@ def render_config(
         'key = "ledger"',
         "head_interval_seconds = 60",
         f"certificates = [{_q(env.keys['ledger'].certificate_path)}]",
+        "",
+        "# One hub, the province of Quảng Ninh. The dev client may use the `seal` key, so it may",
+        "# send for every unit this hub serves (see kyso/services/exchange.py).",
+        "[exchange]",
+        f"hub_id = {_q(DEV_HUB)}",
+        f"directory = {_q(DEV_DIRECTORY)}",
+        'key = "seal"',
+        "",
+        f"[exchange.hubs.{DEV_HUB}]",
+        'root_unit = "000.00.00.H49"',
+        f"address = {_q(address)}",
         "",
         "[dev_responders]",
         f"enabled = {'true' if responders else 'false'}",

@@ -10,7 +10,9 @@ import grpc
 
 from kyso.app import Application
 from kyso.services.audit import AuditServicer
+from kyso.services.directory import DirectoryServicer
 from kyso.services.documents import DocumentServicer
+from kyso.services.exchange import ExchangeServicer
 from kyso.services.signing import SigningServicer
 from kyso.v1 import (
     audit_pb2_grpc,
@@ -48,12 +50,12 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
         ),
         (
             exchange_pb2_grpc.add_ExchangeServiceServicer_to_server,
-            exchange_pb2_grpc.ExchangeServiceServicer(),
+            ExchangeServicer(app),
             "kyso.v1.ExchangeService",
         ),
         (
             directory_pb2_grpc.add_DirectoryServiceServicer_to_server,
-            directory_pb2_grpc.DirectoryServiceServicer(),
+            DirectoryServicer(app),
             "kyso.v1.DirectoryService",
         ),
         (

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import re
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from asn1crypto import pem, x509
 
@@ -61,10 +61,10 @@ from signer.twophase import (
 
 __all__ = ["COMPONENT", "TwoPhaseHandlers"]
 
-log = logging.getLogger(__name__)
-
 COMPONENT = db.Component("signing", signer_schema.MIGRATIONS)
 """The sessions table's migrations (to be listed in ``kyso.app.components``)."""
+
+T = TypeVar("T")
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _DEFAULT_PAGE = 100
@@ -102,23 +102,24 @@ class TwoPhaseHandlers:
         rect = request.placement.rect
         data, source_ref = await read_document(self._app, request.document, field="document")
         try:
-            intermediates = await self._signer.check_certificate(certificate, chain=chain)
+            intermediates = await _off_loop(
+                lambda: self._signer.check_certificate(certificate, chain=chain)
+            )
         except CertificateRejected as exc:
             raise FailedPrecondition(str(exc)) from exc
-        prepared = await self._signer.prepare(
-            PrepareRequest(
-                pdf=data,
-                certificate=certificate,
-                chain=intermediates,
-                level=level,
-                appearance=appearance,
-                reason=request.reason or None,
-                location=request.location or None,
-                field_name=request.placement.field_name if which == "field_name" else None,
-                page=rect.page if which == "rect" else None,
-                rect=(rect.x1, rect.y1, rect.x2, rect.y2) if which == "rect" else None,
-            )
+        job = PrepareRequest(
+            pdf=data,
+            certificate=certificate,
+            chain=intermediates,
+            level=level,
+            appearance=appearance,
+            reason=request.reason or None,
+            location=request.location or None,
+            field_name=request.placement.field_name if which == "field_name" else None,
+            page=rect.page if which == "rect" else None,
+            rect=(rect.x1, rect.y1, rect.x2, rect.y2) if which == "rect" else None,
         )
+        prepared = await _off_loop(lambda: self._signer.prepare(job))
         stored = await asyncio.to_thread(
             self._app.store.put, prepared.pdf, content_type="application/pdf", metadata={}
         )
@@ -188,8 +189,10 @@ class TwoPhaseHandlers:
             raise FailedPrecondition(str(exc)) from exc
         try:
             prepared = await asyncio.to_thread(self._read, session.prepared_ref)
-            completed = await self._signer.complete(
-                session, prepared_pdf=prepared, signature_value=request.signature_value
+            completed = await _off_loop(
+                lambda: self._signer.complete(
+                    session, prepared_pdf=prepared, signature_value=request.signature_value
+                )
             )
             stored = await asyncio.to_thread(
                 self._app.store.put,
@@ -360,6 +363,12 @@ class TwoPhaseHandlers:
         with self._app.store.open(ref) as reader:
             data: bytes = reader.read()
             return data
+
+
+async def _off_loop(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the domain coroutine on its own event loop in a worker thread: PDF parsing, stamps
+    and CMS work are CPU-bound and would otherwise stall every other RPC of this process."""
+    return await asyncio.to_thread(lambda: asyncio.run(work()))
 
 
 def _level_and_appearance(

@@ -193,18 +193,28 @@ class TrackResponse(_message.Message):
     def __init__(self, document_id: _Optional[str] = ..., subject: _Optional[str] = ..., recipients: _Optional[_Iterable[_Union[RecipientState, _Mapping]]] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("from_hub", "package", "status_packet", "to_units", "hop_id")
+    __slots__ = ("from_hub", "package", "status_packet", "to_units", "hop_id", "trace")
     FROM_HUB_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_FIELD_NUMBER: _ClassVar[int]
     STATUS_PACKET_FIELD_NUMBER: _ClassVar[int]
     TO_UNITS_FIELD_NUMBER: _ClassVar[int]
     HOP_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
     from_hub: str
     package: bytes
     status_packet: bytes
     to_units: _containers.RepeatedScalarFieldContainer[str]
     hop_id: str
-    def __init__(self, from_hub: _Optional[str] = ..., package: _Optional[bytes] = ..., status_packet: _Optional[bytes] = ..., to_units: _Optional[_Iterable[str]] = ..., hop_id: _Optional[str] = ...) -> None: ...
+    trace: _containers.RepeatedCompositeFieldContainer[TraceHop]
+    def __init__(self, from_hub: _Optional[str] = ..., package: _Optional[bytes] = ..., status_packet: _Optional[bytes] = ..., to_units: _Optional[_Iterable[str]] = ..., hop_id: _Optional[str] = ..., trace: _Optional[_Iterable[_Union[TraceHop, _Mapping]]] = ...) -> None: ...
+
+class TraceHop(_message.Message):
+    __slots__ = ("organ_id", "timestamp")
+    ORGAN_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    organ_id: str
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, organ_id: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ForwardResponse(_message.Message):
     __slots__ = ("receipt", "receipt_signature", "receipt_certificate")

@@ -82,9 +82,6 @@ def test_sign_errors_are_one_line(served, tmp_path):
     assert "NOT_FOUND" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True, reason="poppler's NSS rejects the dev PKI's certificates (being fixed in pki.py)"
-)
 def test_pdfsig_trusts_kyso_signatures(served, dev_env, tmp_path):
     source = tmp_path / "in.pdf"
     source.write_bytes(make_pdf())
