@@ -35,6 +35,14 @@ async def _status(channel, service: str) -> int:
     return reply.status
 
 
+async def _sign_code(stub, request, auth) -> grpc.StatusCode:
+    try:
+        await stub.SignPdf(request, metadata=auth)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
 async def _wait_for(channel, service: str, wanted: int, limit: float = 60.0) -> None:
     deadline = time.monotonic() + limit
     while await _status(channel, service) != wanted:
@@ -100,14 +108,10 @@ clients = ["workflow"]
             # The PDF signing processes hold rings of their own, which follow the token back
             # within a couple of seconds of the server's ring (health).
             deadline = time.monotonic() + 15
-            while True:
-                try:
-                    assert (await stub.SignPdf(request, metadata=auth)).document.ref.ref
-                    break
-                except grpc.aio.AioRpcError as exc:
-                    assert exc.code() is grpc.StatusCode.UNAVAILABLE, exc.details()
-                    assert time.monotonic() < deadline, "signing never recovered"
-                    await asyncio.sleep(0.2)
+            while (code := await _sign_code(stub, request, auth)) is not grpc.StatusCode.OK:
+                assert code is grpc.StatusCode.UNAVAILABLE, code
+                assert time.monotonic() < deadline, "signing never recovered"
+                await asyncio.sleep(0.2)
     finally:
         if unplugged.exists():
             shutil.move(unplugged, directory)
