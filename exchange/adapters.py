@@ -31,6 +31,7 @@ class HsmSigningKey:
         self._alias = alias
         # hsm hands out asn1crypto certificates; signxml and the verifier want cryptography's
         self._certificate = x509.load_der_x509_certificate(ring.certificate(alias).dump())
+        self._chain = tuple(x509.load_der_x509_certificate(c.dump()) for c in ring.chain(alias))
         public = self._certificate.public_key()
         if isinstance(public, rsa.RSAPublicKey):
             self._algorithm: SignatureAlgorithm = "rsa-sha256"
@@ -48,6 +49,11 @@ class HsmSigningKey:
     @property
     def certificate(self) -> x509.Certificate:
         return self._certificate
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """The issuers the key ring holds for the key (its configured chain), nearest first."""
+        return self._chain
 
     def sign(self, data: bytes) -> bytes:
         return self._ring.sign(self._alias, data, digest_algorithm="sha256")

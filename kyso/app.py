@@ -24,15 +24,18 @@ import audit.schema
 import exchange.schema
 import hsm
 import signer
+import signer.schema
 import storage
 from audit.hsm_signer import KeyRingHeadSigner
 from exchange.directory import Directory
+from exchange.edxml.dsig import TrustPolicy
 from exchange.routing.router import Router
 from kyso import db, schema
 from kyso.authz import Identity
 from kyso.catalogue import Catalogue
 from kyso.config import Config
 from kyso.errors import ConfigError
+from signer import verify
 
 __all__ = ["Application", "components", "open_store"]
 
@@ -45,6 +48,7 @@ def components() -> list[db.Component]:
         schema.COMPONENT,
         db.Component("audit", audit.schema.MIGRATIONS),
         db.Component("exchange", exchange.schema.MIGRATIONS),
+        db.Component("signing", signer.schema.MIGRATIONS),
     ]
 
 
@@ -83,6 +87,7 @@ class Application:
     head_signer: audit.HeadSigner | None = None
     router: Router | None = None
     directory: Directory | None = None
+    verifier: verify.Verifier | None = None
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
@@ -123,6 +128,8 @@ class Application:
                 _closers=stack,
             )
             app.directory, app.router = open_exchange(config, engine, store)
+            app.verifier = verify.Verifier(workers=config.signing.workers or None)
+            stack.callback(app.verifier.close)
         except BaseException:
             stack.close()
             raise
@@ -164,6 +171,25 @@ class Application:
         """Ledger an authorisation refusal (the interceptor calls this for every one)."""
         await self.record(
             audit.EventType.AUTHZ_DENIED, actor=identity, details={"rpc": method, "reason": reason}
+        )
+
+    def verification_policy(self, *, online: bool = False) -> verify.VerificationPolicy:
+        """How PDFs are verified here: the configured anchors, offline unless asked."""
+        profile = verify.TrustProfile.from_sources(
+            name="configured",
+            description="[trust] anchors and fingerprints of this server",
+            pem_files=self.config.trust.anchors,
+            fingerprints=self.config.trust.fingerprints,
+        )
+        return verify.VerificationPolicy(trust=(profile,), online=online)
+
+    def package_trust(self) -> TrustPolicy:
+        """How edXML package signatures are verified here: the configured anchors."""
+        from cryptography import x509
+
+        return TrustPolicy(
+            anchors=[x509.load_der_x509_certificate(der) for der in trust_anchors(self.config)],
+            require_signature=self.config.exchange.require_signature,
         )
 
     def probes(self) -> Mapping[str, Callable[[], None]]:
@@ -213,7 +239,6 @@ def open_exchange(
     from cryptography import x509
 
     from exchange.adapters import StoredPackages
-    from exchange.edxml.dsig import TrustPolicy
     from exchange.hubs import Hub, Topology
 
     settings = config.exchange

@@ -88,6 +88,7 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
     import signer
     import storage
     from kyso.db import DatabaseError, SchemaAheadError
+    from signer import twophase
 
     code = grpc.StatusCode
     return [
@@ -117,6 +118,10 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         (signer.RevocationUnavailable, code.UNAVAILABLE),
         (signer.KeyUnavailable, code.UNAVAILABLE),
         (signer.SignerUnavailable, code.UNAVAILABLE),
+        (twophase.SessionNotFound, code.NOT_FOUND),
+        (twophase.SessionClosed, code.FAILED_PRECONDITION),
+        (twophase.CertificateRejected, code.FAILED_PRECONDITION),
+        (twophase.PreparedDocumentAltered, code.FAILED_PRECONDITION),
         (signer.SigningError, code.INVALID_ARGUMENT),
         # hsm/: a request never names a token; every failure of the server's device is
         # UNAVAILABLE (retry after the operator fixes it), except a key the policy refuses.

@@ -20,7 +20,7 @@ _SOFTHSM_HOME = Path(tempfile.mkdtemp(prefix="kyso-test-softhsm-"))
     "log.level = ERROR\n"
 )
 os.environ["SOFTHSM2_CONF"] = str(_SOFTHSM_HOME / "softhsm2.conf")
-os.environ.setdefault("KYSO_TEST_SOFTHSM_HOME", str(_SOFTHSM_HOME))
+os.environ["KYSO_TEST_SOFTHSM_HOME"] = str(_SOFTHSM_HOME)
 
 pytest_plugins = [
     "tests.support.db",

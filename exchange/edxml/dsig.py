@@ -2,7 +2,8 @@
 
 Signing: exclusive c14n, the enveloped-signature transform, SHA-256 digests, rsa-sha256 or
 ecdsa-sha256, one Reference with ``URI=""`` (the whole document, attachments included), and
-KeyInfo/X509Data with the signer's certificate; the Signature goes at the end of ``edXMLHeader``.
+KeyInfo/X509Data with the signer's certificate and its issuers (``SigningKey.chain``); the
+Signature goes at the end of ``edXMLHeader``.
 The key is a port (``SigningKey``), so a PKCS#11 key from hsm plugs in as well as a software key.
 SHA-1 is never produced.
 
@@ -73,6 +74,8 @@ class SigningKey(Protocol):
 
     ``sign(data)`` signs ``data`` (hashing it with SHA-256 itself) and returns the signature as
     PKCS#1 v1.5 for RSA or DER-encoded (r, s) for ECDSA — what ``cryptography`` returns.
+    ``chain`` holds the certificate's issuers (nearest first, anchor optional): they travel in
+    KeyInfo so that every hub can build the path to its anchors without holding intermediates.
     """
 
     @property
@@ -80,6 +83,9 @@ class SigningKey(Protocol):
 
     @property
     def certificate(self) -> x509.Certificate: ...
+
+    @property
+    def chain(self) -> Sequence[x509.Certificate]: ...
 
     def sign(self, data: bytes) -> bytes: ...
 
@@ -92,9 +98,11 @@ class CryptographyKey:
         *,
         private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
         certificate: x509.Certificate,
+        chain: Sequence[x509.Certificate] = (),
     ) -> None:
         self._key = private_key
         self._certificate = certificate
+        self._chain = tuple(chain)
 
     @property
     def algorithm(self) -> SignatureAlgorithm:
@@ -103,6 +111,10 @@ class CryptographyKey:
     @property
     def certificate(self) -> x509.Certificate:
         return self._certificate
+
+    @property
+    def chain(self) -> Sequence[x509.Certificate]:
+        return self._chain
 
     def sign(self, data: bytes) -> bytes:
         if isinstance(self._key, rsa.RSAPrivateKey):
@@ -139,7 +151,9 @@ def sign_tree(root: etree._Element, *, key: SigningKey) -> bytes:
     )
     try:
         # signxml only needs sign() and key_size from the key object (see _SignxmlKey)
-        signed = signer.sign(root, key=cast(Any, _SignxmlKey(key)), cert=[key.certificate])
+        signed = signer.sign(
+            root, key=cast(Any, _SignxmlKey(key)), cert=[key.certificate, *key.chain]
+        )
     except (InvalidInput, ValueError, TypeError) as exc:
         raise SigningFailed(f"the {key.algorithm} key could not sign the package") from exc
     return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))

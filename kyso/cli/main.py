@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from kyso import __version__
 from kyso.cli import (
+    agent_cmd,
     audit_cmd,
     dev_cmds,
     directory_cmd,
@@ -16,6 +17,8 @@ from kyso.cli import (
     hsm_cmd,
     server_cmds,
     sign_cmd,
+    twophase_cmd,
+    verify_cmd,
 )
 
 __all__ = ["build_parser", "main"]
@@ -35,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         dev_cmds,
         documents_cmd,
         sign_cmd,
+        twophase_cmd,
+        agent_cmd,
+        verify_cmd,
         audit_cmd,
         hsm_cmd,
         exchange_cmd,

@@ -14,6 +14,7 @@ from kyso.services.directory import DirectoryServicer
 from kyso.services.documents import DocumentServicer
 from kyso.services.exchange import ExchangeServicer
 from kyso.services.signing import SigningServicer
+from kyso.services.verification import VerificationServicer
 from kyso.v1 import (
     audit_pb2_grpc,
     directory_pb2_grpc,
@@ -40,7 +41,7 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
         ),
         (
             verification_pb2_grpc.add_VerificationServiceServicer_to_server,
-            verification_pb2_grpc.VerificationServiceServicer(),
+            VerificationServicer(app),
             "kyso.v1.VerificationService",
         ),
         (

@@ -13,7 +13,7 @@ from typing import Any
 from exchange.codes import validate_unit_code
 from exchange.directory import Directory, RouteKind, Unit
 from kyso.app import Application
-from kyso.errors import FailedPrecondition, RequestInvalid
+from kyso.errors import NotFound, RequestInvalid
 from kyso.v1 import directory_pb2, directory_pb2_grpc
 
 __all__ = ["DirectoryServicer"]
@@ -36,9 +36,8 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
 
     def _units(self) -> Directory:
         if self._directory is None:
-            raise FailedPrecondition(
-                "this server keeps no unit directory: set [exchange] hub_id and hubs"
-            )
+            # NOT_FOUND: no unit can be found here (the request is fine; the server has none)
+            raise NotFound("this server keeps no unit directory: set [exchange] hub_id and hubs")
         return self._directory
 
     def _proto(self, unit: Unit) -> directory_pb2.Unit:

@@ -32,7 +32,6 @@ from asn1crypto import pem, x509
 
 import audit
 import signer
-from kyso import db
 from kyso.app import Application
 from kyso.authz import Identity
 from kyso.catalogue import CatalogueEntry, SignatureRecord
@@ -41,7 +40,6 @@ from kyso.interceptors import current_identity
 from kyso.services.convert import stored_document, timestamp
 from kyso.services.inputs import read_document
 from kyso.v1 import signing_pb2
-from signer import schema as signer_schema
 from signer.twophase import (
     CertificateRejected,
     PreparedDocumentAltered,
@@ -59,10 +57,7 @@ from signer.twophase import (
     verify_signature_value,
 )
 
-__all__ = ["COMPONENT", "TwoPhaseHandlers"]
-
-COMPONENT = db.Component("signing", signer_schema.MIGRATIONS)
-"""The sessions table's migrations (to be listed in ``kyso.app.components``)."""
+__all__ = ["TwoPhaseHandlers"]
 
 T = TypeVar("T")
 
@@ -75,9 +70,6 @@ class TwoPhaseHandlers:
     def __init__(self, app: Application) -> None:
         self._app = app
         config = app.config
-        # Idempotent and recorded in kyso_schema_versions: a no-op once kyso.app.components()
-        # lists COMPONENT (then this line goes).
-        db.upgrade(app.engine, [COMPONENT])
         intermediates = [
             cert for key in config.keys.values() for path in key.chain for cert in _certs(path)
         ]
@@ -231,19 +223,24 @@ class TwoPhaseHandlers:
             if isinstance(exc, SessionClosed | PreparedDocumentAltered):
                 raise FailedPrecondition(str(exc)) from exc
             raise
-        ledger_index = await self._app.record(
-            audit.EventType.SIGNATURE_COMPLETED,
-            actor=identity,
-            unit=session.unit_code,
-            document_sha256=stored.sha256,
-            refs=tuple(r for r in (str(stored.ref), session.prepared_ref, session.source_ref) if r),
-            details={
-                "session": session.id,
-                "level": completed.level.value,
-                "certificate_sha256": session.certificate_sha256,
-                "signer": session.signer_name,
-                "requester": session.requester,
-            },
+        # The session is completed: its ledger entry must be written even if the caller goes.
+        ledger_index = await asyncio.shield(
+            self._app.record(
+                audit.EventType.SIGNATURE_COMPLETED,
+                actor=identity,
+                unit=session.unit_code,
+                document_sha256=stored.sha256,
+                refs=tuple(
+                    r for r in (str(stored.ref), session.prepared_ref, session.source_ref) if r
+                ),
+                details={
+                    "session": session.id,
+                    "level": completed.level.value,
+                    "certificate_sha256": session.certificate_sha256,
+                    "signer": session.signer_name,
+                    "requester": session.requester,
+                },
+            )
         )
         return signing_pb2.CompleteSignatureResponse(
             document=stored_document(stored.ref, stored.size),

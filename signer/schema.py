@@ -1,0 +1,70 @@
+"""The two-phase signing sessions table and its versioned migrations (prefix ``signing_``).
+
+``signing_sessions``: one row per PrepareSignature. Times are microseconds since the epoch, UTC
+(integers compare the same way on SQLite and PostgreSQL, with no time-zone conversions).
+
+State machine of ``state`` (only these transitions, each a conditional UPDATE)::
+
+    open ──claim──▶ completing ──finish──▶ completed
+      │  ◀─release──┘   (a failed completion; or a claim older than the lease)
+      ├──cancel──▶ cancelled
+      └──expire──▶ expired      (when ``expires_at`` has passed)
+
+The prepared document's bytes live in object storage (``prepared_ref``), never in this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+__all__ = ["MIGRATIONS", "metadata", "sessions"]
+
+metadata = sa.MetaData()
+
+sessions = sa.Table(
+    "signing_sessions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("certificate_sha256", sa.String(64), nullable=False),
+    sa.Column("certificate", sa.LargeBinary, nullable=False),
+    # The validated path's intermediate certificates (DER, nearest issuer first), as one
+    # sequence of concatenated DER structures.
+    sa.Column("chain", sa.LargeBinary, nullable=False),
+    sa.Column("signer_name", sa.String(500), nullable=False),
+    sa.Column("requester", sa.String(200), nullable=False),
+    sa.Column("unit_code", sa.String(32), nullable=False, server_default=""),
+    sa.Column("title", sa.String(500), nullable=False, server_default=""),
+    sa.Column("filename", sa.String(500), nullable=False, server_default=""),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("digest_algorithm", sa.String(16), nullable=False),
+    sa.Column("mechanism", sa.String(16), nullable=False),
+    sa.Column("signed_attributes", sa.LargeBinary, nullable=False),
+    sa.Column("data_to_sign", sa.LargeBinary, nullable=False),
+    sa.Column("document_sha256", sa.String(64), nullable=False),
+    sa.Column("source_ref", sa.String(71), nullable=False, server_default=""),
+    sa.Column("prepared_ref", sa.String(71), nullable=False),
+    sa.Column("document_digest", sa.LargeBinary, nullable=False),
+    sa.Column("reserved_start", sa.BigInteger, nullable=False),
+    sa.Column("reserved_end", sa.BigInteger, nullable=False),
+    sa.Column("field_name", sa.String(200), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+    sa.Column("claim", sa.String(32), nullable=True),
+    sa.Column("claimed_us", sa.BigInteger, nullable=True),
+    sa.Column("closed_us", sa.BigInteger, nullable=True),
+    sa.Column("closed_by", sa.String(200), nullable=True),
+    sa.Column("result_ref", sa.String(71), nullable=True),
+    sa.Index("signing_sessions_pending", "certificate_sha256", "state", "created_us"),
+)
+
+
+def _create(conn: sa.Connection) -> None:
+    metadata.create_all(conn)
+
+
+MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
+    (1, "two-phase signing sessions", _create),
+)
