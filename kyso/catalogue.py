@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from kyso.errors import NotFound
-from kyso.schema import documents, signatures
+from kyso.schema import documents, signatures, verifications
 
 __all__ = ["Catalogue", "CatalogueEntry", "SignatureRecord"]
 
@@ -98,6 +98,30 @@ class Catalogue:
                 for s in sigs
             ),
         )
+
+    def verification(self, sha256: str) -> str | None:
+        """The kept verification summary of the package with this SHA-256, if any."""
+        with self._engine.connect() as conn:
+            return conn.execute(
+                sa.select(verifications.c.summary).where(verifications.c.sha256 == sha256)
+            ).scalar_one_or_none()
+
+    def record_verification(self, sha256: str, summary: str) -> None:
+        """Keep a package's verification summary (the first one recorded stays)."""
+        with self._engine.begin() as conn:
+            if conn.execute(
+                sa.select(verifications.c.sha256).where(verifications.c.sha256 == sha256)
+            ).first():
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        verifications.insert().values(
+                            sha256=sha256, summary=summary, verified_at=datetime.now(UTC)
+                        )
+                    )
+            except sa.exc.IntegrityError:
+                pass  # another process recorded it first
 
     def refs(self, *, batch: int = 1000) -> Iterable[Sequence[str]]:
         """Every catalogued ref, in batches (for the start-up consistency check)."""

@@ -5,6 +5,8 @@
   leave an object without a row (found and catalogued by the start-up check) but never a row
   without its object.
 - ``catalogue_signatures``: the signatures kyso made on a document (who, which key, level, when).
+- ``catalogue_verifications``: the verification of a received package and its attached PDFs,
+  made once on arrival and kept with the deliveries of that package (by its SHA-256).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sqlalchemy as sa
 
 from kyso.db import Component, MigrationStep
 
-__all__ = ["COMPONENT", "documents", "metadata", "signatures"]
+__all__ = ["COMPONENT", "documents", "metadata", "signatures", "verifications"]
 
 metadata = sa.MetaData()
 
@@ -42,8 +44,25 @@ signatures = sa.Table(
     sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+verifications = sa.Table(
+    "catalogue_verifications",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("verified_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 _STEPS: tuple[MigrationStep, ...] = (
-    (1, "documents catalogue and signatures", lambda conn: metadata.create_all(conn)),
+    (
+        1,
+        "documents catalogue and signatures",
+        lambda conn: metadata.create_all(conn, tables=[documents, signatures]),
+    ),
+    (
+        2,
+        "verifications of received packages",
+        lambda conn: metadata.create_all(conn, tables=[verifications]),
+    ),
 )
 
 COMPONENT = Component(name="catalogue", steps=_STEPS)

@@ -21,7 +21,6 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,7 +63,6 @@ log = logging.getLogger(__name__)
 _POLL_SECONDS = 0.5
 _RECEIVE_BATCH = 50
 _MAX_RECIPIENTS = 5000
-_VERIFICATION_CACHE = 256
 _STATES: dict[DeliveryState, Any] = {
     DeliveryState.FORWARDED: exchange_pb2.FORWARDED,
     DeliveryState.DELIVERED: exchange_pb2.DELIVERED,
@@ -109,7 +107,6 @@ class SenderPolicy:
 class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     def __init__(self, app: Application) -> None:
         self._app = app
-        self._verifications: OrderedDict[str, str] = OrderedDict()
         if app.router is None or app.directory is None:
             self._router: Router | None = None
             return
@@ -302,14 +299,13 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         )
 
     def _verification(self, opened: OpenedPackage) -> str:
-        known = self._verifications.get(opened.sha256)
+        """The package's verification, made once on arrival and kept in the catalogue."""
+        catalogue = self._app.catalogue
+        known = catalogue.verification(opened.sha256)
         if known is not None:
-            self._verifications.move_to_end(opened.sha256)
             return known
         summary = verification_summary(opened, anchors=self._app.config.trust.anchors)
-        self._verifications[opened.sha256] = summary
-        while len(self._verifications) > _VERIFICATION_CACHE:
-            self._verifications.popitem(last=False)
+        catalogue.record_verification(opened.sha256, summary)
         return summary
 
     # -- Receive and Ack -----------------------------------------------------------------------
