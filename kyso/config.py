@@ -230,11 +230,14 @@ class DevResponders:
 
 @dataclass(frozen=True, slots=True)
 class ClientSide:
-    """How the ``kyso`` command reaches a server: address, API token file, CA for TLS."""
+    """How the ``kyso`` command reaches a server: address, API token file, the CA to trust for
+    TLS, and a client certificate and key for servers that require mutual TLS."""
 
     server: str = "127.0.0.1:50051"
     token_file: Path | None = None
     ca_file: Path | None = None
+    certificate: Path | None = None
+    private_key: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +470,15 @@ def _validate(config: Config) -> None:
     if config.ledger.key and config.ledger.key not in config.keys:
         raise ConfigError(f"ledger.key: {config.ledger.key!r} is not a configured key alias")
     _validate_exchange(config)
+    side = config.client
+    for name in ("ca_file", "certificate", "private_key"):
+        path = getattr(side, name)
+        if path is not None:
+            _readable(path, f"client.{name}")
+    if (side.certificate is None) != (side.private_key is None):
+        raise ConfigError("client.private_key: give client.certificate and private_key together")
+    if side.certificate is not None and side.ca_file is None:
+        raise ConfigError("client.ca_file: a client certificate needs TLS, so give the server's CA")
     for i, certificate in enumerate(config.ledger.certificates):
         _readable(certificate, f"ledger.certificates[{i}]")
     for i, anchor in enumerate(config.trust.anchors):

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -65,6 +65,8 @@ class ClientTarget:
     address: str
     token: str | None
     ca_pem: bytes | None
+    certificate_pem: bytes | None = None
+    private_key_pem: bytes | None = field(default=None, repr=False)
 
 
 def client_target(args: argparse.Namespace, *, need_token: bool = True) -> ClientTarget:
@@ -80,11 +82,22 @@ def client_target(args: argparse.Namespace, *, need_token: bool = True) -> Clien
             except OSError as exc:
                 die(f"client.token_file: cannot read {config.client.token_file} ({exc.strerror})")
         ca_pem = config.client.ca_file.read_bytes() if config.client.ca_file else None
+        certificate = config.client.certificate
+        private_key = config.client.private_key
+        certificate_pem = certificate.read_bytes() if certificate else None
+        private_key_pem = private_key.read_bytes() if private_key else None
     else:
         address, ca_pem = args.server or "127.0.0.1:50051", None
-    if need_token and not token:
-        die("no API token: set KYSO_API_TOKEN or client.token_file in the configuration")
-    return ClientTarget(address=address, token=token, ca_pem=ca_pem)
+        certificate_pem = private_key_pem = None
+    if need_token and not token and certificate_pem is None:
+        die("no credential: set KYSO_API_TOKEN, client.token_file or client.certificate")
+    return ClientTarget(
+        address=address,
+        token=token,
+        ca_pem=ca_pem,
+        certificate_pem=certificate_pem,
+        private_key_pem=private_key_pem,
+    )
 
 
 def open_channel(target: ClientTarget, *, options: Sequence[tuple[str, int]] = ()) -> grpc.Channel:
@@ -95,7 +108,11 @@ def open_channel(target: ClientTarget, *, options: Sequence[tuple[str, int]] = (
         *options,
     ]
     if target.ca_pem is not None:
-        credentials = grpc.ssl_channel_credentials(root_certificates=target.ca_pem)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=target.ca_pem,
+            private_key=target.private_key_pem,
+            certificate_chain=target.certificate_pem,
+        )
         if target.token:
             credentials = grpc.composite_channel_credentials(
                 credentials, grpc.access_token_call_credentials(target.token)
