@@ -8,6 +8,9 @@ view of it (``gc.freeze``), so later collections do not walk these long-lived ob
 
 The engine runs pyHanko's CPU-bound work on the caller's thread and event loop: the server uses
 it inside signing worker processes (``signer.pool``), one engine per process.
+The field and placement helpers (``signer.fields``), the level steps (TSA, revocation, CMS
+reservation: ``signer.levels``) and the translation of pyHanko's failures (``signer.failures``)
+are shared with the two-phase signer (``signer.twophase``).
 
 Invariant: ``sign`` returns a complete signed document or raises a ``SigningError``; it never
 returns or stores a partial result (time-stamp or revocation failures abort before anything is
@@ -16,7 +19,6 @@ returned).
 
 from __future__ import annotations
 
-import enum
 import gc
 import hashlib
 import io
@@ -28,34 +30,26 @@ from pathlib import Path
 from typing import Any
 
 from asn1crypto import x509
-from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
-from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
 from hsm import KeyRing
-from signer.appearance import (
-    VIETNAM_TIME,
-    AppearanceKind,
-    KysoStampStyle,
-    PreparedStamp,
-    StampIdentity,
-)
+from signer.appearance import AppearanceKind, PreparedStamp, StampIdentity
 from signer.cms import KeyRingSigner
-from signer.document import Placement, Rect, open_for_signing, resolve_placement
-from signer.errors import (
-    CertificationForbidsSigning,
-    PdfCorrupt,
-    RectangleInvalid,
-    RevocationUnavailable,
-    SigningError,
-    TimestampUnavailable,
-    UnknownKeyAlias,
+from signer.document import Rect
+from signer.errors import RevocationUnavailable, UnknownKeyAlias
+from signer.failures import pdf_failures
+from signer.fields import (
+    has_signatures,
+    new_field_spec,
+    open_target,
+    place_stamp,
+    stamp_identity,
 )
-from signer.revocation import RevocationCache
+from signer.levels import Level, LevelSteps
 from signer.timestamps import FailoverTimeStamper
 
 __all__ = [
@@ -69,19 +63,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-# Room for signed attributes, SignerInfo framing and the digest algorithm identifiers.
-_CMS_OVERHEAD = 1500
-# A time-stamp token is a whole CMS with the TSA's certificates; reserve its measured size plus
-# slack (TSAs may vary the token's size slightly between answers).
-_TOKEN_SLACK = 1024
-
-
-class Level(enum.Enum):
-    B_B = "B-B"
-    B_T = "B-T"
-    B_LT = "B-LT"
-    B_LTA = "B-LTA"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,17 +142,11 @@ class SigningEngine:
                 signer=KeyRingSigner(
                     keyring=keyring, alias=alias, certificate=certificate, chain=chain
                 ),
-                identity=_identity(certificate, profile),
+                identity=stamp_identity(certificate, organisation=profile.organisation),
                 profile=profile,
                 chain=(certificate, *chain),
             )
-        self._timestamper = (
-            FailoverTimeStamper(settings.tsa_urls, timeout=settings.tsa_timeout)
-            if settings.tsa_urls
-            else None
-        )
-        self._token_size: int | None = None
-        self._revocation = RevocationCache(timeout=settings.revocation_timeout)
+        self._steps = LevelSteps(settings=settings)
 
     def warm_up(self) -> None:
         """Prepare every key's stamps now (not on the first request) and freeze them for gc."""
@@ -186,24 +161,23 @@ class SigningEngine:
         state = self._keys.get(request.alias)
         if state is None:
             raise unknown_alias(request.alias, self._keys)
-        timestamper = self._timestamper_for(request.level)
-        writer = open_for_signing(request.pdf, max_size=self._settings.max_document_size)
-        placement = resolve_placement(
-            writer,
-            field_name=request.field_name,
-            page=request.page,
-            rect=request.rect,
-            default_name=_default_field_name(writer),
-        )
-        signing_time = datetime.now(VIETNAM_TIME).replace(microsecond=0)
+        timestamper = self._steps.timestamper_for(request.level, remedy="sign at B-B")
+        target = open_target(request, max_size=self._settings.max_document_size)
+        writer, placement, signing_time = target.writer, target.placement, target.signing_time
         style = None
         if request.appearance is not AppearanceKind.NONE:
-            placement, style = self._appearance(request, state, placement, writer, signing_time)
+            placement, style = place_stamp(
+                self._stamp(state, request.appearance),
+                kind=request.appearance,
+                placement=placement,
+                writer=writer,
+                signing_time=signing_time,
+            )
 
         validation_context = None
         if request.level in (Level.B_LT, Level.B_LTA):
             validation_context = await self._validation_context(state, timestamper)
-        certify = request.certify and not _has_signatures(writer)
+        certify = request.certify and not has_signatures(writer)
         meta = PdfSignatureMetadata(
             field_name=placement.field_name,
             md_algorithm="sha256",
@@ -217,16 +191,10 @@ class SigningEngine:
             validation_context=validation_context,
             use_pades_lta=request.level is Level.B_LTA,
         )
-        field_spec = None
-        if not placement.existing:
-            field_spec = SigFieldSpec(
-                sig_field_name=placement.field_name,
-                on_page=placement.page - 1,
-                box=placement.rect,  # type: ignore[arg-type]
-                doc_mdp_update_value=(
-                    MDPPerm.NO_CHANGES if request.certify and not certify else None
-                ),
-            )
+        field_spec = new_field_spec(
+            placement,
+            doc_mdp_update_value=MDPPerm.NO_CHANGES if request.certify and not certify else None,
+        )
         pdf_signer = PdfSigner(
             meta,
             signer=state.signer,
@@ -235,22 +203,13 @@ class SigningEngine:
             new_field_spec=field_spec,
         )
         try:
-            output = await self._run(pdf_signer, writer, state, signing_time, timestamper)
-        except SigningError:
-            raise
-        except PyHankoSigningError as exc:
-            if "forbids" in str(exc):
-                raise CertificationForbidsSigning(
-                    "the document's certification forbids further signatures"
-                ) from exc
-            raise PdfCorrupt(f"the PDF cannot be signed: {exc}") from exc
+            with pdf_failures(doing="signed"):
+                output = await self._run(pdf_signer, writer, state, signing_time, timestamper)
         except (PathBuildingError, PathValidationError) as exc:
             raise RevocationUnavailable(
                 f"the certificate of key {request.alias!r} or of the TSA does not validate "
                 f"for B-LT ({exc}); check the trust anchors and revocation data"
             ) from exc
-        except (PdfError, ValueError, KeyError, TypeError) as exc:
-            raise PdfCorrupt(f"the PDF cannot be signed ({type(exc).__name__}: {exc})") from exc
         return SignedDocument(
             pdf=output,
             sha256=hashlib.sha256(output).hexdigest(),
@@ -273,7 +232,13 @@ class SigningEngine:
         # The time shown on the stamp, the /M entry and the signed attributes are one instant.
         session.system_time = signing_time
         validation_info = await session.perform_presign_validation(writer)
-        reserve = await self._bytes_reserved(state, timestamper, validation_info)
+        reserve = await self._steps.reserved_hex(
+            # Twice the signature value's bound: the reservation shapes the output, so it stays
+            # as the engine has always made it.
+            signature_room=2 * state.signer.signature_size,
+            certificates=state.chain,
+            timestamper=timestamper,
+        )
         tbs = session.prepare_tbs_document(validation_info=validation_info, bytes_reserved=reserve)
         buffer = io.BytesIO()
         prepared, output = tbs.digest_tbs_document(output=buffer)
@@ -288,77 +253,19 @@ class SigningEngine:
         await post.post_signature_processing(output)
         return buffer.getvalue()
 
-    async def _bytes_reserved(
-        self, state: _KeyState, timestamper: FailoverTimeStamper | None, validation_info: Any
-    ) -> int:
-        """Hex characters to reserve for the CMS, from known sizes (no trial signature)."""
-        size = _CMS_OVERHEAD + 2 * state.signer.signature_size
-        size += sum(len(cert.dump()) for cert in state.chain)
-        if timestamper is not None:
-            if self._token_size is None:
-                token = await timestamper.async_dummy_response("sha256")
-                self._token_size = len(token.dump())
-            size += self._token_size + _TOKEN_SLACK
-        return 2 * size
-
-    def _timestamper_for(self, level: Level) -> FailoverTimeStamper | None:
-        if level is Level.B_B:
-            return None
-        if self._timestamper is None:
-            raise TimestampUnavailable(
-                f"level {level.value} needs a time-stamp, but no time-stamping authority is "
-                "configured; configure one or sign at B-B"
-            )
-        return self._timestamper
-
     async def _validation_context(
         self, state: _KeyState, timestamper: FailoverTimeStamper | None
     ) -> ValidationContext:
         assert timestamper is not None
-        if not self._settings.trust_roots:
+        if not self._steps.trust_roots:
             raise RevocationUnavailable(
                 "B-LT and B-LTA need trust anchors to validate the chain before signing; "
                 "configure them"
             )
-        token = await timestamper.async_dummy_response("sha256")
-        tsa_certs = [c.chosen for c in token["content"]["certificates"]]
-        roots = self._settings.trust_roots
-        everything = [*state.chain, *tsa_certs, *roots]
-        data = await self._revocation.collect(everything)
-        return ValidationContext(
-            trust_roots=list(roots),
-            other_certs=[*state.chain[1:], *tsa_certs],
-            ocsps=list(data.ocsps),
-            crls=list(data.crls),
-            allow_fetching=False,
-            revocation_mode="hard-fail",
+        context, _data = await self._steps.validation_material(
+            certificate=state.chain[0], chain=state.chain[1:], timestamper=timestamper
         )
-
-    def _appearance(
-        self,
-        request: SignRequest,
-        state: _KeyState,
-        placement: Placement,
-        writer: Any,
-        signing_time: datetime,
-    ) -> tuple[Placement, KysoStampStyle]:
-        stamp = self._stamp(state, request.appearance)
-        rect = placement.rect
-        if placement.existing:
-            rect = _field_rect(writer, placement.field_name)
-        elif rect is None and request.appearance is AppearanceKind.TEXT:
-            rect = stamp.text_form_rect(_page_box(writer, placement.page))  # type: ignore[assignment]
-            placement = Placement(
-                field_name=placement.field_name, existing=False, page=placement.page, rect=rect
-            )
-        if rect is None:
-            raise RectangleInvalid(
-                f"the {request.appearance.value} appearance needs a rectangle or an existing "
-                "visible field; give page and rect, or use appearance none"
-            )
-        x1, y1, x2, y2 = rect
-        placed = stamp.layout(x2 - x1, y2 - y1, signing_time)
-        return placement, KysoStampStyle(stamp=stamp, placed=placed)
+        return context
 
     def _stamp(self, state: _KeyState, kind: AppearanceKind) -> PreparedStamp:
         stamp = state.stamps.get(kind)
@@ -379,52 +286,3 @@ def unknown_alias(alias: str, configured: Iterable[str]) -> UnknownKeyAlias:
         f"no signing key is configured under alias {alias!r}; "
         f"configured: {', '.join(sorted(configured)) or 'none'}"
     )
-
-
-def _identity(certificate: x509.Certificate, profile: KeyProfile) -> StampIdentity:
-    subject = certificate.subject.native
-    name = subject.get("common_name") or certificate.subject.human_friendly
-    alt_names = certificate.subject_alt_name_value
-    emails = [str(v) for v in alt_names.native if "@" in str(v)] if alt_names is not None else []
-    return StampIdentity(
-        signer_name=str(name),
-        organisation=profile.organisation,
-        email=emails[0] if emails else None,
-    )
-
-
-def _has_signatures(writer: Any) -> bool:
-    from pyhanko.sign.fields import enumerate_sig_fields
-
-    return any(True for _ in enumerate_sig_fields(writer.prev, filled_status=True))
-
-
-def _default_field_name(writer: Any) -> str:
-    from pyhanko.sign.fields import enumerate_sig_fields
-
-    taken = {name for name, _v, _f in enumerate_sig_fields(writer.prev)}
-    number = 1
-    while f"Signature{number}" in taken:
-        number += 1
-    return f"Signature{number}"
-
-
-def _field_rect(writer: Any, name: str) -> Rect | None:
-    from pyhanko.sign.fields import enumerate_sig_fields
-
-    for field_name, _value, field_ref in enumerate_sig_fields(writer.prev, with_name=name):
-        if field_name == name:
-            field_dict = field_ref.get_object()
-            # A field and its one widget are often merged; otherwise the widget is its kid.
-            annot = field_dict if "/Rect" in field_dict else field_dict["/Kids"][0].get_object()
-            x1, y1, x2, y2 = (float(v) for v in annot["/Rect"])
-            if x2 - x1 <= 0 or y2 - y1 <= 0:
-                return None
-            return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
-    return None
-
-
-def _page_box(writer: Any, page: int) -> tuple[float, float, float, float]:
-    from signer.document import _media_box
-
-    return _media_box(writer.prev, page - 1)

@@ -1,0 +1,373 @@
+"""Two-phase signing sessions: one prepared signature waiting for an official's token.
+
+``SessionStore`` keeps them in the database (``signer.schema.sessions``) with exactly-once
+completion: a session is claimed by a conditional UPDATE on its state, so of concurrent
+completions one wins. Page tokens (``encode_cursor``) are opaque to callers.
+
+Invariant: a session's recorded material (certificate, chain, signed attributes, digests and
+offsets) is written once, at ``create``; later calls change only its state and result.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from asn1crypto import parser
+
+from signer.errors import SigningError
+from signer.levels import Level
+from signer.schema import sessions
+
+__all__ = [
+    "SessionClosed",
+    "SessionNotFound",
+    "SessionState",
+    "SessionStore",
+    "SigningSession",
+    "closed_error",
+    "decode_cursor",
+    "encode_cursor",
+    "new_session_id",
+    "split_der",
+]
+
+
+class SessionState(enum.Enum):
+    OPEN = "open"
+    COMPLETING = "completing"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SigningSession:
+    """One prepared signature waiting for (or done with) the official's token. See schema."""
+
+    id: str
+    state: SessionState
+    certificate: bytes = field(repr=False)
+    chain: tuple[bytes, ...] = field(repr=False)
+    signer_name: str
+    requester: str
+    unit_code: str
+    title: str
+    filename: str
+    level: Level
+    digest_algorithm: str
+    mechanism: str
+    signed_attributes: bytes = field(repr=False)
+    data_to_sign: bytes
+    document_sha256: str
+    source_ref: str
+    prepared_ref: str
+    document_digest: bytes
+    reserved_start: int
+    reserved_end: int
+    field_name: str
+    created_at: datetime
+    expires_at: datetime
+    result_ref: str | None = None
+
+    @property
+    def certificate_sha256(self) -> str:
+        return hashlib.sha256(self.certificate).hexdigest()
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+
+class SessionNotFound(SigningError):
+    """No signing session has this id."""
+
+    field = "session_id"
+
+
+class SessionClosed(SigningError):
+    """The session is completed, cancelled, expired, or being completed by another request."""
+
+    field = "session_id"
+
+    def __init__(self, message: str, *, state: SessionState) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+def split_der(data: bytes) -> tuple[bytes, ...]:
+    """The DER structures of a concatenation (each is self-delimiting)."""
+    out: list[bytes] = []
+    position = 0
+    while position < len(data):
+        _class, _method, _tag, header, contents, trailer = parser.parse(data[position:])
+        length = len(header) + len(contents) + len(trailer)
+        out.append(data[position : position + length])
+        position += length
+    return tuple(out)
+
+
+def _us(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _from_us(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+class SessionStore:
+    """Signing sessions in the database (``signer.schema.sessions``).
+
+    Exactly-once: ``claim`` moves one session from ``open`` to ``completing`` with a conditional
+    UPDATE (the database serialises the two writers: on PostgreSQL the second waits on the row
+    lock and re-checks the condition, on SQLite writers take the database lock), so at most one
+    caller holds a claim. A claim older than ``claim_lease`` (its holder crashed) may be taken
+    over. ``finish`` and ``release`` act only with the claim's token.
+    """
+
+    def __init__(self, engine: sa.Engine, *, claim_lease: timedelta = timedelta(minutes=5)) -> None:
+        self._engine = engine
+        self._lease = claim_lease
+
+    def create(self, session: SigningSession) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sessions.insert().values(**_row(session)))
+
+    def get(self, session_id: str) -> SigningSession:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
+        if row is None:
+            raise SessionNotFound(
+                f"no signing session {session_id!r}; check the id (it was printed by "
+                "request-signature / returned by PrepareSignature)"
+            )
+        return _session(row)
+
+    def list_open(
+        self,
+        *,
+        certificate_sha256: str,
+        now: datetime,
+        unit_code: str | None = None,
+        limit: int = 100,
+        after: tuple[int, str] | None = None,
+    ) -> list[SigningSession]:
+        """Open, unexpired sessions for the certificate, oldest first, after a page cursor."""
+        query = sa.select(sessions).where(
+            sessions.c.certificate_sha256 == certificate_sha256,
+            sessions.c.state == SessionState.OPEN.value,
+            sessions.c.expires_us > _us(now),
+        )
+        if unit_code is not None:
+            query = query.where(sessions.c.unit_code == unit_code)
+        if after is not None:
+            created, last_id = after
+            query = query.where(
+                sa.or_(
+                    sessions.c.created_us > created,
+                    sa.and_(sessions.c.created_us == created, sessions.c.id > last_id),
+                )
+            )
+        query = query.order_by(sessions.c.created_us, sessions.c.id).limit(limit)
+        with self._engine.connect() as conn:
+            return [_session(row) for row in conn.execute(query)]
+
+    def claim(self, session_id: str, *, now: datetime) -> str:
+        """Take the right to complete the session; the claim token, or ``SessionClosed``."""
+        token = secrets.token_hex(16)
+        stale = _us(now - self._lease)
+        with self._engine.begin() as conn:
+            claimed = conn.execute(
+                sessions.update()
+                .where(
+                    sessions.c.id == session_id,
+                    sessions.c.expires_us > _us(now),
+                    sa.or_(
+                        sessions.c.state == SessionState.OPEN.value,
+                        sa.and_(
+                            sessions.c.state == SessionState.COMPLETING.value,
+                            sessions.c.claimed_us < stale,
+                        ),
+                    ),
+                )
+                .values(state=SessionState.COMPLETING.value, claim=token, claimed_us=_us(now))
+            ).rowcount
+        if claimed != 1:
+            raise closed_error(self.get(session_id), now)
+        return token
+
+    def finish(
+        self, session_id: str, *, claim: str, result_ref: str, by: str, now: datetime
+    ) -> None:
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sessions.update()
+                .where(sessions.c.id == session_id, sessions.c.claim == claim)
+                .values(
+                    state=SessionState.COMPLETED.value,
+                    result_ref=result_ref,
+                    closed_us=_us(now),
+                    closed_by=by,
+                )
+            ).rowcount
+        if done != 1:
+            # Only when this claim outlived its lease and another request took it over.
+            raise SessionClosed(
+                f"session {session_id} was taken over by another completion",
+                state=SessionState.COMPLETING,
+            )
+
+    def release(self, session_id: str, *, claim: str) -> None:
+        """Give a claim back after a failed completion: the session is open again."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                sessions.update()
+                .where(
+                    sessions.c.id == session_id,
+                    sessions.c.claim == claim,
+                    sessions.c.state == SessionState.COMPLETING.value,
+                )
+                .values(state=SessionState.OPEN.value, claim=None, claimed_us=None)
+            )
+
+    def cancel(self, session_id: str, *, by: str, now: datetime) -> SigningSession:
+        """Cancel an open, unexpired session; ``SessionClosed`` otherwise."""
+        done = self._close_open(
+            session_id,
+            expired=False,
+            now=now,
+            values={"state": SessionState.CANCELLED.value, "closed_us": _us(now), "closed_by": by},
+        )
+        session = self.get(session_id)
+        if not done:
+            raise closed_error(session, now)
+        return session
+
+    def expire(self, session_id: str, *, now: datetime) -> bool:
+        """Mark an open session whose time has passed as expired; True if this call did."""
+        return self._close_open(
+            session_id,
+            expired=True,
+            now=now,
+            values={"state": SessionState.EXPIRED.value, "closed_us": _us(now)},
+        )
+
+    def _close_open(
+        self, session_id: str, *, expired: bool, now: datetime, values: dict[str, Any]
+    ) -> bool:
+        """Write ``values`` to the session if it is open and its time has (``expired``) or has
+        not passed at ``now``: one conditional UPDATE, so True for at most one caller."""
+        deadline = sessions.c.expires_us
+        in_time = deadline <= _us(now) if expired else deadline > _us(now)
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sessions.update()
+                .where(
+                    sessions.c.id == session_id,
+                    sessions.c.state == SessionState.OPEN.value,
+                    in_time,
+                )
+                .values(**values)
+            ).rowcount
+        return bool(done == 1)
+
+
+def closed_error(session: SigningSession, now: datetime) -> SessionClosed:
+    """Why ``session`` cannot be completed or cancelled, for a person."""
+    state = session.state
+    if state is SessionState.OPEN and session.expired(now):
+        state = SessionState.EXPIRED
+    why = {
+        SessionState.COMPLETED: f"is already completed (result {session.result_ref})",
+        SessionState.CANCELLED: "was cancelled",
+        SessionState.EXPIRED: f"expired at {session.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+        SessionState.COMPLETING: "is being completed by another request",
+        SessionState.OPEN: "is open",
+    }[state]
+    return SessionClosed(
+        f"signing session {session.id} {why}; ask for a new PrepareSignature if the document "
+        "still needs this signature",
+        state=state,
+    )
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(16)
+
+
+def encode_cursor(session: SigningSession) -> str:
+    text = f"{_us(session.created_at)}:{session.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> tuple[int, str]:
+    """A page token back to its cursor; ValueError when it is not one of ours."""
+    padded = token + "=" * (-len(token) % 4)
+    created, _, last_id = base64.urlsafe_b64decode(padded).decode().partition(":")
+    if not last_id:
+        raise ValueError("not a page token")
+    return int(created), last_id
+
+
+def _row(session: SigningSession) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "state": session.state.value,
+        "certificate_sha256": session.certificate_sha256,
+        "certificate": session.certificate,
+        "chain": b"".join(session.chain),
+        "signer_name": session.signer_name,
+        "requester": session.requester,
+        "unit_code": session.unit_code,
+        "title": session.title,
+        "filename": session.filename,
+        "level": session.level.value,
+        "digest_algorithm": session.digest_algorithm,
+        "mechanism": session.mechanism,
+        "signed_attributes": session.signed_attributes,
+        "data_to_sign": session.data_to_sign,
+        "document_sha256": session.document_sha256,
+        "source_ref": session.source_ref,
+        "prepared_ref": session.prepared_ref,
+        "document_digest": session.document_digest,
+        "reserved_start": session.reserved_start,
+        "reserved_end": session.reserved_end,
+        "field_name": session.field_name,
+        "created_us": _us(session.created_at),
+        "expires_us": _us(session.expires_at),
+        "result_ref": session.result_ref,
+    }
+
+
+def _session(row: Any) -> SigningSession:
+    return SigningSession(
+        id=row.id,
+        state=SessionState(row.state),
+        certificate=bytes(row.certificate),
+        chain=split_der(bytes(row.chain)),
+        signer_name=row.signer_name,
+        requester=row.requester,
+        unit_code=row.unit_code,
+        title=row.title,
+        filename=row.filename,
+        level=Level(row.level),
+        digest_algorithm=row.digest_algorithm,
+        mechanism=row.mechanism,
+        signed_attributes=bytes(row.signed_attributes),
+        data_to_sign=bytes(row.data_to_sign),
+        document_sha256=row.document_sha256,
+        source_ref=row.source_ref,
+        prepared_ref=row.prepared_ref,
+        document_digest=bytes(row.document_digest),
+        reserved_start=int(row.reserved_start),
+        reserved_end=int(row.reserved_end),
+        field_name=row.field_name,
+        created_at=_from_us(row.created_us),
+        expires_at=_from_us(row.expires_us),
+        result_ref=row.result_ref,
+    )
