@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 
 from kyso.cli.common import add_client_arguments, client_target, die, open_channel
+from kyso.cli.placement import add_placement_arguments, placement
 from kyso.v1 import common_pb2, signing_pb2, signing_pb2_grpc
 
 __all__ = ["register"]
@@ -35,35 +36,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sign.add_argument("--key", required=True, help="the key alias configured on the server")
     sign.add_argument("--level", choices=list(_LEVELS), default=None, help="default: the key's")
     sign.add_argument("--appearance", choices=list(_APPEARANCES), default="none")
-    place = sign.add_mutually_exclusive_group()
-    place.add_argument("--field", help="an existing empty signature field")
-    place.add_argument("--rect", help="x1,y1,x2,y2 in points (with --page)")
-    sign.add_argument("--page", type=int, default=1, help="page for --rect, from 1 (default 1)")
+    add_placement_arguments(sign)
     sign.add_argument("--reason", default="")
     sign.add_argument("--location", default="")
     sign.add_argument("--contact", default="")
     sign.add_argument("--certify", action="store_true", help="certification (DocMDP) signature")
     add_client_arguments(sign)
     sign.set_defaults(func=_sign)
-
-
-def _placement(args: argparse.Namespace) -> signing_pb2.Placement | None:
-    if args.field:
-        return signing_pb2.Placement(field_name=args.field)
-    if args.rect:
-        try:
-            x1, y1, x2, y2 = (float(v) for v in args.rect.split(","))
-        except ValueError:
-            die("--rect takes four numbers: x1,y1,x2,y2")
-        return signing_pb2.Placement(
-            rect=signing_pb2.PageRect(page=args.page, x1=x1, y1=y1, x2=x2, y2=y2)
-        )
-    if args.appearance == "seal":
-        # A sensible default for an A4 result: bottom right, above the margin.
-        return signing_pb2.Placement(
-            rect=signing_pb2.PageRect(page=args.page, x1=330, y1=60, x2=565, y2=170)
-        )
-    return None
 
 
 def _sign(args: argparse.Namespace) -> int:
@@ -79,7 +58,7 @@ def _sign(args: argparse.Namespace) -> int:
         key_alias=args.key,
         level=_LEVELS[args.level] if args.level else signing_pb2.SIGNATURE_LEVEL_UNSPECIFIED,
         appearance=_APPEARANCES[args.appearance],
-        placement=_placement(args),
+        placement=placement(args),
         reason=args.reason,
         location=args.location,
         contact=args.contact,

@@ -18,6 +18,7 @@ import grpc
 from asn1crypto import pem
 
 from kyso.cli.common import add_client_arguments, client_target, die, open_channel
+from kyso.cli.placement import add_placement_arguments, placement
 from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc, signing_pb2, signing_pb2_grpc
 
 __all__ = ["register"]
@@ -53,9 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--chain", type=Path, action="append", default=[], help="an issuing CA certificate"
     )
     parser.add_argument("--appearance", choices=sorted(_APPEARANCES), default="none")
-    parser.add_argument("--page", type=int, help="page for a new visible field (from 1)")
-    parser.add_argument("--rect", help="x1,y1,x2,y2 in points, origin bottom left")
-    parser.add_argument("--field", help="an existing empty signature field to use")
+    add_placement_arguments(parser)
     parser.add_argument("--level", choices=list(_LEVELS), default="B-B")
     parser.add_argument("--title", default="", help="shown to the official (default: file name)")
     parser.add_argument("--reason", default="")
@@ -71,7 +70,7 @@ def _request(args: argparse.Namespace) -> int:
     certificates = _read_certificates(args.official)
     for extra in args.chain:
         certificates.extend(_read_certificates(extra))
-    placement = _placement(args)
+    where = placement(args)
     target = client_target(args)
     with open_channel(target) as channel:
         try:
@@ -82,7 +81,7 @@ def _request(args: argparse.Namespace) -> int:
                     certificate=certificates[0],
                     chain=certificates[1:],
                     appearance=_APPEARANCES[args.appearance],
-                    placement=placement,
+                    placement=where,
                     level=_LEVELS[args.level],
                     reason=args.reason,
                     location=args.location,
@@ -108,24 +107,6 @@ def _read_certificates(path: Path) -> list[bytes]:
             die(f"{path}: no CERTIFICATE block in this PEM file")
         return found
     return [data]
-
-
-def _placement(args: argparse.Namespace) -> signing_pb2.Placement:
-    if args.field and (args.rect or args.page):
-        die("give --field, or --page and --rect, not both")
-    if args.field:
-        return signing_pb2.Placement(field_name=args.field)
-    if args.rect is None:
-        if args.page is not None:
-            die("--page needs --rect")
-        return signing_pb2.Placement()
-    try:
-        x1, y1, x2, y2 = (float(v) for v in args.rect.split(","))
-    except ValueError:
-        die(f"--rect {args.rect!r}: give four numbers x1,y1,x2,y2")
-    return signing_pb2.Placement(
-        rect=signing_pb2.PageRect(page=args.page or 1, x1=x1, y1=y1, x2=x2, y2=y2)
-    )
 
 
 def _document_input(channel: grpc.Channel, path: Path) -> common_pb2.DocumentInput:
