@@ -226,8 +226,10 @@ def _log_summary(report: ReconcileReport) -> None:
 class ReconcileTask:
     """The check running in a daemon thread, so that start-up does not wait for it.
 
-    ``stop()`` asks it to finish at the next step and waits for it (call it before the database
-    engine is disposed). A failure is logged, never raised into the server.
+    When the first pass defers young objects, the task waits ``min_age`` and makes one more
+    pass, so that what a crash just before this start left behind is catalogued without
+    another restart. ``stop()`` asks it to finish at the next step and waits for it (call it
+    before the database engine is disposed). A failure is logged, never raised into the server.
     """
 
     def __init__(
@@ -250,6 +252,10 @@ class ReconcileTask:
         self._thread.start()
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def join(self, timeout: float | None = None) -> ReconcileReport | None:
         """Wait for the check (at most ``timeout`` seconds) and return its report."""
         self._thread.join(timeout)
@@ -262,12 +268,13 @@ class ReconcileTask:
 
     def _run(self) -> None:
         try:
-            self.report = reconcile(
-                store=self._store,
-                catalogue=self._catalogue,
-                min_age=self._min_age,
-                stop=self._stop,
-            )
+            report = self._pass()
+            if report.deferred_count and not self._stop.wait(self._min_age.total_seconds()):
+                # Objects too young at the first pass (a crash just before this start leaves
+                # them): once they are old enough, one more pass catalogues what is still
+                # without a row.
+                report = self._pass()
+            self.report = report
         except Exception as exc:  # reported here: a thread's exception would be lost
             self.error = exc
             log.error(
@@ -275,6 +282,11 @@ class ReconcileTask:
                 "the next start",
                 extra={"reason": f"{type(exc).__name__}: {exc}"},
             )
+
+    def _pass(self) -> ReconcileReport:
+        return reconcile(
+            store=self._store, catalogue=self._catalogue, min_age=self._min_age, stop=self._stop
+        )
 
 
 def start_reconcile(

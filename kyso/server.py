@@ -26,6 +26,7 @@ from kyso.health import HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
+from kyso.reconcile import ReconcileTask, start_reconcile
 from kyso.services import register_all
 
 __all__ = ["Server", "serve"]
@@ -64,6 +65,7 @@ class Server:
         )
         self.port = self._bind()
         self._heads: asyncio.Task[None] | None = None
+        self.reconcile: ReconcileTask | None = None
         self._dispatcher: Dispatcher | None = None
 
     def _bind(self) -> int:
@@ -86,6 +88,8 @@ class Server:
 
     async def start(self) -> None:
         await self.grpc.start()
+        # The catalogue/store check runs beside the server: start-up does not wait for it.
+        self.reconcile = start_reconcile(store=self.app.store, catalogue=self.app.catalogue)
         await self.monitor.check_once()
         self.monitor.start()
         if self.app.head_signer is not None:
@@ -112,6 +116,8 @@ class Server:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heads
+        if self.reconcile is not None:
+            await asyncio.to_thread(self.reconcile.stop)
         self.app.close()
         log.info("stopped")
 

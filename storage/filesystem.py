@@ -26,8 +26,9 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -57,6 +58,8 @@ from storage.streams import PutSource, iter_chunks
 __all__ = ["FilesystemStore"]
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
 
 
@@ -163,6 +166,20 @@ class FilesystemStore:
 
     def exists(self, ref: ObjectRef | str) -> bool:
         return self._path(ObjectRef.parse(ref)).exists()
+
+    def iter_refs(self) -> Iterator[ObjectRef]:
+        """Walk the shard directories in sorted order (so refs come out ascending); only
+        content files under their own shard count (descriptions, ``.meta-`` temp files and
+        anything misplaced are skipped)."""
+        try:
+            for first in _sorted_names(self._objects, _SHARD):
+                for second in _sorted_names(self._objects / first, _SHARD):
+                    shard = self._objects / first / second
+                    for name in _sorted_names(shard, _HEX64):
+                        if name.startswith(first + second):
+                            yield ObjectRef(name)
+        except OSError as exc:
+            raise _os_error(exc, f"cannot list the objects in {self._objects}") from exc
 
     def presigned_get_url(self, ref: ObjectRef | str, *, expires: timedelta) -> str:
         ObjectRef.parse(ref)
@@ -292,6 +309,15 @@ def _link_new(source: Path, target: Path) -> bool:
         return True
     source.unlink(missing_ok=True)
     return True
+
+
+def _sorted_names(directory: Path, pattern: re.Pattern[str]) -> list[str]:
+    """The names in ``directory`` that fully match ``pattern``, sorted; [] if it vanished."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(name for name in names if pattern.fullmatch(name))
 
 
 def _fsync_dir(directory: Path) -> None:

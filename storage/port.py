@@ -13,7 +13,7 @@ Invariants every adapter keeps:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
@@ -55,6 +55,15 @@ class ObjectStore(Protocol):
 
     def exists(self, ref: ObjectRef | str) -> bool:
         """Whether an object is stored under ``ref``."""
+        ...
+
+    def iter_refs(self) -> Iterator[ObjectRef]:
+        """Every visible object's ref, in ascending order of its text (``sha256/<hex>``).
+
+        Only complete objects are listed (never staging files or leftovers of a crashed put).
+        The listing is a live scan, not a snapshot: objects stored while it runs may or may not
+        appear. It streams: a store of millions of objects is never listed into memory.
+        """
         ...
 
     def presigned_get_url(self, ref: ObjectRef | str, *, expires: timedelta) -> str:

@@ -33,7 +33,7 @@ import re
 import tempfile
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -80,6 +80,7 @@ _UNAVAILABLE_CODES = {"ServiceUnavailable", "SlowDown", "InternalError", "Reques
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
 _FULL_CODES = {"QuotaExceeded", "XMinioStorageFull", "EntityTooLarge"}
 _MAX_PRESIGN = timedelta(days=7)
+_REF_KEY = re.compile(r"sha256/[0-9a-f]{64}")
 _S3_DATETIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?")
 
 
@@ -324,6 +325,20 @@ class S3Store:
 
     def exists(self, ref: ObjectRef | str) -> bool:
         return self._head(ObjectRef.parse(ref)) is not None
+
+    def iter_refs(self) -> Iterator[ObjectRef]:
+        """List the bucket's current objects under ``sha256/`` (S3 lists keys in ascending
+        binary order, a page of up to 1000 at a time); keys of any other shape are skipped."""
+        self._ensure_bucket()
+        try:
+            for obj in self._client.list_objects(
+                self.config.bucket, prefix="sha256/", recursive=True
+            ):
+                name = obj.object_name or ""
+                if _REF_KEY.fullmatch(name) and not obj.is_delete_marker:
+                    yield ObjectRef.parse(name)
+        except Exception as exc:
+            _raise_mapped(exc, f"cannot list the objects of bucket {self.config.bucket}")
 
     def presigned_get_url(self, ref: ObjectRef | str, *, expires: timedelta) -> str:
         ref = ObjectRef.parse(ref)

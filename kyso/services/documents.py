@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -36,16 +37,48 @@ class _End:
 
 
 class ChunkPipe:
-    """A bounded hand-over of byte chunks from the event loop to a reading thread."""
+    """A bounded hand-over of byte chunks from the event loop to a reading thread.
+
+    The reader calls :meth:`abandon` when it stops (the store failed: disk full, S3 down);
+    from then on sends return at once, so the sender never blocks on a pipe nobody reads.
+    A send that finds room is done on the event loop, without a thread hop.
+    """
 
     def __init__(self) -> None:
         self._queue: queue.Queue[bytes | _End] = queue.Queue(maxsize=_PIPE_DEPTH)
+        self._abandoned = threading.Event()
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned.is_set()
 
     async def send(self, chunk: bytes) -> None:
-        await asyncio.to_thread(self._queue.put, chunk)
+        await self._put(chunk)
 
     async def finish(self, error: BaseException | None = None) -> None:
-        await asyncio.to_thread(self._queue.put, _End(error))
+        await self._put(_End(error))
+
+    async def _put(self, item: bytes | _End) -> None:
+        if self._abandoned.is_set():
+            return
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            await asyncio.to_thread(self._put_blocking, item)
+
+    def _put_blocking(self, item: bytes | _End) -> None:
+        # abandon() drains the queue after setting the flag, so this put cannot wait forever.
+        if not self._abandoned.is_set():
+            self._queue.put(item)
+
+    def abandon(self) -> None:
+        """The reader is gone: drop what is queued and unblock a waiting sender."""
+        self._abandoned.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
@@ -75,23 +108,27 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
         if declared is not None:
             storage.model.parse_sha256(declared, what="metadata.sha256")
         pipe = ChunkPipe()
-        put = asyncio.create_task(
-            asyncio.to_thread(
-                self._app.store.put,
-                pipe,
-                content_type=meta.content_type or "application/octet-stream",
-                metadata={},
-                expected_sha256=declared,
-            )
-        )
+        content_type = meta.content_type or "application/octet-stream"
+
+        def put() -> storage.StoredObject:
+            try:
+                return self._app.store.put(
+                    pipe, content_type=content_type, metadata={}, expected_sha256=declared
+                )
+            finally:
+                pipe.abandon()  # whatever happened, the pipe has no reader any more
+
+        putting = asyncio.create_task(asyncio.to_thread(put))
         received = 0
         try:
             async for request in request_iterator:
                 if not request.HasField("chunk"):
                     raise RequestInvalid("metadata may only come first", field="metadata")
+                if pipe.abandoned:
+                    break  # the store gave up mid-stream (full, unreachable): its error answers
                 received += len(request.chunk)
                 await pipe.send(request.chunk)
-            if meta.size and received != meta.size:
+            if not pipe.abandoned and meta.size and received != meta.size:
                 raise RequestInvalid(
                     f"the upload declared {meta.size} bytes but sent {received}",
                     field="metadata.size",
@@ -99,9 +136,9 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
             await pipe.finish()
         except BaseException as exc:
             await pipe.finish(exc)  # the put raises it: nothing is stored
-            await asyncio.gather(put, return_exceptions=True)
+            await asyncio.gather(putting, return_exceptions=True)
             raise
-        stored = await put
+        stored = await putting
         entry = CatalogueEntry(
             ref=str(stored.ref),
             size=stored.size,

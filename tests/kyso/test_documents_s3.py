@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from minio import Minio
 
 import storage
 from kyso import db
@@ -210,3 +211,45 @@ def test_start_up_check_over_an_s3_bucket(rgw: RgwHandle, sqlite_url: str) -> No
         assert catalogue.get(missing).size == 12  # kept
     finally:
         engine.dispose()
+
+
+@pytest.mark.slow
+def test_sigkill_during_uploads_to_s3_loses_nothing(
+    s3_config: Config, rgw: RgwHandle, tmp_path: Path
+) -> None:
+    from .test_storage_faults import _free_port, catalogue_against, uploads_under_sigkill
+
+    assert s3_config.source is not None
+    port = _free_port()
+    text = s3_config.source.read_text()
+    s3_config.source.write_text(
+        text.replace('address = "127.0.0.1:0"', f'address = "127.0.0.1:{port}"')
+    )
+    env = {
+        **os.environ,
+        "KYSO_S3_ACCESS_KEY": rgw.access_key,
+        "KYSO_S3_SECRET_KEY": rgw.secret_key,
+    }
+    # 300 rather than 1,000: each S3 upload is a HEAD and a PUT on a shared gateway.
+    run = uploads_under_sigkill(s3_config.source, port, tmp_path / "serve.log", env=env, total=300)
+
+    # Nothing partial is visible: every object in the bucket hashes to its key.
+    raw = Minio(rgw.endpoint, access_key=rgw.access_key, secret_key=rgw.secret_key, secure=False)
+    bucket = s3_config.storage.s3.bucket
+    keys = [o.object_name for o in raw.list_objects(bucket, recursive=True)]
+    assert len(keys) == len(set(run.acked.values()))
+    for key in keys:
+        response = raw.get_object(bucket, key)
+        try:
+            assert key == f"sha256/{hashlib.sha256(response.read()).hexdigest()}"
+        finally:
+            response.close()
+            response.release_conn()
+    store = storage.S3Store(
+        storage.S3Config(endpoint=rgw.endpoint, bucket=bucket, secure=False),
+        credentials=storage.S3Credentials(access_key=rgw.access_key, secret_key=rgw.secret_key),
+    )
+    report = catalogue_against(store, s3_config.database.url)
+    assert report.complete
+    assert report.missing == ()
+    assert report.rows_checked == report.objects_checked == len(run.acked)

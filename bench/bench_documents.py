@@ -1,0 +1,298 @@
+"""DocumentService benchmark: documents through the gRPC service against the minio SDK straight
+to the same S3 endpoint, in one run, on one throw-away Ceph RADOS Gateway.
+
+- ``documents.upload_100mb`` / ``documents.download_100mb``: MB/s of a 100 MB document through
+  ``DocumentService.Upload``/``Download`` (client → gRPC on loopback → server → S3 adapter →
+  gateway), baseline the SDK's ``put_object``/``get_object`` of the same bytes;
+- ``documents.put_100kb``: 100 KB uploads per second through the service, baseline SDK puts.
+
+``ratio`` = service / SDK (higher is better; the issue's goal is ≥ 0.8 for the 100 MB
+transfers). The server runs in this process on its own event-loop thread, as ``kyso serve``
+runs it. The gRPC client runs in a child process (a blocking stub sending 1 MiB chunks, as
+``kyso upload`` does), as a real client would: in the server's process it would take the
+server's interpreter lock for its own protobuf work and count it against the service. The SDK
+baseline runs in this process, with the idle server beside it. Every round uses new content,
+so the store never short-cuts a re-put.
+
+``python -m bench.bench_documents`` prints the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from minio import Minio
+
+from kyso.app import Application
+from kyso.config import Config, load_config
+from kyso.dev.rgw import RadosGateway
+from kyso.server import Server
+from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc
+
+__all__ = ["run"]
+
+MB = 1_000_000
+CHUNK = 1024 * 1024  # what `kyso upload` sends per message
+
+
+def _data(size: int) -> bytes:
+    """Incompressible bytes, different on every call, made quickly."""
+    block = hashlib.sha512(uuid.uuid4().bytes).digest() * (CHUNK // 64)
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += i.to_bytes(8, "big") + block[8:]
+        i += 1
+    return bytes(out[:size])
+
+
+def _entry(value: float, unit: str, baseline: float) -> dict[str, float | str]:
+    return {"value": value, "unit": unit, "baseline": baseline, "ratio": value / baseline}
+
+
+class _ServerThread:
+    """A kyso server on loopback, on its own event loop in a daemon thread."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._main, name="bench-server", daemon=True)
+
+    def __enter__(self) -> _ServerThread:
+        self._thread.start()
+        self._ready.wait(120)
+        if self._error is not None:
+            raise RuntimeError("the benchmark server did not start") from self._error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app = await asyncio.to_thread(Application.open, self._config)
+        server = Server(self._config, app)
+        await server.start()
+        self.port = server.port
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await server.stop()
+
+
+def _write_config(home: Path, endpoint: str, bucket: str, token: str) -> Path:
+    (home / "bench.token").write_text(token)
+    path = home / "kyso.toml"
+    path.write_text(
+        f"""
+[server]
+address = "127.0.0.1:0"
+metrics_address = ""
+log_level = "WARNING"
+max_message_bytes = {4 * CHUNK}
+
+[database]
+url = "sqlite:///{home / "kyso.db"}"
+
+[storage]
+backend = "s3"
+
+[storage.s3]
+endpoint = "{endpoint}"
+bucket = "{bucket}"
+secure = false
+
+[clients.bench]
+roles = ["workflow"]
+unit = "000.00.21.H49"
+token_file = "bench.token"
+"""
+    )
+    return path
+
+
+def _requests(data: bytes) -> Iterator[documents_pb2.UploadRequest]:
+    yield documents_pb2.UploadRequest(
+        metadata=documents_pb2.UploadMetadata(
+            filename="bench.pdf",
+            content_type="application/pdf",
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+        )
+    )
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK):
+        yield documents_pb2.UploadRequest(chunk=bytes(view[start : start + CHUNK]))
+
+
+def _timed(fn: Callable[..., object], *args: object) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def run(
+    *,
+    large_bytes: int = 100 * MB,
+    small_bytes: int = 100 * 1000,
+    small_count: int = 150,
+    rounds: int = 2,
+) -> dict[str, dict[str, float | str]]:
+    """Start a gateway and a server, measure both paths, stop everything."""
+    home = Path(tempfile.mkdtemp(prefix="kyso-bench-documents-"))
+    gateway = RadosGateway(home / "rgw")
+    saved = {k: os.environ.get(k) for k in ("KYSO_S3_ACCESS_KEY", "KYSO_S3_SECRET_KEY")}
+    try:
+        gateway.start()
+        user = gateway.create_user("bench")
+        os.environ["KYSO_S3_ACCESS_KEY"] = user.access_key
+        os.environ["KYSO_S3_SECRET_KEY"] = user.secret_key
+        bucket = f"bench-docs-{uuid.uuid4().hex[:10]}"
+        token = secrets.token_hex(16)
+        config = load_config(_write_config(home, gateway.endpoint, bucket, token))
+        sdk = Minio(
+            gateway.endpoint,
+            access_key=user.access_key,
+            secret_key=user.secret_key,
+            secure=False,
+        )
+        with _ServerThread(config) as server:
+            return _measure(
+                server.port, token, sdk, bucket, large_bytes, small_bytes, small_count, rounds
+            )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        gateway.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _measure(
+    port: int,
+    token: str,
+    sdk: Minio,
+    bucket: str,
+    large_bytes: int,
+    small_bytes: int,
+    small_count: int,
+    rounds: int,
+) -> dict[str, dict[str, float | str]]:
+    part = 16 * 1024 * 1024  # the S3 adapter's default part size, for a like-for-like SDK
+
+    def client(*args: object) -> dict[str, Any]:
+        """Run one measurement in a child process (see ``_client``) and return its answer."""
+        argv = [sys.executable, "-m", "bench.bench_documents", "client", str(port), *map(str, args)]
+        env = {**os.environ, "KYSO_BENCH_TOKEN": token}
+        done = subprocess.run(argv, capture_output=True, text=True, check=True, env=env)
+        answer: dict[str, Any] = json.loads(done.stdout)
+        return answer
+
+    def sdk_get(key: str) -> None:
+        response = sdk.get_object(bucket, key)
+        try:
+            for _ in response.stream(CHUNK):
+                pass
+        finally:
+            response.close()
+            response.release_conn()
+
+    client("upload", 1000)  # warm-up: creates the bucket
+    # Interleaved rounds, best of each, so that a noisy neighbour hurts both sides alike.
+    put_s = {"service": float("inf"), "sdk": float("inf")}
+    ref = ""
+    for i in range(rounds):
+        data = _data(large_bytes)
+        start = time.perf_counter()
+        sdk.put_object(bucket, f"sdk/{i}", io.BytesIO(data), len(data), part_size=part)
+        put_s["sdk"] = min(put_s["sdk"], time.perf_counter() - start)
+        del data
+        answer = client("upload", large_bytes)
+        put_s["service"] = min(put_s["service"], answer["seconds"])
+        ref = answer["ref"]
+    get_s = {"sdk": min(_timed(sdk_get, "sdk/0") for _ in range(rounds + 1))}
+    get_s["service"] = client("download", ref, rounds + 1)["seconds"]
+
+    blobs = [os.urandom(small_bytes) for _ in range(small_count)]
+    start = time.perf_counter()
+    for n, blob in enumerate(blobs):
+        sdk.put_object(bucket, f"sdk-small/{n}", io.BytesIO(blob), len(blob))
+    sdk_small = small_count / (time.perf_counter() - start)
+    service_small = client("small", small_bytes, small_count)["rate"]
+
+    mb = large_bytes / MB
+    return {
+        "documents.upload_100mb": _entry(mb / put_s["service"], "MB/s", mb / put_s["sdk"]),
+        "documents.download_100mb": _entry(mb / get_s["service"], "MB/s", mb / get_s["sdk"]),
+        "documents.put_100kb": _entry(service_small, "puts/s", sdk_small),
+    }
+
+
+def _client(argv: list[str]) -> dict[str, Any]:
+    """The gRPC client side, in its own process: ``PORT upload SIZE`` (seconds and ref of one
+    upload of new content), ``PORT download REF TIMES`` (best seconds), ``PORT small SIZE
+    COUNT`` (sequential uploads per second). The token comes from ``KYSO_BENCH_TOKEN``."""
+    port, action, *args = argv
+    auth = [("authorization", f"Bearer {os.environ['KYSO_BENCH_TOKEN']}")]
+    options = [("grpc.max_receive_message_length", 4 * CHUNK)]
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        stub = documents_pb2_grpc.DocumentServiceStub(channel)
+        if action == "upload":
+            data = _data(int(args[0]))
+            start = time.perf_counter()
+            ref = stub.Upload(_requests(data), metadata=auth).ref.ref
+            return {"seconds": time.perf_counter() - start, "ref": ref}
+        if action == "download":
+            request = documents_pb2.DownloadRequest(ref=common_pb2.DocumentRef(ref=args[0]))
+
+            def download() -> None:
+                for _ in stub.Download(request, metadata=auth):
+                    pass
+
+            return {"seconds": min(_timed(download) for _ in range(int(args[1])))}
+        size, count = int(args[0]), int(args[1])
+        blobs = [os.urandom(size) for _ in range(count)]
+        start = time.perf_counter()
+        for blob in blobs:
+            stub.Upload(_requests(blob), metadata=auth)
+        return {"rate": count / (time.perf_counter() - start)}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["client"]:
+        print(json.dumps(_client(sys.argv[2:])))
+    else:
+        print(json.dumps(run(), indent=2))
