@@ -149,3 +149,39 @@ async def test_page_that_does_not_exist(dev_channel, dev_config):
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "9" in err.value.details()
     assert _objects(dev_config) == []
+
+
+async def test_a_client_not_allowed_the_key_is_refused(dev_env, tmp_path):
+    """Clients are listed per key: another workflow system may not seal with `seal`."""
+    from kyso.app import Application
+    from kyso.config import load_config
+    from kyso.dev.setup import render_config
+    from kyso.server import Server
+
+    (tmp_path / "other.token").write_text("token-of-another-workflow-system")
+    path = tmp_path / "kyso.toml"
+    path.write_text(
+        render_config(
+            dev_env, address="127.0.0.1:0", data_dir=tmp_path, responders=False, metrics_address=""
+        )
+        + '\n[clients.other]\nroles = ["workflow"]\nunit = "000.00.02.H49"\n'
+        + f'token_file = "{tmp_path / "other.token"}"\n'
+    )
+    config = load_config(path)
+    server = Server(config, Application.open(config))
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = signing_pb2_grpc.SigningServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.SignPdf(
+                    signing_pb2.SignPdfRequest(
+                        document=common_pb2.DocumentInput(content=make_pdf()), key_alias="seal"
+                    ),
+                    metadata=[("authorization", "Bearer token-of-another-workflow-system")],
+                )
+        assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert err.value.details() == "client 'other' may not sign with key 'seal'"
+        assert _objects(config) == []
+    finally:
+        await server.stop()
