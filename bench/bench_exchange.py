@@ -8,8 +8,9 @@
   (XML-DSig, RSA-2048, chain to a trust anchor), stored durably in object storage
   (``storage.FilesystemStore``: fsync'd), routed and committed (message, delivery, status 01),
   then pulled from the recipient's inbox and acknowledged. ``KYSO_BENCH_EXCHANGE_PROCS``
-  processes (default 2, one per core, as the service runs) each accept batches of 64 with a
-  thread pool preparing packages. Baseline: the raw durable-commit rate of the same database,
+  processes (default 2, one per core, as the service runs) each run ``KYSO_BENCH_EXCHANGE_LANES``
+  threads (default 2) accepting batches of 64, so that one batch's flush and commit overlap
+  another's verification. Baseline: the raw durable-commit rate of the same database,
   one single-row INSERT of a 10 KB value per commit, one connection.
 - ``exchange_fanout_713_sqlite`` / ``…_postgresql``: one package addressed to all 713 units of
   Quảng Ninh accepted as one send (verify, store, 713 deliveries and statuses in one commit);
@@ -62,6 +63,7 @@ PG_ADMIN = os.environ.get("KYSO_BENCH_PG", "postgresql+psycopg://postgres@127.0.
 PROCS = int(os.environ.get("KYSO_BENCH_EXCHANGE_PROCS", "2"))
 DOCS_PER_PROC = int(os.environ.get("KYSO_BENCH_EXCHANGE_DOCS", "1500"))
 BATCH = 64
+LANES = int(os.environ.get("KYSO_BENCH_EXCHANGE_LANES", "2"))  # concurrent batches per process
 SENDER = "000.21.30.H49"  # a ward of Hạ Long
 RECIPIENTS = ("000.00.02.H49", "000.00.03.H49", "000.00.04.H49", "000.00.05.H49")
 TOPOLOGY = Topology([Hub(id="H49", root_unit="000.00.00.H49")])
@@ -96,15 +98,33 @@ def _router(url: str, objects: Path, anchor_der: bytes) -> Router:
 def _worker(
     url: str, objects: str, anchor_der: bytes, recipient: str, packages: list[bytes]
 ) -> int:
+    """Route ``packages`` as ``LANES`` concurrent senders would; return the documents acked.
+
+    Each lane accepts whole batches (verify, one group flush of the store, one commit), then
+    pulls and acknowledges the recipient's inbox: while one lane waits for a flush or a commit,
+    another verifies (verification holds the GIL, so more threads than lanes would only queue).
+    """
     router = _router(url, Path(objects), anchor_der)
-    routed = 0
-    with cf.ThreadPoolExecutor(16) as pool:
-        for start in range(0, len(packages), BATCH):
-            batch = [Submission(package=p) for p in packages[start : start + BATCH]]
-            router.accept_many(batch, executor=pool)
-            items = router.inbox(recipient, limit=BATCH)
+    batches = [packages[start : start + BATCH] for start in range(0, len(packages), BATCH)]
+
+    def drain() -> int:
+        items = router.inbox(recipient, limit=BATCH)
+        if items:
             router.ack(recipient, delivery_ids=[i.delivery_id for i in items])
-            routed += len(items)
+        return len(items)
+
+    def lane(mine: list[list[bytes]]) -> int:
+        routed = 0
+        for batch in mine:
+            router.accept_many([Submission(package=p) for p in batch])
+            routed += drain()
+        return routed
+
+    with cf.ThreadPoolExecutor(LANES) as pool:
+        routed = sum(pool.map(lane, [batches[n::LANES] for n in range(LANES)]))
+    # Another lane's pull may have taken fewer than a batch: whatever is left is pulled here.
+    while left := drain():
+        routed += left
     return routed
 
 

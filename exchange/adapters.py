@@ -3,12 +3,15 @@
 - ``HsmSigningKey``: a ``SigningKey`` over a key of an ``hsm.KeyRing`` (the HSM signs; the key
   never leaves it). ``KeyRing.sign`` hashes with SHA-256 and returns PKCS#1 v1.5 for RSA and a
   DER ECDSA-Sig-Value for EC — exactly what the port asks for.
-- ``StoredPackages``: a ``PackageStore`` over a ``storage.ObjectStore`` (content-addressed,
-  write-once, every read checked against its SHA-256). Storage errors pass through unchanged:
+- ``StoredPackages``: a ``BatchPackageStore`` over a ``storage.ObjectStore`` (content-addressed,
+  write-once, every read checked against its SHA-256); ``put_many`` uses the store's group
+  commit when it has one (``storage.port.put_many``). Storage errors pass through unchanged:
   they are already precise (unavailable, full, integrity) and the application maps them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -17,6 +20,7 @@ from exchange.edxml.dsig import SignatureAlgorithm
 from exchange.errors import SigningFailed
 from hsm import KeyRing
 from storage import ObjectStore
+from storage.port import PutItem, put_many
 
 __all__ = ["HsmSigningKey", "StoredPackages"]
 
@@ -68,6 +72,10 @@ class StoredPackages:
     def put(self, data: bytes, /) -> str:
         stored = self._store.put(data, content_type=PACKAGE_CONTENT_TYPE, metadata={})
         return str(stored.ref)
+
+    def put_many(self, datas: Sequence[bytes], /) -> list[str]:
+        items = [PutItem(source=d, content_type=PACKAGE_CONTENT_TYPE) for d in datas]
+        return [str(stored.ref) for stored in put_many(self._store, items)]
 
     def get(self, ref: str, /) -> bytes:
         with self._store.open(ref) as reader:

@@ -13,15 +13,17 @@ Invariants every adapter keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from storage.model import ObjectRef, Retention, StoredObject
 from storage.reader import ObjectReader
 from storage.streams import PutSource
 
-__all__ = ["ObjectStore"]
+__all__ = ["BatchObjectStore", "ObjectStore", "PutItem", "put_many"]
 
 
 @runtime_checkable
@@ -73,3 +75,46 @@ class ObjectStore(Protocol):
     def check(self) -> None:
         """Health probe: return if the store can serve requests, else raise a StorageError."""
         ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutItem:
+    """One object of a batch put: the arguments ``ObjectStore.put`` takes, as data."""
+
+    source: PutSource
+    content_type: str
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    expected_sha256: str | None = None
+    retention: Retention | None = None
+
+
+@runtime_checkable
+class BatchObjectStore(Protocol):
+    """An optional capability: a store that can make many puts durable together.
+
+    ``put_many`` keeps every invariant of ``put`` for each item and returns their descriptions in
+    order (equal content in one batch is one object). When it returns, every item is durable.
+    When it raises, nothing partial is visible; items may or may not have been stored, exactly
+    as if a loop of ``put`` had stopped part-way, and putting the batch again is harmless.
+    """
+
+    def put_many(self, items: Sequence[PutItem], /) -> list[StoredObject]: ...
+
+
+def put_many(store: ObjectStore, items: Sequence[PutItem]) -> list[StoredObject]:
+    """Store ``items`` with ``store``'s batch put when it has one, else one ``put`` each.
+
+    Works with any adapter; the guarantees are ``BatchObjectStore.put_many``'s.
+    """
+    if isinstance(store, BatchObjectStore):
+        return store.put_many(items)
+    return [
+        store.put(
+            item.source,
+            content_type=item.content_type,
+            metadata=item.metadata,
+            expected_sha256=item.expected_sha256,
+            retention=item.retention,
+        )
+        for item in items
+    ]

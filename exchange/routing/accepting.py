@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cryptography import x509
 
 from exchange.directory import RouteKind
-from exchange.edxml.model import StatusCode, TraceHeader
+from exchange.edxml.model import BusinessType, StatusCode, TraceHeader
 from exchange.edxml.packages import open_package
 from exchange.errors import (
     DuplicateDocument,
@@ -26,6 +26,7 @@ from exchange.routing.base import HubBase, trace_to_json
 from exchange.routing.model import (
     Accepted,
     AcceptOutcome,
+    BatchPackageStore,
     DeliveryState,
     OutboxKind,
     Prepared,
@@ -45,6 +46,41 @@ class _Plan:
     outcome: AcceptOutcome | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Checked:
+    """A verified and routed package whose bytes are not stored yet."""
+
+    submission: Submission
+    sender: str
+    document_id: str
+    business_type: BusinessType
+    subject: str
+    package_sha256: str
+    signer: str | None
+    hub_root: str
+    local: tuple[str, ...]
+    remote: tuple[tuple[str, str], ...]
+
+    def prepared(self, package_ref: str, now: datetime) -> Prepared:
+        """The ``Prepared`` of this package once its bytes are durable under ``package_ref``."""
+        return Prepared(
+            sender=self.sender,
+            document_id=self.document_id,
+            business_type=self.business_type,
+            subject=self.subject,
+            package_ref=package_ref,
+            package_sha256=self.package_sha256,
+            signer=self.signer,
+            via_hub=self.submission.via_hub,
+            trace=(
+                *self.submission.trace,
+                TraceHeader(organ_id=self.hub_root, timestamp=now),
+            ),
+            local=self.local,
+            remote=self.remote,
+        )
+
+
 class Accepting(HubBase):
     """Accepting packages: verify, route, store, commit in batches."""
 
@@ -54,6 +90,11 @@ class Accepting(HubBase):
         Raises the package's ``ExchangeError`` (invalid, unsigned, untrusted, unknown unit, no
         route). Safe to run in worker processes: the result is plain data.
         """
+        checked = self._check(submission)
+        return checked.prepared(self._store.put(submission.package), self._clock())
+
+    def _check(self, submission: Submission) -> _Checked:
+        """Verify and route one package (the CPU part of ``prepare``; nothing is stored)."""
         opened = open_package(submission.package, policy=self._policy, limits=self._limits)
         header = opened.package.header
         self._check_sender_key(header.from_.organ_id, opened.signature.signer)
@@ -82,18 +123,15 @@ class Accepting(HubBase):
                     " here: the hubs' configurations disagree about who serves it"
                 )
             remote.append((code, decision.next_hub))
-        ref = self._store.put(submission.package)
-        now = self._clock()
-        return Prepared(
+        return _Checked(
+            submission=submission,
             sender=header.from_.organ_id,
             document_id=header.document_id,
             business_type=opened.package.business.type,
             subject=header.subject,
-            package_ref=ref,
             package_sha256=opened.sha256,
             signer=opened.signature.signer_subject,
-            via_hub=submission.via_hub,
-            trace=(*submission.trace, TraceHeader(organ_id=self.hub.root_unit, timestamp=now)),
+            hub_root=self.hub.root_unit,
             local=tuple(local),
             remote=tuple(remote),
         )
@@ -120,23 +158,35 @@ class Accepting(HubBase):
     ) -> list[AcceptOutcome]:
         """Accept a batch in one transaction; per item, ``Accepted`` or the error refusing it.
 
-        With ``executor`` (a thread pool), packages are prepared concurrently: verification is
-        CPU, but storing is mostly waiting for fsync, which overlaps across threads.
+        With ``executor`` (a thread pool), packages are verified concurrently. The accepted
+        packages' bytes are then stored together with the store's ``put_many`` when it has one
+        (one group flush for the batch), else one ``put`` each, concurrently with ``executor``.
+        Nothing is committed before every accepted package is durable.
         """
 
-        def attempt(submission: Submission) -> Prepared | ExchangeError:
+        def attempt(submission: Submission) -> _Checked | ExchangeError:
             try:
-                return self.prepare(submission)
+                return self._check(submission)
             except ExchangeError as exc:
                 return exc
 
-        prepared = (
+        checked = (
             list(executor.map(attempt, submissions))
             if executor is not None
             else [attempt(s) for s in submissions]
         )
-        committed = iter(self.commit([p for p in prepared if isinstance(p, Prepared)]))
-        return [p if isinstance(p, ExchangeError) else next(committed) for p in prepared]
+        valid = [c for c in checked if isinstance(c, _Checked)]
+        datas = [c.submission.package for c in valid]
+        if isinstance(self._store, BatchPackageStore):
+            refs = self._store.put_many(datas) if datas else []
+        elif executor is not None:
+            refs = list(executor.map(self._store.put, datas))
+        else:
+            refs = [self._store.put(data) for data in datas]
+        now = self._clock()
+        prepared = [c.prepared(ref, now) for c, ref in zip(valid, refs, strict=True)]
+        committed = iter(self.commit(prepared))
+        return [c if isinstance(c, ExchangeError) else next(committed) for c in checked]
 
     def commit(self, batch: Sequence[Prepared]) -> list[AcceptOutcome]:
         """Record prepared packages in one transaction (see the module's invariants)."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from exchange.edxml.model import BusinessType, StatusCode, TraceHeader
 from exchange.errors import ExchangeError
@@ -15,6 +16,7 @@ __all__ = [
     "AcceptOutcome",
     "Accepted",
     "Backoff",
+    "BatchPackageStore",
     "DeliveryState",
     "InboxItem",
     "OutboxItem",
@@ -37,6 +39,18 @@ class PackageStore(Protocol):
     def put(self, data: bytes, /) -> str: ...
 
     def get(self, ref: str, /) -> bytes: ...
+
+
+@runtime_checkable
+class BatchPackageStore(Protocol):
+    """A ``PackageStore`` that can also make many packages durable together (group commit).
+
+    ``put_many`` returns the refs in order, only after every package is durable; on error some
+    may be stored, none partially, and putting them again is harmless. The router uses it for a
+    batch when the store has it.
+    """
+
+    def put_many(self, datas: Sequence[bytes], /) -> list[str]: ...
 
 
 class DeliveryState(enum.StrEnum):

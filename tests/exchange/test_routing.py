@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ from exchange.edxml import (
 from exchange.routing import (
     Accepted,
     Backoff,
+    BatchPackageStore,
     DeliveryState,
     OutboxKind,
     Router,
@@ -187,6 +189,53 @@ def test_a_batch_reports_each_outcome_in_one_commit(router: Router, rsa_key, db_
     assert outcomes[3].duplicate
     with db_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 2
+
+
+class _OneByOne:
+    """A ``PackageStore`` without ``put_many``: the router must store its packages one by one."""
+
+    def __init__(self, inner: StoredPackages) -> None:
+        self.inner = inner
+        self.puts = 0
+
+    def put(self, data: bytes, /) -> str:
+        self.puts += 1
+        return self.inner.put(data)
+
+    def get(self, ref: str, /) -> bytes:
+        return self.inner.get(ref)
+
+
+@pytest.mark.parametrize("batch_store", [True, False], ids=["put_many", "put each"])
+def test_a_batch_stores_every_accepted_package_before_committing(
+    db_engine: sa.Engine,
+    directory: Directory,
+    store: StoredPackages,
+    policy: TrustPolicy,
+    rsa_key,
+    batch_store: bool,
+) -> None:
+    target = store if batch_store else _OneByOne(store)
+    assert isinstance(target, BatchPackageStore) is batch_store
+    router = Router(
+        engine=db_engine, directory=directory, hub_id="H49", store=target, policy=policy
+    )
+    packages = [
+        build_package(
+            simple_package(sender=WARD, to=(NOI_VU_QN,), document_id=f"d{n}"), key=rsa_key
+        )
+        for n in range(6)
+    ]
+    broken = packages[0].replace("báo cáo".encode(), b"bao cao")
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = router.accept_many(
+            [Submission(package=p) for p in (*packages, broken)], executor=pool
+        )
+    assert [type(o) for o in outcomes] == [Accepted] * 6 + [SignatureInvalid]
+    if isinstance(target, _OneByOne):
+        assert target.puts == 6  # the refused package was never stored
+    items = router.inbox(NOI_VU_QN, limit=10)
+    assert sorted(store.get(i.package_ref) for i in items) == sorted(packages)
 
 
 def test_remote_recipients_wait_in_the_outbox_with_backoff(

@@ -22,6 +22,7 @@ from storage import (
     RetentionMode,
     StorageError,
 )
+from storage.port import BatchObjectStore, PutItem, put_many
 from tests.storage.conftest import MiB, StoreKit, pseudo_random_bytes, pseudo_random_chunks
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
@@ -251,3 +252,72 @@ def test_check_passes_on_a_healthy_store(kit: StoreKit) -> None:
 def test_errors_share_one_root() -> None:
     for cls in (DeclaredHashMismatch, IntegrityError, InvalidRef, ObjectNotFound, InvalidMetadata):
         assert issubclass(cls, StorageError)
+
+
+# ---------------------------------------------------- batch puts (storage.port.put_many)
+def _item(data: bytes, **kwargs: object) -> PutItem:
+    return PutItem(source=io.BytesIO(data), content_type="application/pdf", **kwargs)  # type: ignore[arg-type]
+
+
+def test_put_many_stores_each_item_and_describes_them_in_order(kit: StoreKit) -> None:
+    datas = [PDF + bytes([n]) * n for n in range(5)]
+    stored = put_many(kit.store, [_item(d, metadata={"n": str(n)}) for n, d in enumerate(datas)])
+    assert [s.ref.sha256 for s in stored] == [hashlib.sha256(d).hexdigest() for d in datas]
+    for n, (s, data) in enumerate(zip(stored, datas, strict=True)):
+        assert s.size == len(data)
+        assert dict(s.metadata) == {"n": str(n)}
+        assert (kit.store.stat(s.ref).ref, kit.store.stat(s.ref).size) == (s.ref, s.size)
+        with kit.store.open(s.ref) as reader:
+            assert reader.read() == data
+
+
+def test_put_many_of_equal_or_stored_content_makes_one_object_and_keeps_the_first_metadata(
+    kit: StoreKit,
+) -> None:
+    first = kit.store.put(
+        io.BytesIO(PDF), content_type="application/pdf", metadata={"who": "first"}
+    )
+    stored = put_many(
+        kit.store,
+        [
+            _item(PDF + b"new", metadata={"who": "batch-1"}),
+            _item(PDF, metadata={"who": "batch"}),
+            _item(PDF + b"new", metadata={"who": "batch-2"}),
+        ],
+    )
+    assert (stored[1].ref, stored[1].metadata) == (first.ref, first.metadata)
+    assert stored[0].ref == stored[2].ref
+    assert dict(kit.store.stat(stored[0].ref).metadata) == {"who": "batch-1"}
+    assert kit.object_count(stored[0].ref) == 1
+    assert kit.object_count(stored[1].ref) == 1
+
+
+def test_put_many_of_nothing_stores_nothing(kit: StoreKit) -> None:
+    assert put_many(kit.store, []) == []
+    assert list(kit.store.iter_refs()) == []
+
+
+def test_put_many_checks_declared_hashes_and_never_stores_a_mismatching_item(
+    kit: StoreKit,
+) -> None:
+    good = PDF + b"good"
+    bad = PDF + b"bad"
+    with pytest.raises(DeclaredHashMismatch, match="declared"):
+        put_many(
+            kit.store,
+            [
+                _item(good, expected_sha256=hashlib.sha256(good).hexdigest()),
+                _item(bad, expected_sha256=hashlib.sha256(good).hexdigest()),
+            ],
+        )
+    assert not kit.store.exists(ObjectRef(hashlib.sha256(bad).hexdigest()))
+    # A batch that failed may be sent again whole.
+    again = put_many(kit.store, [_item(good), _item(bad)])
+    assert [s.size for s in again] == [len(good), len(bad)]
+
+
+def test_put_many_refuses_bad_metadata_before_storing_anything(kit: StoreKit) -> None:
+    with pytest.raises(InvalidMetadata):
+        put_many(kit.store, [_item(PDF), _item(PDF + b"x", metadata={"bad key": "v"})])
+    if isinstance(kit.store, BatchObjectStore):
+        assert list(kit.store.iter_refs()) == []

@@ -7,6 +7,7 @@ import io
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from storage import (
     StorageFull,
     StoredObject,
     UnsupportedOperation,
+    filesystem,
 )
+from storage.port import PutItem
 from tests.storage.conftest import MiB, pseudo_random_chunks
 
 
@@ -121,3 +124,102 @@ def test_reader_rejects_content_longer_than_recorded() -> None:
         _reader([b"aaaa", b"bbbb"], size=6, digest_of=b"aaaabb") as reader,
     ):
         reader.read(100)
+
+
+# ---------------------------------------------------------------- group commit (put_many)
+def _items(count: int, *, size: int = 4096, seed: int = 0) -> list[PutItem]:
+    return [
+        PutItem(source=io.BytesIO(_content(n + seed, size)), content_type="application/pdf")
+        for n in range(count)
+    ]
+
+
+def _content(n: int, size: int) -> bytes:
+    block = hashlib.sha512(n.to_bytes(8, "big")).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
+def _leftovers(root: Path) -> list[Path]:
+    """Staging and temp-description files: none may outlive a put, failed or not."""
+    return [*(root / "tmp").iterdir(), *(root / "objects").rglob(".meta-*")]
+
+
+@pytest.mark.parametrize("flush", ["syncfs", "fsync each"])
+def test_put_many_lays_out_like_put_and_leaves_nothing_behind(
+    tmp_path: Path, flush: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if flush == "fsync each":
+        monkeypatch.setattr(filesystem, "_SYNCFS", None)  # the fallback of kernels before 5.8
+    elif filesystem._SYNCFS is None:
+        pytest.skip("no trustworthy syncfs(2) on this kernel")
+    store = FilesystemStore(tmp_path)
+    stored = store.put_many(_items(40))
+    assert len({s.ref for s in stored}) == 40
+    for s in stored:
+        path = tmp_path / "objects" / s.ref.sha256[:2] / s.ref.sha256[2:4] / s.ref.sha256
+        assert stat.S_IMODE(path.stat().st_mode) == 0o444
+        assert sorted(p.name for p in path.parent.iterdir()) == [
+            s.ref.sha256,
+            s.ref.sha256 + ".json",
+        ]
+        assert store.stat(s.ref) == s
+    assert sorted(store.iter_refs(), key=str) == sorted((s.ref for s in stored), key=str)
+    assert _leftovers(tmp_path) == []
+
+
+def test_put_many_on_a_full_disk_raises_storage_full_and_leaves_no_partial_object(
+    tiny_disk: Path,
+) -> None:
+    store = FilesystemStore(tiny_disk)
+    with pytest.raises(StorageFull, match="full"):
+        store.put_many(_items(12, size=256 * 1024))
+    assert _leftovers(tiny_disk) == []
+    for ref in store.iter_refs():  # whatever is visible is complete and described
+        with store.open(ref) as reader:
+            assert len(reader.read()) == 256 * 1024
+    fits = store.put_many(_items(2, size=1024, seed=100))
+    assert [store.stat(s.ref).size for s in fits] == [1024, 1024]
+
+
+_WRITER = """
+import io, sys
+from pathlib import Path
+from storage import FilesystemStore
+from storage.port import PutItem
+store = FilesystemStore(Path(sys.argv[1]))
+n = 0
+while True:
+    batch = []
+    for _ in range(16):
+        n += 1
+        batch.append(PutItem(source=io.BytesIO(n.to_bytes(8, "big") * 32768), content_type="x"))
+    store.put_many(batch)
+    print(n, flush=True)
+"""
+
+
+def test_a_writer_killed_during_put_many_leaves_only_complete_described_objects(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "store"
+    FilesystemStore(root)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert writer.stdout is not None
+    for _ in range(3):  # let it finish a few batches, then kill it in the middle of another
+        assert writer.stdout.readline(), "the writer died before storing anything"
+    writer.kill()
+    writer.wait()
+    store = FilesystemStore(root, create=False)
+    refs = list(store.iter_refs())
+    assert len(refs) >= 48
+    for ref in refs:
+        assert store.stat(ref).size == 8 * 32768
+        with store.open(ref) as reader:
+            assert len(reader.read()) == 8 * 32768  # verified against the ref while read
+    # The killed batch's leftovers are staging files only, never under objects/ as content.
+    assert all(not p.name.startswith(".put-") for p in (root / "objects").rglob("*"))
