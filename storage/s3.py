@@ -9,6 +9,16 @@ checksum) or, above ``part_size``, a multipart upload whose object appears only 
 completed. The alternative, uploading under a temporary key and copying server-side, doubles the
 backend's work and leaves orphans when the process dies between copy and delete.
 
+When the caller declares the digest (``expected_sha256``, as every kyso client does), the address
+is known before the first byte, so nothing is spooled: the bytes are hashed as they arrive and
+sent as the parts of a multipart upload at ``sha256/<declared>`` (up to ``parallel_uploads``
+parts in flight, so at most ``parallel_uploads + 1`` parts are held in memory). The upload is
+completed only if the digest of all the bytes equals the declared one; otherwise, or on any
+failure, it is aborted. An uncompleted multipart upload is never an object: a mismatch or a crash
+leaves nothing visible at the address (a crash can leave invisible parts, which an
+``AbortIncompleteMultipartUpload`` lifecycle rule on the bucket reclaims). Content of at most
+``part_size`` bytes goes in one PUT with ``x-amz-checksum-sha256``, after the check.
+
 Invariants:
 - nothing under ``sha256/…`` is ever visible incomplete; existing content is never re-uploaded
   (a HEAD first), so a re-put is a no-op that can only lengthen the retention;
@@ -27,13 +37,16 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import io
 import os
 import re
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -45,7 +58,9 @@ from urllib.parse import quote, unquote
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, ENABLED, GOVERNANCE
+from minio.datatypes import Part
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+from minio.helpers import genheaders
 from minio.retention import Retention as MinioRetention
 from minio.versioningconfig import VersioningConfig
 
@@ -80,6 +95,7 @@ _UNAVAILABLE_CODES = {"ServiceUnavailable", "SlowDown", "InternalError", "Reques
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
 _FULL_CODES = {"QuotaExceeded", "XMinioStorageFull", "EntityTooLarge"}
 _MAX_PRESIGN = timedelta(days=7)
+_MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 _REF_KEY = re.compile(r"sha256/[0-9a-f]{64}")
 _S3_DATETIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?")
 
@@ -214,25 +230,142 @@ class S3Store:
     ) -> StoredObject:
         meta = check_metadata(metadata)
         if expected_sha256 is not None:
-            parse_sha256(expected_sha256, what="the declared sha256")
+            ref = ObjectRef(parse_sha256(expected_sha256, what="the declared sha256"))
+            self._ensure_bucket()
+            with self._ref_lock(ref):
+                return self._put_declared(ref, stream, content_type, meta, retention)
         with tempfile.SpooledTemporaryFile(
             max_size=self.config.spool_memory_bytes,
             dir=None if self.config.spool_dir is None else str(self.config.spool_dir),
         ) as spool:
             digest, size = _spool(stream, spool)
-            if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
-                raise DeclaredHashMismatch(
-                    f"the uploaded bytes have SHA-256 {digest.hexdigest()}, not the declared "
-                    f"{expected_sha256}: nothing was stored; send the document again"
-                )
             ref = ObjectRef(digest.hexdigest())
             self._ensure_bucket()
-            with self._put_locks_guard:
-                ref_lock = self._put_locks.setdefault(ref.sha256, threading.Lock())
-            with ref_lock:
+            with self._ref_lock(ref):
                 return self._upload(
                     ref, spool, digest.digest(), size, content_type, meta, retention
                 )
+
+    def _ref_lock(self, ref: ObjectRef) -> threading.Lock:
+        with self._put_locks_guard:
+            return self._put_locks.setdefault(ref.sha256, threading.Lock())
+
+    def _put_declared(
+        self,
+        ref: ObjectRef,
+        stream: PutSource,
+        content_type: str,
+        meta: Mapping[str, str],
+        retention: Retention | None,
+    ) -> StoredObject:
+        """Store a stream whose digest was declared: hash while uploading (see module doc)."""
+        digest = hashlib.sha256()
+        parts = _parts(iter_chunks(stream), digest, self.config.part_size)
+        existing = self._head(ref)
+        if existing is not None:
+            for _ in parts:  # the bytes must still be the declared ones
+                pass
+            _check_declared(ref, digest)
+            return self._extend_retention(existing, retention)
+        first = next(parts, b"")
+        second = next(parts, None)
+        if second is None:  # all of it fits one part: check, then one PUT
+            _check_declared(ref, digest)
+            return self._upload(
+                ref, io.BytesIO(first), digest.digest(), len(first), content_type, meta, retention
+            )
+        return self._multipart(
+            ref, _chain(first, second, parts), digest, content_type, meta, retention
+        )
+
+    def _multipart(
+        self,
+        ref: ObjectRef,
+        parts: Iterator[bytes],
+        digest: Any,
+        content_type: str,
+        meta: Mapping[str, str],
+        retention: Retention | None,
+    ) -> StoredObject:
+        """Upload ``parts`` (hashed into ``digest`` as they are drawn) at ``ref``; complete only
+        if the digest matches the address, abort on a mismatch or any failure."""
+        bucket, key = self.config.bucket, str(ref)
+        headers = genheaders(
+            {
+                _DIGEST_KEY: ref.sha256,
+                **{_META_PREFIX + k: quote(v, safe="") for k, v in meta.items()},
+            },
+            None,
+            None,
+            _minio_retention(retention),
+            False,
+        )
+        headers["Content-Type"] = content_type or "application/octet-stream"
+        try:
+            upload_id = self._client._create_multipart_upload(bucket, key, headers)
+        except Exception as exc:
+            _raise_mapped(exc, f"cannot store {ref}")
+        size = 0
+        sent: list[Future[str]] = []
+        failed: list[Future[str]] = []
+        in_flight = threading.BoundedSemaphore(self.config.parallel_uploads)
+
+        def done(future: Future[str]) -> None:
+            if future.exception() is not None:
+                failed.append(future)
+            in_flight.release()
+
+        try:
+            # Leaving the pool waits for the parts in flight, so none lands after an abort.
+            with ThreadPoolExecutor(self.config.parallel_uploads, "s3-part") as pool:
+                for number, data in enumerate(parts, start=1):
+                    if number > _MAX_PARTS:
+                        raise StorageError(
+                            f"{ref} needs more than {_MAX_PARTS} parts of "
+                            f"{self.config.part_size} bytes: raise the S3 part_size to store "
+                            "documents this large"
+                        )
+                    size += len(data)
+                    in_flight.acquire()  # bounds the parts held in memory
+                    if failed:  # stop reading at the first failed part
+                        failed[0].result()
+                    future = pool.submit(
+                        self._client._upload_part, bucket, key, data, None, upload_id, number
+                    )
+                    future.add_done_callback(done)
+                    sent.append(future)
+                _check_declared(ref, digest)
+                etags = [future.result() for future in sent]
+            self._client._complete_multipart_upload(
+                bucket, key, upload_id, [Part(n, etag) for n, etag in enumerate(etags, start=1)]
+            )
+        except BaseException as exc:
+            self._abort(ref, upload_id)
+            _raise_mapped(exc, f"cannot store {ref}")
+        return self._verify_stored(ref, size, retention)
+
+    def _abort(self, ref: ObjectRef, upload_id: str) -> None:
+        """Best effort: an upload that cannot be aborted (the service is down) stays invisible."""
+        # The failure that led here is the one to report, not the abort's.
+        with contextlib.suppress(Exception):
+            self._client._abort_multipart_upload(self.config.bucket, str(ref), upload_id)
+
+    def _verify_stored(
+        self, ref: ObjectRef, size: int, retention: Retention | None
+    ) -> StoredObject:
+        """After a multipart upload: never the ETag (empty from Ceph's
+        CompleteMultipartUpload) but a stat, whose recorded digest ``_describe`` checks.
+
+        Ceph's gateway ignores the object-lock headers of CreateMultipartUpload, so a retention
+        the new object lacks is set now (until then the object is briefly unlocked)."""
+        stored = self._head(ref)
+        if stored is None or stored.size != size:
+            raise IntegrityError(
+                f"{ref} was uploaded but the store reports "
+                f"{'no object' if stored is None else f'{stored.size} bytes, not {size}'}; "
+                "retry the upload and check the S3 service"
+            )
+        return self._extend_retention(stored, retention)
 
     def _upload(
         self,
@@ -283,15 +416,7 @@ class S3Store:
                     retain_until=datetime.now(UTC) + timedelta(days=retention.days),
                 ),
             )
-        # Multipart: never the ETag (empty from Ceph's CompleteMultipartUpload) but a stat.
-        stored = self._head(ref)
-        if stored is None or stored.size != size:
-            raise IntegrityError(
-                f"{ref} was uploaded but the store reports "
-                f"{'no object' if stored is None else f'{stored.size} bytes, not {size}'}; "
-                "retry the upload and check the S3 service"
-            )
-        return stored
+        return self._verify_stored(ref, size, retention)
 
     def open(self, ref: ObjectRef | str) -> ObjectReader:
         ref = ObjectRef.parse(ref)
@@ -445,6 +570,40 @@ def _spool(stream: PutSource, spool: Any) -> tuple[Any, int]:
             ) from exc
         raise
     return digest, size
+
+
+def _parts(chunks: Iterable[bytes], digest: Any, part_size: int) -> Iterator[bytes]:
+    """Regroup ``chunks`` into parts of exactly ``part_size`` bytes (the last one shorter, and
+    one empty part for empty content), hashing every chunk into ``digest`` as it is drawn."""
+    pending: list[bytes] = []
+    pending_size = 0
+    yielded = False
+    for chunk in chunks:
+        digest.update(chunk)
+        pending.append(chunk)
+        pending_size += len(chunk)
+        while pending_size >= part_size:
+            joined = b"".join(pending)
+            yield joined[:part_size]
+            yielded = True
+            rest = joined[part_size:]
+            pending, pending_size = ([rest] if rest else []), len(rest)
+    if pending_size or not yielded:
+        yield b"".join(pending)
+
+
+def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield second
+    yield from rest
+
+
+def _check_declared(ref: ObjectRef, digest: Any) -> None:
+    if digest.hexdigest() != ref.sha256:
+        raise DeclaredHashMismatch(
+            f"the uploaded bytes have SHA-256 {digest.hexdigest()}, not the declared "
+            f"{ref.sha256}: nothing was stored; send the document again"
+        )
 
 
 def _describe(ref: ObjectRef, headers: Mapping[str, str]) -> StoredObject:

@@ -136,6 +136,48 @@ async def test_round_trip_through_the_s3_store(s3_server: Server) -> None:
             assert info.document.size == size
 
 
+async def test_a_wrong_declared_sha256_stores_nothing_at_either_address(
+    s3_server: Server, rgw: RgwHandle
+) -> None:
+    config = s3_server.config
+    store = s3_server.app.store
+    assert isinstance(store, storage.S3Store)
+    data = os.urandom(20 * MiB + 5)  # more than one part: the streaming multipart upload
+    declared = hashlib.sha256(data[:-1]).hexdigest()
+
+    def requests() -> Iterator[documents_pb2.UploadRequest]:
+        first, *rest = _upload_requests(data)
+        first.metadata.sha256 = declared
+        yield first
+        yield from rest
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{s3_server.port}") as channel:
+        stub = documents_pb2_grpc.DocumentServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Upload(requests(), metadata=_auth(config), timeout=60)
+        assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "declared" in err.value.details()
+    assert not store.exists(storage.ObjectRef(declared))
+    assert not store.exists(storage.ObjectRef(hashlib.sha256(data).hexdigest()))
+    raw = Minio(rgw.endpoint, access_key=rgw.access_key, secret_key=rgw.secret_key, secure=False)
+    assert raw._list_multipart_uploads(store.config.bucket).uploads == []
+
+
+async def test_a_download_abandoned_midway_leaves_the_service_serving(s3_server: Server) -> None:
+    config = s3_server.config
+    data = os.urandom(12 * MiB)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{s3_server.port}") as channel:
+        stub = documents_pb2_grpc.DocumentServiceStub(channel)
+        stored = await stub.Upload(_upload_requests(data), metadata=_auth(config))
+        for _ in range(3):
+            call = stub.Download(
+                documents_pb2.DownloadRequest(ref=stored.ref), metadata=_auth(config), timeout=60
+            )
+            assert len((await call.read()).chunk) > 0
+            call.cancel()
+        assert await _download(stub, stored.ref, config) == data
+
+
 async def test_gateway_killed_mid_run_is_unavailable_then_recovers_losing_nothing(
     s3_server: Server, rgw: RgwHandle
 ) -> None:

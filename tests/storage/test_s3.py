@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from minio.retention import Retention as MinioRetention
 
 from storage import (
     CredentialsRejected,
+    DeclaredHashMismatch,
     ObjectRef,
     Retention,
     RetentionMode,
@@ -230,3 +232,111 @@ def test_config_of_an_unused_store_names_no_secret(rgw: RgwHandle) -> None:
     assert rgw.secret_key not in repr(store)
     assert rgw.secret_key not in repr(store.config)
     assert isinstance(s3_config(rgw), S3Config)
+
+
+def _in_chunks(data: bytes, size: int = 700_000) -> Iterator[bytes]:
+    """Chunks that do not line up with the parts, as a gRPC stream delivers them."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def _incomplete_uploads(rgw: RgwHandle, store: S3Store) -> list[str]:
+    """Keys of the bucket's multipart uploads that were started and neither completed nor
+    aborted (invisible as objects, but they would still hold space)."""
+    result = raw_client(rgw)._list_multipart_uploads(store.config.bucket)
+    return [upload.object_name for upload in result.uploads]
+
+
+def test_a_declared_digest_streams_into_a_multipart_upload(rgw: RgwHandle) -> None:
+    store = s3_store(rgw, part_size=5 * MiB)
+    data = pseudo_random_bytes(12 * MiB + 123, seed=31)
+    digest = hashlib.sha256(data).hexdigest()
+    stored = store.put(
+        _in_chunks(data),
+        content_type="application/pdf",
+        metadata={"title": "công văn"},
+        expected_sha256=digest,
+        retention=Retention(mode=RetentionMode.GOVERNANCE, days=1),
+    )
+    assert stored.sha256 == digest
+    assert stored.size == len(data)
+    assert dict(stored.metadata) == {"title": "công văn"}
+    assert stored.retention is not None
+    assert stored.retention.mode is RetentionMode.GOVERNANCE
+    with store.open(stored.ref) as reader:
+        assert hashlib.sha256(b"".join(reader.chunks())).hexdigest() == digest
+    assert _incomplete_uploads(rgw, store) == []
+    # Re-put of stored content: the bytes are still checked, nothing is uploaded again.
+    again = store.put(
+        _in_chunks(data), content_type="application/pdf", metadata={}, expected_sha256=digest
+    )
+    assert again.ref == stored.ref
+    with pytest.raises(DeclaredHashMismatch, match="nothing was stored"):
+        store.put(
+            _in_chunks(data[:-1] + b"x"),
+            content_type="application/pdf",
+            metadata={},
+            expected_sha256=digest,
+        )
+
+
+@pytest.mark.parametrize("size", [3 * MiB, 12 * MiB], ids=["one-put", "multipart"])
+def test_a_wrong_declared_digest_leaves_nothing(rgw: RgwHandle, size: int) -> None:
+    store = s3_store(rgw, part_size=5 * MiB)
+    data = pseudo_random_bytes(size, seed=32)
+    declared = hashlib.sha256(data + b"the bytes the client meant").hexdigest()
+    with pytest.raises(DeclaredHashMismatch, match="nothing was stored"):
+        store.put(
+            _in_chunks(data), content_type="application/pdf", metadata={}, expected_sha256=declared
+        )
+    assert not store.exists(ObjectRef(declared))
+    assert not store.exists(ObjectRef(hashlib.sha256(data).hexdigest()))
+    assert _incomplete_uploads(rgw, store) == []
+    assert list(store.iter_refs()) == []
+
+
+def test_gateway_killed_mid_streaming_upload_loses_nothing_acknowledged(rgw: RgwHandle) -> None:
+    store = s3_store(rgw, part_size=5 * MiB, retries=1, backoff_seconds=0.05, connect_timeout=1.0)
+    acknowledged = {}
+    for seed in (41, 42):
+        data = pseudo_random_bytes(11 * MiB, seed=seed)
+        ref = store.put(
+            _in_chunks(data),
+            content_type="application/pdf",
+            metadata={},
+            expected_sha256=hashlib.sha256(data).hexdigest(),
+        ).ref
+        acknowledged[ref] = data
+    lost = pseudo_random_bytes(16 * MiB, seed=43)
+
+    def killed_after_two_parts() -> Iterator[bytes]:
+        for n, chunk in enumerate(_in_chunks(lost, MiB)):
+            if n == 11:  # two 5 MiB parts are on their way or stored
+                rgw.kill()
+            yield chunk
+
+    try:
+        with pytest.raises(StorageUnavailable):
+            store.put(
+                killed_after_two_parts(),
+                content_type="application/pdf",
+                metadata={},
+                expected_sha256=hashlib.sha256(lost).hexdigest(),
+            )
+    finally:
+        rgw.restart()
+    store.check()
+    assert not store.exists(ObjectRef(hashlib.sha256(lost).hexdigest()))
+    for ref, data in acknowledged.items():
+        with store.open(ref) as reader:
+            assert (
+                hashlib.sha256(b"".join(reader.chunks())).digest() == hashlib.sha256(data).digest()
+            )
+    # The interrupted upload is sent again after the restart and completes.
+    again = store.put(
+        _in_chunks(lost),
+        content_type="application/pdf",
+        metadata={},
+        expected_sha256=hashlib.sha256(lost).hexdigest(),
+    )
+    assert again.size == len(lost)
