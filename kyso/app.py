@@ -88,6 +88,7 @@ class Application:
     router: Router | None = None
     directory: Directory | None = None
     verifier: verify.Verifier | None = None
+    outbox_listeners: list[Callable[[], None]] = field(default_factory=list)
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
@@ -166,6 +167,12 @@ class Application:
             details=dict(details or {}),
         )
         return await self.appender.append_async(event)
+
+    def outbox_written(self) -> None:
+        """Rows may have been added to the exchange outbox: wake whoever forwards them now,
+        rather than at their next poll."""
+        for listener in self.outbox_listeners:
+            listener()
 
     async def record_denied(self, identity: Identity, method: str, reason: str) -> None:
         """Ledger an authorisation refusal (the interceptor calls this for every one)."""

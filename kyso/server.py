@@ -103,6 +103,8 @@ class Server:
             self.metrics.serve(host, port)
         # exchange: the hub-to-hub dispatcher (kyso.hubs), when this server routes documents
         self._dispatcher = start_dispatcher(self.app)
+        if self._dispatcher is not None:
+            self.app.outbox_listeners.append(self._dispatcher.wake)
         log.info("serving", extra={"address": self.config.server.address, "port": self.port})
 
     async def stop(self) -> None:

@@ -148,6 +148,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         else:
             raise RequestInvalid("give the package or the fields to build one from", field="body")
         accepted, opened = await asyncio.to_thread(self._accept_sent, data, recipients, request)
+        if accepted.forwarded:
+            self._app.outbox_written()
         refs = await asyncio.to_thread(self._store_attachments, opened)
         await self._app.record(
             audit.EventType.PACKAGE_SENT,
@@ -396,6 +398,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 staff=request.staff or None,
             )
         )
+        self._app.outbox_written()  # the status travels back to the sender
         await self._app.record(
             audit.EventType.STATUS_CHANGED,
             actor=identity,
@@ -446,6 +449,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 trace=trace_from_proto(request.trace),
             )
             accepted = await asyncio.to_thread(router.accept, submission)
+            if accepted.forwarded:
+                self._app.outbox_written()
             digest = hashlib.sha256(data).hexdigest()
             if accepted.local:
                 opened = await asyncio.to_thread(open_package, data, policy=self._policy)
@@ -466,6 +471,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         elif body == "status_packet":
             data = request.status_packet
             status = await asyncio.to_thread(router.accept_status, data, via_hub=request.from_hub)
+            self._app.outbox_written()  # a relayed status goes on towards the sender
             digest = hashlib.sha256(data).hexdigest()
             await self._app.record(
                 audit.EventType.STATUS_CHANGED,
