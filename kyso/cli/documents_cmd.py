@@ -14,7 +14,7 @@ import grpc
 from kyso.cli.common import add_client_arguments, client_target, die, open_channel
 from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc
 
-__all__ = ["fetch", "register"]
+__all__ = ["fetch", "register", "upload_requests"]
 
 CHUNK = 1024 * 1024
 
@@ -41,7 +41,8 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _requests(path: Path, content_type: str) -> Iterator[documents_pb2.UploadRequest]:
+def upload_requests(path: Path, content_type: str) -> Iterator[documents_pb2.UploadRequest]:
+    """The Upload stream for ``path``: metadata with its SHA-256 and size, then 1 MiB chunks."""
     yield documents_pb2.UploadRequest(
         metadata=documents_pb2.UploadMetadata(
             filename=path.name,
@@ -69,7 +70,7 @@ def _upload(args: argparse.Namespace) -> int:
     with open_channel(target) as channel:
         stub = documents_pb2_grpc.DocumentServiceStub(channel)
         try:
-            stored = stub.Upload(_requests(path, args.content_type or _guess_type(path)))
+            stored = stub.Upload(upload_requests(path, args.content_type or _guess_type(path)))
         except grpc.RpcError as exc:
             die(f"upload failed: {exc.code().name}: {exc.details()}")
     print(stored.ref.ref)

@@ -9,22 +9,17 @@ from pathlib import Path
 import grpc
 
 from kyso.cli.common import add_client_arguments, client_target, die, open_channel
-from kyso.cli.placement import add_placement_arguments, placement
+from kyso.cli.documents_cmd import fetch
+from kyso.cli.signing_args import (
+    APPEARANCES,
+    LEVELS,
+    add_placement_arguments,
+    document_input,
+    placement,
+)
 from kyso.v1 import common_pb2, signing_pb2, signing_pb2_grpc
 
 __all__ = ["register"]
-
-_LEVELS = {
-    "B-B": signing_pb2.SIGNATURE_LEVEL_B_B,
-    "B-T": signing_pb2.SIGNATURE_LEVEL_B_T,
-    "B-LT": signing_pb2.SIGNATURE_LEVEL_B_LT,
-    "B-LTA": signing_pb2.SIGNATURE_LEVEL_B_LTA,
-}
-_APPEARANCES = {
-    "seal": signing_pb2.APPEARANCE_SEAL,
-    "text": signing_pb2.APPEARANCE_TEXT,
-    "none": signing_pb2.APPEARANCE_NONE,
-}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sign.add_argument("input", help="the PDF, or a stored document's ref (sha256/<hex>)")
     sign.add_argument("-o", "--output", type=Path, required=True, help="where to write the result")
     sign.add_argument("--key", required=True, help="the key alias configured on the server")
-    sign.add_argument("--level", choices=list(_LEVELS), default=None, help="default: the key's")
-    sign.add_argument("--appearance", choices=list(_APPEARANCES), default="none")
+    sign.add_argument("--level", choices=list(LEVELS), default=None, help="default: the key's")
+    sign.add_argument("--appearance", choices=list(APPEARANCES), default="none")
     add_placement_arguments(sign)
     sign.add_argument("--reason", default="")
     sign.add_argument("--location", default="")
@@ -46,36 +41,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _sign(args: argparse.Namespace) -> int:
-    if args.input.startswith("sha256/"):
-        document = common_pb2.DocumentInput(ref=common_pb2.DocumentRef(ref=args.input))
-    else:
-        path = Path(args.input)
-        if not path.is_file():
-            die(f"{path}: no such file")
-        document = common_pb2.DocumentInput(content=path.read_bytes(), filename=path.name)
-    request = signing_pb2.SignPdfRequest(
-        document=document,
-        key_alias=args.key,
-        level=_LEVELS[args.level] if args.level else signing_pb2.SIGNATURE_LEVEL_UNSPECIFIED,
-        appearance=_APPEARANCES[args.appearance],
-        placement=placement(args),
-        reason=args.reason,
-        location=args.location,
-        contact=args.contact,
-        certify=args.certify,
-    )
+    path = Path(args.input)
+    by_ref = args.input.startswith("sha256/")
+    if not by_ref and not path.is_file():
+        die(f"{path}: no such file")
+    where = placement(args)
     target = client_target(args)
     with open_channel(target) as channel:
+        document = (
+            common_pb2.DocumentInput(ref=common_pb2.DocumentRef(ref=args.input))
+            if by_ref
+            else document_input(channel, path)
+        )
+        request = signing_pb2.SignPdfRequest(
+            document=document,
+            key_alias=args.key,
+            level=LEVELS[args.level] if args.level else signing_pb2.SIGNATURE_LEVEL_UNSPECIFIED,
+            appearance=APPEARANCES[args.appearance],
+            placement=where,
+            reason=args.reason,
+            location=args.location,
+            contact=args.contact,
+            certify=args.certify,
+        )
         stub = signing_pb2_grpc.SigningServiceStub(channel)
         try:
             reply = stub.SignPdf(request, timeout=120)
         except grpc.RpcError as exc:
             die(f"signing failed: {exc.code().name}: {exc.details()}")
-        content = reply.content
-        if not content:
-            from kyso.cli.documents_cmd import fetch
-
-            content = fetch(channel, reply.document.ref.ref)
+        # Small inputs come back inline; a document passed by ref is fetched by its ref.
+        content = reply.content or fetch(channel, reply.document.ref.ref)
     partial = args.output.with_name(args.output.name + ".part")
     partial.write_bytes(content)
     with partial.open("rb") as handle:

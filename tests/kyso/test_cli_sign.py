@@ -93,3 +93,15 @@ def test_pdfsig_trusts_kyso_signatures(served, dev_env, tmp_path):
     ).stdout
     assert "Signature Validation: Signature is Valid." in report
     assert "Certificate Validation: Certificate is Trusted." in report, report
+
+
+def test_a_large_pdf_is_uploaded_and_signed_by_ref(served, tmp_path):
+    source = tmp_path / "big.pdf"
+    source.write_bytes(make_pdf(size=5 * 1024 * 1024))
+    out = tmp_path / "big-signed.pdf"
+    result = served.kyso("sign", str(source), "-o", str(out), "--key", "seal")
+    assert result.returncode == 0, result.stderr
+    report = subprocess.run(
+        ["pdfsig", str(out)], capture_output=True, text=True, check=False
+    ).stdout
+    assert "Signature Validation: Signature is Valid." in report

@@ -1,0 +1,82 @@
+"""What ``kyso sign`` and ``kyso request-signature`` share: levels, appearances, where a
+visible signature goes (``--field`` or ``--page``/``--rect``) and how the PDF travels.
+
+A ``seal`` appearance with no placement goes to the bottom right of page 1 (or ``--page``),
+above the margin of an A4 page: where a result's signature block usually is. A PDF up to the
+inline limit travels in the request; a larger one is uploaded first and passed by its ref.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import grpc
+
+from kyso.cli.common import die
+from kyso.cli.documents_cmd import upload_requests
+from kyso.v1 import common_pb2, documents_pb2_grpc, signing_pb2
+
+__all__ = [
+    "APPEARANCES",
+    "DEFAULT_SEAL_RECT",
+    "INLINE_LIMIT",
+    "LEVELS",
+    "add_placement_arguments",
+    "document_input",
+    "placement",
+]
+
+DEFAULT_SEAL_RECT = (330.0, 60.0, 565.0, 170.0)
+INLINE_LIMIT = 4 * 1024 * 1024
+LEVELS = {
+    "B-B": signing_pb2.SIGNATURE_LEVEL_B_B,
+    "B-T": signing_pb2.SIGNATURE_LEVEL_B_T,
+    "B-LT": signing_pb2.SIGNATURE_LEVEL_B_LT,
+    "B-LTA": signing_pb2.SIGNATURE_LEVEL_B_LTA,
+}
+APPEARANCES = {
+    "none": signing_pb2.APPEARANCE_NONE,
+    "seal": signing_pb2.APPEARANCE_SEAL,
+    "text": signing_pb2.APPEARANCE_TEXT,
+}
+
+
+def document_input(channel: grpc.Channel, path: Path) -> common_pb2.DocumentInput:
+    """The PDF inline when small enough, else uploaded (streamed, hash declared) and by ref."""
+    if path.stat().st_size <= INLINE_LIMIT:
+        return common_pb2.DocumentInput(content=path.read_bytes(), filename=path.name)
+    stub = documents_pb2_grpc.DocumentServiceStub(channel)
+    try:
+        stored = stub.Upload(upload_requests(path, "application/pdf"))
+    except grpc.RpcError as exc:
+        die(f"upload failed: {exc.code().name}: {exc.details()}")
+    return common_pb2.DocumentInput(ref=stored.ref, filename=path.name)
+
+
+def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--field", help="an existing empty signature field to use")
+    where.add_argument("--rect", help="x1,y1,x2,y2 in points, origin bottom left (with --page)")
+    parser.add_argument("--page", type=int, help="page for --rect, from 1 (default 1)")
+
+
+def placement(args: argparse.Namespace) -> signing_pb2.Placement | None:
+    """The request's Placement, or None for an invisible signature with no field named."""
+    if args.field:
+        if args.page is not None:
+            die("give --field, or --page and --rect, not both")
+        return signing_pb2.Placement(field_name=args.field)
+    page = args.page or 1
+    if args.rect:
+        try:
+            x1, y1, x2, y2 = (float(v) for v in args.rect.split(","))
+        except ValueError:
+            die(f"--rect {args.rect!r}: give four numbers x1,y1,x2,y2")
+    elif args.appearance == "seal":
+        x1, y1, x2, y2 = DEFAULT_SEAL_RECT
+    else:
+        if args.page is not None:
+            die("--page needs --rect")
+        return None
+    return signing_pb2.Placement(rect=signing_pb2.PageRect(page=page, x1=x1, y1=y1, x2=x2, y2=y2))
