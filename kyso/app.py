@@ -191,13 +191,8 @@ class Application:
         return verify.VerificationPolicy(trust=(profile,), online=online)
 
     def package_trust(self) -> TrustPolicy:
-        """How edXML package signatures are verified here: the configured anchors."""
-        from cryptography import x509
-
-        return TrustPolicy(
-            anchors=[x509.load_der_x509_certificate(der) for der in trust_anchors(self.config)],
-            require_signature=self.config.exchange.require_signature,
-        )
+        """How edXML package signatures are verified here (see :func:`package_trust`)."""
+        return package_trust(self.config)
 
     def probes(self) -> Mapping[str, Callable[[], None]]:
         """Health probes, by dependency name (see ``kyso.health.SERVICE_NEEDS``)."""
@@ -239,11 +234,21 @@ def trust_anchors(config: Config) -> list[bytes]:
     return anchors
 
 
+def package_trust(config: Config) -> TrustPolicy:
+    """How edXML package signatures are verified: chains to the configured anchors, and
+    unsigned packages refused unless ``exchange.require_signature`` is off."""
+    from cryptography import x509
+
+    return TrustPolicy(
+        anchors=[x509.load_der_x509_certificate(der) for der in trust_anchors(config)],
+        require_signature=config.exchange.require_signature,
+    )
+
+
 def open_exchange(
     config: Config, engine: sa.Engine, store: storage.ObjectStore
 ) -> tuple[Directory | None, Router | None]:
     """The unit directory and this hub's router (both None when the server routes nothing)."""
-    from cryptography import x509
 
     from exchange.adapters import StoredPackages
     from exchange.hubs import Hub, Topology
@@ -268,10 +273,7 @@ def open_exchange(
         with settings.directory.open(encoding="utf-8") as handle:
             count = directory.import_csv(handle)
         log.info("directory imported", extra={"units": count, "source": str(settings.directory)})
-    policy = TrustPolicy(
-        anchors=[x509.load_der_x509_certificate(der) for der in trust_anchors(config)],
-        require_signature=settings.require_signature,
-    )
+    policy = package_trust(config)
     router = Router(
         engine=engine,
         directory=directory,

@@ -42,13 +42,12 @@ from exchange.edxml import (
     Package,
     SignerInfo,
     TraceHeader,
-    TrustPolicy,
     build_package,
     open_package,
 )
 from exchange.errors import UnitNotFound
 from exchange.routing import Accepted, DeliveryState, InboxItem, Router, Submission, TrackEntry
-from kyso.app import Application, trust_anchors
+from kyso.app import Application
 from kyso.authz import Identity
 from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid
 from kyso.hubs import Receipt, exchange_key, sign_receipt, trace_from_proto
@@ -114,10 +113,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self._directory: Directory = app.directory
         self._hub_id = app.config.exchange.hub_id
         self._senders = SenderPolicy(app, app.directory, self._hub_id)
-        self._policy = TrustPolicy(
-            anchors=[x509.load_der_x509_certificate(d) for d in trust_anchors(app.config)],
-            require_signature=app.config.exchange.require_signature,
-        )
+        self._policy = app.package_trust()
 
     def _routing(self) -> Router:
         if self._router is None:
