@@ -386,7 +386,27 @@ class _Pool:
     # -- start and recovery -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the workers and probe every key; raise the precise error on failure."""
+        """Start the workers and probe every key; raise the precise error on failure.
+
+        A token that is unavailable at this moment (the module answers GeneralError while
+        another process rewrites the token's files, a device being plugged in) is tried again
+        with backoff until ``start_timeout``; every other failure (wrong PIN, missing key,
+        policy) is final at once — a PIN is never retried.
+        """
+        deadline = time.monotonic() + self.start_timeout
+        delay = 0.1
+        while True:
+            try:
+                self._start_once()
+                break
+            except TokenUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                _log.warning("token %s not available yet (%s); retrying", self.name, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _start_once(self) -> None:
         workers: list[WorkerChannel] = []
         try:
             first = WorkerChannel(self, 0)
