@@ -11,23 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Protocol
 
 from hsm import _worker as proto
 from hsm.errors import HsmError, TokenUnavailable
+from hsm.process import start_worker
 
 __all__ = ["WATCHDOG_PERIOD", "Call", "PoolLike", "WorkerChannel"]
 
 WATCHDOG_PERIOD = 1.0
 """How often the ring looks for requests older than the request timeout."""
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _WORKER_BOOT = "import sys; from hsm._worker import main; main(int(sys.argv[1]))"
 
 
@@ -124,25 +121,10 @@ class WorkerChannel:
         return self.await_ready()
 
     def launch(self, config: proto.WorkerConfig) -> None:
-        # A fresh interpreter started directly, not multiprocessing's spawn: spawn re-runs the
-        # caller's __main__ in the child, which a server or test runner cannot allow.
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
-        )
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_BOOT, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
+            ours, process = start_worker(_WORKER_BOOT)
         except OSError as exc:
-            ours.close()
             raise TokenUnavailable(f"cannot start a signing worker: {exc.strerror}") from exc
-        finally:
-            theirs.close()
         self.sock, self.process = ours, process
         proto.send_object(ours, config)
 

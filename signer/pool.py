@@ -38,19 +38,17 @@ import os
 import pickle
 import queue
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from hsm import HsmError, KeyRing, KeySpec
+from hsm.process import start_worker
 from signer.engine import (
     KeyProfile,
     SignedDocument,
@@ -70,7 +68,6 @@ _FAILED = "failed"
 _STOP = b""
 _BACKOFF = (1.0, 30.0)
 _STOP_GRACE = 10.0
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _WORKER_BOOT = "import sys; from signer.pool import worker_main; worker_main(int(sys.argv[1]))"
 _Outgoing = tuple[bytes, bytes] | None
 """A request for the writer thread (header, PDF), or None: send the stop message and end."""
@@ -253,23 +250,10 @@ class _Worker:
         self._outbox: queue.SimpleQueue[_Outgoing] = queue.SimpleQueue()
 
     def launch(self) -> None:
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
-        )
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_BOOT, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
+            ours, process = start_worker(_WORKER_BOOT)
         except OSError as exc:
-            ours.close()
             raise SignerUnavailable(f"cannot start a signing worker: {exc.strerror}") from exc
-        finally:
-            theirs.close()  # the child holds its own copy; EOF then means the child is gone
         conn = Connection(ours.detach())
         self._process, self._conn, self.pid = process, conn, process.pid
         conn.send_bytes(pickle.dumps(self.pool._config, protocol=pickle.HIGHEST_PROTOCOL))
