@@ -1,10 +1,19 @@
-"""Group commit: callers enqueue events, one writer thread commits them in batches.
+"""Group commit and the outbox drainer: one writer thread appends to the ledger in batches.
 
 A durable commit costs about as much for one row as for a thousand, so the writer takes
 everything queued while the previous commit was running and commits it as one transaction.
-Callers never touch the database: ``submit`` validates and encodes the event (microseconds)
-and returns a future that resolves to the assigned index once the batch is durable. An invalid
-event fails only its own future; a database failure fails every future of that batch.
+Two kinds of work reach it:
+
+- events with no change of state of their own (an authorisation refusal): ``submit``
+  validates and encodes the event (microseconds) and returns a future that resolves to the
+  assigned index once the batch is durable. An invalid event fails only its own future; a
+  database failure fails every future of that batch.
+- events staged with a change of state (``audit.outbox.stage``): after the change commits,
+  ``drained(ids)`` wakes the writer, which appends every pending outbox row in order and
+  resolves the future with the indexes. The writer also drains every ``poll_interval``
+  seconds, so rows staged by another process, or left by a crash before their drain, are
+  appended without anyone waiting for them. A failed drain fails the waiting futures but not
+  the rows: they stay pending and are appended by a later drain.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import TracebackType
@@ -33,7 +43,14 @@ class _Pending:
     future: Future[int]
 
 
+@dataclass(frozen=True, slots=True)
+class _Waiter:
+    outbox_ids: tuple[int, ...]
+    future: Future[list[int]]
+
+
 _STOP = object()
+_WAKE = object()
 
 
 class GroupCommitAppender:
@@ -43,12 +60,18 @@ class GroupCommitAppender:
     then stops the writer. Events submitted after ``close()`` fail with ``LedgerClosed``.
     """
 
-    def __init__(self, ledger: Ledger, *, max_batch: int = 1000) -> None:
+    def __init__(
+        self, ledger: Ledger, *, max_batch: int = 1000, poll_interval: float = 1.0
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
         self._ledger = ledger
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._poll_interval = poll_interval
+        self._waiting: list[_Waiter] = []  # touched by the writer thread only
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="audit-appender", daemon=True)
@@ -79,6 +102,29 @@ class GroupCommitAppender:
         """Queue ``event`` and await its index without blocking the event loop."""
         return await asyncio.wrap_future(self.submit(event))
 
+    def drained(self, outbox_ids: Sequence[int]) -> Future[list[int]]:
+        """Drain the outbox now; the future gives the ledger index of each of ``outbox_ids``.
+
+        Call it after the transaction that staged the ids has committed.
+        """
+        future: Future[list[int]] = Future()
+        with self._close_lock:
+            if self._closed:
+                future.set_exception(
+                    LedgerClosed("the audit appender is closed; staged events wait for a restart")
+                )
+                return future
+            self._queue.put(_Waiter(tuple(outbox_ids), future))
+        return future
+
+    async def drained_async(self, outbox_ids: Sequence[int]) -> list[int]:
+        """``drained`` awaited without blocking the event loop."""
+        return await asyncio.wrap_future(self.drained(outbox_ids))
+
+    def wake(self) -> None:
+        """Drain the outbox now rather than at the next poll (nobody waits for the result)."""
+        self._queue.put(_WAKE)
+
     def close(self, *, timeout: float | None = None) -> None:
         """Commit what is queued, then stop the writer thread (idempotent)."""
         with self._close_lock:
@@ -100,15 +146,21 @@ class GroupCommitAppender:
 
     def _run(self) -> None:
         stopping = False
+        self._drain()  # rows left by an earlier run of any process
         while not stopping:
             batch: list[_Pending] = []
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self._poll_interval)
+            except queue.Empty:
+                item = _WAKE
             while True:
                 if item is _STOP:
                     stopping = True
                     break
-                assert isinstance(item, _Pending)
-                batch.append(item)
+                if isinstance(item, _Pending):
+                    batch.append(item)
+                elif isinstance(item, _Waiter):
+                    self._waiting.append(item)
                 if len(batch) >= self._max_batch:
                     break
                 try:
@@ -117,6 +169,11 @@ class GroupCommitAppender:
                     break
             if batch:
                 self._commit(batch)
+            self._drain()
+        for waiter in self._waiting:
+            waiter.future.set_exception(
+                LedgerClosed("the audit appender closed; the staged events stay pending")
+            )
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
@@ -130,6 +187,31 @@ class GroupCommitAppender:
             return
         for pending, index in zip(batch, indexes, strict=True):
             pending.future.set_result(index)
+
+    def _drain(self) -> None:
+        """Append every pending outbox row, then answer the waiters whose rows are in."""
+        appended: dict[int, int] = {}
+        try:
+            while batch := self._ledger.drain_outbox(limit=self._max_batch):
+                appended.update(batch)
+            if self._waiting:
+                unknown = {i for w in self._waiting for i in w.outbox_ids} - appended.keys()
+                if unknown:  # appended by another process's drainer
+                    found = self._ledger.outbox_indexes(sorted(unknown))
+                    appended.update({k: v for k, v in found.items() if v is not None})
+        except Exception as exc:
+            log.error("draining the audit outbox failed; staged events stay pending", exc_info=True)
+            for waiter in self._waiting:
+                waiter.future.set_exception(exc)
+            self._waiting.clear()
+            return
+        still: list[_Waiter] = []
+        for waiter in self._waiting:
+            if all(i in appended for i in waiter.outbox_ids):
+                waiter.future.set_result([appended[i] for i in waiter.outbox_ids])
+            else:  # not visible yet (another drainer holds it): answered at a later drain
+                still.append(waiter)
+        self._waiting = still
 
 
 def schedule_heads(

@@ -221,10 +221,10 @@ class PreparedEvent:
     """An event validated and encoded ahead of knowing its index.
 
     ``at(index)`` equals ``encode_entry(Entry(index=index, event=event))`` byte for byte; it lets
-    the ledger encode outside its write lock, and reject a bad event before a batch starts.
+    the ledger encode outside its write lock, reject a bad event before a batch starts, and keep
+    a staged event in the outbox as its two halves.
     """
 
-    event: Event
     prefix: bytes
     suffix: bytes
 
@@ -240,7 +240,6 @@ def prepare_event(event: Event) -> PreparedEvent:
     data = encode_entry(Entry(index=0, event=event))
     position = data.index(_INDEX_MARKER)
     return PreparedEvent(
-        event=event,
         prefix=data[: position + _INDEX_VALUE_OFFSET],
         suffix=data[position + _INDEX_VALUE_OFFSET + 1 :],
     )

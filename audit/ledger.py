@@ -14,6 +14,8 @@ Invariants:
   subtrees of n's binary decomposition, and a proof is O(log n) stored hashes read with two
   queries (see ``audit.merkle``).
 - Nothing here updates or deletes an entry, a node or a head.
+- Outbox rows (``audit.outbox``) are appended under the same tree lock, in ``id`` order, and
+  marked with their index in the transaction that appends them: exactly once across processes.
 
 Database errors are raised as ``LedgerUnavailable``; stored data that contradicts itself as
 ``LedgerCorrupt``.
@@ -49,7 +51,7 @@ from audit.heads import (
     sign_tree_head,
     to_microseconds,
 )
-from audit.schema import certificates, entries, heads, nodes, tree
+from audit.schema import certificates, entries, heads, nodes, outbox, tree
 
 __all__ = ["ConsistencyProof", "InclusionProof", "Ledger", "node_id"]
 
@@ -198,35 +200,107 @@ class Ledger:
 
     def append_prepared(self, prepared: Sequence[PreparedEvent]) -> range:
         """Append already prepared events in one transaction; return their indexes."""
-        count = len(prepared)
-        if count == 0:
+        if not prepared:
             return range(0)
         with self._write_lock, _database("append events"):
             try:
                 with self._engine.begin() as conn:
                     # First statement: takes the writers' lock (see the module docstring).
-                    new_size = conn.execute(
-                        sa.update(tree)
-                        .where(tree.c.id == 1)
-                        .values(size=tree.c.size + count)
-                        .returning(tree.c.size)
-                    ).scalar_one_or_none()
-                    if new_size is None:
-                        raise LedgerUnavailable(
-                            "the audit ledger is not initialised (no audit_tree row);"
-                            " run `kyso db upgrade`"
-                        )
-                    start = int(new_size) - count
-                    frontier = self._frontier_at(conn, start)
-                    entry_rows, node_rows = _grow(frontier, start, prepared)
-                    conn.execute(entries.insert(), entry_rows)
-                    if node_rows:
-                        conn.execute(nodes.insert(), node_rows)
+                    start = self._reserve(conn, len(prepared))
+                    self._write(conn, start, prepared)
             except BaseException:
                 self._frontier_size = -1
                 raise
-            self._frontier, self._frontier_size = frontier, start + count
-        return range(start, start + count)
+        return range(start, start + len(prepared))
+
+    def drain_outbox(self, *, limit: int = 1000) -> dict[int, int]:
+        """Append up to ``limit`` pending outbox rows in ``id`` order, in one transaction.
+
+        Rows become visible when their change commits; on PostgreSQL ids are drawn before
+        commit, so two changes committing at once may be ledgered in either order, while the
+        changes of one transaction, and of transactions that follow each other, keep theirs.
+
+        Returns ``{outbox id: ledger index}`` for the rows this call appended (empty when none
+        was pending). Rows that another process is appending are left to it: the tree lock is
+        taken before the pending rows are read, so no row is appended twice.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with _database("read the outbox"), self._engine.connect() as conn:
+            # A look without the lock first: an idle drainer must not take the write lock.
+            pending = conn.execute(
+                sa.select(outbox.c.id).where(outbox.c.idx.is_(None)).limit(1)
+            ).first()
+        if pending is None:
+            return {}
+        with self._write_lock, _database("append staged events"):
+            try:
+                with self._engine.begin() as conn:
+                    self._reserve(conn, 0)
+                    rows = conn.execute(
+                        sa.select(outbox.c.id, outbox.c.prefix, outbox.c.suffix)
+                        .where(outbox.c.idx.is_(None))
+                        .order_by(outbox.c.id)
+                        .limit(limit)
+                    ).all()
+                    if not rows:
+                        return {}
+                    prepared = [_staged(row.prefix, row.suffix) for row in rows]
+                    start = self._reserve(conn, len(rows))
+                    self._write(conn, start, prepared)
+                    indexes = {int(row.id): start + n for n, row in enumerate(rows)}
+                    conn.execute(
+                        sa.update(outbox)
+                        .where(outbox.c.id == sa.bindparam("outbox_id"))
+                        .values(idx=sa.bindparam("index"), prefix=None, suffix=None),
+                        [{"outbox_id": k, "index": v} for k, v in indexes.items()],
+                    )
+            except BaseException:
+                self._frontier_size = -1
+                raise
+        return indexes
+
+    def outbox_indexes(self, outbox_ids: Iterable[int]) -> dict[int, int | None]:
+        """The ledger index of each staged event (None while it is still pending)."""
+        wanted = list(outbox_ids)
+        with _database("read the outbox"), self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.id, outbox.c.idx).where(outbox.c.id.in_(wanted))
+            ).all()
+        found = {int(row.id): None if row.idx is None else int(row.idx) for row in rows}
+        return {outbox_id: found.get(outbox_id) for outbox_id in wanted}
+
+    def pending_outbox(self) -> int:
+        """How many staged events wait to be appended."""
+        with _database("read the outbox"), self._engine.connect() as conn:
+            count = conn.execute(
+                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.idx.is_(None))
+            ).scalar_one()
+        return int(count)
+
+    def _reserve(self, conn: sa.Connection, count: int) -> int:
+        """Take the writers' lock and ``count`` indexes; return the first of them."""
+        new_size = conn.execute(
+            sa.update(tree)
+            .where(tree.c.id == 1)
+            .values(size=tree.c.size + count)
+            .returning(tree.c.size)
+        ).scalar_one_or_none()
+        if new_size is None:
+            raise LedgerUnavailable(
+                "the audit ledger is not initialised (no audit_tree row); run `kyso db upgrade`"
+            )
+        return int(new_size) - count
+
+    def _write(self, conn: sa.Connection, start: int, prepared: Sequence[PreparedEvent]) -> None:
+        """Insert entries and completed nodes for ``prepared`` at ``start`` (lock held)."""
+        frontier = self._frontier_at(conn, start)
+        entry_rows, node_rows = _grow(frontier, start, prepared)
+        conn.execute(entries.insert(), entry_rows)
+        if node_rows:
+            conn.execute(nodes.insert(), node_rows)
+        # Trusted only once the transaction commits; the callers reset it on any failure.
+        self._frontier, self._frontier_size = frontier, start + len(prepared)
 
     def _frontier_at(self, conn: sa.Connection, size: int) -> dict[int, bytes]:
         if size == self._frontier_size:
@@ -382,6 +456,12 @@ def _grow(
             node_rows.append({"id": node_id(level, index >> level), "hash": current})
         frontier[level] = current
     return entry_rows, node_rows
+
+
+def _staged(prefix: bytes | None, suffix: bytes | None) -> PreparedEvent:
+    if prefix is None or suffix is None:
+        raise LedgerCorrupt("a pending audit outbox row has no encoded event")
+    return PreparedEvent(prefix=bytes(prefix), suffix=bytes(suffix))
 
 
 def _checked_entry(index: int, data: bytes, stored_leaf: bytes) -> Entry:

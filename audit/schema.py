@@ -14,6 +14,12 @@ Tables (all prefixed ``audit_``):
 - ``audit_certificates``: head-signing certificates (DER) by SHA-256.
 - ``audit_heads``: signed tree heads (size, root, time in microseconds since the epoch UTC,
   algorithm, signature, signing certificate).
+- ``audit_outbox`` (version 2): the transactional outbox. A change of state writes its events
+  here in its own transaction (``audit.outbox.stage``): ``prefix`` and ``suffix`` are the
+  event's canonical encoding around its future index. The drainer appends pending rows
+  (``idx`` null) to the ledger in ``id`` order and, in the same transaction, sets ``idx`` to
+  the entry's index and clears the encoding, so a row is appended exactly once and the map
+  from outbox id to ledger index stays readable by every process.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ __all__ = [
     "heads",
     "metadata",
     "nodes",
+    "outbox",
     "tree",
 ]
 
@@ -87,11 +94,33 @@ heads = sa.Table(
 )
 
 
+outbox = sa.Table(
+    "audit_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("prefix", sa.LargeBinary, nullable=True),
+    sa.Column("suffix", sa.LargeBinary, nullable=True),
+    sa.Column("idx", sa.BigInteger, nullable=True),
+    sa.CheckConstraint(
+        "(idx IS NULL) = (prefix IS NOT NULL AND suffix IS NOT NULL)",
+        name="audit_outbox_pending_or_appended",
+    ),
+    sa.Index("audit_outbox_pending", "idx", "id"),
+)
+
+_V1_TABLES = (entries, nodes, tree, certificates, heads)
+
+
 def _create_v1(conn: sa.Connection) -> None:
-    metadata.create_all(conn)
+    metadata.create_all(conn, tables=_V1_TABLES)
     conn.execute(tree.insert().values(id=1, size=0))
+
+
+def _create_v2(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[outbox])
 
 
 MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
     (1, "audit ledger: entries, Merkle nodes, tree state, certificates, signed heads", _create_v1),
+    (2, "audit outbox: events staged with their change, appended by one drainer", _create_v2),
 )
