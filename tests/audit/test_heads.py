@@ -93,7 +93,9 @@ def test_signed_data_is_fixed_width_and_tagged() -> None:
 
 
 def test_time_is_kept_to_the_microsecond(head_signer: SoftwareHeadSigner) -> None:
-    time = dt.datetime(2026, 11, 29, 1, 2, 3, 456789, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    # a time inside the signer's validity, with microseconds and a +07:00 offset to normalise
+    time = (NOW - dt.timedelta(hours=1)).replace(microsecond=456789)
+    time = time.astimezone(dt.timezone(dt.timedelta(hours=7)))
     head = sign_tree_head(head_signer, tree_size=1, root_hash=ROOT, time=time)
     assert head.time == time
     assert head.time.tzinfo is dt.UTC
