@@ -31,7 +31,9 @@ Invariants:
   the HTTP pool with exponential backoff; what still fails becomes ``StorageUnavailable``.
   The health probe uses a pool without retries so that it answers quickly;
 - credentials come from the environment or files (``S3Credentials.from_env``), never from
-  configuration text, and never appear in reprs, messages or logs.
+  configuration text, and never appear in reprs, messages or logs;
+- the multipart steps of a declared-digest upload have no public minio call: they go through
+  ``storage._minio_private``, the only place that touches the SDK's private API.
 """
 
 from __future__ import annotations
@@ -58,12 +60,11 @@ from urllib.parse import quote, unquote
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, ENABLED, GOVERNANCE
-from minio.datatypes import Part
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
-from minio.helpers import genheaders
 from minio.retention import Retention as MinioRetention
 from minio.versioningconfig import VersioningConfig
 
+from storage import _minio_private
 from storage.errors import (
     CredentialsRejected,
     DeclaredHashMismatch,
@@ -290,19 +291,16 @@ class S3Store:
         """Upload ``parts`` (hashed into ``digest`` as they are drawn) at ``ref``; complete only
         if the digest matches the address, abort on a mismatch or any failure."""
         bucket, key = self.config.bucket, str(ref)
-        headers = genheaders(
-            {
-                _DIGEST_KEY: ref.sha256,
-                **{_META_PREFIX + k: quote(v, safe="") for k, v in meta.items()},
-            },
-            None,
-            None,
-            _minio_retention(retention),
-            False,
-        )
-        headers["Content-Type"] = content_type or "application/octet-stream"
+        headers = {
+            _DIGEST_KEY: ref.sha256,
+            **{_META_PREFIX + k: quote(v, safe="") for k, v in meta.items()},
+            "Content-Type": content_type or "application/octet-stream",
+            **_retention_headers(retention),
+        }
         try:
-            upload_id = self._client._create_multipart_upload(bucket, key, headers)
+            upload_id = _minio_private.create_multipart_upload(
+                self._client, bucket=bucket, key=key, headers=headers
+            )
         except Exception as exc:
             _raise_mapped(exc, f"cannot store {ref}")
         size = 0
@@ -330,14 +328,20 @@ class S3Store:
                     if failed:  # stop reading at the first failed part
                         failed[0].result()
                     future = pool.submit(
-                        self._client._upload_part, bucket, key, data, None, upload_id, number
+                        _minio_private.upload_part,
+                        self._client,
+                        bucket=bucket,
+                        key=key,
+                        upload_id=upload_id,
+                        number=number,
+                        data=data,
                     )
                     future.add_done_callback(done)
                     sent.append(future)
                 _check_declared(ref, digest)
                 etags = [future.result() for future in sent]
-            self._client._complete_multipart_upload(
-                bucket, key, upload_id, [Part(n, etag) for n, etag in enumerate(etags, start=1)]
+            _minio_private.complete_multipart_upload(
+                self._client, bucket=bucket, key=key, upload_id=upload_id, etags=etags
             )
         except BaseException as exc:
             self._abort(ref, upload_id)
@@ -348,7 +352,9 @@ class S3Store:
         """Best effort: an upload that cannot be aborted (the service is down) stays invisible."""
         # The failure that led here is the one to report, not the abort's.
         with contextlib.suppress(Exception):
-            self._client._abort_multipart_upload(self.config.bucket, str(ref), upload_id)
+            _minio_private.abort_multipart_upload(
+                self._client, bucket=self.config.bucket, key=str(ref), upload_id=upload_id
+            )
 
     def _verify_stored(
         self, ref: ObjectRef, size: int, retention: Retention | None
@@ -659,6 +665,18 @@ def _minio_retention(retention: Retention | None) -> MinioRetention | None:
 
 def _minio_retention_until(mode: RetentionMode, until: datetime) -> MinioRetention:
     return MinioRetention(COMPLIANCE if mode is RetentionMode.COMPLIANCE else GOVERNANCE, until)
+
+
+def _retention_headers(retention: Retention | None) -> dict[str, str]:
+    """The object-lock headers of a request that creates an object (S3's ISO 8601 form, UTC,
+    milliseconds), for the multipart path where no public SDK call builds them."""
+    if retention is None:
+        return {}
+    until = datetime.now(UTC) + timedelta(days=retention.days)
+    return {
+        "x-amz-object-lock-mode": retention.mode.value,
+        "x-amz-object-lock-retain-until-date": until.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+    }
 
 
 def _raise_mapped(exc: BaseException, what: str, *, ref: ObjectRef | None = None) -> NoReturn:

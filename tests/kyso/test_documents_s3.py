@@ -24,6 +24,7 @@ from kyso.config import Config, load_config
 from kyso.reconcile import reconcile
 from kyso.server import Server
 from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc
+from tests.storage.conftest import incomplete_uploads, raw_client
 from tests.support.rgw import RgwHandle, new_bucket_name
 
 from .conftest import token
@@ -159,8 +160,7 @@ async def test_a_wrong_declared_sha256_stores_nothing_at_either_address(
         assert "declared" in err.value.details()
     assert not store.exists(storage.ObjectRef(declared))
     assert not store.exists(storage.ObjectRef(hashlib.sha256(data).hexdigest()))
-    raw = Minio(rgw.endpoint, access_key=rgw.access_key, secret_key=rgw.secret_key, secure=False)
-    assert raw._list_multipart_uploads(store.config.bucket).uploads == []
+    assert incomplete_uploads(raw_client(rgw), store.config.bucket) == []
 
 
 async def test_a_download_abandoned_midway_leaves_the_service_serving(s3_server: Server) -> None:

@@ -29,7 +29,14 @@ from storage import (
     StorageUnavailable,
 )
 from storage.s3 import parse_s3_datetime
-from tests.storage.conftest import MiB, pseudo_random_bytes, raw_client, s3_config, s3_store
+from tests.storage.conftest import (
+    MiB,
+    incomplete_uploads,
+    pseudo_random_bytes,
+    raw_client,
+    s3_config,
+    s3_store,
+)
 from tests.support.rgw import RgwHandle, new_bucket_name
 
 pytestmark = pytest.mark.s3
@@ -241,10 +248,7 @@ def _in_chunks(data: bytes, size: int = 700_000) -> Iterator[bytes]:
 
 
 def _incomplete_uploads(rgw: RgwHandle, store: S3Store) -> list[str]:
-    """Keys of the bucket's multipart uploads that were started and neither completed nor
-    aborted (invisible as objects, but they would still hold space)."""
-    result = raw_client(rgw)._list_multipart_uploads(store.config.bucket)
-    return [upload.object_name for upload in result.uploads]
+    return incomplete_uploads(raw_client(rgw), store.config.bucket)
 
 
 def test_a_declared_digest_streams_into_a_multipart_upload(rgw: RgwHandle) -> None:
