@@ -9,8 +9,11 @@ COPY hsm ./hsm
 COPY storage ./storage
 COPY exchange ./exchange
 COPY audit ./audit
+# kyso without extras: the development tooling (`kyso dev`, certomancer and its web server) is
+# the devtools extra and stays out; the build fails if anything brought certomancer in anyway.
 RUN python -m venv /opt/kyso \
- && /opt/kyso/bin/pip install --no-cache-dir -c constraints.txt .
+ && /opt/kyso/bin/pip install --no-cache-dir -c constraints.txt . \
+ && /opt/kyso/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('certomancer') is not None)"
 
 FROM python:3.11-slim-bookworm
 # The PKCS#11 module of the HSM vendor is mounted or installed by the operator; opensc gives

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian 12 machine needs for kyso, skipping what is already there.
 #   scripts/bootstrap.sh run    Debian packages for the service + the Python virtual environment
-#   scripts/bootstrap.sh test   the same + the test-only packages (Ceph RADOS Gateway) + PostgreSQL up
+#                               with kyso's devtools extra (what `kyso dev init` needs)
+#   scripts/bootstrap.sh test   the same + the test-only packages (Ceph RADOS Gateway) + PostgreSQL up,
+#                               and the dev extra (devtools + test, lint and code-generation tools)
 # Idempotent and quiet when nothing is missing. Needs root (or sudo) only when a package is missing.
 set -euo pipefail
 
@@ -41,12 +43,18 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$PYTHON" -m venv .venv
 fi
+# The stamp holds the extra that was installed; `dev` includes `devtools`, so a test install
+# also serves `run`, while a run install is completed when the tests are wanted.
 stamp=.venv/.kyso-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
-  echo "bootstrap: installing Python packages into .venv"
+extra=devtools
+if [ "$purpose" = "test" ]; then extra=dev; fi
+installed="$(cat "$stamp" 2>/dev/null || true)"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ] \
+   || { [ "$installed" != "$extra" ] && [ "$installed" != "dev" ]; }; then
+  echo "bootstrap: installing Python packages into .venv (kyso[$extra])"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -c constraints.txt -e '.[dev]'
-  touch "$stamp"
+  .venv/bin/pip install -q -c constraints.txt -e ".[$extra]"
+  echo "$extra" > "$stamp"
 fi
 
 if [ "$purpose" = "test" ]; then
