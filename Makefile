@@ -7,7 +7,7 @@ DEV_HOME ?= var/dev
 
 run: install
 	$(BIN)/kyso dev init --home $(DEV_HOME)
-	$(BIN)/kyso serve --config $(DEV_HOME)/kyso.toml
+	$(BIN)/kyso dev serve --home $(DEV_HOME)
 
 test: install-test
 	$(BIN)/ruff check .

@@ -112,7 +112,6 @@ class _Server:
                 env,
                 address="127.0.0.1:0",
                 data_dir=directory,
-                responders=False,
                 metrics_address="",
             )
         )

@@ -102,9 +102,7 @@ async def _kyso_rates(env: Any, home: Path, pdf_paths: dict[str, Path]) -> dict[
 
     config_path = home / "kyso.toml"
     config_path.write_text(
-        render_config(
-            env, address="127.0.0.1:0", data_dir=home, responders=False, metrics_address=""
-        )
+        render_config(env, address="127.0.0.1:0", data_dir=home, metrics_address="")
     )
     config = load_config(config_path)
     app = await asyncio.to_thread(Application.open, config)

@@ -95,8 +95,6 @@ class Application:
     def open(cls, config: Config) -> Application:
         stack = contextlib.ExitStack()
         try:
-            if config.dev_responders.enabled:
-                _start_dev_responders(config, stack)
             engine = db.create_engine(config.database.url)
             stack.callback(engine.dispose)
             db.upgrade(engine, components())
@@ -350,19 +348,3 @@ def open_pdf_signer(config: Config, keyring: hsm.KeyRing | None) -> signer.PdfSi
         key_specs=[spec for spec in key_specs(config) if spec.alias in profiles],
         workers=config.signing.workers or None,
     )
-
-
-def _start_dev_responders(config: Config, stack: contextlib.ExitStack) -> None:
-    """Development only: the dev PKI's TSA, OCSP and CRL server, stopped with the application."""
-    from kyso.dev.pki import load_pki
-    from kyso.dev.responders import Responders
-
-    home = config.dev_responders.home
-    pki = load_pki(home / "pki") if home is not None else None
-    if pki is None:
-        raise ConfigError(
-            "dev_responders.home: no development PKI there; run `kyso dev init --home DIR` first"
-        )
-    responders = Responders(pki=pki).start()
-    stack.callback(responders.stop)
-    log.info("development responders started", extra={"url": responders.url})

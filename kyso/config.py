@@ -32,7 +32,6 @@ __all__ = [
     "ClientConfig",
     "Config",
     "DatabaseConfig",
-    "DevResponders",
     "ExchangeConfig",
     "HsmConfig",
     "HubConfig",
@@ -220,15 +219,6 @@ class ExchangeConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class DevResponders:
-    """Development only: serve the dev PKI's TSA, OCSP and CRLs beside the service."""
-
-    enabled: bool = False
-    home: Path | None = None
-    port: int = 9780
-
-
-@dataclass(frozen=True, slots=True)
 class ClientSide:
     """How the ``kyso`` command reaches a server: address, API token file, the CA to trust for
     TLS, and a client certificate and key for servers that require mutual TLS."""
@@ -256,7 +246,6 @@ class Config:
     trust: TrustConfig = field(default_factory=TrustConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
-    dev_responders: DevResponders = field(default_factory=DevResponders)
     client: ClientSide = field(default_factory=ClientSide)
 
 

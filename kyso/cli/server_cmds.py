@@ -1,4 +1,5 @@
-"""``kyso serve``, ``kyso health`` and ``kyso db upgrade``."""
+"""``kyso serve``, ``kyso health`` and ``kyso db upgrade`` (``run_server`` also runs under
+``kyso dev serve``)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from kyso.cli.common import (
     open_channel,
     resolve_config_path,
 )
+from kyso.config import Config
 from kyso.errors import ConfigError, KysoError
 
-__all__ = ["register"]
+__all__ = ["register", "run_server"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,9 +46,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _serve(args: argparse.Namespace) -> int:
+    return run_server(load_or_exit(resolve_config_path(args.config)))
+
+
+def run_server(config: Config) -> int:
+    """Serve ``config`` until SIGTERM/SIGINT (``kyso serve``; ``kyso dev serve`` around it)."""
     from kyso.server import serve
 
-    config = load_or_exit(resolve_config_path(args.config))
     logs.configure(level=config.server.log_level, fmt=config.server.log_format)
     try:
         asyncio.run(serve(config))

@@ -33,13 +33,13 @@ def render_config(
     *,
     address: str = "127.0.0.1:50051",
     data_dir: Path | None = None,
-    responders: bool = True,
     metrics_address: str = "127.0.0.1:9464",
 ) -> str:
     """The development ``kyso.toml`` for ``env`` (paths absolute, so it works from anywhere).
 
-    ``data_dir`` (default: the dev home) holds the database and the objects; ``responders``
-    makes ``kyso serve`` run the development TSA/OCSP/CRL server beside the service.
+    ``data_dir`` (default: the dev home) holds the database and the objects. The development
+    TSA/OCSP/CRL server is not part of the configuration: ``kyso dev serve`` runs it beside the
+    service (``kyso serve`` never imports the development tooling).
     """
     home = env.home
     data = data_dir or home
@@ -112,11 +112,6 @@ def render_config(
         'root_unit = "000.00.00.H49"',
         f"address = {_q(address)}",
         "",
-        "[dev_responders]",
-        f"enabled = {'true' if responders else 'false'}",
-        f"home = {_q(home)}",
-        f"port = {env.responders_port}",
-        "",
         "[client]",
         f"server = {_q(address)}",
         f"token_file = {_q(env.api_token_path)}",
@@ -140,4 +135,5 @@ def set_up(home: Path, *, out: TextIO = sys.stdout) -> DevEnvironment:
     print(f"  TSA / OCSP        {env.tsa_url} , {env.ocsp_url}", file=out)
     print(f"  API token         {env.api_token_path} (mode 0600)", file=out)
     print(f"  stamp images      {env.seal_image}, {env.signature_image}", file=out)
+    print(f"serve it with       kyso dev serve --home {env.home}", file=out)
     return env

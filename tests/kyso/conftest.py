@@ -97,7 +97,6 @@ def dev_config(dev_env, tmp_path: Path) -> Config:
             dev_env,
             address="127.0.0.1:0",
             data_dir=tmp_path,
-            responders=False,
             metrics_address="",
         )
     )

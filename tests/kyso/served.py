@@ -61,7 +61,6 @@ def serve(dev_env: DevEnvironment, directory: Path) -> Served:
             dev_env,
             address=f"127.0.0.1:{port}",
             data_dir=directory,
-            responders=False,
             metrics_address="",
         )
     )

@@ -15,7 +15,7 @@ from kyso.dev.setup import render_config
 @pytest.fixture
 def config(dev_env, tmp_path):
     path = tmp_path / "kyso.toml"
-    path.write_text(render_config(dev_env, data_dir=tmp_path, responders=False))
+    path.write_text(render_config(dev_env, data_dir=tmp_path))
     return path
 
 

@@ -161,9 +161,7 @@ async def test_a_client_not_allowed_the_key_is_refused(dev_env, tmp_path):
     (tmp_path / "other.token").write_text("token-of-another-workflow-system")
     path = tmp_path / "kyso.toml"
     path.write_text(
-        render_config(
-            dev_env, address="127.0.0.1:0", data_dir=tmp_path, responders=False, metrics_address=""
-        )
+        render_config(dev_env, address="127.0.0.1:0", data_dir=tmp_path, metrics_address="")
         + '\n[clients.other]\nroles = ["workflow"]\nunit = "000.00.02.H49"\n'
         + f'token_file = "{tmp_path / "other.token"}"\n'
     )

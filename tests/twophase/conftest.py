@@ -94,7 +94,6 @@ def render(dev_env: DevEnvironment, directory: Path, **signing: object) -> Confi
             dev_env,
             address="127.0.0.1:0",
             data_dir=directory,
-            responders=False,
             metrics_address="",
         )
     )
