@@ -9,6 +9,7 @@ COPY hsm ./hsm
 COPY storage ./storage
 COPY exchange ./exchange
 COPY audit ./audit
+COPY workers ./workers
 # kyso without extras: the development tooling (`kyso dev`, certomancer and its web server) is
 # the devtools extra and stays out; the build fails if anything brought certomancer in anyway.
 RUN python -m venv /opt/kyso \
