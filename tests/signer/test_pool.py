@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import time
 
 import pytest
 
@@ -20,7 +22,7 @@ from signer import (
     SignRequest,
     UnknownKeyAlias,
 )
-from signer.pool import SignerUnavailable
+from signer.pool import SignerUnavailable, SigningPool
 from tests.signer.checks import nss_db, pdfsig, validate
 from tests.signer.conftest import ALIASES, load_cert, profiles
 from tests.signer.pdfgen import make_pdf
@@ -191,3 +193,53 @@ async def test_a_killed_worker_fails_its_request_and_is_replaced(dev_env):
             pytest.fail("the killed worker was not restarted within 20 s")
         signed = await service.sign(_seal())
         await validate(signed.pdf, load_cert(dev_env.root_certificate_path), level=Level.B_B)
+
+
+@pytest.fixture
+def silent_tsa():
+    """A time-stamping authority that accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # connections wait in the backlog: requests are sent, never read
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/tsa"
+
+
+async def _wait_for(condition, what: str, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_a_hung_worker_is_replaced_and_only_its_request_fails(dev_env, silent_tsa):
+    """A worker stuck on a TSA that never answers is killed at its deadline; the other worker
+    signs all the while; the replaced worker signs again."""
+    settings = SignerSettings(
+        tsa_urls=(silent_tsa,),
+        tsa_timeout=3600.0,  # the TSA client would wait an hour: only the watchdog ends it
+        trust_roots=(load_cert(dev_env.root_certificate_path),),
+    )
+    root = load_cert(dev_env.root_certificate_path)
+    with SigningPool(
+        key_specs=_specs(dev_env),
+        profiles=profiles(dev_env),
+        settings=settings,
+        workers=2,
+        request_timeout=5.0,
+    ) as pool:
+        first, second = pool.pids()
+        hung = asyncio.ensure_future(
+            pool.sign(SignRequest(pdf=make_pdf(), alias="seal", level=Level.B_T))
+        )
+        await asyncio.sleep(0)  # one loop turn: the request is now on worker 0
+        for _ in range(3):  # worker 1, the least busy, signs while worker 0 hangs
+            signed = await pool.sign(_seal())
+            await validate(signed.pdf, root, level=Level.B_B)
+        with pytest.raises(SignerUnavailable, match="did not finish within 5 s and was replaced"):
+            await hung
+        await _wait_for(lambda: pool.pids()[0] not in (None, first), "worker 0 replaced")
+        assert pool.pids()[1] == second
+        for _ in range(2):  # both workers serve again (the least busy takes each)
+            signed = await pool.sign(_seal())
+            await validate(signed.pdf, root, level=Level.B_B)
