@@ -5,7 +5,8 @@
 - ``open_token_key`` / ``LocalKey``: one token key in-process, for an official's workstation.
 - ``list_tokens``, ``list_keys``, ``list_mechanisms``, ``test_sign``: operator tools.
 
-Imports nothing of the project. Errors derive from ``HsmError`` (see ``hsm.errors``).
+Imports nothing of the project but the leaf ``workers`` (its worker processes). Errors derive
+from ``HsmError`` (see ``hsm.errors``).
 """
 
 from hsm.errors import (

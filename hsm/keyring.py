@@ -2,21 +2,25 @@
 
 Design (why): python-pkcs11 initialises modules without locking, and SoftHSM then crashes when
 threads use separate sessions. So the ring never signs in its own process. Per token it runs a
-pool of signing worker *processes* (fresh interpreters: each loads the module itself, opens
-one session and logs in once) and talks to them over pipes. Any number of threads and asyncio tasks
-may call the ring at once: each request goes to the least busy worker of the key's token and
-waits on a future that a reader thread completes. Workers sign in parallel on separate cores.
+``workers.WorkerPool`` of signing worker *processes* (``hsm._worker``: each loads the module
+itself, opens one session and logs in once; the PIN travels over the pool's socket, never argv).
+Any number of threads and asyncio tasks may call the ring at once: each request goes to the least
+busy worker of the key's token, in batches, and waits on a future that the pool's reader thread
+completes. Workers sign in parallel on separate cores.
 
 Start-up: worker 0 of a token logs in first (a wrong PIN is tried once, never by several
 workers), then the rest start; every key's policy is checked (no exportable keys unless
-allowed) and every key signs a probe that is verified against its certificate.
+allowed) and every key signs a probe that is verified against its certificate. A token that is
+momentarily unavailable is tried again with backoff until ``start_timeout``.
 
-Faults: when a worker reports the token gone, dies, or times out, the token's pool is marked
-DOWN (requests fail fast with ``TokenUnavailable``; ``health()`` reports why) and all its
-workers are stopped (their module state is stale). A supervisor thread restarts the pool with
-bounded exponential backoff until the token is back, then probes again; it also pings serving
-pools so that a removed token is noticed without traffic. A refused or locked PIN is never
-retried: the pool stays FAILED until an operator restarts the service with a correct PIN.
+Faults: a token's workers share its fate (``restart="pool"``): they share one view of the token
+(key facts, certificates, probes), so when a worker reports the token gone, dies, or misses the
+request timeout (the pool's watchdog kills it), the token is marked DOWN — requests fail fast
+with ``TokenUnavailable``, ``health()`` says why — and all its workers are stopped (their module
+state is suspect). The pool restarts them with bounded exponential backoff until the token is
+back, then probes again; it pings serving workers so that a removed token is noticed without
+traffic. A refused or locked PIN is never retried: the token stays FAILED until an operator
+restarts the service with a correct PIN.
 """
 
 from __future__ import annotations
@@ -26,15 +30,11 @@ import hashlib
 import logging
 import os
 import secrets
-import threading
-import time
 from collections.abc import Sequence
-from enum import Enum
 
 from asn1crypto import x509
 
-from hsm import _worker as proto
-from hsm._channel import WATCHDOG_PERIOD, Call, WorkerChannel
+from hsm._worker import OP_PING, OP_SIGN, Ready, WorkerConfig, scheme_code
 from hsm.errors import (
     CertificateNotFound,
     HsmError,
@@ -51,6 +51,19 @@ from hsm.keys import KeyInfo, KeySpec
 from hsm.schemes import DigestAlgorithm, SignatureScheme
 from hsm.uri import Pkcs11Uri
 from hsm.verify import load_certificate_file, load_certificate_files, verify_signature
+from workers import (
+    Call,
+    Heartbeat,
+    PoolSpec,
+    PoolState,
+    PoolUnavailable,
+    StartCheck,
+    WorkerLost,
+    WorkerPool,
+    WorkerStartFailed,
+    WorkerTimedOut,
+    WorkerUnavailable,
+)
 
 __all__ = ["KeyRing", "TokenState"]
 
@@ -63,16 +76,14 @@ _MAX_HASHED_INPUT = 64 * 1024
 _SCHEMES: dict[tuple[str, str, bool], SignatureScheme] = {}
 # Errors that an operator must fix; retrying them would lock a token or hide a bad config.
 _PERMANENT = (PinIncorrect, PinLocked, PinSourceError, KeyPolicyViolation)
+# Start failures worth another try until start_timeout: the token is not there yet, or a
+# worker process did not come up.
+_RETRY_START = (TokenUnavailable, WorkerStartFailed, WorkerLost, WorkerTimedOut)
+_STOP_GRACE_S = 2.0
 
-
-class TokenState(Enum):
-    STARTING = "starting"
-    SERVING = "serving"
-    DOWN = "down"
-    """Token or module unavailable; being retried with backoff."""
-    FAILED = "failed"
-    """Needs an operator (wrong or locked PIN, key policy); never retried."""
-    CLOSED = "closed"
+TokenState = PoolState
+"""A token's state is its worker pool's: STARTING, SERVING, DOWN (being retried with backoff),
+FAILED (needs an operator: wrong or locked PIN, key policy; never retried), CLOSED."""
 
 
 class KeyRing:
@@ -99,38 +110,29 @@ class KeyRing:
         aliases = [s.alias for s in specs]
         if len(set(aliases)) != len(aliases):
             raise HsmError(f"key aliases must be unique: {aliases}")
-        self._request_timeout = request_timeout
-        self._health_interval = health_interval
-        self._closed = False
-        self._wake = threading.Condition()
-        self._pools: list[_Pool] = []
-        self._by_alias: dict[str, tuple[_Pool, int]] = {}
+        self._tokens: list[_Token] = []
+        self._by_alias: dict[str, tuple[_Token, int]] = {}
         grouped: dict[tuple[str, tuple[tuple[str, str], ...]], list[KeySpec]] = {}
         for spec in specs:
             token_key = tuple(sorted(spec.uri.token_attributes.items()))
             grouped.setdefault((spec.module_path, token_key), []).append(spec)
-        count = workers if workers is not None else (os.cpu_count() or 1)
+        count = max(1, workers if workers is not None else (os.cpu_count() or 1))
         try:
             for group in grouped.values():
-                pool = _Pool(
+                token = _Token(
                     group,
-                    workers=max(1, count),
+                    workers=count,
                     start_timeout=start_timeout,
                     request_timeout=request_timeout,
                     backoff=backoff,
-                    on_down=self._poke,
+                    health_interval=health_interval,
                 )
-                self._pools.append(pool)
+                self._tokens.append(token)
                 for index, spec in enumerate(group):
-                    self._by_alias[spec.alias] = (pool, index)
-                pool.start()
+                    self._by_alias[spec.alias] = (token, index)
         except BaseException:
             self.close()
             raise
-        self._supervisor = threading.Thread(
-            target=self._supervise, name="hsm-keyring-supervisor", daemon=True
-        )
-        self._supervisor.start()
 
     # -- signing ------------------------------------------------------------------------------
 
@@ -146,7 +148,8 @@ class KeyRing:
 
         Returns the signature in X.509/CMS form (DER ECDSA-Sig-Value for EC keys).
         """
-        return self._submit_data(alias, data, digest_algorithm, pss).wait(self._request_timeout)
+        token, call = self._submit_data(alias, data, digest_algorithm, pss)
+        return token.wait(call)
 
     def sign_digest(
         self,
@@ -157,8 +160,8 @@ class KeyRing:
         pss: bool = False,
     ) -> bytes:
         """Sign a precomputed ``digest`` (e.g. of CMS signed attributes) with key ``alias``."""
-        call = self._submit_digest(alias, digest, digest_algorithm, pss)
-        return call.wait(self._request_timeout)
+        token, call = self._submit_digest(alias, digest, digest_algorithm, pss)
+        return token.wait(call)
 
     async def async_sign(
         self,
@@ -175,8 +178,12 @@ class KeyRing:
             return await self.async_sign_digest(
                 alias, digest, digest_algorithm=digest_algorithm, pss=pss
             )
-        call = self._submit_data(alias, data, digest_algorithm, pss, asyncio.get_running_loop())
-        return await call.wait_async()
+        loop = asyncio.get_running_loop()
+        token, call = self._submit_data(alias, data, digest_algorithm, pss, loop)
+        try:
+            return (await call.wait_async())[0]
+        except WorkerUnavailable as exc:
+            raise token.error(exc) from exc
 
     async def async_sign_digest(
         self,
@@ -187,8 +194,12 @@ class KeyRing:
         pss: bool = False,
     ) -> bytes:
         """``sign_digest`` for asyncio."""
-        call = self._submit_digest(alias, digest, digest_algorithm, pss, asyncio.get_running_loop())
-        return await call.wait_async()
+        loop = asyncio.get_running_loop()
+        token, call = self._submit_digest(alias, digest, digest_algorithm, pss, loop)
+        try:
+            return (await call.wait_async())[0]
+        except WorkerUnavailable as exc:
+            raise token.error(exc) from exc
 
     # -- facts --------------------------------------------------------------------------------
 
@@ -197,43 +208,44 @@ class KeyRing:
 
     def certificate(self, alias: str) -> x509.Certificate:
         """The key's certificate (from the token, or the configured file)."""
-        pool, index = self._lookup(alias)
-        return pool.certificates[index]
+        token, index = self._lookup(alias)
+        return token.certificates[index]
 
     def chain(self, alias: str) -> tuple[x509.Certificate, ...]:
         """Issuer certificates, nearest first (from the configured files, else the token)."""
-        pool, index = self._lookup(alias)
-        return pool.chains[index]
+        token, index = self._lookup(alias)
+        return token.chains[index]
 
     def key_info(self, alias: str) -> KeyInfo:
         """Algorithm, size, protection attributes and URI of the key, as the token reports."""
-        pool, index = self._lookup(alias)
-        return pool.infos[index]
+        token, index = self._lookup(alias)
+        return token.infos[index]
 
     def health(self) -> dict[str, bool | str]:
         """Per token: ``True`` when serving, else a string saying why not (never ``False``).
 
         Keys are the tokens' descriptions (``token='kyso-dev'``). Test with ``is True``.
         """
-        return {pool.name: pool.health() for pool in self._pools}
+        return {token.name: token.health() for token in self._tokens}
 
     def token_states(self) -> dict[str, TokenState]:
-        return {pool.name: pool.state for pool in self._pools}
+        return {token.name: token.pool.state for token in self._tokens}
+
+    def worker_pids(self) -> dict[str, tuple[int | None, ...]]:
+        """Per token: its signing workers' process ids (None for one being restarted)."""
+        return {token.name: token.pool.pids() for token in self._tokens}
 
     @property
     def serving(self) -> bool:
         """True when every token is serving."""
-        return all(pool.state is TokenState.SERVING for pool in self._pools)
+        return all(token.pool.state is TokenState.SERVING for token in self._tokens)
 
     # -- life ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the supervisor and every worker; pending requests fail with TokenUnavailable."""
-        with self._wake:
-            self._closed = True
-            self._wake.notify_all()
-        for pool in self._pools:
-            pool.close()
+        """Stop every worker; pending requests fail with TokenUnavailable."""
+        for token in self._tokens:
+            token.pool.close()
 
     def __enter__(self) -> KeyRing:
         return self
@@ -243,7 +255,7 @@ class KeyRing:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _lookup(self, alias: str) -> tuple[_Pool, int]:
+    def _lookup(self, alias: str) -> tuple[_Token, int]:
         try:
             return self._by_alias[alias]
         except KeyError:
@@ -253,8 +265,8 @@ class KeyRing:
             ) from None
 
     def _scheme(self, alias: str, digest_algorithm: DigestAlgorithm, pss: bool) -> SignatureScheme:
-        pool, index = self._lookup(alias)
-        key_type = pool.infos[index].key_type
+        token, index = self._lookup(alias)
+        key_type = token.infos[index].key_type
         try:
             return _SCHEMES[(key_type, digest_algorithm, pss)]
         except KeyError:
@@ -273,13 +285,13 @@ class KeyRing:
         digest_algorithm: DigestAlgorithm,
         pss: bool,
         loop: asyncio.AbstractEventLoop | None = None,
-    ) -> Call:
+    ) -> tuple[_Token, Call]:
         scheme = self._scheme(alias, digest_algorithm, pss)
-        pool, index = self._lookup(alias)
-        offered = pool.infos[index].mechanisms
+        token, index = self._lookup(alias)
+        offered = token.infos[index].mechanisms
         if len(data) <= _MAX_HASHED_INPUT and scheme.hashed_mechanism in offered:
-            code = proto.scheme_code(digest_algorithm, pss, True)
-            return pool.submit(index, code, data, loop)
+            code = scheme_code(digest_algorithm, pss, True)
+            return token, token.submit(index, code, data, loop)
         return self._submit_digest(alias, scheme.hash(data), digest_algorithm, pss, loop)
 
     def _submit_digest(
@@ -289,54 +301,23 @@ class KeyRing:
         digest_algorithm: DigestAlgorithm,
         pss: bool,
         loop: asyncio.AbstractEventLoop | None = None,
-    ) -> Call:
+    ) -> tuple[_Token, Call]:
         scheme = self._scheme(alias, digest_algorithm, pss)
         if len(digest) != scheme.digest_size:
             raise HsmError(
                 f"a {digest_algorithm} digest has {scheme.digest_size} bytes, got {len(digest)}"
             )
-        pool, index = self._lookup(alias)
-        if scheme.raw_mechanism not in pool.infos[index].mechanisms:
+        token, index = self._lookup(alias)
+        if scheme.raw_mechanism not in token.infos[index].mechanisms:
             raise MechanismUnsupported(
                 f"key {alias!r}: the token cannot sign a precomputed digest for this scheme"
             )
-        return pool.submit(index, proto.scheme_code(digest_algorithm, pss, False), digest, loop)
-
-    def _poke(self) -> None:
-        with self._wake:
-            self._wake.notify_all()
-
-    def _supervise(self) -> None:
-        next_ping = time.monotonic() + self._health_interval
-        next_watch = time.monotonic() + WATCHDOG_PERIOD
-        while True:
-            with self._wake:
-                if self._closed:
-                    return
-                now = time.monotonic()
-                due = [p.next_attempt for p in self._pools if p.state is TokenState.DOWN]
-                wait = min([next_ping, next_watch, *due]) - now
-                if wait > 0:
-                    self._wake.wait(wait)
-                if self._closed:
-                    return
-            now = time.monotonic()
-            if now >= next_watch:
-                next_watch = now + WATCHDOG_PERIOD
-                for pool in self._pools:
-                    pool.fail_overdue(now - self._request_timeout)
-            for pool in self._pools:
-                if pool.state is TokenState.DOWN and now >= pool.next_attempt:
-                    pool.recover()
-            if now >= next_ping:
-                next_ping = now + self._health_interval
-                for pool in self._pools:
-                    if pool.state is TokenState.SERVING:
-                        pool.ping()
+        code = scheme_code(digest_algorithm, pss, False)
+        return token, token.submit(index, code, digest, loop)
 
 
-class _Pool:
-    """The workers serving the keys of one token, and the token's state."""
+class _Token:
+    """The keys of one token, what the token says about them, and its pool of workers."""
 
     def __init__(
         self,
@@ -346,7 +327,7 @@ class _Pool:
         start_timeout: float,
         request_timeout: float,
         backoff: tuple[float, float],
-        on_down: object,
+        health_interval: float,
     ) -> None:
         first = specs[0]
         for spec in specs[1:]:
@@ -356,112 +337,92 @@ class _Pool:
                     " different PIN sources; a token has one user PIN: use one source"
                 )
         self.specs = specs
-        self.module_path = first.module_path
         uri = first.uri
-        self.token_uri = Pkcs11Uri(
-            token=uri.token, serial=uri.serial, manufacturer=uri.manufacturer, model=uri.model
-        )
-        self.name = first.uri.describe_token()
-        self.size = workers
-        self.start_timeout = start_timeout
+        self.name = uri.describe_token()
         self.request_timeout = request_timeout
-        self.backoff_min, self.backoff_max = backoff
-        self.backoff = self.backoff_min
-        self.on_down = on_down
-        self.lock = threading.RLock()
-        self.state = TokenState.STARTING
-        self.reason = "starting"
-        self.failure: HsmError | None = None
-        self.next_attempt = 0.0
-        self.workers: list[WorkerChannel] = []
         self.infos: list[KeyInfo] = []
         self.certificates: list[x509.Certificate] = []
         self.chains: list[tuple[x509.Certificate, ...]] = []
-        self.pin = first.pin.read()
         self.file_certificates = [
             load_certificate_file(s.certificate_file) if s.certificate_file else None for s in specs
         ]
         self.file_chains = [tuple(load_certificate_files(s.chain_files)) for s in specs]
-
-    # -- start and recovery -------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the workers and probe every key; raise the precise error on failure.
-
-        A token that is unavailable at this moment (the module answers GeneralError while
-        another process rewrites the token's files, a device being plugged in) is tried again
-        with backoff until ``start_timeout``; every other failure (wrong PIN, missing key,
-        policy) is final at once — a PIN is never retried.
-        """
-        deadline = time.monotonic() + self.start_timeout
-        delay = 0.1
-        while True:
-            try:
-                self._start_once()
-                break
-            except TokenUnavailable as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                _log.warning("token %s not available yet (%s); retrying", self.name, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-    def _start_once(self) -> None:
-        workers: list[WorkerChannel] = []
-        try:
-            first = WorkerChannel(self, 0)
-            workers.append(first)
-            ready = first.start(self._config())  # one login attempt before any other
-            others = [WorkerChannel(self, i) for i in range(1, self.size)]
-            workers.extend(others)
-            config = self._config()
-            for worker in others:
-                worker.launch(config)
-            for worker in others:
-                worker.await_ready()
-            self._adopt(ready)
-            with self.lock:
-                self.workers = workers
-            self._probe_all(first)
-        except BaseException:
-            for worker in workers:
-                worker.stop()
-            with self.lock:
-                self.workers = []
-            raise
-        with self.lock:
-            self.state = TokenState.SERVING
-            self.reason = ""
-            self.backoff = self.backoff_min
-        _log.info("token %s serving with %d signing workers", self.name, len(workers))
-
-    def recover(self) -> None:
-        try:
-            self.start()
-        except _PERMANENT as exc:
-            with self.lock:
-                self.state = TokenState.FAILED
-                self.reason = str(exc)
-                self.failure = exc
-            _log.error("token %s failed and will not be retried: %s", self.name, exc)
-        except HsmError as exc:
-            with self.lock:
-                self.state = TokenState.DOWN
-                self.reason = str(exc)
-                self.next_attempt = time.monotonic() + self.backoff
-                self.backoff = min(self.backoff * 2, self.backoff_max)
-            _log.warning("token %s still unavailable: %s", self.name, exc)
-
-    def _config(self) -> proto.WorkerConfig:
-        return proto.WorkerConfig(
-            module_path=self.module_path,
-            token_uri=self.token_uri,
-            key_uris=tuple(s.uri for s in self.specs),
-            pin=self.pin,
-            read_certificates=True,
+        config = WorkerConfig(
+            module_path=first.module_path,
+            token_uri=Pkcs11Uri(
+                token=uri.token, serial=uri.serial, manufacturer=uri.manufacturer, model=uri.model
+            ),
+            key_uris=tuple(s.uri for s in specs),
+            pin=first.pin.read(),
         )
+        try:
+            self.pool = WorkerPool(
+                PoolSpec(
+                    name=self.name,
+                    entry="hsm._worker:serve",
+                    config=config,
+                    workers=workers,
+                    start_timeout=start_timeout,
+                    request_timeout=request_timeout,
+                    stop_grace=_STOP_GRACE_S,
+                    backoff=backoff,
+                    restart="pool",
+                    first_alone=True,  # one login attempt before any other
+                    heartbeat=Heartbeat(kind=OP_PING, interval=health_interval),
+                    retry_start=_RETRY_START,
+                    permanent=_PERMANENT,
+                    expected_errors=(HsmError,),
+                ),
+                on_start=self._check,
+            )
+        except WorkerUnavailable as exc:
+            raise self.error(exc) from exc
+        _log.info("token %s serving with %d signing workers", self.name, workers)
 
-    def _adopt(self, ready: proto.Ready) -> None:
+    # -- serving -------------------------------------------------------------------------------
+
+    def submit(
+        self, index: int, code: int, payload: bytes, loop: asyncio.AbstractEventLoop | None
+    ) -> Call:
+        try:
+            return self.pool.submit(kind=OP_SIGN, arg=index << 8 | code, payload=payload, loop=loop)
+        except WorkerUnavailable as exc:
+            raise self.error(exc) from exc
+
+    def wait(self, call: Call) -> bytes:
+        try:
+            return call.wait()[0]
+        except WorkerUnavailable as exc:
+            raise self.error(exc) from exc
+
+    def error(self, exc: WorkerUnavailable) -> HsmError:
+        """The ring's error for what the pool saw."""
+        if isinstance(exc, WorkerTimedOut):
+            return TokenUnavailable(
+                f"token {self.name} did not answer within {exc.timeout:g} s; it is being reset"
+            )
+        if isinstance(exc, PoolUnavailable):
+            if isinstance(exc.failure, HsmError):
+                # The permanent error's class, so callers can tell a PIN problem from an outage.
+                return type(exc.failure)(f"token {self.name}: {self.pool.reason}")
+            return TokenUnavailable(f"token {self.name} is unavailable: {exc}")
+        return TokenUnavailable(f"token {self.name} became unavailable; retry shortly ({exc})")
+
+    def health(self) -> bool | str:
+        state = self.pool.state
+        if state is TokenState.SERVING:
+            return True
+        return f"{state.value}: {self.pool.reason}"
+
+    # -- start and recovery (on_start of every start of the pool) -------------------------------
+
+    def _check(self, check: StartCheck) -> None:
+        ready = check.ready[0]
+        assert isinstance(ready, Ready)
+        self._adopt(ready)
+        self._probe_all(check)
+
+    def _adopt(self, ready: Ready) -> None:
         infos: list[KeyInfo] = []
         certs: list[x509.Certificate] = []
         chains: list[tuple[x509.Certificate, ...]] = []
@@ -491,12 +452,12 @@ class _Pool:
             chains.append(chain)
         self.infos, self.certificates, self.chains = infos, certs, chains
 
-    def _probe_all(self, worker: WorkerChannel) -> None:
+    def _probe_all(self, check: StartCheck) -> None:
         for index, spec in enumerate(self.specs):
             scheme = SignatureScheme(key_type=self.infos[index].key_type)
             digest = hashlib.sha256(b"kyso key probe " + secrets.token_bytes(16)).digest()
-            call = worker.submit(index, proto.scheme_code("sha256", False, False), digest)
-            signature = call.wait(self.request_timeout)
+            code = scheme_code("sha256", False, False)
+            signature = check.call(kind=OP_SIGN, arg=index << 8 | code, payload=digest)
             if not verify_signature(self.certificates[index], scheme, digest, signature):
                 subject = self.certificates[index].subject.human_friendly
                 raise ProbeFailed(
@@ -504,73 +465,3 @@ class _Pool:
                     f" the certificate '{subject}'. The certificate belongs to another key: store"
                     " the right certificate (same CKA_ID) or fix the URI."
                 )
-
-    # -- serving -------------------------------------------------------------------------------
-
-    def submit(
-        self,
-        index: int,
-        code: int,
-        payload: bytes,
-        loop: asyncio.AbstractEventLoop | None = None,
-    ) -> Call:
-        with self.lock:
-            state = self.state
-            workers = self.workers
-        if state is not TokenState.SERVING or not workers:
-            raise self._not_serving(state)
-        worker = min(workers, key=lambda w: len(w.pending))
-        return worker.submit(index, code, payload, loop=loop)
-
-    def _not_serving(self, state: TokenState) -> HsmError:
-        if state is TokenState.FAILED and self.failure is not None:
-            # The permanent error's class, so callers can tell a PIN problem from an outage.
-            return type(self.failure)(f"token {self.name}: {self.reason}")
-        return TokenUnavailable(f"token {self.name} is unavailable: {self.reason}")
-
-    def mark_down(self, reason: str) -> None:
-        """Stop every worker; the supervisor restarts them with backoff."""
-        with self.lock:
-            if self.state is not TokenState.SERVING:
-                return
-            self.state = TokenState.DOWN
-            self.reason = reason
-            self.next_attempt = time.monotonic() + self.backoff
-            workers, self.workers = self.workers, []
-        _log.warning("token %s unavailable: %s", self.name, reason)
-        for worker in workers:
-            worker.stop()
-        self.on_down()  # type: ignore[operator]
-
-    def fail_overdue(self, deadline: float) -> None:
-        """Reset the pool if a request submitted before ``deadline`` is still unanswered."""
-        with self.lock:
-            workers = list(self.workers) if self.state is TokenState.SERVING else []
-        for worker in workers:
-            oldest = worker.oldest_started()
-            if oldest is not None and oldest < deadline:
-                self.mark_down(f"a request took longer than {self.request_timeout:g} s")
-                return
-
-    def ping(self) -> None:
-        with self.lock:
-            workers = list(self.workers)
-        for worker in workers:
-            try:
-                worker.submit(0, 0, b"", op=proto.OP_PING).wait(self.request_timeout)
-            except HsmError:
-                return  # the reader (or the timeout) marked the pool down
-
-    def health(self) -> bool | str:
-        with self.lock:
-            if self.state is TokenState.SERVING:
-                return True
-            return f"{self.state.value}: {self.reason}"
-
-    def close(self) -> None:
-        with self.lock:
-            self.state = TokenState.CLOSED
-            self.reason = "closed"
-            workers, self.workers = self.workers, []
-        for worker in workers:
-            worker.stop()

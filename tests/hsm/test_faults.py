@@ -133,8 +133,8 @@ def test_token_reinitialised_then_reprovisioned(faulty, test_ca):
 def test_worker_crash_is_recovered(faulty):
     _, ring = faulty
     assert _signs(ring)
-    pool = ring._pools[0]  # white-box: kill a worker as a module crash would
-    os.kill(pool.workers[0].process.pid, signal.SIGKILL)
+    ((first, *_),) = ring.worker_pids().values()
+    os.kill(first, signal.SIGKILL)  # as a module crash would
     _wait_until(lambda: not ring.serving, "crash noticed")
     _wait_until(lambda: ring.serving, "workers restarted")
     assert _signs(ring)
@@ -168,14 +168,12 @@ def test_pin_changed_under_the_ring_is_not_retried(faulty):
         check=True,
     )
     assert changed.stdout.strip()
-    pool = ring._pools[0]  # white-box: a crash forces a restart, which logs in again
-    os.kill(pool.workers[0].process.pid, signal.SIGKILL)
-    _wait_until(lambda: ring.token_states() != {pool.name: TokenState.SERVING}, "crash noticed")
-    _wait_until(
-        lambda: ring.token_states()[pool.name] is TokenState.FAILED, "restart refused the PIN"
-    )
+    ((name, (first, *_)),) = ring.worker_pids().items()
+    os.kill(first, signal.SIGKILL)  # a crash forces a restart, which logs in again
+    _wait_until(lambda: ring.token_states() != {name: TokenState.SERVING}, "crash noticed")
+    _wait_until(lambda: ring.token_states()[name] is TokenState.FAILED, "restart refused the PIN")
     time.sleep(1.0)  # several backoff periods: a retry loop would show up as more attempts
-    assert ring.token_states()[pool.name] is TokenState.FAILED
+    assert ring.token_states()[name] is TokenState.FAILED
     (state,) = ring.health().values()
     assert isinstance(state, str)
     assert "refused the PIN" in state
