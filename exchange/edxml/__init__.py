@@ -42,10 +42,12 @@ from exchange.edxml.packages import (
     open_package,
     open_status,
 )
+from exchange.edxml.reader import MAX_DOCUMENT_ID_CHARS
 from exchange.edxml.safexml import Limits
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MAX_DOCUMENT_ID_CHARS",
     "VIETNAM_TIME",
     "Attachment",
     "Business",

@@ -50,7 +50,16 @@ from exchange.edxml.model import (
 from exchange.edxml.safexml import Limits
 from exchange.errors import InvalidUnitCode, PackageInvalid
 
-__all__ = ["parse_date", "parse_timestamp", "read_package", "read_status"]
+__all__ = [
+    "MAX_DOCUMENT_ID_CHARS",
+    "parse_date",
+    "parse_timestamp",
+    "read_package",
+    "read_status",
+]
+
+MAX_DOCUMENT_ID_CHARS = 255
+"""The longest DocumentId accepted: it keys routing, statuses and ledger events."""
 
 _PLACEHOLDERS = frozenset({"", "n/a", "na", "-", "null", "none"})
 _TIMESTAMP_FORMATS = ("%Y/%m/%d %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S")
@@ -174,10 +183,23 @@ def _organization(node: _Node) -> Organization:
     )
 
 
-def _response_for(node: _Node) -> ResponseFor:
+def _document_id(node: _Node) -> str:
+    """The node's DocumentId: present, and short enough to be recorded and routed."""
     document_id = node.text("DocumentId")
+    where = f"{node.path}/DocumentId"
     if document_id is None:
-        raise PackageInvalid(f"{node.path}/DocumentId is missing", field=f"{node.path}/DocumentId")
+        raise PackageInvalid(f"{where} is missing", field=where)
+    if len(document_id) > MAX_DOCUMENT_ID_CHARS:
+        raise PackageInvalid(
+            f"{where} has {len(document_id)} characters; at most {MAX_DOCUMENT_ID_CHARS} are"
+            " accepted (the standard's form is OrganId,yyyy/MM/dd,Number/Notation)",
+            field=where,
+        )
+    return document_id
+
+
+def _response_for(node: _Node) -> ResponseFor:
+    document_id = _document_id(node)
     return ResponseFor(
         organ_id=_unit_code(node),
         document_id=document_id,
@@ -203,9 +225,7 @@ def _message_header(node: _Node) -> MessageHeader:
         raise PackageInvalid(
             f"{node.path} has no To: name at least one recipient", field=f"{node.path}/To"
         )
-    document_id = node.text("DocumentId")
-    if document_id is None:
-        raise PackageInvalid(f"{node.path}/DocumentId is missing", field=f"{node.path}/DocumentId")
+    document_id = _document_id(node)
     code = node.one("Code")
     promulgation = node.one("PromulgationInfo")
     doc_type = node.one("DocumentType")
@@ -365,7 +385,14 @@ def _attachments(node: _Node | None, *, limits: Limits) -> tuple[Attachment, ...
     if node is None:
         return ()
     attachments: list[Attachment] = []
-    for item in node.all("Attachment"):
+    items = node.all("Attachment")
+    if len(items) > limits.max_attachments:
+        raise PackageInvalid(
+            f"{node.path} has {len(items)} attachments; at most {limits.max_attachments} are"
+            " accepted in one package (send the others in further packages)",
+            field=f"{node.path}/Attachment",
+        )
+    for item in items:
         content_id = item.text("ContentId")
         if content_id is None:
             raise PackageInvalid(

@@ -33,6 +33,7 @@ class Limits:
     max_attribute_chars: int = 4096
     max_attachment_bytes: int = 16 * 1024 * 1024
     max_zip_ratio: int = 100
+    max_attachments: int = 200
 
 
 _local = threading.local()

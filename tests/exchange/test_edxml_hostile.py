@@ -146,3 +146,26 @@ def test_entities_are_never_expanded_even_past_the_pre_check() -> None:
 
     root = etree.fromstring(EXTERNAL_ENTITY, parser=parser)
     assert "root:" not in "".join(root.itertext())
+
+
+def test_an_over_long_document_id_is_refused_naming_the_field_and_the_limit() -> None:
+    data = build_package(simple_package(document_id="x" * 70_000), key=None)
+    with pytest.raises(PackageInvalid, match="at most 255") as caught:
+        open_package(data, policy=LENIENT)
+    assert caught.value.field.endswith("MessageHeader/DocumentId")
+
+
+def test_too_many_attachments_are_refused_before_any_is_decoded() -> None:
+    data = build_package(simple_package(), key=None)
+    one = (
+        "<edXML:Attachment><edXML:ContentId>a{n}</edXML:ContentId>"
+        "<edXML:ContentTransferEncoded>aGk=</edXML:ContentTransferEncoded></edXML:Attachment>"
+    )
+    many = "".join(one.format(n=n) for n in range(Limits().max_attachments + 1))
+    data = data.replace(
+        b"</edXML:edXML>",
+        f"<edXML:AttachmentEncoded>{many}</edXML:AttachmentEncoded></edXML:edXML>".encode(),
+    )
+    with pytest.raises(PackageInvalid, match="at most 200 are accepted") as caught:
+        open_package(data, policy=LENIENT)
+    assert caught.value.field.endswith("/Attachment")
