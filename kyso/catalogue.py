@@ -9,7 +9,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -49,28 +49,46 @@ class Catalogue:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
-    def record(self, entry: CatalogueEntry, *, signature: SignatureRecord | None = None) -> None:
-        """Catalogue ``entry`` (unless its ref already is) and add ``signature`` to it."""
+    def record(
+        self,
+        entry: CatalogueEntry,
+        *,
+        signature: SignatureRecord | None = None,
+        journal: Callable[[sa.Connection], None] | None = None,
+    ) -> None:
+        """Catalogue ``entry`` (unless its ref already is) and add ``signature`` to it.
+
+        ``journal`` is called inside the same transaction (the operation's ledger event).
+        """
         with self._engine.begin() as conn:
-            exists = conn.execute(
-                sa.select(documents.c.ref).where(documents.c.ref == entry.ref)
-            ).first()
-            if exists is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(documents.insert().values(**_row(entry)))
-                except sa.exc.IntegrityError:
-                    pass  # another writer catalogued the same bytes first: one document
-            if signature is not None:
-                conn.execute(
-                    signatures.insert().values(
-                        ref=entry.ref,
-                        signer=signature.signer,
-                        key_alias=signature.key_alias,
-                        level=signature.level,
-                        signed_at=signature.signed_at,
-                    )
+            self.write(conn, entry, signature=signature)
+            if journal is not None:
+                journal(conn)
+
+    @staticmethod
+    def write(
+        conn: sa.Connection, entry: CatalogueEntry, *, signature: SignatureRecord | None = None
+    ) -> None:
+        """``record`` within a transaction the caller owns (another component's change)."""
+        exists = conn.execute(
+            sa.select(documents.c.ref).where(documents.c.ref == entry.ref)
+        ).first()
+        if exists is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(documents.insert().values(**_row(entry)))
+            except sa.exc.IntegrityError:
+                pass  # another writer catalogued the same bytes first: one document
+        if signature is not None:
+            conn.execute(
+                signatures.insert().values(
+                    ref=entry.ref,
+                    signer=signature.signer,
+                    key_alias=signature.key_alias,
+                    level=signature.level,
+                    signed_at=signature.signed_at,
                 )
+            )
 
     def get(self, ref: str) -> CatalogueEntry:
         with self._engine.connect() as conn:

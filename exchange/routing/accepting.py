@@ -22,7 +22,7 @@ from exchange.errors import (
     PackageInvalid,
     UntrustedSigner,
 )
-from exchange.routing.base import HubBase, trace_to_json
+from exchange.routing.base import HubBase, Journal, trace_to_json
 from exchange.routing.model import (
     Accepted,
     AcceptOutcome,
@@ -146,9 +146,25 @@ class Accepting(HubBase):
                 f" unit {sender}"
             )
 
-    def accept(self, submission: Submission) -> Accepted:
-        """Prepare and commit one package; raise its ``ExchangeError`` if refused."""
-        outcome = self.commit([self.prepare(submission)])[0]
+    def accept(
+        self, submission: Submission, *, journal: Journal[Accepted] | None = None
+    ) -> Accepted:
+        """Prepare and commit one package; raise its ``ExchangeError`` if refused.
+
+        ``journal`` (see ``Journal``) gets the ``Accepted`` inside the commit's transaction.
+        """
+        return self.commit_one(self.prepare(submission), journal=journal)
+
+    def commit_one(
+        self, prepared: Prepared, *, journal: Journal[Accepted] | None = None
+    ) -> Accepted:
+        """Commit one prepared package; raise its ``ExchangeError`` if refused."""
+
+        def each(conn: sa.Connection, outcomes: Sequence[AcceptOutcome]) -> None:
+            if journal is not None and isinstance(outcomes[0], Accepted):
+                journal(conn, outcomes[0])
+
+        outcome = self.commit([prepared], journal=each)[0]
         if isinstance(outcome, ExchangeError):
             raise outcome
         return outcome
@@ -188,19 +204,29 @@ class Accepting(HubBase):
         committed = iter(self.commit(prepared))
         return [c if isinstance(c, ExchangeError) else next(committed) for c in checked]
 
-    def commit(self, batch: Sequence[Prepared]) -> list[AcceptOutcome]:
-        """Record prepared packages in one transaction (see the module's invariants)."""
+    def commit(
+        self,
+        batch: Sequence[Prepared],
+        *,
+        journal: Journal[Sequence[AcceptOutcome]] | None = None,
+    ) -> list[AcceptOutcome]:
+        """Record prepared packages in one transaction (see the module's invariants).
+
+        ``journal`` gets every outcome, in ``batch`` order, inside that transaction.
+        """
         if not batch:
             return []
         try:
-            return self._commit(batch)
+            return self._commit(batch, journal)
         except sa.exc.IntegrityError:
             # Another process committed one of these documents meanwhile: run again; this time
             # the existing rows are seen and deduplicated.
             log.info("concurrent accept of the same document; retrying the batch")
-            return self._commit(batch)
+            return self._commit(batch, journal)
 
-    def _commit(self, batch: Sequence[Prepared]) -> list[AcceptOutcome]:
+    def _commit(
+        self, batch: Sequence[Prepared], journal: Journal[Sequence[AcceptOutcome]] | None
+    ) -> list[AcceptOutcome]:
         now = self._clock()
         plans = [
             _Plan(prepared=p, key=(p.sender, p.document_id, int(p.business_type))) for p in batch
@@ -326,6 +352,8 @@ class Accepting(HubBase):
                 conn.execute(status_events.insert(), event_rows)
             if outbox_rows:
                 conn.execute(outbox.insert(), outbox_rows)
+            if journal is not None:
+                journal(conn, results)
         return results
 
     @staticmethod

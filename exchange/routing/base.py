@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from cryptography import x509
@@ -18,7 +18,14 @@ from exchange.errors import NoRoute
 from exchange.hubs import Hub
 from exchange.routing.model import Backoff, OutboxKind, PackageStore
 
-__all__ = ["HubBase", "trace_from_json", "trace_to_json", "utc", "utcnow"]
+__all__ = ["HubBase", "Journal", "trace_from_json", "trace_to_json", "utc", "utcnow"]
+
+_Outcome = TypeVar("_Outcome")
+
+Journal = Callable[[sa.Connection, _Outcome], None]
+"""Called inside the transaction that makes a change, with the change's outcome, and only when
+something changed: whatever it writes with the connection (the application's ledger events)
+commits with the change or not at all, and an exception from it rolls the change back."""
 
 
 def utcnow() -> datetime:

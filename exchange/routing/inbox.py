@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from exchange.edxml.model import BusinessType
 from exchange.errors import DeliveryNotFound
-from exchange.routing.base import HubBase, trace_from_json
+from exchange.routing.base import HubBase, Journal, trace_from_json
 from exchange.routing.model import DeliveryState, InboxItem
 from exchange.schema import deliveries, messages
 
@@ -96,8 +96,18 @@ class Inbox(HubBase):
                 for row in rows
             ]
 
-    def ack(self, unit: str, *, delivery_ids: Sequence[int]) -> None:
-        """``unit`` confirms it has these documents; they leave its inbox for good."""
+    def ack(
+        self,
+        unit: str,
+        *,
+        delivery_ids: Sequence[int],
+        journal: Journal[Sequence[int]] | None = None,
+    ) -> list[int]:
+        """``unit`` confirms it has these documents; they leave its inbox for good.
+
+        Returns the ids acknowledged by this call (an id acknowledged before is not counted
+        again); ``journal`` gets them, when there are any, inside the transaction.
+        """
         self._check_served(unit)
         now = self._clock()
         wanted = set(delivery_ids)
@@ -117,11 +127,19 @@ class Inbox(HubBase):
                     f"unit {unit} has no delivery {missing[0]}; take ids from its inbox",
                     field="delivery_ids",
                 )
-            conn.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.id.in_(wanted),
-                    deliveries.c.state != DeliveryState.ACKNOWLEDGED.value,
-                )
-                .values(state=DeliveryState.ACKNOWLEDGED.value, lease_until=None, updated_at=now)
+            changed = sorted(
+                conn.execute(
+                    deliveries.update()
+                    .where(
+                        deliveries.c.id.in_(wanted),
+                        deliveries.c.state != DeliveryState.ACKNOWLEDGED.value,
+                    )
+                    .values(
+                        state=DeliveryState.ACKNOWLEDGED.value, lease_until=None, updated_at=now
+                    )
+                    .returning(deliveries.c.id)
+                ).scalars()
             )
+            if changed and journal is not None:
+                journal(conn, changed)
+        return changed

@@ -11,7 +11,7 @@ from exchange.edxml.dsig import SigningKey
 from exchange.edxml.model import BusinessType, Organization, ResponseFor, StatusCode, StatusPacket
 from exchange.edxml.packages import build_status
 from exchange.errors import DeliveryNotFound, PackageInvalid
-from exchange.routing.base import HubBase, trace_from_json
+from exchange.routing.base import HubBase, Journal, trace_from_json
 from exchange.routing.model import DeliveryState, OutboxItem, OutboxKind
 from exchange.schema import deliveries, messages, outbox
 
@@ -84,17 +84,23 @@ class Outbox(HubBase):
                 for row in rows
             ]
 
-    def mark_forwarded(self, item_ids: Sequence[int]) -> None:
-        """The next hub took these items (it answered with its receipt): close them."""
+    def mark_forwarded(
+        self, item_ids: Sequence[int], *, journal: Journal[Sequence[int]] | None = None
+    ) -> None:
+        """The next hub took these items (it answered with its receipt): close them.
+
+        ``journal`` gets the ids this call closed (none when another dispatcher closed them
+        first: then it is not called), inside the transaction.
+        """
         now = self._clock()
         with self._engine.begin() as conn:
             rows = conn.execute(
                 outbox.update()
                 .where(outbox.c.id.in_(item_ids), outbox.c.done_at.is_(None))
                 .values(done_at=now)
-                .returning(outbox.c.kind, outbox.c.message_id, outbox.c.recipients)
+                .returning(outbox.c.id, outbox.c.kind, outbox.c.message_id, outbox.c.recipients)
             ).all()
-            for kind, message_id, recipients in rows:
+            for _, kind, message_id, recipients in rows:
                 if kind == OutboxKind.PACKAGE.value:
                     conn.execute(
                         deliveries.update()
@@ -105,6 +111,8 @@ class Outbox(HubBase):
                         )
                         .values(state=DeliveryState.FORWARDED.value, updated_at=now)
                     )
+            if rows and journal is not None:
+                journal(conn, sorted(row.id for row in rows))
 
     def mark_failed(self, item_id: int, *, error: str) -> datetime:
         """The hop failed: schedule the next attempt with backoff; return when it is due."""

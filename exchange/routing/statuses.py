@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from exchange.edxml.model import BusinessType, StatusCode, StatusPacket
 from exchange.edxml.packages import open_status
 from exchange.errors import DeliveryNotFound, InvalidStatusTransition
-from exchange.routing.base import HubBase, utc
+from exchange.routing.base import HubBase, Journal, utc
 from exchange.routing.model import DeliveryState, OutboxKind, StatusEvent, TrackEntry
 from exchange.routing.transitions import BUSINESS_CODES, check_transition, rank
 from exchange.schema import deliveries, messages, outbox, status_events
@@ -63,11 +63,13 @@ class Statuses(HubBase):
         sender: str | None = None,
         description: str | None = None,
         staff: str | None = None,
+        journal: Journal[StatusCode] | None = None,
     ) -> StatusCode:
         """The recipient ``unit`` reports a status on a document it received; return the code.
 
         02–06 apply to the unit's delivery of the document itself, 13/15/16 to its latest
-        revoke, update or replace. 01 is set automatically and cannot be set here.
+        revoke, update or replace. 01 is set automatically and cannot be set here. A status
+        the delivery already has changes nothing (``journal`` is not called).
         """
         self._check_served(unit)
         try:
@@ -136,13 +138,18 @@ class Statuses(HubBase):
                         )
                     )
                 )
+            if journal is not None:
+                journal(conn, new)
         return new
 
-    def accept_status(self, packet: bytes, *, via_hub: str) -> StatusPacket:
+    def accept_status(
+        self, packet: bytes, *, via_hub: str, journal: Journal[StatusPacket] | None = None
+    ) -> StatusPacket:
         """Record a status packet relayed by ``via_hub``; pass it on towards the sender.
 
         Statuses may arrive out of order or twice: every new code is kept in the history and the
-        current status is the furthest one seen.
+        current status is the furthest one seen. A code already in the history changes nothing
+        (``journal`` is not called).
         """
         opened = open_status(packet, policy=self._policy, limits=self._limits)
         status = opened.status
@@ -206,6 +213,8 @@ class Statuses(HubBase):
                         )
                     )
                 )
+            if journal is not None:
+                journal(conn, status)
         return status
 
     def track(

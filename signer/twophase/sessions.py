@@ -14,6 +14,7 @@ import base64
 import enum
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from signer.levels import Level
 from signer.schema import sessions
 
 __all__ = [
+    "Journal",
     "SessionClosed",
     "SessionNotFound",
     "SessionState",
@@ -112,6 +114,10 @@ def split_der(data: bytes) -> tuple[bytes, ...]:
     return tuple(out)
 
 
+Journal = Callable[[sa.Connection], None]
+"""Writes more rows in the transaction of a session's change (see ``SessionStore``)."""
+
+
 def _us(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
@@ -128,15 +134,22 @@ class SessionStore:
     lock and re-checks the condition, on SQLite writers take the database lock), so at most one
     caller holds a claim. A claim older than ``claim_lease`` (its holder crashed) may be taken
     over. ``finish`` and ``release`` act only with the claim's token.
+
+    Every change of state takes an optional ``journal``: called with the connection inside the
+    transaction that makes the change, and only when the change is made, so whatever it writes
+    (the application's ledger event, a catalogue row) commits with the change or not at all;
+    an exception from it rolls the change back.
     """
 
     def __init__(self, engine: sa.Engine, *, claim_lease: timedelta = timedelta(minutes=5)) -> None:
         self._engine = engine
         self._lease = claim_lease
 
-    def create(self, session: SigningSession) -> None:
+    def create(self, session: SigningSession, *, journal: Journal | None = None) -> None:
         with self._engine.begin() as conn:
             conn.execute(sessions.insert().values(**_row(session)))
+            if journal is not None:
+                journal(conn)
 
     def get(self, session_id: str) -> SigningSession:
         with self._engine.connect() as conn:
@@ -202,7 +215,14 @@ class SessionStore:
         return token
 
     def finish(
-        self, session_id: str, *, claim: str, result_ref: str, by: str, now: datetime
+        self,
+        session_id: str,
+        *,
+        claim: str,
+        result_ref: str,
+        by: str,
+        now: datetime,
+        journal: Journal | None = None,
     ) -> None:
         with self._engine.begin() as conn:
             done = conn.execute(
@@ -215,6 +235,8 @@ class SessionStore:
                     closed_by=by,
                 )
             ).rowcount
+            if done == 1 and journal is not None:
+                journal(conn)
         if done != 1:
             # Only when this claim outlived its lease and another request took it over.
             raise SessionClosed(
@@ -235,30 +257,40 @@ class SessionStore:
                 .values(state=SessionState.OPEN.value, claim=None, claimed_us=None)
             )
 
-    def cancel(self, session_id: str, *, by: str, now: datetime) -> SigningSession:
+    def cancel(
+        self, session_id: str, *, by: str, now: datetime, journal: Journal | None = None
+    ) -> SigningSession:
         """Cancel an open, unexpired session; ``SessionClosed`` otherwise."""
         done = self._close_open(
             session_id,
             expired=False,
             now=now,
             values={"state": SessionState.CANCELLED.value, "closed_us": _us(now), "closed_by": by},
+            journal=journal,
         )
         session = self.get(session_id)
         if not done:
             raise closed_error(session, now)
         return session
 
-    def expire(self, session_id: str, *, now: datetime) -> bool:
+    def expire(self, session_id: str, *, now: datetime, journal: Journal | None = None) -> bool:
         """Mark an open session whose time has passed as expired; True if this call did."""
         return self._close_open(
             session_id,
             expired=True,
             now=now,
             values={"state": SessionState.EXPIRED.value, "closed_us": _us(now)},
+            journal=journal,
         )
 
     def _close_open(
-        self, session_id: str, *, expired: bool, now: datetime, values: dict[str, Any]
+        self,
+        session_id: str,
+        *,
+        expired: bool,
+        now: datetime,
+        values: dict[str, Any],
+        journal: Journal | None,
     ) -> bool:
         """Write ``values`` to the session if it is open and its time has (``expired``) or has
         not passed at ``now``: one conditional UPDATE, so True for at most one caller."""
@@ -274,6 +306,8 @@ class SessionStore:
                 )
                 .values(**values)
             ).rowcount
+            if done == 1 and journal is not None:
+                journal(conn)
         return bool(done == 1)
 
 
