@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from kyso.errors import KysoError
+from kyso.errors import DatabaseError, SchemaAheadError
 
 __all__ = [
     "Component",
@@ -43,14 +43,6 @@ schema_versions = sa.Table(
     sa.Column("description", sa.String(200), nullable=False),
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
 )
-
-
-class DatabaseError(KysoError):
-    """The metadata database is unreachable or unusable."""
-
-
-class SchemaAheadError(DatabaseError):
-    """The database carries migrations this version of kyso does not know."""
 
 
 @dataclass(frozen=True, slots=True)

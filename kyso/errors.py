@@ -21,11 +21,13 @@ from google.rpc import error_details_pb2, status_pb2
 __all__ = [
     "AuthenticationError",
     "ConfigError",
+    "DatabaseError",
     "FailedPrecondition",
     "KysoError",
     "NotFound",
     "PermissionDenied",
     "RequestInvalid",
+    "SchemaAheadError",
     "StatusInfo",
     "Unavailable",
     "to_status",
@@ -40,6 +42,14 @@ class KysoError(Exception):
 
 class ConfigError(KysoError):
     """The configuration is invalid; the message names the key and the problem."""
+
+
+class DatabaseError(KysoError):
+    """The metadata database is unreachable or unusable."""
+
+
+class SchemaAheadError(DatabaseError):
+    """The database carries migrations this version of kyso does not know."""
 
 
 class RequestInvalid(KysoError):
@@ -87,7 +97,6 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
     import hsm
     import signer
     import storage
-    from kyso.db import DatabaseError, SchemaAheadError
     from signer import twophase
 
     code = grpc.StatusCode
@@ -171,6 +180,19 @@ def mapped_code(exc: BaseException) -> grpc.StatusCode | None:
     return None
 
 
+MAX_MESSAGE_CHARS = 512
+"""The longest error message sent: a message echoes request values (an id, a file name), and
+gRPC carries it, percent-encoded, in a trailer that clients cap at 8–16 KiB."""
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    cut = len(message) - MAX_MESSAGE_CHARS + 40
+    head = MAX_MESSAGE_CHARS * 3 // 4
+    return f"{message[:head]} … [{cut} characters left out] … {message[head + cut :]}"
+
+
 def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
     """Map ``exc`` to the status the client sees; unexpected errors say only the request id."""
     code = mapped_code(exc)
@@ -183,7 +205,7 @@ def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
     if code is grpc.StatusCode.UNIMPLEMENTED:
         message = "this RPC is part of the kyso.v1 contract but not implemented in this release"
     else:
-        message = str(exc) or type(exc).__name__
+        message = _bounded(str(exc) or type(exc).__name__)
     field = getattr(exc, "field", None)
     details = None
     if field:
