@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -33,9 +33,13 @@ from exchange.routing.router import Router
 from kyso import db, schema
 from kyso.authz import Identity
 from kyso.catalogue import Catalogue
+from kyso.certificates import read_certificates
 from kyso.config import Config
 from kyso.errors import ConfigError
+from kyso.operations.ledger import EventLog
+from kyso.operations.running import Blocking
 from signer import verify
+from signer.twophase import SessionStore, TwoPhaseSigner
 
 __all__ = ["Application", "components", "open_store"]
 
@@ -82,6 +86,10 @@ class Application:
     catalogue: Catalogue
     ledger: audit.Ledger
     appender: audit.GroupCommitAppender
+    events: EventLog
+    blocking: Blocking
+    two_phase: TwoPhaseSigner
+    sessions: SessionStore
     keyring: hsm.KeyRing | None = None
     pdf_signer: signer.PdfSigningService | None = None
     head_signer: audit.HeadSigner | None = None
@@ -104,10 +112,13 @@ class Application:
             # Closed before the engine is disposed (ExitStack unwinds in reverse): what is
             # queued is committed, never dropped.
             stack.callback(appender.close)
+            blocking = Blocking(threads=config.server.io_threads)
+            stack.callback(blocking.close)
             keyring = open_keyring(config)
             if keyring is not None:
                 stack.callback(keyring.close)
-            pdf_signer = open_pdf_signer(config, keyring)
+            settings = signer_settings(config)
+            pdf_signer = open_pdf_signer(config, keyring, settings)
             if pdf_signer is not None:
                 stack.callback(pdf_signer.close)
             app = cls(
@@ -117,8 +128,12 @@ class Application:
                 catalogue=Catalogue(engine),
                 ledger=ledger,
                 appender=appender,
+                events=EventLog(appender),
+                blocking=blocking,
                 keyring=keyring,
                 pdf_signer=pdf_signer,
+                two_phase=two_phase_signer(config, settings),
+                sessions=SessionStore(engine),
                 head_signer=(
                     KeyRingHeadSigner(keyring, alias=config.ledger.key)
                     if keyring is not None and config.ledger.key
@@ -142,30 +157,6 @@ class Application:
             return None
         return storage.Retention(storage.RetentionMode(s3.retention_mode), s3.retention_days)
 
-    async def record(
-        self,
-        event_type: audit.EventType,
-        *,
-        actor: Identity,
-        unit: str = "",
-        document_sha256: str | None = None,
-        refs: tuple[str, ...] = (),
-        key: str | None = None,
-        details: Mapping[str, str] | None = None,
-    ) -> int:
-        """Append an event to the ledger (group-committed) and return its index."""
-        event = audit.Event(
-            time=datetime.now(UTC),
-            actor=actor.name,
-            unit=unit or actor.unit or "-",
-            type=event_type,
-            document_sha256=document_sha256,
-            refs=refs,
-            key=key,
-            details=dict(details or {}),
-        )
-        return await self.appender.append_async(event)
-
     def outbox_written(self) -> None:
         """Rows may have been added to the exchange outbox: wake whoever forwards them now,
         rather than at their next poll."""
@@ -174,19 +165,17 @@ class Application:
 
     async def record_denied(self, identity: Identity, method: str, reason: str) -> None:
         """Ledger an authorisation refusal (the interceptor calls this for every one)."""
-        await self.record(
-            audit.EventType.AUTHZ_DENIED, actor=identity, details={"rpc": method, "reason": reason}
+        await self.events.record(
+            self.events.event(
+                audit.EventType.AUTHZ_DENIED,
+                actor=identity,
+                details={"rpc": method, "reason": reason},
+            )
         )
 
     def verification_policy(self, *, online: bool = False) -> verify.VerificationPolicy:
-        """How PDFs are verified here: the configured anchors, offline unless asked."""
-        profile = verify.TrustProfile.from_sources(
-            name="configured",
-            description="[trust] anchors and fingerprints of this server",
-            pem_files=self.config.trust.anchors,
-            fingerprints=self.config.trust.fingerprints,
-        )
-        return verify.VerificationPolicy(trust=(profile,), online=online)
+        """How PDFs are verified here (see :func:`verification_policy`)."""
+        return verification_policy(self.config, online=online)
 
     def package_trust(self) -> TrustPolicy:
         """How edXML package signatures are verified here (see :func:`package_trust`)."""
@@ -220,16 +209,38 @@ class Application:
 
 
 def trust_anchors(config: Config) -> list[bytes]:
-    """The configured trust anchors as DER certificates."""
-    from asn1crypto import pem
+    """Every certificate of the configured anchor files (PEM bundles or DER), as DER."""
+    return [certificate.dump() for certificate in read_certificates(config.trust.anchors)]
 
-    anchors = []
-    for path in config.trust.anchors:
-        data = path.read_bytes()
-        if pem.detect(data):
-            _, _, data = pem.unarmor(data)
-        anchors.append(bytes(data))
-    return anchors
+
+def signer_settings(config: Config) -> signer.SignerSettings:
+    """The PAdES settings shared by server sealing and two-phase signing."""
+    from asn1crypto import x509
+
+    return signer.SignerSettings(
+        max_document_size=config.signing.max_document_bytes,
+        tsa_urls=config.signing.tsa_urls,
+        tsa_timeout=config.signing.tsa_timeout_seconds,
+        trust_roots=tuple(x509.Certificate.load(der) for der in trust_anchors(config)),
+    )
+
+
+def two_phase_signer(config: Config, settings: signer.SignerSettings) -> TwoPhaseSigner:
+    """Prepare/complete for officials' tokens; the keys' chains help build officials' chains."""
+    chains = [path for key in config.keys.values() for path in key.chain]
+    return TwoPhaseSigner(settings=settings, known_intermediates=read_certificates(chains))
+
+
+def verification_policy(config: Config, *, online: bool = False) -> verify.VerificationPolicy:
+    """How PDFs are verified here (VerifyPdf and attached PDFs alike): the configured anchors
+    and fingerprints, offline unless asked."""
+    profile = verify.TrustProfile.from_sources(
+        name="configured",
+        description="[trust] anchors and fingerprints of this server",
+        pem_files=config.trust.anchors,
+        fingerprints=config.trust.fingerprints,
+    )
+    return verify.VerificationPolicy(trust=(profile,), online=online)
 
 
 def package_trust(config: Config) -> TrustPolicy:
@@ -317,13 +328,12 @@ def open_keyring(config: Config) -> hsm.KeyRing | None:
     return hsm.KeyRing(key_specs(config), workers=config.hsm.workers)
 
 
-def open_pdf_signer(config: Config, keyring: hsm.KeyRing | None) -> signer.PdfSigningService | None:
+def open_pdf_signer(
+    config: Config, keyring: hsm.KeyRing | None, settings: signer.SignerSettings
+) -> signer.PdfSigningService | None:
     """The PAdES signer over every configured key except the ledger's."""
     if keyring is None:
         return None
-    from asn1crypto import x509
-
-    roots = [x509.Certificate.load(der) for der in trust_anchors(config)]
     profiles = {
         alias: signer.KeyProfile(
             alias=alias,
@@ -334,12 +344,6 @@ def open_pdf_signer(config: Config, keyring: hsm.KeyRing | None) -> signer.PdfSi
         for alias, key in config.keys.items()
         if alias != config.ledger.key
     }
-    settings = signer.SignerSettings(
-        max_document_size=config.signing.max_document_bytes,
-        tsa_urls=config.signing.tsa_urls,
-        tsa_timeout=config.signing.tsa_timeout_seconds,
-        trust_roots=tuple(roots),
-    )
     # PDF work is CPU-bound: it runs in a pool of signing processes, each with its own key ring
     # over the same keys (PKCS#11 never crosses a process boundary).
     return signer.PdfSigningService(

@@ -64,6 +64,7 @@ class ServerConfig:
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_interval_seconds: float = 2.0
+    io_threads: int = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +418,8 @@ def parse_address(text: str, *, key: str) -> tuple[str, int]:
 
 def _validate(config: Config) -> None:
     parse_address(config.server.address, key="server.address")
+    if config.server.io_threads < 1:
+        raise ConfigError("server.io_threads: at least 1 thread is needed for blocking work")
     if config.server.metrics_address:
         parse_address(config.server.metrics_address, key="server.metrics_address")
     if config.tls.enabled:

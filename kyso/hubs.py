@@ -1,30 +1,18 @@
-"""Hub to hub: signed hop receipts, the client that calls the next hub, and the dispatcher.
+"""Hub to hub: the client that calls the next hub, and the dispatcher.
 
 The dispatcher is a background task of every server that routes documents. It claims due rows
 of the router's durable outbox, sends each one to the next hub with ``ExchangeService.Forward``
 (mutual TLS with ``[exchange] client_certificate``/``client_key`` trusting ``server_ca``; or, on a
 plaintext loopback channel for development, the bearer token in ``hub_token_file``), checks the
-receipt the next hub signed, and only then marks the row forwarded. A failed hop is marked failed
-and the router schedules its retry (exponential backoff with jitter, never dropped).
+receipt the next hub signed (``kyso.operations.hops``), and only then marks the row forwarded,
+with its ``package.forwarded`` event in the same transaction. A failed hop is marked failed and
+the router schedules its retry (exponential backoff with jitter, never dropped).
 
 Invariants:
 - at-least-once: a row is closed only after a verified receipt; a crash between the hop and
   the close leaves the row claimed, and it comes due again when the claim runs out. The next hub
   deduplicates (per document and recipient), so every recipient still sees a document once;
-- a receipt is accepted only when its hop id, package SHA-256 and hub are the ones sent to, its
-  signature verifies with its certificate, and the certificate chains to a configured anchor;
 - a status item whose packets are built here is signed with the ``[exchange] key``.
-
-Receipt bytes (canonical, UTF-8, one ``name=value`` per line, in this order)::
-
-    kyso-hop-receipt/1
-    hop=<hop id>
-    sha256=<hex SHA-256 of the package or status packet received>
-    hub=<receiving hub id>
-    at=<ISO 8601 UTC time of receipt>
-
-signed by the receiving hub's ``[exchange] key`` (RSA PKCS#1 v1.5 or ECDSA, SHA-256); the
-certificate travels as PEM, the signing certificate first, then its issuers.
 """
 
 from __future__ import annotations
@@ -33,205 +21,27 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509 import verification
 
 import audit
 from exchange.adapters import HsmSigningKey
-from exchange.edxml.dsig import SigningKey
-from exchange.edxml.model import TraceHeader
 from exchange.errors import ExchangeError
 from exchange.hubs import Topology
 from exchange.routing import OutboxItem, OutboxKind, Router
 from kyso.app import Application, trust_anchors
-from kyso.authz import Identity
 from kyso.errors import ConfigError, KysoError, Unavailable
+from kyso.operations.hops import exchange_key, hub_identity, verify_receipt
+from kyso.operations.ledger import Staging
+from kyso.services.convert import signed_receipt, trace_to_proto
 from kyso.v1 import exchange_pb2, exchange_pb2_grpc
 
-__all__ = [
-    "Dispatcher",
-    "HubClient",
-    "Receipt",
-    "ReceiptInvalid",
-    "exchange_key",
-    "hub_identity",
-    "sign_receipt",
-    "start_dispatcher",
-    "trace_from_proto",
-    "trace_to_proto",
-    "verify_receipt",
-]
+__all__ = ["Dispatcher", "HubClient", "start_dispatcher"]
 
 log = logging.getLogger(__name__)
-
-RECEIPT_FORMAT = "kyso-hop-receipt/1"
-_RECEIPT_FIELDS = ("hop", "sha256", "hub", "at")
-
-
-class ReceiptInvalid(KysoError):
-    """A next hub's receipt does not prove it took the hop (wrong fields, signature or chain)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Receipt:
-    """What a receiving hub attests: it holds ``sha256`` durably for hop ``hop_id`` since ``at``."""
-
-    hop_id: str
-    sha256: str
-    hub: str
-    at: datetime
-
-    def canonical(self) -> bytes:
-        """The exact bytes that are signed (see the module docstring)."""
-        for value in (self.hop_id, self.sha256, self.hub):
-            if not value or "\n" in value or "\r" in value:
-                raise ReceiptInvalid("a receipt field is empty or spans lines")
-        at = self.at.astimezone(UTC).isoformat(timespec="microseconds")
-        lines = [
-            RECEIPT_FORMAT,
-            f"hop={self.hop_id}",
-            f"sha256={self.sha256}",
-            f"hub={self.hub}",
-            f"at={at}",
-        ]
-        return ("\n".join(lines) + "\n").encode()
-
-    @classmethod
-    def parse(cls, data: bytes) -> Receipt:
-        """Read canonical receipt bytes; ``ReceiptInvalid`` when they are not exactly that form."""
-        try:
-            text = data.decode()
-        except UnicodeDecodeError:
-            raise ReceiptInvalid("the receipt is not UTF-8 text") from None
-        lines = text.split("\n")
-        if len(lines) != 6 or lines[0] != RECEIPT_FORMAT or lines[-1] != "":
-            raise ReceiptInvalid(f"the receipt is not in the {RECEIPT_FORMAT} form")
-        values: dict[str, str] = {}
-        for name, line in zip(_RECEIPT_FIELDS, lines[1:5], strict=True):
-            key, sep, value = line.partition("=")
-            if key != name or not sep:
-                raise ReceiptInvalid(f"the receipt's line for {name!r} is missing or misplaced")
-            values[name] = value
-        try:
-            at = datetime.fromisoformat(values["at"])
-        except ValueError:
-            raise ReceiptInvalid("the receipt's time is not an ISO 8601 time") from None
-        receipt = cls(hop_id=values["hop"], sha256=values["sha256"], hub=values["hub"], at=at)
-        if receipt.canonical() != data:
-            raise ReceiptInvalid("the receipt is not in canonical form")
-        return receipt
-
-
-def sign_receipt(
-    receipt: Receipt, *, key: SigningKey, chain: Sequence[x509.Certificate] = ()
-) -> exchange_pb2.ForwardResponse:
-    """The ``ForwardResponse`` carrying ``receipt`` signed with this hub's ``key``."""
-    data = receipt.canonical()
-    pem = b"".join(c.public_bytes(Encoding.PEM) for c in (key.certificate, *chain))
-    return exchange_pb2.ForwardResponse(
-        receipt=data, receipt_signature=key.sign(data), receipt_certificate=pem
-    )
-
-
-def verify_receipt(
-    response: exchange_pb2.ForwardResponse,
-    *,
-    hop_id: str,
-    sha256: str,
-    hub: str,
-    anchors: Sequence[x509.Certificate],
-) -> Receipt:
-    """Check a next hub's answer (see the module's invariants); return the receipt."""
-    receipt = Receipt.parse(response.receipt)
-    expected = (hop_id, sha256, hub)
-    if (receipt.hop_id, receipt.sha256, receipt.hub) != expected:
-        raise ReceiptInvalid(
-            f"hub {hub} answered a receipt for hop {receipt.hop_id} of {receipt.sha256[:12]}… at"
-            f" hub {receipt.hub}, not for the hop it was sent"
-        )
-    try:
-        certificates = x509.load_pem_x509_certificates(response.receipt_certificate)
-    except ValueError:
-        raise ReceiptInvalid(f"hub {hub} sent no readable receipt certificate") from None
-    leaf, issuers = certificates[0], certificates[1:]
-    public = leaf.public_key()
-    try:
-        if isinstance(public, rsa.RSAPublicKey):
-            public.verify(
-                response.receipt_signature, response.receipt, padding.PKCS1v15(), hashes.SHA256()
-            )
-        elif isinstance(public, ec.EllipticCurvePublicKey):
-            public.verify(response.receipt_signature, response.receipt, ec.ECDSA(hashes.SHA256()))
-        else:
-            raise ReceiptInvalid(f"hub {hub} signed its receipt with neither RSA nor EC")
-    except InvalidSignature:
-        raise ReceiptInvalid(f"the signature on hub {hub}'s receipt does not verify") from None
-    if not anchors:
-        raise ReceiptInvalid("no trust anchor is configured to check hub receipts against")
-    verifier = (
-        verification.PolicyBuilder()
-        .store(verification.Store(list(anchors)))
-        .time(datetime.now(UTC))
-        .extension_policies(
-            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-            ee_policy=verification.ExtensionPolicy.permit_all(),
-        )
-        .build_client_verifier()
-    )
-    try:
-        verifier.verify(leaf, issuers)
-    except verification.VerificationError as exc:
-        raise ReceiptInvalid(
-            f"hub {hub}'s receipt certificate does not chain to a trust anchor: {exc}"
-        ) from exc
-    return receipt
-
-
-def trace_to_proto(trace: Sequence[TraceHeader]) -> list[exchange_pb2.TraceHop]:
-    hops = []
-    for header in trace:
-        hop = exchange_pb2.TraceHop(organ_id=header.organ_id)
-        hop.timestamp.FromDatetime(header.timestamp.astimezone(UTC))
-        hops.append(hop)
-    return hops
-
-
-def trace_from_proto(hops: Sequence[exchange_pb2.TraceHop]) -> tuple[TraceHeader, ...]:
-    return tuple(
-        TraceHeader(organ_id=hop.organ_id, timestamp=hop.timestamp.ToDatetime(tzinfo=UTC))
-        for hop in hops
-    )
-
-
-def exchange_key(app: Application) -> HsmSigningKey:
-    """This hub's ``[exchange] key`` (signs built packages, status packets and receipts)."""
-    alias = app.config.exchange.key
-    if not alias or app.keyring is None:
-        raise ConfigError(
-            "exchange.key: this hub has no signing key for packages, statuses and receipts;"
-            " name one of [keys]"
-        )
-    return HsmSigningKey(ring=app.keyring, alias=alias)
-
-
-def hub_identity(app: Application) -> Identity:
-    """The actor that the ledger names for what this hub does by itself (hops, statuses)."""
-    settings = app.config.exchange
-    return Identity(
-        name=f"hub:{settings.hub_id}",
-        unit=settings.hubs[settings.hub_id].root_unit,
-        roles=frozenset({"hub"}),
-    )
 
 
 class HubClient:
@@ -419,10 +229,13 @@ class Dispatcher:
         )
         response = await self._client.forward(item.next_hub, request)
         verify_receipt(
-            response, hop_id=hop_id, sha256=digest, hub=item.next_hub, anchors=self._anchors
+            signed_receipt(response),
+            hop_id=hop_id,
+            sha256=digest,
+            hub=item.next_hub,
+            anchors=self._anchors,
         )
-        await asyncio.to_thread(self._router.mark_forwarded, [item.id])
-        await self._app.record(
+        event = self._app.events.event(
             audit.EventType.PACKAGE_FORWARDED,
             actor=self._actor,
             unit=item.sender,
@@ -436,6 +249,13 @@ class Dispatcher:
                 "receipt_sha256": hashlib.sha256(response.receipt).hexdigest(),
             },
         )
+        staging = Staging()
+        await asyncio.to_thread(
+            self._router.mark_forwarded,
+            [item.id],
+            journal=lambda conn, _: staging.write(conn, [event]),
+        )
+        await self._app.events.settled(staging)
 
     async def _forward_statuses(self, item: OutboxItem) -> None:
         if item.packet_ref is None and self._key is None:
@@ -448,7 +268,7 @@ class Dispatcher:
             )
             response = await self._client.forward(item.next_hub, request)
             verify_receipt(
-                response,
+                signed_receipt(response),
                 hop_id=hop_id,
                 sha256=hashlib.sha256(packet).hexdigest(),
                 hub=item.next_hub,

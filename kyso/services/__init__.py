@@ -1,5 +1,5 @@
-"""Thin gRPC servicers: protobuf in, domain call, protobuf out. Errors are mapped by the
-interceptor, never here."""
+"""Thin gRPC servicers: protobuf in, one operation (``kyso.operations``), protobuf out, with the
+converters of ``kyso.services.convert``. Errors are mapped by the interceptor, never here."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from kyso.app import Application
+from kyso.operations.wiring import Operations
 from kyso.services.audit import AuditServicer
 from kyso.services.directory import DirectoryServicer
 from kyso.services.documents import DocumentServicer
@@ -33,25 +34,26 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
     A service whose domain is not built yet is registered with its generated base class, whose
     methods answer UNIMPLEMENTED (the contract stays complete and discoverable by reflection).
     """
+    operations = Operations.build(app)
     registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]] = [
         (
             signing_pb2_grpc.add_SigningServiceServicer_to_server,
-            SigningServicer(app),
+            SigningServicer(operations),
             "kyso.v1.SigningService",
         ),
         (
             verification_pb2_grpc.add_VerificationServiceServicer_to_server,
-            VerificationServicer(app),
+            VerificationServicer(operations),
             "kyso.v1.VerificationService",
         ),
         (
             documents_pb2_grpc.add_DocumentServiceServicer_to_server,
-            DocumentServicer(app),
+            DocumentServicer(operations),
             "kyso.v1.DocumentService",
         ),
         (
             exchange_pb2_grpc.add_ExchangeServiceServicer_to_server,
-            ExchangeServicer(app),
+            ExchangeServicer(operations),
             "kyso.v1.ExchangeService",
         ),
         (

@@ -44,11 +44,18 @@ def test_staged_events_commit_with_their_change(ledger: Ledger, changes: sa.Tabl
         assert encode_entry(entry) == encode_entry(type(entry)(index=index, event=event))
 
 
-def test_a_rolled_back_change_leaves_no_event(ledger: Ledger, changes: sa.Table) -> None:
-    with pytest.raises(RuntimeError), ledger.engine.begin() as conn:
+def _change_then(ledger: Ledger, changes: sa.Table, events: list, *, fail: bool) -> None:
+    """A change and its staged events in one transaction; ``fail`` aborts it after staging."""
+    with ledger.engine.begin() as conn:
         conn.execute(changes.insert().values(id=1))
-        stage(conn, [make_event(1)])
-        raise RuntimeError("the change failed after staging")
+        stage(conn, events)
+        if fail:
+            raise RuntimeError("the change failed after staging")
+
+
+def test_a_rolled_back_change_leaves_no_event(ledger: Ledger, changes: sa.Table) -> None:
+    with pytest.raises(RuntimeError):
+        _change_then(ledger, changes, [make_event(1)], fail=True)
     assert ledger.pending_outbox() == 0
     with ledger.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(changes)).scalar() == 0
@@ -58,9 +65,8 @@ def test_an_invalid_event_stages_nothing_and_rolls_the_change_back(
     ledger: Ledger, changes: sa.Table
 ) -> None:
     too_long = make_event(2, details={"document_id": "x" * 70_000})
-    with pytest.raises(InvalidEvent, match="65536-byte limit"), ledger.engine.begin() as conn:
-        conn.execute(changes.insert().values(id=1))
-        stage(conn, [make_event(1), too_long])
+    with pytest.raises(InvalidEvent, match="65536-byte limit"):
+        _change_then(ledger, changes, [make_event(1), too_long], fail=False)
     assert ledger.pending_outbox() == 0
     with ledger.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(changes)).scalar() == 0

@@ -1,0 +1,641 @@
+"""Exchange operations: send, forward, receive, acknowledge, set and track statuses.
+
+Who may act for a unit (send as it, read its inbox, set its statuses, track what it sent):
+a client whose configured ``unit`` is that unit or one of its ancestors in the directory; and a
+client allowed to use this hub's ``[exchange] key`` (``keys.<alias>.clients``) for every unit
+this hub serves — such a client can already have packages built and signed with the hub's key
+on any unit's behalf. Hubs never use Send; they use Forward, where the caller must be the hub
+named in ``from_hub`` (its client's name is the hub id, or its unit is the hub's root unit).
+
+Order of a package's arrival (Send, or Forward from another hub): verify and route it (the
+router stores its bytes) → store its attachments (content addresses) → when it has local
+recipients, verify its attached PDFs in the verifier pool with the same policy as VerifyPdf →
+commit the deliveries, statuses and outbox rows *with* their ledger events (``package.sent`` /
+``package.received`` and one ``package.delivered`` per local recipient) in one transaction.
+
+Invariants: every change of routing state that this hub makes for a request (a package
+accepted, a status set or relayed, deliveries acknowledged) commits with its ledger event; a
+request that would make an event invalid (too many attachments, an over-long document or hop
+id) is refused before anything is stored, naming the field and the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from cryptography import x509
+
+import audit
+from exchange.directory import Directory
+from exchange.edxml import (
+    MAX_DOCUMENT_ID_CHARS,
+    Attachment,
+    DocumentCode,
+    DocumentType,
+    Limits,
+    ManifestReference,
+    MessageHeader,
+    OpenedPackage,
+    Organization,
+    OtherInfo,
+    Package,
+    SignerInfo,
+    StatusPacket,
+    TraceHeader,
+    build_package,
+    open_package,
+)
+from exchange.edxml.model import StatusCode
+from exchange.errors import UnitNotFound
+from exchange.routing import Accepted, InboxItem, Router, Submission, TrackEntry
+from exchange.routing.model import Prepared
+from kyso.app import Application
+from kyso.authz import Identity
+from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid
+from kyso.operations.documents import Documents
+from kyso.operations.hops import Receipt, SignedReceipt, exchange_key, sign_receipt
+from kyso.operations.ledger import Staging
+
+__all__ = [
+    "AttachmentSource",
+    "Delivery",
+    "DocumentFields",
+    "Exchange",
+    "ForwardOrder",
+    "SendOrder",
+    "SenderPolicy",
+    "Sent",
+]
+
+MAX_RECIPIENTS = 5000
+MAX_HOP_ID_CHARS = 128
+_RECEIVE_BATCH = 50
+_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttachmentSource:
+    """An attachment given inline or by a stored document's ref; ``field`` names it in errors."""
+
+    content: bytes | None = None
+    ref: str | None = None
+    content_type: str = ""
+    name: str = ""
+    field: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentFields:
+    """What a unit's system gives to have a package built and signed for it."""
+
+    subject: str
+    code_number: str = ""
+    code_notation: str = ""
+    document_type: int = 0
+    document_type_name: str = ""
+    content: str = ""
+    signer_full_name: str = ""
+    signer_position: str = ""
+    priority: int = 0
+    attachments: tuple[AttachmentSource, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendOrder:
+    """A Send: a signed ``package``, or ``fields`` to build one from (exactly one of them)."""
+
+    from_unit: str
+    to_units: tuple[str, ...] = ()
+    package: bytes | None = None
+    fields: DocumentFields | None = None
+    document_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sent:
+    document_id: str
+    package_ref: str
+    package_size: int
+    recipients: tuple[TrackEntry, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForwardOrder:
+    """A hop from another hub: a package for ``to_units`` or a status packet."""
+
+    from_hub: str
+    hop_id: str
+    package: bytes | None = None
+    status_packet: bytes | None = None
+    to_units: tuple[str, ...] = ()
+    trace: tuple[TraceHeader, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A document handed to a unit's system from its inbox."""
+
+    item: InboxItem
+    package: bytes
+    verification: str
+
+
+class SenderPolicy:
+    """Which units a caller may act for (see the module docstring)."""
+
+    def __init__(self, app: Application, directory: Directory, hub_id: str) -> None:
+        key = app.config.keys.get(app.config.exchange.key)
+        self._hub_clients = frozenset(key.clients) if key is not None else frozenset()
+        self._directory = directory
+        self._hub_id = hub_id
+
+    def check(self, identity: Identity, unit: str, *, field: str) -> None:
+        """Return when ``identity`` may act for ``unit``; raise ``PermissionDenied`` otherwise."""
+        if not unit:
+            raise RequestInvalid("name the unit (its code, e.g. 000.00.02.H49)", field=field)
+        lineage = self._lineage(unit)
+        if identity.unit and identity.unit in lineage:
+            return
+        if identity.name in self._hub_clients and self._directory.serving_hub(unit) == (
+            self._hub_id
+        ):
+            return
+        raise PermissionDenied(
+            f"client {identity.name!r} (unit {identity.unit or 'none'}) may not act for unit"
+            f" {unit}; configure the client with that unit or one above it"
+        )
+
+    def _lineage(self, unit: str) -> list[str]:
+        chain: list[str] = []
+        current: str | None = unit
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = self._directory.get(current).parent_code
+        return chain
+
+
+class Exchange:
+    """The exchange operations of this hub (see the module docstring)."""
+
+    def __init__(self, app: Application, documents: Documents) -> None:
+        self._app = app
+        self._documents = documents
+        self._run = app.blocking.run
+        self._events = app.events
+        self._router = app.router
+        self._directory = app.directory
+        self._hub_id = app.config.exchange.hub_id
+        self._policy = app.package_trust()
+        self._limits = Limits()
+        self._senders = (
+            SenderPolicy(app, app.directory, self._hub_id) if app.directory is not None else None
+        )
+
+    # -- authority -----------------------------------------------------------------------------
+
+    def _routing(self) -> tuple[Router, Directory, SenderPolicy]:
+        if self._router is None or self._directory is None or self._senders is None:
+            raise FailedPrecondition(
+                "this server does not route documents: set [exchange] hub_id and hubs"
+            )
+        return self._router, self._directory, self._senders
+
+    async def _act_for(self, actor: Identity, unit: str, *, field: str) -> Router:
+        router, _, senders = self._routing()
+        await self._run(senders.check, actor, unit, field=field)
+        return router
+
+    def _check_hub(self, actor: Identity, hub_id: str) -> None:
+        _, directory, _ = self._routing()
+        hub = {h.id: h for h in directory.topology.hubs()}.get(hub_id)
+        if hub is None:
+            raise PermissionDenied(f"hub {hub_id!r} is not one of this hub's configured hubs")
+        if actor.name != hub_id and actor.unit != hub.root_unit:
+            raise PermissionDenied(
+                f"client {actor.name!r} may not forward as hub {hub_id}; its client name must"
+                f" be {hub_id} or its unit {hub.root_unit}"
+            )
+
+    # -- Send ----------------------------------------------------------------------------------
+
+    async def send(self, actor: Identity, order: SendOrder) -> Sent:
+        router = await self._act_for(actor, order.from_unit, field="from_unit")
+        if len(order.to_units) > MAX_RECIPIENTS:
+            raise RequestInvalid(f"at most {MAX_RECIPIENTS} recipients per Send", field="to_units")
+        if order.package is not None:
+            data = order.package
+        elif order.fields is not None:
+            data = await self._build(order, order.fields)
+        else:
+            raise RequestInvalid("give the package or the fields to build one from", field="body")
+        recipients = order.to_units if order.package is not None and order.to_units else None
+        opened = await self._run(open_package, data, policy=self._policy)
+        sender = opened.package.header.from_.organ_id
+        if sender != order.from_unit:
+            raise RequestInvalid(
+                f"the package is from unit {sender}, not from_unit {order.from_unit}",
+                field="from_unit",
+            )
+        prepared = await self._run(router.prepare, Submission(package=data, recipients=recipients))
+        accepted = await self._arrive(
+            actor, prepared, opened, first=audit.EventType.PACKAGE_SENT, details={}
+        )
+        entries = await self._run(
+            router.track, document_id=accepted.document_id, sender=accepted.sender
+        )
+        wanted = set(recipients or (o.organ_id for o in opened.package.header.to))
+        return Sent(
+            document_id=accepted.document_id,
+            package_ref=f"sha256/{opened.sha256}",
+            package_size=len(data),
+            recipients=tuple(e for e in entries if e.recipient in wanted),
+        )
+
+    async def _build(self, order: SendOrder, fields: DocumentFields) -> bytes:
+        if not order.to_units:
+            raise RequestInvalid("name at least one recipient unit", field="to_units")
+        if not fields.subject.strip():
+            raise RequestInvalid("the document needs a subject (trích yếu)", field="fields.subject")
+        if len(fields.attachments) > self._limits.max_attachments:
+            raise RequestInvalid(
+                f"{len(fields.attachments)} attachments; at most"
+                f" {self._limits.max_attachments} are accepted in one package",
+                field="fields.attachments",
+            )
+        if len(order.document_id) > MAX_DOCUMENT_ID_CHARS:
+            raise RequestInvalid(
+                f"the document id has {len(order.document_id)} characters; at most"
+                f" {MAX_DOCUMENT_ID_CHARS} are accepted",
+                field="document_id",
+            )
+        attachments = []
+        for index, item in enumerate(fields.attachments):
+            if item.ref is not None:
+                content = await self._run(self._documents.read_whole, item.ref)
+            elif item.content is not None:
+                content = item.content
+            else:
+                raise RequestInvalid("give the attachment's content or ref", field=item.field)
+            attachments.append(
+                Attachment(
+                    content_id=f"att{index + 1}",
+                    content=content,
+                    content_type=item.content_type or "application/octet-stream",
+                    name=item.name or f"attachment-{index + 1}",
+                )
+            )
+        units = await self._run(self._units, [order.from_unit, *order.to_units])
+        now = datetime.now(UTC)
+        package = Package(
+            header=MessageHeader(
+                from_=units[0],
+                to=tuple(dict.fromkeys(units[1:])),
+                document_id=order.document_id or _document_id(order.from_unit, fields, now),
+                subject=fields.subject.strip(),
+                code=DocumentCode(number=fields.code_number, notation=fields.code_notation or None)
+                if fields.code_number
+                else None,
+                document_type=DocumentType(
+                    type=fields.document_type or None, name=fields.document_type_name or None
+                )
+                if fields.document_type or fields.document_type_name
+                else None,
+                content=fields.content or None,
+                signer=SignerInfo(
+                    full_name=fields.signer_full_name or None,
+                    position=fields.signer_position or None,
+                )
+                if fields.signer_full_name or fields.signer_position
+                else None,
+                other_info=OtherInfo(priority=fields.priority) if fields.priority else None,
+            ),
+            traces=(TraceHeader(organ_id=order.from_unit, timestamp=now),),
+            manifest=tuple(
+                ManifestReference(
+                    content_id=a.content_id, content_type=a.content_type, attachment_name=a.name
+                )
+                for a in attachments
+            ),
+            attachments=tuple(attachments),
+        )
+        return await self._run(build_package, package, key=exchange_key(self._app))
+
+    def _units(self, codes: Sequence[str]) -> list[Organization]:
+        _, directory, _ = self._routing()
+        organizations = []
+        for index, code in enumerate(codes):
+            try:
+                unit = directory.get(code)
+            except UnitNotFound as exc:
+                where = "from_unit" if index == 0 else f"to_units[{index - 1}]"
+                raise UnitNotFound(str(exc), field=where) from exc
+            organizations.append(Organization(organ_id=unit.code, organ_name=unit.name))
+        return organizations
+
+    # -- arrival (Send and Forward) ------------------------------------------------------------
+
+    async def _arrive(
+        self,
+        actor: Identity,
+        prepared: Prepared,
+        opened: OpenedPackage,
+        *,
+        first: audit.EventType,
+        details: dict[str, str],
+    ) -> Accepted:
+        """Commit a prepared package with its events (see the module docstring)."""
+        router, _, _ = self._routing()
+        refs = await self._run(self._store_attachments, opened)
+        verification = await self.verification(opened) if prepared.local else ""
+        package_ref = f"sha256/{opened.sha256}"
+        staging = Staging()
+
+        def journal(conn: sa.Connection, accepted: Accepted) -> None:
+            recipients = len(accepted.local) + sum(map(len, accepted.forwarded.values()))
+            events = [
+                self._events.event(
+                    first,
+                    actor=actor,
+                    unit=accepted.sender,
+                    document_sha256=opened.sha256,
+                    refs=(package_ref, *refs),
+                    details={
+                        "document_id": accepted.document_id,
+                        "recipients": str(recipients),
+                        "duplicate": "yes" if accepted.duplicate else "no",
+                        **details,
+                    },
+                ),
+                *(
+                    self._events.event(
+                        audit.EventType.PACKAGE_DELIVERED,
+                        actor=actor,
+                        unit=recipient,
+                        document_sha256=opened.sha256,
+                        refs=(package_ref, *refs),
+                        details={
+                            "document_id": accepted.document_id,
+                            "sender": accepted.sender,
+                            "status": StatusCode.ARRIVED.value,
+                            "verification": verification,
+                        },
+                    )
+                    for recipient in accepted.local
+                ),
+            ]
+            staging.write(conn, events)
+
+        accepted = await self._run(router.commit_one, prepared, journal=journal)
+        if accepted.forwarded:
+            self._app.outbox_written()
+        await self._events.settled(staging)
+        return accepted
+
+    def _store_attachments(self, opened: OpenedPackage) -> tuple[str, ...]:
+        return tuple(
+            str(
+                self._app.store.put(
+                    attachment.content,
+                    content_type=attachment.content_type or "application/octet-stream",
+                    metadata={},
+                ).ref
+            )
+            for attachment in opened.package.attachments
+        )
+
+    async def verification(self, opened: OpenedPackage) -> str:
+        """The package's verification: its signature, then each attached PDF's indication.
+
+        Attached PDFs go through the verifier pool (memory and time limits) with the policy of
+        VerifyPdf; the result is made once per package and kept in the catalogue.
+        """
+        catalogue = self._app.catalogue
+        known = await self._run(catalogue.verification, opened.sha256)
+        if known is not None:
+            return known
+        signature = opened.signature
+        lines = [
+            f"package: signed by {signature.signer_subject} ({signature.algorithm})"
+            if signature.signed
+            else "package: not signed"
+        ]
+        verifier = self._app.verifier
+        policy = self._app.verification_policy()
+        for attachment in opened.package.attachments:
+            is_pdf = attachment.content.startswith(b"%PDF") or (
+                (attachment.content_type or "").lower() == "application/pdf"
+            )
+            if not is_pdf or verifier is None:
+                continue
+            report = await verifier.verify_async(attachment.content, policy)
+            sub = f"/{report.sub_indication.value}" if report.sub_indication else ""
+            lines.append(
+                f"{attachment.name or attachment.content_id}: {report.indication.value}{sub}"
+                f" ({len(report.signatures)} signature(s))"
+            )
+        summary = "\n".join(lines)
+        await self._run(catalogue.record_verification, opened.sha256, summary)
+        return summary
+
+    # -- Receive and Ack -----------------------------------------------------------------------
+
+    async def receive(
+        self,
+        actor: Identity,
+        unit: str,
+        *,
+        max_deliveries: int = 0,
+        lease_seconds: int = 0,
+        follow: bool = False,
+    ) -> AsyncIterator[Delivery]:
+        """The unit's inbox, leased to the caller; with ``follow``, new documents as they come."""
+        router = await self._act_for(actor, unit, field="unit_code")
+        if max_deliveries < 0 or lease_seconds < 0:
+            raise RequestInvalid("max_deliveries and lease_seconds cannot be negative")
+        lease = timedelta(seconds=lease_seconds) if lease_seconds else None
+        sent = 0
+        while True:
+            want = _RECEIVE_BATCH
+            if max_deliveries:
+                want = min(want, max_deliveries - sent)
+            items = await self._run(router.inbox, unit, limit=want, lease=lease)
+            for item in items:
+                data = await self._run(self._documents.read_whole, item.package_ref)
+                opened = await self._run(open_package, data, policy=self._policy)
+                yield Delivery(
+                    item=item, package=data, verification=await self.verification(opened)
+                )
+                sent += 1
+            if max_deliveries and sent >= max_deliveries:
+                return
+            if len(items) < want:
+                if not follow:
+                    return
+                await asyncio.sleep(_POLL_SECONDS)
+
+    async def ack(self, actor: Identity, unit: str, delivery_ids: Sequence[str]) -> int:
+        """Acknowledge deliveries of ``unit``; return how many were named."""
+        router = await self._act_for(actor, unit, field="unit_code")
+        try:
+            ids = sorted({int(d) for d in delivery_ids})
+        except ValueError:
+            raise RequestInvalid(
+                "delivery ids are the numbers Receive gave", field="delivery_ids"
+            ) from None
+        if not ids:
+            raise RequestInvalid("name the deliveries to acknowledge", field="delivery_ids")
+        staging = Staging()
+
+        def journal(conn: sa.Connection, changed: Sequence[int]) -> None:
+            event = self._events.event(
+                audit.EventType.PACKAGE_ACKNOWLEDGED,
+                actor=actor,
+                unit=unit,
+                details={"deliveries": ",".join(map(str, changed))},
+            )
+            staging.write(conn, [event])
+
+        await self._run(router.ack, unit, delivery_ids=ids, journal=journal)
+        await self._events.settled(staging)
+        return len(ids)
+
+    # -- statuses ------------------------------------------------------------------------------
+
+    async def set_status(
+        self,
+        actor: Identity,
+        unit: str,
+        *,
+        document_id: str,
+        code: str,
+        sender: str = "",
+        description: str = "",
+        staff: str = "",
+    ) -> None:
+        """The recipient ``unit`` reports a status; it travels back to the sender."""
+        router = await self._act_for(actor, unit, field="unit_code")
+        if not document_id:
+            raise RequestInvalid("name the document", field="document_id")
+        staging = Staging()
+
+        def journal(conn: sa.Connection, new: StatusCode) -> None:
+            event = self._events.event(
+                audit.EventType.STATUS_CHANGED,
+                actor=actor,
+                unit=unit,
+                details={"document_id": document_id, "sender": sender, "status": new.value},
+            )
+            staging.write(conn, [event])
+
+        await self._run(
+            lambda: router.set_status(
+                unit,
+                document_id=document_id,
+                code=code,
+                sender=sender or None,
+                description=description or None,
+                staff=staff or None,
+                journal=journal,
+            )
+        )
+        self._app.outbox_written()  # the status travels back to the sender
+        await self._events.settled(staging)
+
+    async def track(
+        self, actor: Identity, *, document_id: str, sender: str = ""
+    ) -> list[TrackEntry]:
+        """Where each recipient's copy of a document is, and its status history."""
+        router, _, senders = self._routing()
+        if not document_id:
+            raise RequestInvalid("name the document", field="document_id")
+        if "auditor" not in actor.roles:
+            await self._run(senders.check, actor, sender, field="from_unit")
+        return await self._run(router.track, document_id=document_id, sender=sender or None)
+
+    # -- Forward (hub to hub) ------------------------------------------------------------------
+
+    async def forward(self, actor: Identity, order: ForwardOrder) -> SignedReceipt:
+        """Take a hop from another hub and answer with this hub's signed receipt."""
+        router, _, _ = self._routing()
+        self._check_hub(actor, order.from_hub)
+        if not order.hop_id:
+            raise RequestInvalid("a hop needs its hop_id (the idempotency key)", field="hop_id")
+        if len(order.hop_id) > MAX_HOP_ID_CHARS:
+            raise RequestInvalid(
+                f"hop_id has {len(order.hop_id)} characters; at most {MAX_HOP_ID_CHARS}",
+                field="hop_id",
+            )
+        if order.package is not None:
+            data = order.package
+            opened = await self._run(open_package, data, policy=self._policy)
+            submission = Submission(
+                package=data,
+                via_hub=order.from_hub,
+                recipients=order.to_units or None,
+                trace=order.trace,
+            )
+            prepared = await self._run(router.prepare, submission)
+            await self._arrive(
+                actor,
+                prepared,
+                opened,
+                first=audit.EventType.PACKAGE_RECEIVED,
+                details={"hop": order.hop_id, "from_hub": order.from_hub},
+            )
+        elif order.status_packet is not None:
+            data = order.status_packet
+            await self._relay_status(actor, order, data)
+        else:
+            raise RequestInvalid("give the package or the status packet", field="body")
+        receipt = Receipt(
+            hop_id=order.hop_id,
+            sha256=hashlib.sha256(data).hexdigest(),
+            hub=self._hub_id,
+            at=datetime.now(UTC),
+        )
+        return await self._run(self._sign, receipt)
+
+    async def _relay_status(self, actor: Identity, order: ForwardOrder, packet: bytes) -> None:
+        router, _, _ = self._routing()
+        staging = Staging()
+
+        def journal(conn: sa.Connection, status: StatusPacket) -> None:
+            event = self._events.event(
+                audit.EventType.STATUS_CHANGED,
+                actor=actor,
+                unit=status.from_.organ_id,
+                details={
+                    "document_id": status.response_for.document_id,
+                    "sender": status.response_for.organ_id,
+                    "status": status.code.value,
+                    "hop": order.hop_id,
+                },
+            )
+            staging.write(conn, [event])
+
+        await self._run(router.accept_status, packet, via_hub=order.from_hub, journal=journal)
+        self._app.outbox_written()  # a relayed status goes on towards the sender
+        await self._events.settled(staging)
+
+    def _sign(self, receipt: Receipt) -> SignedReceipt:
+        key = exchange_key(self._app)
+        assert self._app.keyring is not None  # exchange_key checked it
+        chain = [
+            x509.load_der_x509_certificate(c.dump())
+            for c in self._app.keyring.chain(self._app.config.exchange.key)
+        ]
+        return sign_receipt(receipt, key=key, chain=chain)
+
+
+def _document_id(unit: str, fields: DocumentFields, now: datetime) -> str:
+    """``OrganId,yyyy/MM/dd,Số/KýHiệu`` when the document has a number, else a fresh UUID."""
+    if fields.code_number:
+        code = fields.code_number + (f"/{fields.code_notation}" if fields.code_notation else "")
+        return f"{unit},{now:%Y/%m/%d},{code}"
+    return str(uuid.uuid4())

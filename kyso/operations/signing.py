@@ -1,0 +1,140 @@
+"""Seal a PDF on the server with a key held in the HSM.
+
+Steps: the caller may use the key (``keys.<alias>.clients``; the ledger's key never signs
+documents) → read the document (inline or stored) → sign in the PDF signing pool (worker
+processes) → store the result (content address; object lock when configured) → catalogue row
+and ``signature.sealed`` event in one transaction → the ledger index.
+
+Invariant: nothing is stored unless the signature is complete; a stored signed document always
+has its catalogue row and its event (an object whose row never committed is an orphan that the
+start-up reconciliation catalogues, never a document without its record).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import audit
+import signer
+import storage
+from kyso.app import Application
+from kyso.authz import Identity
+from kyso.catalogue import CatalogueEntry, SignatureRecord
+from kyso.config import KeyConfig
+from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
+from kyso.operations.documents import Documents, DocumentSource
+from kyso.operations.ledger import Staging
+
+__all__ = ["SealOrder", "Sealed", "Sealing"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SealOrder:
+    """What to seal and how; ``level`` None means the key's default level."""
+
+    document: DocumentSource
+    alias: str
+    level: signer.Level | None = None
+    appearance: signer.AppearanceKind = signer.AppearanceKind.NONE
+    reason: str | None = None
+    location: str | None = None
+    contact: str | None = None
+    field_name: str | None = None
+    page: int | None = None
+    rect: tuple[float, float, float, float] | None = None
+    certify: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sealed:
+    stored: storage.StoredObject
+    pdf: bytes
+    level: signer.Level
+    ledger_index: int
+
+
+class Sealing:
+    """The seal operation (see the module docstring)."""
+
+    def __init__(self, app: Application, documents: Documents) -> None:
+        self._app = app
+        self._documents = documents
+        self._run = app.blocking.run
+
+    def authorised_key(self, actor: Identity, alias: str) -> KeyConfig:
+        """The key's configuration if ``actor`` may sign with it (else the error to answer)."""
+        if not alias:
+            raise RequestInvalid("name the key to sign with (key_alias)", field="key_alias")
+        key = self._app.config.keys.get(alias)
+        if key is None or alias == self._app.config.ledger.key:
+            raise NotFound(f"no signing key {alias!r} is configured on this server")
+        if actor.name not in key.clients:
+            raise PermissionDenied(f"client {actor.name!r} may not sign with key {alias!r}")
+        return key
+
+    async def seal(self, actor: Identity, order: SealOrder) -> Sealed:
+        key = self.authorised_key(actor, order.alias)
+        pdf_signer = self._app.pdf_signer
+        if pdf_signer is None:
+            raise FailedPrecondition("this server has no signing keys configured")
+        data, source_ref = await self._documents.read(order.document)
+        signed = await pdf_signer.sign(
+            signer.SignRequest(
+                pdf=data,
+                alias=order.alias,
+                level=order.level or signer.Level(key.default_level),
+                appearance=order.appearance,
+                reason=order.reason,
+                location=order.location,
+                contact=order.contact,
+                field_name=order.field_name,
+                page=order.page,
+                rect=order.rect,
+                certify=order.certify,
+            )
+        )
+        stored = await self._run(
+            self._app.store.put,
+            signed.pdf,
+            content_type="application/pdf",
+            metadata={},
+            retention=self._app.signed_retention,
+        )
+        entry = CatalogueEntry(
+            ref=str(stored.ref),
+            size=stored.size,
+            content_type="application/pdf",
+            filename=order.document.filename,
+            uploader=actor.name,
+            unit_code=key.unit or actor.unit,
+        )
+        signature = SignatureRecord(
+            signer=self._signer_name(order.alias),
+            key_alias=order.alias,
+            level=signed.level.value,
+            signed_at=signed.signing_time.astimezone(UTC)
+            if signed.signing_time.tzinfo
+            else datetime.now(UTC),
+        )
+        event = self._app.events.event(
+            audit.EventType.SIGNATURE_SEALED,
+            actor=actor,
+            unit=key.unit,
+            document_sha256=stored.sha256,
+            refs=(str(stored.ref), source_ref),
+            key=order.alias,
+            details={"level": signed.level.value, "field": signed.field_name},
+        )
+        staging = Staging()
+        await self._run(
+            self._app.catalogue.record, entry, signature=signature, journal=staging.journal(event)
+        )
+        [index] = await self._app.events.settled(staging)
+        return Sealed(stored=stored, pdf=signed.pdf, level=signed.level, ledger_index=index)
+
+    def _signer_name(self, alias: str) -> str:
+        keyring = self._app.keyring
+        assert keyring is not None  # a pdf signer exists only with a key ring
+        subject = keyring.certificate(alias).subject
+        return str(subject.native.get("common_name", "")) or subject.human_friendly

@@ -1,0 +1,34 @@
+"""Every operation, built once from the application and handed to the servicers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kyso.app import Application
+from kyso.operations.documents import Documents
+from kyso.operations.exchange import Exchange
+from kyso.operations.signing import Sealing
+from kyso.operations.twophase import TwoPhase
+from kyso.operations.verifying import Verifying
+
+__all__ = ["Operations"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Operations:
+    documents: Documents
+    sealing: Sealing
+    two_phase: TwoPhase
+    exchange: Exchange
+    verifying: Verifying
+
+    @classmethod
+    def build(cls, app: Application) -> Operations:
+        documents = Documents(app)
+        return cls(
+            documents=documents,
+            sealing=Sealing(app, documents),
+            two_phase=TwoPhase(app, documents),
+            exchange=Exchange(app, documents),
+            verifying=Verifying(app, documents),
+        )
