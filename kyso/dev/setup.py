@@ -102,7 +102,7 @@ def render_config(
         f"certificates = [{_q(env.keys['ledger'].certificate_path)}]",
         "",
         "# One hub, the province of Quảng Ninh. The dev client may use the `seal` key, so it may",
-        "# send for every unit this hub serves (see kyso/services/exchange.py).",
+        "# send for every unit this hub serves (see kyso/operations/exchange.py).",
         "[exchange]",
         f"hub_id = {_q(DEV_HUB)}",
         f"directory = {_q(DEV_DIRECTORY)}",
