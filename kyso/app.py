@@ -10,6 +10,7 @@ reverse order, even when opening failed half-way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -90,6 +91,8 @@ class Application:
     blocking: Blocking
     two_phase: TwoPhaseSigner
     sessions: SessionStore
+    pdf_policy: verify.VerificationPolicy
+    package_policy: TrustPolicy
     keyring: hsm.KeyRing | None = None
     pdf_signer: signer.PdfSigningService | None = None
     head_signer: audit.HeadSigner | None = None
@@ -118,6 +121,7 @@ class Application:
             if keyring is not None:
                 stack.callback(keyring.close)
             settings = signer_settings(config)
+            package_policy = package_trust(config)
             pdf_signer = open_pdf_signer(config, keyring, settings)
             if pdf_signer is not None:
                 stack.callback(pdf_signer.close)
@@ -134,6 +138,8 @@ class Application:
                 pdf_signer=pdf_signer,
                 two_phase=two_phase_signer(config, settings),
                 sessions=SessionStore(engine),
+                pdf_policy=verification_policy(config),
+                package_policy=package_policy,
                 head_signer=(
                     KeyRingHeadSigner(keyring, alias=config.ledger.key)
                     if keyring is not None and config.ledger.key
@@ -141,7 +147,7 @@ class Application:
                 ),
                 _closers=stack,
             )
-            app.directory, app.router = open_exchange(config, engine, store)
+            app.directory, app.router = open_exchange(config, engine, store, package_policy)
             app.verifier = verify.Verifier(workers=config.signing.workers or None)
             stack.callback(app.verifier.close)
         except BaseException:
@@ -174,12 +180,12 @@ class Application:
         )
 
     def verification_policy(self, *, online: bool = False) -> verify.VerificationPolicy:
-        """How PDFs are verified here (see :func:`verification_policy`)."""
-        return verification_policy(self.config, online=online)
+        """How PDFs are verified here (see :func:`verification_policy`), read once at open."""
+        return dataclasses.replace(self.pdf_policy, online=online)
 
     def package_trust(self) -> TrustPolicy:
         """How edXML package signatures are verified here (see :func:`package_trust`)."""
-        return package_trust(self.config)
+        return self.package_policy
 
     def probes(self) -> Mapping[str, Callable[[], None]]:
         """Health probes, by dependency name (see ``kyso.health.SERVICE_NEEDS``)."""
@@ -255,7 +261,7 @@ def package_trust(config: Config) -> TrustPolicy:
 
 
 def open_exchange(
-    config: Config, engine: sa.Engine, store: storage.ObjectStore
+    config: Config, engine: sa.Engine, store: storage.ObjectStore, policy: TrustPolicy
 ) -> tuple[Directory | None, Router | None]:
     """The unit directory and this hub's router (both None when the server routes nothing)."""
 
@@ -282,7 +288,6 @@ def open_exchange(
         with settings.directory.open(encoding="utf-8") as handle:
             count = directory.import_csv(handle)
         log.info("directory imported", extra={"units": count, "source": str(settings.directory)})
-    policy = package_trust(config)
     router = Router(
         engine=engine,
         directory=directory,

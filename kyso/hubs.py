@@ -25,14 +25,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import grpc
-from cryptography import x509
 
 import audit
 from exchange.adapters import HsmSigningKey
 from exchange.errors import ExchangeError
 from exchange.hubs import Topology
 from exchange.routing import OutboxItem, OutboxKind, Router
-from kyso.app import Application, trust_anchors
+from kyso.app import Application
 from kyso.errors import ConfigError, KysoError, Unavailable
 from kyso.operations.hops import exchange_key, hub_identity, verify_receipt
 from kyso.operations.ledger import Staging
@@ -148,7 +147,7 @@ class Dispatcher:
         self._timeout = timeout
         self._slots = asyncio.Semaphore(concurrency)
         self._client = HubClient(app, timeout=timeout)
-        self._anchors = [x509.load_der_x509_certificate(d) for d in trust_anchors(app.config)]
+        self._anchors = list(app.package_trust().anchors)
         self._actor = hub_identity(app)
         self._key: HsmSigningKey | None = None
         self._wake = asyncio.Event()
