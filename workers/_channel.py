@@ -176,7 +176,7 @@ class Channel:
         self.busy_at_end = False
         self.dead = False
         self.stopping = False
-        self._stop_error: Callable[[], BaseException] = lambda: WorkerLost("stopped")
+        self._stop_error: Callable[[], BaseException] | None = None  # set when stopped on purpose
         self._ids = itertools.count(1)
         self._sock: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -276,10 +276,6 @@ class Channel:
         if reader is not None and reader is not threading.current_thread():
             reader.join(self.settings.stop_grace)
         self._fail_pending()
-
-    def stop(self, error: Callable[[], BaseException]) -> None:
-        self.begin_stop(error)
-        self.end_stop()
 
     # -- sending --------------------------------------------------------------------------
 
@@ -485,7 +481,7 @@ class Channel:
                 _, call = self.pending.popitem()
             except KeyError:
                 return
-            if self.stopping:
+            if self._stop_error is not None:
                 call.fail(self._stop_error())
             else:
                 call.fail(WorkerLost(self.end_reason, exit_code=self.exit_code))

@@ -182,7 +182,7 @@ class WorkerPool:
         self._serving: tuple[Channel, ...] = ()
         self._starting: set[Channel] = set()
         self._backlog: deque[_Queued] = deque()
-        self._failures = 0  # consecutive failed restarts of the whole pool (restart="pool")
+        self._restart_failures = 0  # consecutive failed restarts of the whole pool (restart="pool")
         self._next_attempt = 0.0
         self._next_beat = math.inf
         # When the supervisor wakes next; a request due earlier wakes it (-inf: it is awake).
@@ -240,10 +240,6 @@ class WorkerPool:
     # -- facts ----------------------------------------------------------------------------
 
     @property
-    def name(self) -> str:
-        return self._spec.name
-
-    @property
     def size(self) -> int:
         return self._spec.workers
 
@@ -255,11 +251,6 @@ class WorkerPool:
     def reason(self) -> str:
         """Why the pool is not serving ("" when it is)."""
         return self._reason
-
-    @property
-    def failure(self) -> BaseException | None:
-        """The permanent error of a FAILED pool."""
-        return self._failure
 
     def pids(self) -> tuple[int | None, ...]:
         """Per worker: its process id, or None while it is being replaced."""
@@ -477,10 +468,10 @@ class WorkerPool:
             self._reason = reason
             served = min((c.ready_at for c in self._serving), default=now)
             if busy or now - served >= spec.backoff[1]:
-                self._failures = 0
+                self._restart_failures = 0
             else:
-                self._failures += 1
-            self._next_attempt = now + self._delay(self._failures)
+                self._restart_failures += 1
+            self._next_attempt = now + self._delay(self._restart_failures)
             channels = [slot.channel for slot in self._slots if slot.channel is not None]
             for slot in self._slots:
                 slot.channel = None
@@ -661,8 +652,8 @@ class WorkerPool:
                     return
                 permanent = isinstance(exc, spec.permanent)
                 if not permanent:
-                    self._failures += 1
-                    self._next_attempt = time.monotonic() + self._delay(self._failures)
+                    self._restart_failures += 1
+                    self._next_attempt = time.monotonic() + self._delay(self._restart_failures)
                     self._reason = str(exc)
             if permanent:
                 self._fail(exc)
