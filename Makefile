@@ -1,5 +1,5 @@
 # kyso — the two commands: `make run` and `make test`.
-.PHONY: run test bench lint protos install install-test clean
+.PHONY: run test test-future test-loaded bench lint protos install install-test clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,6 +14,20 @@ test: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
+	@# the modules that read the calendar, once more with the clock a year ahead
+	scripts/test-under.sh future $(CLOCK_TESTS)
+
+# Modules whose results depend on the date (certificates, sessions, heads, time-stamps, leases).
+CLOCK_TESTS := tests/audit/test_heads.py tests/audit/test_outbox.py tests/dev/test_pki.py \
+	tests/twophase/test_sessions.py tests/twophase/test_refusals.py tests/exchange/test_routing.py \
+	tests/exchange/test_edxml_signature.py tests/verify/test_levels.py tests/signer/test_bad_input.py
+
+# The whole suite with the clock a year ahead, and on a machine with one core kept busy.
+test-future: install-test
+	scripts/test-under.sh future
+
+test-loaded: install-test
+	scripts/test-under.sh loaded
 
 bench: install-test
 	$(BIN)/python -m bench
