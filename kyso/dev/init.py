@@ -23,6 +23,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from asn1crypto import pem
@@ -234,7 +235,8 @@ def dev_init(
 
     pki_dir = home / "pki"
     pki = load_pki(pki_dir)
-    if pki is None or pki.port != responders_port or not _same_keys(pki, spkis):
+    renew = pki is not None and pki.renewal_due(datetime.now(UTC))
+    if pki is None or renew or pki.port != responders_port or not _same_keys(pki, spkis):
         entities = tuple(
             EndEntity(
                 label=spec.alias,
@@ -245,7 +247,7 @@ def dev_init(
             )
             for spec in specs
         )
-        pki = build_pki(directory=pki_dir, port=responders_port, end_entities=entities)
+        pki = build_pki(directory=pki_dir, port=responders_port, end_entities=entities, renew=renew)
         for spec in specs:
             store_certificate(
                 module_path=str(module_path),

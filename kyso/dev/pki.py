@@ -66,6 +66,8 @@ _LEAF_YEARS = 3
 # from the issuer's notBefore, and a revocation only shows on CRLs issued after it.
 _BACKDATE = timedelta(days=2)
 _CRL_PERIOD = "P1D"
+RENEW_BEFORE = timedelta(days=30)
+"""A development environment's certificates are issued anew this long before they expire."""
 
 
 class DevPkiError(KysoError):
@@ -120,6 +122,12 @@ class DevPki:
     root_crl_path: Path
     intermediate_crl_path: Path
     certificates: Mapping[str, Path]
+    epoch: datetime
+
+    def renewal_due(self, now: datetime) -> bool:
+        """True when ``now`` is before the epoch (a clock set back) or within
+        ``RENEW_BEFORE`` of the end-entity certificates' expiry: build the PKI anew."""
+        return not self.epoch <= now < _years(self.epoch, _LEAF_YEARS) - RENEW_BEFORE
 
     @property
     def tsa_url(self) -> str:
@@ -147,11 +155,13 @@ def build_pki(
     port: int,
     end_entities: tuple[EndEntity, ...],
     now: datetime | None = None,
+    renew: bool = False,
 ) -> DevPki:
     """Write the configuration, certificates and CRLs of the development PKI under ``directory``.
 
     Software keys already in ``directory/keys`` are reused; the epoch (validity start) of an
-    earlier build is reused too, so rebuilding with the same inputs gives the same certificates.
+    earlier build is reused too, so rebuilding with the same inputs gives the same certificates
+    — unless ``renew``, which starts a new epoch at ``now`` (see ``DevPki.renewal_due``).
     ``port`` is the responders' port on 127.0.0.1, baked into AIA and CRL distribution points.
     """
     if not 0 < port < 65536:
@@ -168,7 +178,7 @@ def build_pki(
         _write_public_key(key_dir / f"{entity.label}.pub.pem", entity.spki_der)
 
     state_path = directory / _STATE_NAME
-    epoch = _read_epoch(state_path) or _epoch_for(now or datetime.now(UTC))
+    epoch = (None if renew else _read_epoch(state_path)) or _epoch_for(now or datetime.now(UTC))
     url_prefix = f"http://127.0.0.1:{port}"
     config = _config(url_prefix=url_prefix, epoch=epoch, end_entities=end_entities)
     config_path = directory / _CONFIG_NAME
@@ -208,6 +218,7 @@ def build_pki(
         root_crl_path=crl_paths["root"],
         intermediate_crl_path=crl_paths["interm"],
         certificates=certificates,
+        epoch=epoch,
     )
     state = {
         "epoch": epoch.isoformat(),
@@ -245,6 +256,7 @@ def load_pki(directory: Path) -> DevPki | None:
         root_crl_path=directory / "root.crl",
         intermediate_crl_path=directory / "interm.crl",
         certificates=certificates,
+        epoch=_read_epoch(state_path) or datetime.fromtimestamp(0, UTC),
     )
     expected = [pki.config_path, pki.root_path, pki.intermediate_path, *certificates.values()]
     if not all(path.is_file() for path in expected):
@@ -424,7 +436,8 @@ def _leaf_cert(entity: EndEntity, epoch: datetime) -> dict[str, Any]:
         case TestCertificate.EXPIRED:
             validity = _validity(epoch, epoch + timedelta(days=1))
         case TestCertificate.NOT_YET_VALID:
-            start = _years(epoch, 1)
+            # after the renewal point of the others: not yet valid for the PKI's whole life
+            start = _years(epoch, _LEAF_YEARS)
             validity = _validity(start, _years(start, 1))
         case TestCertificate.REVOKED:
             spec["revocation"] = {

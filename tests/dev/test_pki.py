@@ -154,3 +154,28 @@ def test_load_rejects_a_damaged_state_file(tmp_path):
     (tmp_path / "pki-state.json").write_text("{not json")
     with pytest.raises(DevPkiError, match="delete"):
         load_pki(tmp_path)
+
+
+def test_an_ageing_pki_is_due_for_renewal_and_renews_from_now(tmp_path):
+    from datetime import timedelta
+
+    from kyso.dev.pki import RENEW_BEFORE
+
+    built_at = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    first = build_pki(directory=tmp_path, port=9780, end_entities=(), now=built_at)
+    assert load_pki(tmp_path).epoch == first.epoch
+    root = _cert(first.root_path)
+    leaf_end = first.epoch + timedelta(days=3 * 365)
+    assert not first.renewal_due(built_at)
+    assert not first.renewal_due(leaf_end - RENEW_BEFORE - timedelta(seconds=1))
+    assert first.renewal_due(leaf_end - RENEW_BEFORE)
+    assert first.renewal_due(first.epoch - timedelta(seconds=1))  # a clock set back
+
+    later = leaf_end - timedelta(days=1)
+    renewed = build_pki(directory=tmp_path, port=9780, end_entities=(), now=later, renew=True)
+    assert renewed.epoch > first.epoch
+    assert not renewed.renewal_due(later)
+    assert _cert(renewed.root_path).not_valid_before > root.not_valid_before
+    # without renew, a rebuild keeps the epoch (and so the same certificates)
+    again = build_pki(directory=tmp_path, port=9780, end_entities=(), now=later)
+    assert again.epoch == renewed.epoch
