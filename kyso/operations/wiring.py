@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kyso.app import Application
+from kyso.operations.directory import DirectoryReading
 from kyso.operations.documents import Documents
 from kyso.operations.exchange import Exchange
+from kyso.operations.ledger_reading import LedgerReading
 from kyso.operations.signing import Sealing
 from kyso.operations.twophase import TwoPhase
 from kyso.operations.verifying import Verifying
@@ -21,6 +23,8 @@ class Operations:
     two_phase: TwoPhase
     exchange: Exchange
     verifying: Verifying
+    directory: DirectoryReading
+    ledger_reading: LedgerReading
 
     @classmethod
     def build(cls, app: Application) -> Operations:
@@ -31,4 +35,6 @@ class Operations:
             two_phase=TwoPhase(app, documents),
             exchange=Exchange(app, documents),
             verifying=Verifying(app, documents),
+            directory=DirectoryReading(app),
+            ledger_reading=LedgerReading(app),
         )

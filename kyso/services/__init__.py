@@ -58,12 +58,12 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
         ),
         (
             directory_pb2_grpc.add_DirectoryServiceServicer_to_server,
-            DirectoryServicer(app),
+            DirectoryServicer(operations),
             "kyso.v1.DirectoryService",
         ),
         (
             audit_pb2_grpc.add_AuditServiceServicer_to_server,
-            AuditServicer(app),
+            AuditServicer(operations),
             "kyso.v1.AuditService",
         ),
     ]

@@ -15,12 +15,15 @@ from typing import Any
 from asn1crypto import pem, x509
 from google.protobuf import timestamp_pb2
 
+import audit
 import signer
 import storage
+from exchange.directory import RouteKind
 from exchange.edxml import TraceHeader
 from exchange.routing import DeliveryState, TrackEntry
 from kyso.catalogue import CatalogueEntry
 from kyso.errors import RequestInvalid
+from kyso.operations.directory import ChildrenPage, NextHop, ServedUnit
 from kyso.operations.documents import DocumentSource, UploadMeta
 from kyso.operations.exchange import (
     AttachmentSource,
@@ -31,21 +34,35 @@ from kyso.operations.exchange import (
     Sent,
 )
 from kyso.operations.hops import SignedReceipt
+from kyso.operations.ledger_reading import RecordedEvent
 from kyso.operations.signing import SealOrder
 from kyso.operations.twophase import PendingPage, PrepareOrder
 from kyso.operations.verifying import PackageVerdict
-from kyso.v1 import common_pb2, documents_pb2, exchange_pb2, signing_pb2, verification_pb2
+from kyso.v1 import (
+    audit_pb2,
+    common_pb2,
+    directory_pb2,
+    documents_pb2,
+    exchange_pb2,
+    signing_pb2,
+    verification_pb2,
+)
 from signer import verify
 from signer.twophase import SigningSession
 from signer.verify.text import describe_finding, describe_problem
 
 __all__ = [
     "appearance_from_proto",
+    "children_page",
+    "consistency_proof",
     "delivery",
+    "directory_unit",
     "document_info",
     "document_source",
     "forward_order",
     "forward_response",
+    "inclusion_proof",
+    "ledger_event",
     "level_from_proto",
     "level_to_proto",
     "package_report",
@@ -55,7 +72,10 @@ __all__ = [
     "prepare_response",
     "recipient_state",
     "report_language",
+    "requested_tree_size",
+    "route_response",
     "seal_order",
+    "search_response",
     "send_order",
     "sent_response",
     "signed_receipt",
@@ -63,6 +83,7 @@ __all__ = [
     "timestamp",
     "trace_from_proto",
     "trace_to_proto",
+    "tree_head",
     "upload_chunks",
     "upload_meta",
 ]
@@ -525,4 +546,95 @@ def _package_verdict(
             ensure_ascii=False,
         ),
         report_text=f"{name} ({sub_indication}): {reason}",
+    )
+
+
+# -- directory ----------------------------------------------------------------------------------
+
+_ROUTE_KINDS: dict[RouteKind, Any] = {
+    RouteKind.LOCAL: directory_pb2.LOCAL,
+    RouteKind.UP: directory_pb2.UP,
+    RouteKind.DOWN: directory_pb2.DOWN,
+    RouteKind.PEER: directory_pb2.PEER,
+}
+
+
+def directory_unit(served: ServedUnit) -> directory_pb2.Unit:
+    found = served.unit
+    return directory_pb2.Unit(
+        code=found.code,
+        name=found.name,
+        parent_code=found.parent_code or "",
+        level=found.level,
+        kind=found.kind,
+        hub=served.hub or "",
+    )
+
+
+def children_page(page: ChildrenPage) -> directory_pb2.ListChildrenResponse:
+    return directory_pb2.ListChildrenResponse(
+        units=[directory_unit(u) for u in page.units], next_page_token=page.next_page_token
+    )
+
+
+def search_response(found: Sequence[ServedUnit]) -> directory_pb2.SearchResponse:
+    return directory_pb2.SearchResponse(units=[directory_unit(u) for u in found])
+
+
+def route_response(hop: NextHop) -> directory_pb2.RouteResponse:
+    return directory_pb2.RouteResponse(
+        kind=_ROUTE_KINDS[hop.kind], next_hub=hop.next_hub or "", next_hub_address=hop.address
+    )
+
+
+# -- audit --------------------------------------------------------------------------------------
+
+
+def ledger_event(recorded: RecordedEvent) -> audit_pb2.LedgerEvent:
+    entry = recorded.entry
+    event = entry.event
+    return audit_pb2.LedgerEvent(
+        index=entry.index,
+        entry=recorded.data,
+        leaf_hash=recorded.leaf_hash,
+        time=timestamp(event.time),
+        actor=event.actor,
+        unit_code=event.unit,
+        event_type=str(event.type),
+        document_sha256=event.document_sha256 or "",
+        refs=list(event.refs),
+        key=event.key or "",
+        details=dict(event.details),
+    )
+
+
+def requested_tree_size(value: int) -> int | None:
+    """The tree size a GetTreeHead names; 0 (unset) asks for the latest head (None)."""
+    return value or None
+
+
+def tree_head(head: audit.SignedTreeHead) -> audit_pb2.SignedTreeHead:
+    return audit_pb2.SignedTreeHead(
+        tree_size=head.tree_size,
+        root_hash=head.root_hash,
+        time=timestamp(head.time),
+        signed_data=head.signed_data,
+        signature=head.signature,
+        signature_algorithm=str(head.algorithm.value),
+        certificate=head.certificate,
+    )
+
+
+def inclusion_proof(proof: audit.InclusionProof) -> audit_pb2.InclusionProof:
+    return audit_pb2.InclusionProof(
+        index=proof.index,
+        tree_size=proof.tree_size,
+        audit_path=list(proof.path),
+        leaf_hash=proof.leaf_hash,
+    )
+
+
+def consistency_proof(proof: audit.ConsistencyProof) -> audit_pb2.ConsistencyProof:
+    return audit_pb2.ConsistencyProof(
+        first_size=proof.old_size, second_size=proof.new_size, proof=list(proof.path)
     )
