@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -61,6 +62,21 @@ class HubBase:
     _clock: Callable[[], datetime]
     _skip_locked: bool
     _unit_certificates: Callable[[str], Sequence[x509.Certificate]] | None
+
+    @contextmanager
+    def _deciding(self) -> Iterator[sa.Connection]:
+        """A transaction that reads rows, decides, then writes them: no other writer between.
+
+        PostgreSQL: the reads lock the rows they decide on (``FOR UPDATE``). SQLite has no row
+        locks, and pysqlite opens its transaction only at the first write, so the reads before
+        it would see a state another writer may change before this one writes (two statuses of
+        one delivery arriving together both read "no status yet", and the lower one, written
+        last, became current). ``BEGIN IMMEDIATE`` takes the database's write lock first.
+        """
+        with self._engine.begin() as conn:
+            if self._engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
     @staticmethod
     def _outbox_row(

@@ -85,7 +85,7 @@ class Statuses(HubBase):
                 "status 01 (arrived) is recorded automatically on delivery", field="status"
             )
         now = self._clock()
-        with self._engine.begin() as conn:
+        with self._deciding() as conn:
             row = self._find_delivery(
                 conn,
                 recipient=unit,
@@ -156,7 +156,7 @@ class Statuses(HubBase):
         recipient = status.from_.organ_id
         document_id = status.response_for.document_id
         now = self._clock()
-        with self._engine.begin() as conn:
+        with self._deciding() as conn:
             row = self._find_delivery(
                 conn,
                 recipient=recipient,

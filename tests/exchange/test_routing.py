@@ -27,9 +27,12 @@ from exchange.edxml import (
     BusinessType,
     CryptographyKey,
     Organization,
+    ResponseFor,
     StatusCode,
+    StatusPacket,
     TrustPolicy,
     build_package,
+    build_status,
 )
 from exchange.routing import (
     Accepted,
@@ -326,6 +329,74 @@ def test_revoke_statuses_apply_to_the_revoke(router: Router, rsa_key) -> None:
         BusinessType.NEW: StatusCode.ACCEPTED,
         BusinessType.REVOKE: StatusCode.AGREED,
     }
+
+
+def _status_from_na(key: CryptographyKey, code: StatusCode, clock: Clock) -> bytes:
+    """What Nghệ An's Sở Nội vụ says about doc-1 from the ward, as relayed by G22."""
+    status = StatusPacket(
+        response_for=ResponseFor(organ_id=WARD, document_id="doc-1"),
+        from_=Organization(organ_id=NOI_VU_NA),
+        code=code,
+        timestamp=clock.now,
+    )
+    return build_status(status, key=key)
+
+
+def _lock_waits_briefly(url: str) -> sa.Engine:
+    """An engine on ``url`` whose writes give up soon when another transaction holds the lock."""
+    if url.startswith("sqlite"):
+        return sa.create_engine(url, connect_args={"timeout": 0.2})
+    return sa.create_engine(url, connect_args={"options": "-c lock_timeout=200"})
+
+
+def test_a_status_arriving_while_another_is_recorded_is_not_overwritten(
+    router: Router,
+    db_engine: sa.Engine,
+    db_url: str,
+    directory: Directory,
+    store: StoredPackages,
+    policy: TrustPolicy,
+    rsa_key,
+    clock: Clock,
+) -> None:
+    """A retried 01 and the 03 reach the sender's hub at once (two Forward calls): whichever
+    commits last, the current status is the furthest one, 03.
+
+    The 03 is accepted by another process at the moment the 01's transaction has read the
+    delivery and is about to write: it must either be kept waiting until the 01 commits (and
+    is then retried, as its hop would be), or be seen by the 01's transaction.
+    """
+    send(router, rsa_key, sender=WARD, to=(NOI_VU_NA,))
+    arrived = _status_from_na(rsa_key, StatusCode.ARRIVED, clock)
+    accepted = _status_from_na(rsa_key, StatusCode.ACCEPTED, clock)
+    other = _lock_waits_briefly(db_url)
+    rival = Router(engine=other, directory=directory, hub_id="H49", store=store, policy=policy)
+    arrivals: list[str] = []
+    kept_waiting: list[Exception] = []
+
+    def the_03_arrives_now(conn, cursor, statement: str, *args) -> None:
+        writing = statement.startswith(
+            ("UPDATE exchange_deliveries", "INSERT INTO exchange_status")
+        )
+        if writing and not arrivals:
+            arrivals.append(statement)
+            try:
+                rival.accept_status(accepted, via_hub="G22")
+            except sa.exc.OperationalError as exc:  # the 01's transaction holds the lock
+                kept_waiting.append(exc)
+
+    sa.event.listen(db_engine, "before_cursor_execute", the_03_arrives_now)
+    try:
+        router.accept_status(arrived, via_hub="G22")
+        if kept_waiting:
+            rival.accept_status(accepted, via_hub="G22")  # the hop's retry
+    finally:
+        sa.event.remove(db_engine, "before_cursor_execute", the_03_arrives_now)
+        other.dispose()
+    assert arrivals
+    [entry] = router.track(document_id="doc-1")
+    assert entry.status is StatusCode.ACCEPTED
+    assert sorted(e.code.value for e in entry.history) == ["01", "03"]
 
 
 def test_only_this_hubs_units_have_inboxes_here(router: Router) -> None:
