@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import sqlalchemy as sa
 
 from exchange.edxml.model import BusinessType, StatusCode, StatusPacket
@@ -195,7 +197,8 @@ class Statuses(HubBase):
                     code=status.code.value,
                     description=status.description,
                     staff=status.staff.staff if status.staff else None,
-                    at=status.timestamp,
+                    # in UTC like every stored time: the packet gives Vietnam time, SQLite no zone
+                    at=status.timestamp.astimezone(UTC),
                 )
             )
             if row["via_hub"] is not None:

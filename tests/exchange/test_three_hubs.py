@@ -92,6 +92,8 @@ def test_a_commune_sends_to_another_province_and_gets_statuses_back(hubs: Hubs, 
         [entry] = router.track(document_id="doc-1")
         assert entry.status is StatusCode.ACCEPTED
         assert [e.code.value for e in entry.history] == ["01", "03"]
+        # every hub has the times the recipient's hub gave (the packets carry Vietnam time)
+        assert [e.at for e in entry.history] == [hubs.clock.now, hubs.clock.now]
     assert h49.track(document_id="doc-1")[0].history[1].description == "Đã vào sổ"
 
 
