@@ -19,13 +19,15 @@ Two kinds of work reach it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TypeVar
 
 from audit.entry import Event, PreparedEvent, prepare_event
 from audit.errors import AuditError, HeadNotFound, LedgerClosed
@@ -51,6 +53,22 @@ class _Waiter:
 
 _STOP = object()
 _WAKE = object()
+
+_T = TypeVar("_T")
+
+
+def _answer(future: Future[_T], outcome: _T | BaseException) -> None:
+    """Resolve ``future`` with ``outcome`` unless its caller stopped waiting.
+
+    A caller awaiting ``append_async``/``drained_async`` that is cancelled (an RPC whose
+    client went away) cancels the future: its event is appended all the same, since what it
+    records happened, and the writer must live on for every other caller.
+    """
+    with contextlib.suppress(InvalidStateError):
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 class GroupCommitAppender:
@@ -171,8 +189,9 @@ class GroupCommitAppender:
                 self._commit(batch)
             self._drain()
         for waiter in self._waiting:
-            waiter.future.set_exception(
-                LedgerClosed("the audit appender closed; the staged events stay pending")
+            _answer(
+                waiter.future,
+                LedgerClosed("the audit appender closed; the staged events stay pending"),
             )
 
     def _commit(self, batch: list[_Pending]) -> None:
@@ -183,10 +202,10 @@ class GroupCommitAppender:
             # the next batch: a dead writer would leave callers waiting forever.
             log.error("audit batch failed", extra={"events": len(batch)}, exc_info=True)
             for pending in batch:
-                pending.future.set_exception(exc)
+                _answer(pending.future, exc)
             return
         for pending, index in zip(batch, indexes, strict=True):
-            pending.future.set_result(index)
+            _answer(pending.future, index)
 
     def _drain(self) -> None:
         """Append every pending outbox row, then answer the waiters whose rows are in."""
@@ -202,13 +221,13 @@ class GroupCommitAppender:
         except Exception as exc:
             log.error("draining the audit outbox failed; staged events stay pending", exc_info=True)
             for waiter in self._waiting:
-                waiter.future.set_exception(exc)
+                _answer(waiter.future, exc)
             self._waiting.clear()
             return
         still: list[_Waiter] = []
         for waiter in self._waiting:
             if all(i in appended for i in waiter.outbox_ids):
-                waiter.future.set_result([appended[i] for i in waiter.outbox_ids])
+                _answer(waiter.future, [appended[i] for i in waiter.outbox_ids])
             else:  # not visible yet (another drainer holds it): answered at a later drain
                 still.append(waiter)
         self._waiting = still

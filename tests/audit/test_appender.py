@@ -19,6 +19,7 @@ from audit import (
     schedule_heads,
     verify_database,
 )
+from audit.outbox import stage
 from audit.schema import tree
 from tests.audit.conftest import SoftwareHeadSigner, make_event
 
@@ -89,6 +90,56 @@ async def test_append_async(ledger: Ledger) -> None:
     with GroupCommitAppender(ledger) as appender:
         indexes = await asyncio.gather(*(appender.append_async(make_event(n)) for n in range(50)))
     assert sorted(indexes) == list(range(50))
+
+
+async def test_a_caller_that_stops_waiting_leaves_the_writer_running(ledger: Ledger) -> None:
+    """An RPC whose client went away is cancelled while it awaits its index, which cancels the
+    future the writer holds: the event is still appended (what it records happened), and the
+    writer goes on answering everyone else."""
+    writing, release = threading.Event(), threading.Event()
+    original = ledger.append_prepared
+
+    def held(prepared):
+        writing.set()
+        assert release.wait(timeout=60)
+        return original(prepared)
+
+    ledger.append_prepared = held  # type: ignore[method-assign]
+    with GroupCommitAppender(ledger) as appender:
+        waiting = asyncio.ensure_future(appender.append_async(make_event(1)))
+        assert await asyncio.to_thread(writing.wait, 60)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        release.set()
+        assert await asyncio.wait_for(appender.append_async(make_event(2)), 30) == 1
+    assert ledger.get_entry(0).event == make_event(1)
+
+
+async def test_a_caller_that_stops_waiting_for_a_drain_leaves_the_writer_running(
+    ledger: Ledger,
+) -> None:
+    draining, release = threading.Event(), threading.Event()
+    original = ledger.drain_outbox
+
+    def held(**kwargs):
+        draining.set()
+        assert release.wait(timeout=60)
+        return original(**kwargs)
+
+    with GroupCommitAppender(ledger, poll_interval=60) as appender:
+        with ledger.engine.begin() as conn:
+            ids = stage(conn, [make_event(1)])
+        ledger.drain_outbox = held  # type: ignore[method-assign]
+        waiting = asyncio.ensure_future(appender.drained_async(ids))
+        assert await asyncio.to_thread(draining.wait, 60)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        release.set()
+        assert await asyncio.wait_for(appender.append_async(make_event(2)), 30) == 1
+    assert ledger.pending_outbox() == 0
+    assert ledger.get_entry(0).event == make_event(1)
 
 
 @pytest.mark.slow
