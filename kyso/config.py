@@ -204,6 +204,9 @@ class ExchangeConfig:
     hop receipts. ``directory``: a CSV of units imported at start when the directory is empty.
     Outgoing hub-to-hub calls use mutual TLS with ``client_certificate``/``client_key``,
     trusting ``server_ca`` (plaintext only when none is given, for loopback development).
+    ``hub_retry_seconds``: how soon a hop to a hub that could not be reached is tried again,
+    and the longest its channel waits between connection attempts; hops to a hub that is back
+    move within about that (see ``kyso.hubs``).
     """
 
     hub_id: str = ""
@@ -213,6 +216,7 @@ class ExchangeConfig:
     require_signature: bool = True
     lease_seconds: float = 300.0
     dispatch_interval_seconds: float = 0.5
+    hub_retry_seconds: float = 5.0
     client_certificate: Path | None = None
     client_key: Path | None = None
     server_ca: Path | None = None
@@ -487,6 +491,8 @@ def _validate_exchange(config: Config) -> None:
         return
     if exchange.hub_id not in exchange.hubs:
         raise ConfigError(f"exchange.hub_id: {exchange.hub_id!r} is not one of [exchange.hubs]")
+    if exchange.hub_retry_seconds <= 0:
+        raise ConfigError("exchange.hub_retry_seconds: must be more than 0")
     for name, hub in exchange.hubs.items():
         if hub.parent and hub.parent not in exchange.hubs:
             raise ConfigError(f"exchange.hubs.{name}.parent: no hub {hub.parent!r}")

@@ -6,12 +6,24 @@ of the router's durable outbox, sends each one to the next hub with ``ExchangeSe
 plaintext loopback channel for development, the bearer token in ``hub_token_file``), checks the
 receipt the next hub signed (``kyso.operations.hops``), and only then marks the row forwarded,
 with its ``package.forwarded`` event in the same transaction. A failed hop is marked failed and
-the router schedules its retry (exponential backoff with jitter, never dropped).
+retried, never dropped: after the router's backoff (exponential with jitter) when the next hub
+answered with an error; after ``[exchange] hub_retry_seconds`` when it could not be reached.
 
 Invariants:
 - at-least-once: a row is closed only after a verified receipt; a crash between the hop and
   the close leaves the row claimed, and it comes due again when the claim runs out. The next hub
   deduplicates (per document and recipient), so every recipient still sees a document once;
+- a row is claimed only when a hop slot is free for it, so it is sent at once: its claim (the
+  hop's timeout and a margin) runs out while this dispatcher holds it only for a status row
+  carrying more packets than one timeout can send, which another dispatcher may then send
+  again (harmless: see above). A row claimed by a dispatcher that died comes due again when
+  its claim runs out, at most that long after it was claimed;
+- once a hub could not be reached (gRPC UNAVAILABLE: refused, reset, shutting down), its rows
+  are left unclaimed until its channel connects again, and the channel's reconnect backoff is
+  capped at ``hub_retry_seconds``: hops to a hub that is back move within about
+  ``hub_retry_seconds`` (gRPC adds up to 20 % jitter) plus ``dispatch_interval_seconds``,
+  however long it was away, and an absent hub costs one connection attempt per
+  ``hub_retry_seconds``, not one hop per row;
 - a status item whose packets are built here is signed with the ``[exchange] key``.
 """
 
@@ -38,15 +50,25 @@ from kyso.operations.ledger import Staging
 from kyso.services.convert import signed_receipt, trace_to_proto
 from kyso.v1 import exchange_pb2, exchange_pb2_grpc
 
-__all__ = ["Dispatcher", "HubClient", "start_dispatcher"]
+__all__ = ["Dispatcher", "HubClient", "HubUnreachable", "start_dispatcher"]
 
 log = logging.getLogger(__name__)
 
 
-class HubClient:
-    """Channels to the other hubs, one per hub, opened on first use."""
+class HubUnreachable(Unavailable):
+    """The next hub could not be reached (connection refused or reset, or it is shutting down):
+    the hop never got an answer, so it says nothing about the hop itself."""
 
-    def __init__(self, app: Application, *, timeout: float) -> None:
+
+class HubClient:
+    """Channels to the other hubs, one per hub, opened on first use.
+
+    A channel that lost its hub tries to connect again after gRPC's reconnect backoff (1 s
+    growing to 120 s by default), failing every call meanwhile without trying; ``retry`` caps
+    that backoff, so a hub that is back is connected to within ``retry`` seconds (+20 %).
+    """
+
+    def __init__(self, app: Application, *, timeout: float, retry: float) -> None:
         settings = app.config.exchange
         self._hub_id = settings.hub_id
         self._topology = _topology(app)
@@ -66,12 +88,15 @@ class HubClient:
             token = _read(settings.hub_token_file, "exchange.hub_token_file").decode().strip()
             self._metadata = (("authorization", f"Bearer {token}"),)
         limit = app.config.server.max_message_bytes
+        retry_ms = max(1, round(retry * 1000))
         self._options = [
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
+            ("grpc.initial_reconnect_backoff_ms", min(1000, retry_ms)),
+            ("grpc.max_reconnect_backoff_ms", retry_ms),
         ]
 
-    def _stub(self, hub_id: str) -> exchange_pb2_grpc.ExchangeServiceStub:
+    def _channel(self, hub_id: str) -> grpc.aio.Channel:
         channel = self._channels.get(hub_id)
         if channel is None:
             address = self._topology.hub(hub_id).address
@@ -84,22 +109,29 @@ class HubClient:
             else:
                 channel = grpc.aio.insecure_channel(address, options=self._options)
             self._channels[hub_id] = channel
-        return exchange_pb2_grpc.ExchangeServiceStub(channel)
+        return channel
 
     async def forward(
         self, hub_id: str, request: exchange_pb2.ForwardRequest
     ) -> exchange_pb2.ForwardResponse:
-        """Call ``Forward`` on hub ``hub_id``; ``Unavailable`` with the reason when it fails."""
+        """Call ``Forward`` on hub ``hub_id``; when it fails, ``HubUnreachable`` if the hub could
+        not be reached, else ``Unavailable``, with the reason."""
+        stub = exchange_pb2_grpc.ExchangeServiceStub(self._channel(hub_id))
         try:
-            response: exchange_pb2.ForwardResponse = await self._stub(hub_id).Forward(
+            response: exchange_pb2.ForwardResponse = await stub.Forward(
                 request, timeout=self._timeout, metadata=self._metadata
             )
         except grpc.aio.AioRpcError as exc:
-            raise Unavailable(
+            error = HubUnreachable if exc.code() is grpc.StatusCode.UNAVAILABLE else Unavailable
+            raise error(
                 f"hub {hub_id} did not take hop {request.hop_id}: {exc.code().name}:"
                 f" {exc.details()}"
             ) from exc
         return response
+
+    async def connected(self, hub_id: str) -> None:
+        """Return once the channel to hub ``hub_id`` is connected (it keeps trying until then)."""
+        await self._channel(hub_id).channel_ready()
 
     async def close(self) -> None:
         for channel in self._channels.values():
@@ -123,9 +155,10 @@ def _read(path: Path, key: str) -> bytes:
 class Dispatcher:
     """The background task that empties the outbox (see the module docstring).
 
-    ``interval``: how long to wait when nothing was due; ``batch``: rows claimed at a time;
-    ``concurrency``: hops in flight at once; ``timeout``: seconds per Forward call (a claim lasts
-    a little longer, so a live dispatcher never sees its own row come due again).
+    ``interval``: how long to wait when nothing was due; ``concurrency``: hops in flight at
+    once (rows are claimed only for free slots); ``timeout``: seconds per Forward call (a claim
+    lasts a little longer); ``retry``: seconds before a hop to a hub that could not be reached
+    is due again, and the cap of the reconnect backoff to that hub.
     """
 
     def __init__(
@@ -133,7 +166,7 @@ class Dispatcher:
         app: Application,
         *,
         interval: float,
-        batch: int = 50,
+        retry: float,
         concurrency: int = 8,
         timeout: float = 10.0,
     ) -> None:
@@ -143,15 +176,18 @@ class Dispatcher:
         self._router: Router = app.router
         self._hub_id = app.config.exchange.hub_id
         self._interval = interval
-        self._batch = batch
+        self._retry = timedelta(seconds=retry)
+        self._concurrency = concurrency
         self._timeout = timeout
-        self._slots = asyncio.Semaphore(concurrency)
-        self._client = HubClient(app, timeout=timeout)
+        self._client = HubClient(app, timeout=timeout, retry=retry)
         self._anchors = list(app.package_trust().anchors)
         self._actor = hub_identity(app)
         self._key: HsmSigningKey | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._hops: set[asyncio.Task[None]] = set()
+        # hubs that could not be reached, each with the task waiting for its channel to connect
+        self._unreachable: dict[str, asyncio.Task[None]] = {}
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="kyso-dispatcher")
@@ -162,48 +198,86 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Stop taking new rows; hops in flight are cancelled and their rows come due again."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        tasks = [
+            *([self._task] if self._task is not None else []),
+            *self._hops,
+            *self._unreachable.values(),
+        ]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
         await self._client.close()
 
     async def _run(self) -> None:
         while True:
-            try:
-                items = await asyncio.to_thread(
-                    self._router.pending_outbox, limit=self._batch, claim_for=self._claim
-                )
-            except Exception:  # the database may be briefly unreachable: try again later
-                log.exception("cannot read the outbox")
-                items = []
-            if items:
-                await asyncio.gather(*(self._dispatch(item) for item in items))
-            if len(items) < self._batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._interval)
-                self._wake.clear()
+            free = self._concurrency - len(self._hops)
+            if free > 0:
+                for item in await self._claim(free):
+                    hop = asyncio.create_task(self._dispatch(item), name=f"kyso-hop-{item.id}")
+                    self._hops.add(hop)
+                    hop.add_done_callback(self._hop_done)
+            # woken by a new row, a finished hop (a free slot) or a hub connected again
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+
+    async def _claim(self, limit: int) -> list[OutboxItem]:
+        try:
+            return await asyncio.to_thread(
+                self._router.pending_outbox,
+                limit=limit,
+                claim_for=self._claim_for,
+                skip_hubs=set(self._unreachable),
+            )
+        except Exception:  # the database may be briefly unreachable: try again later
+            log.exception("cannot read the outbox")
+            return []
+
+    def _hop_done(self, hop: asyncio.Task[None]) -> None:
+        self._hops.discard(hop)
+        self._wake.set()
 
     @property
-    def _claim(self) -> timedelta:
+    def _claim_for(self) -> timedelta:
         return timedelta(seconds=self._timeout * 1.5 + 2)
 
     async def _dispatch(self, item: OutboxItem) -> None:
-        async with self._slots:
-            try:
-                if item.kind is OutboxKind.PACKAGE:
-                    await self._forward_package(item)
-                else:
-                    await self._forward_statuses(item)
-            except (KysoError, ExchangeError, OSError) as exc:
-                await self._failed(item, str(exc))
-            except Exception as exc:  # any other failure must still reschedule the row
-                log.exception("hop failed unexpectedly", extra={"outbox_id": item.id})
-                await self._failed(item, f"unexpected {type(exc).__name__}")
+        try:
+            if item.kind is OutboxKind.PACKAGE:
+                await self._forward_package(item)
+            else:
+                await self._forward_statuses(item)
+        except HubUnreachable as exc:
+            self._wait_for(item.next_hub)
+            await self._failed(item, str(exc), retry_after=self._retry)
+        except (KysoError, ExchangeError, OSError) as exc:
+            await self._failed(item, str(exc))
+        except Exception as exc:  # any other failure must still reschedule the row
+            log.exception("hop failed unexpectedly", extra={"outbox_id": item.id})
+            await self._failed(item, f"unexpected {type(exc).__name__}")
 
-    async def _failed(self, item: OutboxItem, reason: str) -> None:
-        due = await asyncio.to_thread(self._router.mark_failed, item.id, error=reason)
+    def _wait_for(self, hub_id: str) -> None:
+        """Leave ``hub_id``'s rows unclaimed until its channel connects again."""
+        if hub_id not in self._unreachable:
+            self._unreachable[hub_id] = asyncio.create_task(
+                self._until_connected(hub_id), name=f"kyso-reconnect-{hub_id}"
+            )
+
+    async def _until_connected(self, hub_id: str) -> None:
+        try:
+            await self._client.connected(hub_id)
+            log.info("hub reachable again", extra={"hub": hub_id})
+        finally:
+            del self._unreachable[hub_id]
+            self._wake.set()
+
+    async def _failed(
+        self, item: OutboxItem, reason: str, *, retry_after: timedelta | None = None
+    ) -> None:
+        due = await asyncio.to_thread(
+            self._router.mark_failed, item.id, error=reason, retry_after=retry_after
+        )
         log.warning(
             "hop failed; will retry",
             extra={
@@ -284,6 +358,11 @@ def start_dispatcher(app: Application) -> Dispatcher | None:
     """Start the dispatcher on the running loop when this server routes documents."""
     if app.router is None:
         return None
-    dispatcher = Dispatcher(app, interval=app.config.exchange.dispatch_interval_seconds)
+    settings = app.config.exchange
+    dispatcher = Dispatcher(
+        app,
+        interval=settings.dispatch_interval_seconds,
+        retry=settings.hub_retry_seconds,
+    )
     dispatcher.start()
     return dispatcher

@@ -1,8 +1,15 @@
-"""The durable outbox: claiming due hops, closing them, retrying with backoff."""
+"""The durable outbox: claiming due hops, closing them, retrying them.
+
+A hop the next hub answered with an error is retried with the router's ``Backoff``
+(exponential, capped). A hop that never reached the next hub is retried after the delay its
+caller gives (``mark_failed(retry_after=…)``): the dispatcher paces those hub by hub, and
+leaves an unreachable hub's hops unclaimed (``skip_hubs``) until it can reach that hub again,
+so they move as soon as it is back however long it was away.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -19,12 +26,17 @@ __all__ = ["Outbox"]
 
 
 class Outbox(HubBase):
-    """The durable outbox: hops to other hubs, retried with backoff."""
+    """The durable outbox: hops to other hubs, retried until they are taken."""
 
     def pending_outbox(
-        self, *, limit: int = 100, claim_for: timedelta = timedelta(seconds=60)
+        self,
+        *,
+        limit: int = 100,
+        claim_for: timedelta = timedelta(seconds=60),
+        skip_hubs: Collection[str] = (),
     ) -> list[OutboxItem]:
-        """Claim up to ``limit`` due hops for ``claim_for`` (others won't get them meanwhile).
+        """Claim up to ``limit`` due hops for ``claim_for`` (others won't get them meanwhile),
+        the longest due first; hops to the hubs in ``skip_hubs`` stay due, unclaimed.
 
         A claimed item that is neither marked forwarded nor failed comes due again when the
         claim runs out: at-least-once, across crashes.
@@ -36,6 +48,8 @@ class Outbox(HubBase):
             .order_by(outbox.c.next_attempt_at, outbox.c.id)
             .limit(limit)
         )
+        if skip_hubs:
+            due = due.where(outbox.c.next_hub.not_in(skip_hubs))
         if self._skip_locked:
             due = due.with_for_update(skip_locked=True)
         with self._engine.begin() as conn:
@@ -114,8 +128,14 @@ class Outbox(HubBase):
             if rows and journal is not None:
                 journal(conn, sorted(row.id for row in rows))
 
-    def mark_failed(self, item_id: int, *, error: str) -> datetime:
-        """The hop failed: schedule the next attempt with backoff; return when it is due."""
+    def mark_failed(
+        self, item_id: int, *, error: str, retry_after: timedelta | None = None
+    ) -> datetime:
+        """The hop failed: schedule the next attempt; return when it is due.
+
+        Due after ``retry_after`` when given (the hop never reached the next hub), else after
+        the backoff for this attempt (the next hub answered with an error).
+        """
         now = self._clock()
         with self._engine.begin() as conn:
             attempts = conn.execute(
@@ -123,7 +143,8 @@ class Outbox(HubBase):
             ).scalar_one_or_none()
             if attempts is None:
                 raise DeliveryNotFound(f"outbox item {item_id} does not exist")
-            due = now + self._backoff.delay(attempts + 1)
+            delay = self._backoff.delay(attempts + 1) if retry_after is None else retry_after
+            due = now + delay
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == item_id, outbox.c.done_at.is_(None))

@@ -14,7 +14,9 @@ Invariants:
 - status 01 is recorded when a document reaches a local inbox; the recipient sets 02–06 or
   13/15/16 within the transitions of ``transitions``; statuses go back the way the message came
   (``via_hub``), hop by hop, through the outbox;
-- outbox items are retried with exponential backoff and jitter, never dropped;
+- outbox items are retried, never dropped: with exponential backoff and jitter when the next
+  hub answered with an error, after the caller's delay when it could not be reached
+  (see ``outbox``);
 - a transaction that reads a delivery to decide how to change it holds the write lock from
   its first read (``HubBase._deciding``): two statuses of one delivery arriving at once are
   recorded one after the other, never both against the state before either.

@@ -45,7 +45,15 @@ from exchange.routing import (
 )
 from exchange.schema import deliveries, status_events
 from storage import FilesystemStore
-from tests.exchange.conftest import G22, NOI_VU_NA, NOI_VU_QN, Clock, simple_package
+from tests.exchange.conftest import (
+    G22,
+    NOI_VU_NA,
+    NOI_VU_QN,
+    Clock,
+    load_directory,
+    simple_package,
+    topology,
+)
 
 WARD = "000.21.30.H49"  # UBND phường 01 (thành phố Hạ Long)
 TU_PHAP_QN = "000.00.03.H49"
@@ -288,6 +296,47 @@ def test_backoff_grows_exponentially_with_jitter_and_a_ceiling() -> None:
         delays = [backoff.delay(attempt, rng=rng).total_seconds() for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1
+
+
+def test_a_hop_that_did_not_reach_its_hub_is_due_again_after_the_given_delay(
+    router: Router, rsa_key, clock: Clock
+) -> None:
+    """However long the next hub stays unreachable, a hop marked failed with ``retry_after``
+    is due again that long after its last attempt: the bound on how long it waits once the
+    hub is back. A hop the hub answered with an error still backs off exponentially."""
+    send(router, rsa_key, sender=WARD, to=(NOI_VU_NA,))
+    retry = timedelta(seconds=5)
+    for _ in range(20):  # exponential backoff would have reached its 30-minute ceiling
+        [item] = router.pending_outbox()
+        due = router.mark_failed(item.id, error="UNAVAILABLE", retry_after=retry)
+        assert due == clock.now + retry
+        assert router.pending_outbox() == []
+        clock.advance(seconds=5)
+    [item] = router.pending_outbox()
+    assert item.attempts == 20
+    due = router.mark_failed(item.id, error="INTERNAL: the hub failed")
+    assert due >= clock.now + timedelta(minutes=15)  # attempt 21: between 15 and 30 minutes
+
+
+def test_hops_to_a_skipped_hub_stay_due_while_the_others_go(
+    db_engine: sa.Engine, store: StoredPackages, policy: TrustPolicy, rsa_key, clock: Clock
+) -> None:
+    directory = load_directory(db_engine, topo=topology(peers=True))
+    router = Router(
+        engine=db_engine,
+        directory=directory,
+        hub_id="H49",
+        store=store,
+        policy=policy,
+        clock=clock,
+    )
+    send(router, rsa_key, sender=WARD, to=(NOI_VU_NA,))  # to the peer H41
+    send(router, rsa_key, sender=WARD, to=(G22,), document_id="doc-2")  # to the parent G22
+    [to_g22] = router.pending_outbox(skip_hubs={"H41"})
+    assert (to_g22.next_hub, to_g22.document_id) == ("G22", "doc-2")
+    assert router.pending_outbox(skip_hubs={"H41"}) == []
+    [to_h41] = router.pending_outbox()  # H41 can be reached again: its hop was due all along
+    assert (to_h41.next_hub, to_h41.document_id) == ("H41", "doc-1")
 
 
 def test_status_transitions_are_enforced(router: Router, rsa_key) -> None:
