@@ -14,10 +14,12 @@ from lxml import etree
 
 from exchange.edxml import MessageHeader, Organization, Package, TraceHeader, build_package
 from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc, exchange_pb2, exchange_pb2_grpc
-from tests.hubs.topology import Topology, eventually
+from tests.hubs.topology import Hub, Topology, eventually
 from tests.signer.pdfgen import make_pdf
 
-pytestmark = pytest.mark.slow
+# Each wait below ends as soon as its condition holds, or fails after topology.CROSSING
+# saying what it last saw; the test timeout leaves room for several such waits in a row.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 COMMUNE = "000.21.30.H49"  # UBND phường 01 (thành phố Hạ Long), Quảng Ninh
 NOI_VU_NA = "000.00.02.H41"  # Sở Nội vụ Nghệ An
@@ -69,7 +71,7 @@ def test_a_commune_sends_to_another_province_and_gets_statuses_back(hubs, tmp_pa
 
     inbox = eventually(
         lambda: _ok(h41.kyso("inbox", "--unit", NOI_VU_NA, "--ack")),
-        what="the document in Nghệ An's inbox",
+        what=f"document {document_id} in the inbox of {NOI_VU_NA} at H41",
     )
     [line, *checks] = inbox.splitlines()
     _, listed, sender, subject, trace = line.split("\t")
@@ -82,18 +84,25 @@ def test_a_commune_sends_to_another_province_and_gets_statuses_back(hubs, tmp_pa
     assert checks[0].startswith("\tpackage: signed by ")
     assert checks[1].startswith("\tbao-cao.pdf: ")
 
-    def status_at_sender() -> list[list[str]]:
-        return _lines(_ok(h49.kyso("status", "--document", document_id, "--from", COMMUNE)))
+    def status_at_sender() -> list[str]:
+        [recipient] = _lines(_ok(h49.kyso("status", "--document", document_id, "--from", COMMUNE)))
+        return recipient
 
-    assert eventually(lambda: status_at_sender()[0][1:3] == ["forwarded", "01"], what="01")
+    eventually(
+        status_at_sender,
+        done=lambda recipient: recipient[1:3] == ["forwarded", "01"],
+        what=f"status 01 of {NOI_VU_NA} back at H49",
+    )
     _ok(
         h41.kyso(
             "status", "--set", "03", "--document", document_id, "--unit", NOI_VU_NA,
             "--from", COMMUNE, "--description", "Đã vào sổ",
         )
     )  # fmt: skip
-    assert eventually(
-        lambda: status_at_sender()[0] == [NOI_VU_NA, "forwarded", "03", "Đã vào sổ"], what="03"
+    eventually(
+        status_at_sender,
+        done=lambda recipient: recipient == [NOI_VU_NA, "forwarded", "03", "Đã vào sổ"],
+        what=f"status 03 of {NOI_VU_NA} back at H49",
     )
     # the central hub saw the same history, and every hop was receipted and ledgered
     assert hubs.hubs["G22"].sql(
@@ -101,13 +110,29 @@ def test_a_commune_sends_to_another_province_and_gets_statuses_back(hubs, tmp_pa
         " ON m.id = e.message_id WHERE m.document_id = ? ORDER BY e.id",
         document_id,
     ) == [("01",), ("03",)]
-    for hub in (h49, hubs.hubs["G22"]):
-        assert hub.sql("SELECT count(*) FROM exchange_outbox WHERE done_at IS NULL") == [(0,)]
+    # the hub that relayed the 03 closes its hop when H49's receipt comes back, just after
+    _all_hops_closed(hubs)
     forwarded = h49.sql(
         "SELECT count(*) FROM audit_entries WHERE instr(entry, CAST(? AS BLOB)) > 0",
         "package.forwarded",
     )
     assert forwarded[0][0] >= 1
+
+
+def _open_hops(hub: Hub) -> list[tuple]:
+    """The hops ``hub`` has not closed yet: id, kind, next hub, status, attempts, due, error."""
+    return hub.sql(
+        "SELECT id, kind, next_hub, status_code, attempts, next_attempt_at,"
+        " substr(last_error, 1, 120) FROM exchange_outbox WHERE done_at IS NULL ORDER BY id"
+    )
+
+
+def _all_hops_closed(hubs: Topology) -> None:
+    eventually(
+        lambda: {hub.id: _open_hops(hub) for hub in hubs.hubs.values()},
+        done=lambda open_hops: not any(open_hops.values()),
+        what="every hop of every hub closed by its next hub's receipt",
+    )
 
 
 def _send(hub, *, number: int, to: tuple[str, ...]) -> exchange_pb2.SendResponse:
@@ -116,6 +141,22 @@ def _send(hub, *, number: int, to: tuple[str, ...]) -> exchange_pb2.SendResponse
     request.fields.code_number = str(number)
     request.fields.code_notation = "UBND"
     return _exchange(hub).Send(request, metadata=hub.metadata(), timeout=60)
+
+
+def _whereabouts(hubs: Topology, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Where each (document, recipient) stands at every hub: delivery state and status."""
+    seen: dict[tuple[str, str], list[str]] = {pair: [] for pair in pairs}
+    for hub in hubs.hubs.values():
+        rows = hub.sql(
+            "SELECT m.document_id, d.recipient, d.state, coalesce(d.status, '--')"
+            " FROM exchange_deliveries d JOIN exchange_messages m ON m.id = d.message_id"
+            " WHERE m.document_id LIKE ?",
+            f"{COMMUNE},%,1__/UBND",
+        )
+        found = {(d, r): f"{hub.id} {state} {status}" for d, r, state, status in rows}
+        for pair in pairs:
+            seen[pair].append(found.get(pair, f"{hub.id} none"))
+    return {pair: ", ".join(where) for pair, where in sorted(seen.items())}
 
 
 def test_the_central_hub_killed_mid_forward_loses_and_duplicates_nothing(hubs) -> None:
@@ -138,7 +179,8 @@ def test_the_central_hub_killed_mid_forward_loses_and_duplicates_nothing(hubs) -
 
     received: dict[tuple[str, str], list[str]] = {}
 
-    def drain() -> bool:
+    def drain() -> dict[tuple[str, str], str]:
+        """Receive and acknowledge what H41 has; return where the missing pairs are."""
         for unit in NA_DEPARTMENTS:
             for delivery in _exchange(h41).Receive(
                 exchange_pb2.ReceiveRequest(unit_code=unit, lease_seconds=600),
@@ -152,9 +194,13 @@ def test_the_central_hub_killed_mid_forward_loses_and_duplicates_nothing(hubs) -
                     exchange_pb2.AckRequest(unit_code=unit, delivery_ids=[delivery.delivery_id]),
                     metadata=h41.metadata(),
                 )
-        return set(received) == expected
+        return _whereabouts(hubs, expected - set(received))
 
-    eventually(drain, within=90, what="every document at every recipient after the restart")
+    eventually(
+        drain,
+        done=lambda missing: not missing,
+        what="every document at every recipient at H41 after G22's restart",
+    )
     assert all(traces == [ROUTE] for traces in received.values()), received
 
     for document_id, unit in sorted(expected):
@@ -165,20 +211,29 @@ def test_the_central_hub_killed_mid_forward_loses_and_duplicates_nothing(hubs) -
             metadata=h41.metadata(),
         )
 
-    def statuses_back() -> bool:
-        seen = set()
+    def not_yet_03_at_sender() -> dict[tuple[str, str], str]:
+        """The pairs whose current status the sender's hub does not give as 03, and where
+        they stand at every hub."""
+        accepted = set()
         for document_id in documents:
             track = _exchange(h49).Track(
                 exchange_pb2.TrackRequest(document_id=document_id, from_unit=COMMUNE),
                 metadata=h49.metadata(),
             )
-            seen |= {(document_id, r.unit_code) for r in track.recipients if r.status_code == "03"}
-        return seen == expected
+            accepted |= {
+                (document_id, r.unit_code) for r in track.recipients if r.status_code == "03"
+            }
+        return _whereabouts(hubs, expected - accepted)
 
-    eventually(statuses_back, within=90, what="status 03 of every recipient back at H49")
-    # exactly once: one delivery row per (document, recipient) at the recipients' hub, and the
-    # sender recorded 01 and 03 once each (a retried 01 may arrive after the 03: the current
-    # status stays the furthest one)
+    eventually(
+        not_yet_03_at_sender,
+        done=lambda missing: not missing,
+        what="status 03 of every recipient back at H49",
+    )
+    # exactly once, counted when nothing is in flight any more (a retried 01 may arrive after
+    # the 03: the current status stays the furthest one): one delivery row per (document,
+    # recipient) at the recipients' hub, and the sender recorded 01 and 03 once each
+    _all_hops_closed(hubs)
     rows = h41.sql(
         "SELECT m.document_id, d.recipient FROM exchange_deliveries d"
         " JOIN exchange_messages m ON m.id = d.message_id WHERE m.document_id LIKE ?",
@@ -194,6 +249,12 @@ def test_the_central_hub_killed_mid_forward_loses_and_duplicates_nothing(hubs) -
     assert {(d, r): tuple(sorted(codes.split(","))) for d, r, codes in histories} == (
         dict.fromkeys(expected, ("01", "03"))
     )
+    # and H49 ledgered each status it took (a hop is receipted only after its ledger entry)
+    ledgered = h49.sql(
+        "SELECT count(*) FROM audit_entries WHERE instr(entry, CAST(? AS BLOB)) > 0",
+        "status.changed",
+    )
+    assert ledgered[0][0] >= 2 * len(expected)
 
 
 def test_one_send_reaches_every_commune_of_the_province(hubs) -> None:
