@@ -472,12 +472,15 @@ def uploads_under_sigkill(
     unexpected: list[BaseException] = []
     todo: list[int] = list(range(total))
     lock = threading.Lock()
+    # Set when the run ends, however it ends: a client must never outlive a failed run (it
+    # would retry against a dead server forever and keep the test process from exiting).
+    over = threading.Event()
     server = ServeProcess(config_path, port, log_path, env=env).start()
 
     def client() -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}", options=_FAST_RECONNECT) as channel:
             stub = documents_pb2_grpc.DocumentServiceStub(channel)
-            while True:
+            while not over.is_set():
                 with lock:
                     if not todo:
                         return
@@ -506,7 +509,7 @@ def uploads_under_sigkill(
     kills = 0
     try:
         server.wait_ready()
-        threads = [threading.Thread(target=client) for _ in range(workers)]
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(workers)]
         for thread in threads:
             thread.start()
         while not all_acked() and not unexpected:
@@ -536,6 +539,7 @@ def uploads_under_sigkill(
                 assert info.document.size == len(docs[index])
         assert server.stop() == 0
     finally:
+        over.set()
         server.ensure_dead()
     assert len(acked) == total
     assert kills >= 3, "the test must actually kill the server mid-run"
