@@ -181,6 +181,28 @@ class Documents:
         await self._app.events.settled(staging)
         return stored
 
+    async def store_signed(
+        self, pdf: bytes, *, filename: str, uploader: str, unit_code: str
+    ) -> tuple[storage.StoredObject, CatalogueEntry]:
+        """Store a signed PDF (object lock when configured) and the catalogue entry to record
+        for it; the caller records the entry with its signature and event in one transaction."""
+        stored = await self._run(
+            self._store.put,
+            pdf,
+            content_type="application/pdf",
+            metadata={},
+            retention=self._app.signed_retention,
+        )
+        entry = CatalogueEntry(
+            ref=str(stored.ref),
+            size=stored.size,
+            content_type="application/pdf",
+            filename=filename,
+            uploader=uploader,
+            unit_code=unit_code,
+        )
+        return stored, entry
+
     async def read(self, source: DocumentSource) -> tuple[bytes, str]:
         """The document's bytes and its ref ("" when inline), within the configured size."""
         limit = self._app.config.signing.max_document_bytes

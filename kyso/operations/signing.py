@@ -20,7 +20,7 @@ import signer
 import storage
 from kyso.app import Application
 from kyso.authz import Identity
-from kyso.catalogue import CatalogueEntry, SignatureRecord
+from kyso.catalogue import SignatureRecord
 from kyso.config import KeyConfig
 from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
 from kyso.operations.documents import Documents, DocumentSource
@@ -94,17 +94,8 @@ class Sealing:
                 certify=order.certify,
             )
         )
-        stored = await self._run(
-            self._app.store.put,
+        stored, entry = await self._documents.store_signed(
             signed.pdf,
-            content_type="application/pdf",
-            metadata={},
-            retention=self._app.signed_retention,
-        )
-        entry = CatalogueEntry(
-            ref=str(stored.ref),
-            size=stored.size,
-            content_type="application/pdf",
             filename=order.document.filename,
             uploader=actor.name,
             unit_code=key.unit or actor.unit,

@@ -33,7 +33,7 @@ import signer
 import storage
 from kyso.app import Application
 from kyso.authz import Identity
-from kyso.catalogue import Catalogue, CatalogueEntry, SignatureRecord
+from kyso.catalogue import Catalogue, SignatureRecord
 from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
 from kyso.operations.documents import Documents, DocumentSource
 from kyso.operations.ledger import Staging
@@ -190,17 +190,8 @@ class TwoPhase:
                     session, prepared_pdf=prepared, signature_value=signature_value
                 )
             )
-            stored = await self._run(
-                self._app.store.put,
+            stored, entry = await self._documents.store_signed(
                 completed.pdf,
-                content_type="application/pdf",
-                metadata={},
-                retention=self._app.signed_retention,
-            )
-            entry = CatalogueEntry(
-                ref=str(stored.ref),
-                size=stored.size,
-                content_type="application/pdf",
                 filename=session.filename,
                 uploader=session.requester,
                 unit_code=session.unit_code,

@@ -50,34 +50,35 @@ class Verifying:
 
     def _package_verdict(self, data: bytes) -> PackageVerdict:
         digest = hashlib.sha256(data).hexdigest()
-        failed = verify.Indication.TOTAL_FAILED
         try:
             opened = open_package(data, policy=self._app.package_trust())
-        except (exchange.UntrustedSigner, exchange.UnsignedPackageRefused) as exc:
-            return PackageVerdict(
-                sha256=digest,
-                indication=verify.Indication.INDETERMINATE,
-                sub_indication="NO_CERTIFICATE_CHAIN_FOUND",
-                reason=str(exc),
-            )
-        except exchange.WeakSignatureRefused as exc:
-            return PackageVerdict(
-                sha256=digest,
-                indication=failed,
-                sub_indication="CRYPTO_CONSTRAINTS_FAILURE",
-                reason=str(exc),
-            )
-        except exchange.SignatureInvalid as exc:
-            return PackageVerdict(
-                sha256=digest,
-                indication=failed,
-                sub_indication="SIG_CRYPTO_FAILURE",
-                reason=str(exc),
-            )
-        except exchange.PackageInvalid as exc:
-            return PackageVerdict(
-                sha256=digest, indication=failed, sub_indication="FORMAT_FAILURE", reason=str(exc)
-            )
+        except exchange.ExchangeError as exc:
+            for kinds, indication, sub_indication in _REFUSALS:
+                if isinstance(exc, kinds):
+                    return PackageVerdict(
+                        sha256=digest,
+                        indication=indication,
+                        sub_indication=sub_indication,
+                        reason=str(exc),
+                    )
+            raise
         return PackageVerdict(
             sha256=digest, indication=verify.Indication.TOTAL_PASSED, opened=opened
         )
+
+
+# Why a package did not verify, most specific first: (errors, indication, sub-indication).
+_REFUSALS: tuple[tuple[tuple[type[Exception], ...], verify.Indication, str], ...] = (
+    (
+        (exchange.UntrustedSigner, exchange.UnsignedPackageRefused),
+        verify.Indication.INDETERMINATE,
+        "NO_CERTIFICATE_CHAIN_FOUND",
+    ),
+    (
+        (exchange.WeakSignatureRefused,),
+        verify.Indication.TOTAL_FAILED,
+        "CRYPTO_CONSTRAINTS_FAILURE",
+    ),
+    ((exchange.SignatureInvalid,), verify.Indication.TOTAL_FAILED, "SIG_CRYPTO_FAILURE"),
+    ((exchange.PackageInvalid,), verify.Indication.TOTAL_FAILED, "FORMAT_FAILURE"),
+)
