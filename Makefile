@@ -1,5 +1,5 @@
 # kyso — the two commands: `make run` and `make test`.
-.PHONY: run test test-future test-loaded bench lint protos install install-test clean
+.PHONY: run test test-loaded bench lint protos install install-test clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,14 +18,14 @@ test: install-test
 	scripts/test-under.sh future $(CLOCK_TESTS)
 
 # Modules whose results depend on the date (certificates, sessions, heads, time-stamps, leases).
+# Not the whole suite: under libfaketime the kernel's file times stay real (the reconcile's
+# "old enough" objects), Ceph's daemons do not start, and timed waits on condition variables
+# misbehave (watchdog and heartbeat tests) — none of them reads the calendar.
 CLOCK_TESTS := tests/audit/test_heads.py tests/audit/test_outbox.py tests/dev/test_pki.py \
 	tests/twophase/test_sessions.py tests/twophase/test_refusals.py tests/exchange/test_routing.py \
 	tests/exchange/test_edxml_signature.py tests/verify/test_levels.py tests/signer/test_bad_input.py
 
-# The whole suite with the clock a year ahead, and on a machine with one core kept busy.
-test-future: install-test
-	scripts/test-under.sh future
-
+# The whole suite on a machine with one core kept busy.
 test-loaded: install-test
 	scripts/test-under.sh loaded
 

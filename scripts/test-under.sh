@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The suite under conditions the calendar and the machine will bring (`make test-future`,
-# `make test-loaded`); extra arguments go to pytest (default: the whole suite).
+# Tests under conditions the calendar and the machine will bring (`make test` runs its
+# CLOCK_TESTS with `future`; `make test-loaded`); extra arguments go to pytest (default: all).
 #   scripts/test-under.sh future [ARGS]   the clock read one year ahead (libfaketime; every child
 #                                         process inherits it, so servers and workers agree)
 #   scripts/test-under.sh loaded [ARGS]   one core kept busy by stress-ng for the whole run
