@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from kyso.errors import NotFound
 from kyso.schema import documents, signatures, verifications
@@ -70,15 +71,10 @@ class Catalogue:
         conn: sa.Connection, entry: CatalogueEntry, *, signature: SignatureRecord | None = None
     ) -> None:
         """``record`` within a transaction the caller owns (another component's change)."""
-        exists = conn.execute(
-            sa.select(documents.c.ref).where(documents.c.ref == entry.ref)
-        ).first()
-        if exists is None:
-            try:
-                with conn.begin_nested():
-                    conn.execute(documents.insert().values(**_row(entry)))
-            except sa.exc.IntegrityError:
-                pass  # another writer catalogued the same bytes first: one document
+        # Not a savepoint: pysqlite opens its transaction only at the first write, and a
+        # SAVEPOINT outside a transaction commits at its RELEASE — the row would commit apart
+        # from what the caller writes after it (a crash between lost the row's ledger event).
+        conn.execute(_insert_if_absent(conn, documents).values(**_row(entry)))
         if signature is not None:
             conn.execute(
                 signatures.insert().values(
@@ -127,19 +123,11 @@ class Catalogue:
     def record_verification(self, sha256: str, summary: str) -> None:
         """Keep a package's verification summary (the first one recorded stays)."""
         with self._engine.begin() as conn:
-            if conn.execute(
-                sa.select(verifications.c.sha256).where(verifications.c.sha256 == sha256)
-            ).first():
-                return
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        verifications.insert().values(
-                            sha256=sha256, summary=summary, verified_at=datetime.now(UTC)
-                        )
-                    )
-            except sa.exc.IntegrityError:
-                pass  # another process recorded it first
+            conn.execute(
+                _insert_if_absent(conn, verifications).values(
+                    sha256=sha256, summary=summary, verified_at=datetime.now(UTC)
+                )
+            )
 
     def refs(self, *, batch: int = 1000) -> Iterable[Sequence[str]]:
         """Every catalogued ref, in batches (for the start-up consistency check)."""
@@ -157,6 +145,14 @@ class Catalogue:
             chunk = [r.ref for r in rows]
             yield chunk
             last = chunk[-1]
+
+
+def _insert_if_absent(conn: sa.Connection, table: sa.Table) -> sa.Insert:
+    """An INSERT that leaves an existing row (same primary key) as it is: the first writer of a
+    content address wins, concurrent writers from several processes end with one row."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _row(entry: CatalogueEntry) -> dict[str, object]:
