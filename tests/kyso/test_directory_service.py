@@ -11,12 +11,12 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from google.rpc import error_details_pb2, status_pb2
 
 from kyso.app import Application
 from kyso.config import Config, load_config
 from kyso.server import Server
 from kyso.v1 import directory_pb2, directory_pb2_grpc
+from tests.support.statuses import bad_request_field
 
 # One server for the module: every request here only reads the directory.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -96,17 +96,6 @@ async def directory(
         yield stub
 
 
-def _field_of(error: grpc.aio.AioRpcError) -> str:
-    status = status_pb2.Status.FromString(
-        dict(error.trailing_metadata())["grpc-status-details-bin"]
-    )
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            return bad.field_violations[0].field
-    raise AssertionError("no BadRequest detail")
-
-
 async def test_a_unit_carries_the_hub_that_serves_it(directory) -> None:
     unit = await directory.GetUnit(directory_pb2.GetUnitRequest(code=DEPARTMENTS[0]), metadata=AUTH)
     assert (unit.code, unit.name, unit.parent_code, unit.level, unit.kind, unit.hub) == (
@@ -132,7 +121,7 @@ async def test_get_unit_refusals(directory, code, status, field) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await directory.GetUnit(directory_pb2.GetUnitRequest(code=code), metadata=AUTH)
     assert caught.value.code() is status
-    assert _field_of(caught.value) == field
+    assert bad_request_field(caught.value) == field
 
 
 async def test_children_page_by_page(directory) -> None:
@@ -197,7 +186,7 @@ async def test_list_children_refusals(directory, request_fields, status, field, 
         )
     assert caught.value.code() is status
     assert message in caught.value.details()
-    assert _field_of(caught.value) == field
+    assert bad_request_field(caught.value) == field
 
 
 async def test_search_by_words_of_the_name(directory) -> None:
@@ -222,7 +211,7 @@ async def test_search_refusals(directory, request_fields, field, message) -> Non
         await directory.Search(directory_pb2.SearchRequest(**request_fields), metadata=AUTH)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details() == message
-    assert _field_of(caught.value) == field
+    assert bad_request_field(caught.value) == field
 
 
 async def test_routes_local_and_up_with_the_next_hub_address(directory) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import grpc
 import pytest
 import sqlalchemy as sa
-from google.rpc import error_details_pb2, status_pb2
 
 from kyso.v1 import exchange_pb2, exchange_pb2_grpc
+from tests.support.statuses import bad_request_field
 
 COMMUNE = "000.21.30.H49"
 DEPARTMENT = "000.00.02.H49"
@@ -29,17 +29,6 @@ def _request(**fields) -> exchange_pb2.SendRequest:
             for n in range(value):
                 request.fields.attachments.add(name=f"a{n}.txt", content=b"x")
     return request
-
-
-def _field_of(error: grpc.aio.AioRpcError) -> str:
-    status = status_pb2.Status.FromString(
-        dict(error.trailing_metadata())["grpc-status-details-bin"]
-    )
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            return bad.field_violations[0].field
-    raise AssertionError("no BadRequest detail")
 
 
 def _counts(config) -> tuple[int, int, int]:
@@ -70,7 +59,7 @@ async def test_send_that_would_break_its_event_is_refused_and_stores_nothing(
         await stub.Send(_request(**fields), metadata=_auth(dev_config))
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert limit in caught.value.details()
-    assert _field_of(caught.value) == field
+    assert bad_request_field(caught.value) == field
     assert _counts(dev_config) == before
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await stub.Track(
