@@ -12,12 +12,13 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -26,7 +27,7 @@ from grpc import aio
 from kyso.admission import Admission, Ticket, idle_bounded
 from kyso.authz import PUBLIC_SERVICES, Authenticator, Identity, authorize
 from kyso.config import LimitsConfig
-from kyso.errors import AuthenticationError, PermissionDenied, StatusInfo, to_status
+from kyso.errors import AuthenticationError, PermissionDenied, StatusInfo, StreamIdle, to_status
 from kyso.metrics import Metrics
 
 __all__ = ["KysoInterceptor", "current_identity", "current_request_id"]
@@ -133,7 +134,9 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     def _streaming(
         self, method: str, behaviour: Callable[..., Any], *, client_streaming: bool = False
     ) -> Callable[..., Any]:
-        async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        # A coroutine that writes each message itself (rather than an async generator that
+        # yields them) so that a write the client does not take is bounded in time.
+        async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> None:
             started = self._begin(method)
             code = grpc.StatusCode.OK
             ticket: Ticket | None = None
@@ -146,10 +149,10 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                     result = await result
                 if hasattr(result, "__aiter__"):
                     async for item in result:
-                        yield item
+                        await self._write(context, item)
                 else:
                     for item in result:
-                        yield item
+                        await self._write(context, item)
             except aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
@@ -163,6 +166,17 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 self._end(method, started, code)
 
         return run
+
+    async def _write(self, context: aio.ServicerContext[Any, Any], message: Any) -> None:
+        """Send one message of a server stream; a client that takes nothing for
+        ``stream_idle_seconds`` (a stalled reader holding the call) ends the stream."""
+        try:
+            await asyncio.wait_for(context.write(message), self._idle_seconds)
+        except TimeoutError:
+            raise StreamIdle(
+                f"the client read nothing for {self._idle_seconds:g} s "
+                "([limits] stream_idle_seconds); the stream was ended"
+            ) from None
 
     def _begin(self, method: str) -> float:
         _request_id.set(uuid.uuid4().hex[:16])

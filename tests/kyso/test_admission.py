@@ -271,3 +271,37 @@ async def test_a_saturated_pool_refuses_more_and_turns_health_not_serving(write_
         await _until_status(channel, "", serving)
         stored = await _upload(stub, config, b"served again")
         assert stored.size == len(b"served again")
+
+
+async def test_a_reader_that_stalls_is_ended_and_holds_nothing(write_config) -> None:
+    config = _config(write_config, "stream_idle_seconds = 2\nstreams_in_flight = 2")
+    async with _serving(config) as (server, _):
+        # A client without flow-control window growth, so that what it does not read stays
+        # on the server's side.
+        options = [("grpc.http2.bdp_probe", 0), ("grpc.max_receive_message_length", 1 << 24)]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=options) as ch:
+            stub = documents_pb2_grpc.DocumentServiceStub(ch)
+            stored = await _upload(stub, config, b"d" * (8 * 1024 * 1024))
+            stalled = stub.Download(
+                documents_pb2.DownloadRequest(ref=stored.ref), metadata=_auth(config)
+            )
+            await stalled.read()  # one chunk, then nothing
+            await asyncio.sleep(4)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await _drain(stalled)
+            assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "read nothing" in (caught.value.details() or "")
+            # its stream was given back: two more streams fit under streams_in_flight = 2
+            for _ in range(2):
+                again = stub.Download(
+                    documents_pb2.DownloadRequest(ref=stored.ref), metadata=_auth(config)
+                )
+                size = 0
+                async for piece in again:
+                    size += len(piece.chunk)
+                assert size == 8 * 1024 * 1024
+
+
+async def _drain(call: grpc.aio.UnaryStreamCall) -> None:
+    while await call.read() is not grpc.aio.EOF:
+        pass
