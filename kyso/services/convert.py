@@ -104,6 +104,7 @@ _STATES: dict[DeliveryState, Any] = {
     DeliveryState.FORWARDED: exchange_pb2.FORWARDED,
     DeliveryState.DELIVERED: exchange_pb2.DELIVERED,
     DeliveryState.ACKNOWLEDGED: exchange_pb2.ACKNOWLEDGED,
+    DeliveryState.QUARANTINED: exchange_pb2.FAILED,
 }
 
 
@@ -368,8 +369,15 @@ def recipient_state(entry: TrackEntry) -> exchange_pb2.RecipientState:
             (e.description or "" for e in reversed(entry.history) if e.code == entry.status), ""
         ),
         updated_at=timestamp(last.at) if last else None,
-        detail=f"next hub {entry.next_hub}" if entry.next_hub else "served by this hub",
+        detail=_detail(entry),
     )
+
+
+def _detail(entry: TrackEntry) -> str:
+    where = f"next hub {entry.next_hub}" if entry.next_hub else "served by this hub"
+    if entry.state is DeliveryState.QUARANTINED:
+        return f"quarantined ({where}): {entry.reason or 'no reason recorded'}"
+    return where
 
 
 def sent_response(sent: Sent) -> exchange_pb2.SendResponse:
