@@ -616,13 +616,19 @@ class Exchange:
         router, _, _ = self._routing()
         return await self._run(router.quarantined)
 
-    async def release(self, actor: Identity, kind: str, item_id: int) -> Quarantined:
+    async def release(self, actor: Identity, kind: str, item_id: str) -> Quarantined:
         """Give a quarantined delivery back to its inbox, or a hop back to the outbox."""
         router, _, _ = self._routing()
         try:
             chosen = QuarantineKind(kind)
         except ValueError:
-            raise RequestInvalid(f"kind is {kind!r}; give delivery or hop", field="kind") from None
+            raise RequestInvalid(
+                f"kind is {kind or 'not given'}; give delivery or hop", field="kind"
+            ) from None
+        if not item_id.isdigit():
+            raise RequestInvalid(
+                "the id is the number `kyso exchange quarantine` lists", field="id"
+            )
         staging = Staging()
 
         def journal(conn: sa.Connection, item: Quarantined) -> None:
@@ -639,7 +645,7 @@ class Exchange:
             )
             staging.write(conn, [event])
 
-        released = await self._run(lambda: router.release(chosen, item_id, journal=journal))
+        released = await self._run(lambda: router.release(chosen, int(item_id), journal=journal))
         if chosen is QuarantineKind.HOP:
             self._app.outbox_written()
         await self._events.settled(staging)
