@@ -103,6 +103,22 @@ class Quarantine(HubBase):
             found += [self._hop_item(conn, item_id) for item_id in hops]
         return found
 
+    def quarantine_counts(self) -> dict[str, int]:
+        """How many deliveries and hops are quarantined, by kind (``delivery``, ``hop``)."""
+        with self._engine.connect() as conn:
+            local = conn.execute(
+                sa.select(sa.func.count()).where(
+                    deliveries.c.state == DeliveryState.QUARANTINED.value,
+                    deliveries.c.next_hub.is_(None),
+                )
+            ).scalar_one()
+            hops = conn.execute(
+                sa.select(sa.func.count()).where(
+                    outbox.c.quarantined_at.is_not(None), outbox.c.done_at.is_(None)
+                )
+            ).scalar_one()
+        return {QuarantineKind.DELIVERY.value: local, QuarantineKind.HOP.value: hops}
+
     def release(
         self,
         kind: QuarantineKind,

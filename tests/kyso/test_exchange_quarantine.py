@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import prometheus_client
 import pytest
 import sqlalchemy as sa
 
@@ -258,6 +259,9 @@ async def test_a_hop_the_next_hub_keeps_refusing_is_quarantined_and_released(
             assert recipient.state == exchange_pb2.FAILED
             assert recipient.detail.startswith("quarantined (next hub G22): hub G22 did not take")
             assert _events(config, "package.quarantined") == 1
+            scraped = prometheus_client.generate_latest(server.metrics.registry).decode()
+            assert 'kyso_exchange_quarantined{kind="hop"} 1.0' in scraped
+            assert 'kyso_exchange_quarantined{kind="delivery"} 0.0' in scraped
 
             released = await stub.ReleaseQuarantined(
                 exchange_pb2.ReleaseQuarantinedRequest(
