@@ -576,9 +576,12 @@ class Exchange:
                     f"its delivery is {size} bytes, over [server] max_message_bytes"
                     f" ({self._max_message})"
                 )
-        except storage.StorageUnavailable:
-            raise  # the store is down: nothing wrong with this delivery
-        except (storage.StorageError, ExchangeError) as exc:
+        except (
+            storage.ObjectNotFound,
+            storage.IntegrityError,
+            storage.InvalidRef,
+            ExchangeError,
+        ) as exc:  # this delivery's own fault; a store that is down fails the call instead
             staging = Staging()
             reason = f"{type(exc).__name__}: {exc}"
 

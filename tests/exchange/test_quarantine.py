@@ -66,7 +66,6 @@ def test_a_hop_refused_max_forward_attempts_times_is_quarantined_until_released(
     router: Router, rsa_key, clock: Clock, db_engine: sa.Engine
 ) -> None:
     _send(router, rsa_key, "doc-1", (NOI_VU_NA,))
-    journal = Journal()
     # an absent hub is waited for however long: those failures are not counted
     for _ in range(25):
         [item] = router.pending_outbox()
@@ -76,15 +75,13 @@ def test_a_hop_refused_max_forward_attempts_times_is_quarantined_until_released(
     for attempt in range(1, 11):
         [item] = router.pending_outbox()
         due = router.mark_failed(
-            item.id,
-            error=f"hub G22 did not take it: PERMISSION_DENIED ({attempt})",
-            journal=journal,
+            item.id, error=f"hub G22 did not take it: PERMISSION_DENIED ({attempt})"
         )
-        assert (due is None) is (attempt == 10)
+        assert (due is None) is (attempt == 10), f"refusal {attempt}: next attempt at {due}"
         clock.advance(hours=1)  # past the longest backoff
     clock.advance(days=30)
     assert router.pending_outbox() == []
-    [quarantined] = journal.items
+    [quarantined] = router.quarantined()
     assert (quarantined.kind, quarantined.next_hub, quarantined.recipients) == (
         QuarantineKind.HOP,
         "G22",
@@ -94,7 +91,6 @@ def test_a_hop_refused_max_forward_attempts_times_is_quarantined_until_released(
         10,
         "hub G22 did not take it: PERMISSION_DENIED (10)",
     )
-    assert router.quarantined() == [quarantined]
     [entry] = router.track(document_id="doc-1")
     assert (entry.state, entry.reason) == (DeliveryState.QUARANTINED, quarantined.reason)
 
@@ -134,6 +130,10 @@ def test_a_quarantine_whose_journal_fails_is_not_made(
         ).one()
     assert (row.failures, row.quarantined_at) == (9, None)  # rolled back with the journal
     assert router.quarantined() == []
+    journal.fail = False
+    assert router.mark_failed(item.id, error="refused", journal=journal) is None
+    assert journal.items == router.quarantined()
+    assert len(journal.items) == 1
 
 
 def test_a_delivery_that_keeps_failing_is_quarantined_and_the_next_ones_go_on(
