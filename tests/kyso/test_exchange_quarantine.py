@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -19,10 +20,23 @@ import prometheus_client
 import pytest
 import sqlalchemy as sa
 
+from exchange.adapters import StoredPackages
+from exchange.edxml import (
+    Attachment,
+    ManifestReference,
+    MessageHeader,
+    Organization,
+    Package,
+    TraceHeader,
+    TrustPolicy,
+    build_package,
+)
+from exchange.routing import Router, Submission
 from kyso.app import Application
 from kyso.config import Config, load_config
 from kyso.server import Server
 from kyso.v1 import exchange_pb2, exchange_pb2_grpc
+from tests.exchange.pki import Authority
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -275,5 +289,109 @@ async def test_a_hop_the_next_hub_keeps_refusing_is_quarantined_and_released(
             [again] = (await quarantined()).items
             assert (again.id, again.failures) == (item.id, 2)
             assert _events(config, "package.quarantined") == 2
+    finally:
+        await server.stop()
+
+
+# -- a package an earlier version accepted, too large to deliver ---------------------------------
+
+
+@pytest.fixture
+def outside_authority() -> Authority:
+    return Authority.create("Kyso Test Root CA (gói tin cũ)")
+
+
+@pytest.fixture
+def legacy_config(dev_env, tmp_path: Path, outside_authority: Authority) -> Config:
+    """The development configuration, also trusting ``outside_authority`` for packages."""
+    from cryptography.hazmat.primitives import serialization
+
+    from kyso.dev.setup import render_config
+
+    pem = tmp_path / "outside-root.pem"
+    pem.write_bytes(outside_authority.certificate.public_bytes(serialization.Encoding.PEM))
+    text = render_config(dev_env, address="127.0.0.1:0", data_dir=tmp_path, metrics_address="")
+    text = text.replace("[trust]\nanchors = [", f'[trust]\nanchors = ["{pem}", ', 1)
+    path = tmp_path / "legacy.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def _large_package(key, document_id: str) -> bytes:
+    """About 20 MiB: three 5 MiB attachments (each under libxml2's 10 MB text node)."""
+    attachments = tuple(
+        Attachment(
+            content_id=f"att{n}",
+            content=os.urandom(5 * 1024 * 1024),
+            content_type="application/octet-stream",
+            name=f"phu-luc-{n}.bin",
+        )
+        for n in range(1, 4)
+    )
+    package = Package(
+        header=MessageHeader(
+            from_=Organization(organ_id=COMMUNE),
+            to=(Organization(organ_id=DEPARTMENT),),
+            document_id=document_id,
+            subject="Về việc gửi hồ sơ lớn",
+        ),
+        traces=(TraceHeader(organ_id=COMMUNE, timestamp=datetime.now(UTC)),),
+        manifest=tuple(
+            ManifestReference(
+                content_id=a.content_id, content_type=a.content_type, attachment_name=a.name
+            )
+            for a in attachments
+        ),
+        attachments=attachments,
+    )
+    return build_package(package, key=key)
+
+
+async def test_a_package_an_earlier_version_accepted_too_large_to_deliver_is_quarantined(
+    legacy_config, outside_authority
+) -> None:
+    config = legacy_config
+    app = Application.open(config)
+    server = Server(config, app)
+    await server.start()
+    try:
+        # What kyso before this change accepted (a package of 16–32 MiB, read within the old
+        # default limits), stored by a router with those limits over the same database.
+        data = _large_package(outside_authority.issue("UBND phường 01"), "ho-so-lon")
+        assert 16 * 1024 * 1024 < len(data) < 32 * 1024 * 1024
+        assert app.directory is not None
+        earlier = Router(
+            engine=app.engine,
+            directory=app.directory,
+            hub_id=config.exchange.hub_id,
+            store=StoredPackages(app.store),
+            policy=TrustPolicy(anchors=(outside_authority.certificate,)),
+        )
+        await asyncio.to_thread(earlier.accept, Submission(package=data))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = exchange_pb2_grpc.ExchangeServiceStub(channel)
+            behind = [
+                await stub.Send(_send(f"Công văn số {n}"), metadata=_auth(config)) for n in range(2)
+            ]
+            first = await _receive(stub, config)
+            assert [d.document_id for d in first] == [s.document_id for s in behind]
+            await stub.Ack(
+                exchange_pb2.AckRequest(
+                    unit_code=DEPARTMENT, delivery_ids=[d.delivery_id for d in first]
+                ),
+                metadata=_auth(config),
+            )
+            for _ in range(4):  # max_delivery_attempts (5) in all
+                await asyncio.sleep(1.2)  # the lease of 1 s runs out
+                assert [d.document_id for d in await _receive(stub, config)] == []
+            recipient = await _recipient(stub, config, "ho-so-lon")
+            assert recipient.state == exchange_pb2.FAILED
+            assert "PackageTooLarge" in recipient.detail
+            [item] = (
+                await stub.ListQuarantined(
+                    exchange_pb2.ListQuarantinedRequest(), metadata=_auth(config)
+                )
+            ).items
+            assert (item.document_id, item.failures) == ("ho-so-lon", 5)
     finally:
         await server.stop()
