@@ -153,18 +153,20 @@ class Outbox(Quarantine):
         now = self._clock()
         reason = error[:500]
         with self._deciding() as conn:
-            query = sa.select(outbox.c.attempts, outbox.c.failures, outbox.c.recipients).where(
-                outbox.c.id == item_id
-            )
+            query = sa.select(
+                outbox.c.attempts, outbox.c.failures, outbox.c.recipients, outbox.c.done_at
+            ).where(outbox.c.id == item_id)
             if self._skip_locked:
                 query = query.with_for_update()
             row = conn.execute(query).one_or_none()
             if row is None:
                 raise DeliveryNotFound(f"outbox item {item_id} does not exist")
             refused = retry_after is None
-            failures = row.failures + (1 if refused else 0)
             delay = self._backoff.delay(row.attempts + 1) if retry_after is None else retry_after
             due = now + delay
+            if row.done_at is not None:
+                return due  # another dispatcher closed it meanwhile: nothing to count
+            failures = row.failures + (1 if refused else 0)
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == item_id, outbox.c.done_at.is_(None))
