@@ -64,12 +64,18 @@ def _object(config: Config, ref: str) -> Path:
 
 
 def _events(config: Config, kind: str) -> int:
+    """Ledger events of ``kind`` committed so far: appended, or staged in the ledger's outbox
+    in the transaction of their change (appended just after, by the group committer)."""
     engine = sa.create_engine(config.database.url)
     try:
         with engine.connect() as conn:
             return int(
                 conn.execute(
-                    sa.text("SELECT count(*) FROM audit_entries WHERE instr(entry, :kind) > 0"),
+                    sa.text(
+                        "SELECT (SELECT count(*) FROM audit_entries WHERE instr(entry, :kind) > 0)"
+                        " + (SELECT count(*) FROM audit_outbox WHERE idx IS NULL"
+                        " AND (instr(prefix, :kind) > 0 OR instr(suffix, :kind) > 0))"
+                    ),
                     {"kind": kind.encode()},
                 ).scalar_one()
             )
