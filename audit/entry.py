@@ -76,6 +76,8 @@ class EventType(enum.StrEnum):
     PACKAGE_DELIVERED = "package.delivered"
     PACKAGE_ACKNOWLEDGED = "package.acknowledged"
     PACKAGE_REJECTED = "package.rejected"
+    PACKAGE_QUARANTINED = "package.quarantined"
+    PACKAGE_RELEASED = "package.released"
     STATUS_CHANGED = "status.changed"
     AUTHZ_DENIED = "authz.denied"
 

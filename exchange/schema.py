@@ -14,6 +14,11 @@ Tables (all ``exchange_…``):
   Statuses go back the way the message came (``exchange_messages.via_hub``).
 - ``exchange_status_events``: the status history per (message, recipient): 01 … 06, 13, 15, 16;
   ``exchange_deliveries.status`` holds the current code.
+- Quarantine (version 2): ``failures`` counts the times a local delivery could not be handed
+  over (``exchange_deliveries``) or the next hub refused a hop (``exchange_outbox``);
+  ``last_error`` says why; ``quarantined_at`` is set when the count reached the configured
+  bound (a quarantined delivery has state ``quarantined``), and cleared when an operator
+  releases it.
 
 Times are stored in UTC.
 """
@@ -83,6 +88,9 @@ deliveries = sa.Table(
     sa.Column("lease_until", _Time),
     sa.Column("fetch_count", sa.Integer, nullable=False, default=0),
     sa.Column("updated_at", _Time, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("quarantined_at", _Time),
     sa.UniqueConstraint("message_id", "recipient", name="uq_exchange_deliveries_recipient"),
     sa.Index("ix_exchange_deliveries_inbox", "recipient", "state", "id"),
 )
@@ -102,6 +110,8 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", _Time, nullable=False),
     sa.Column("last_error", sa.String(500)),
     sa.Column("done_at", _Time),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("quarantined_at", _Time),
     sa.Index("ix_exchange_outbox_pending", "done_at", "next_attempt_at"),
 )
 
@@ -123,6 +133,31 @@ def _create_v1(conn: sa.Connection) -> None:
     metadata.create_all(conn)
 
 
+_QUARANTINE_COLUMNS = {
+    "exchange_deliveries": ("failures", "last_error", "quarantined_at"),
+    "exchange_outbox": ("failures", "quarantined_at"),
+}
+
+
+def _quarantine_v2(conn: sa.Connection) -> None:
+    """Add the quarantine columns to a version-1 database.
+
+    Version 1 creates the tables from ``metadata``, which has these columns today: on a new
+    database they exist already and only the missing ones are added.
+    """
+    inspector = sa.inspect(conn)
+    tables = {deliveries.name: deliveries, outbox.name: outbox}
+    for name, columns in _QUARANTINE_COLUMNS.items():
+        present = {column["name"] for column in inspector.get_columns(name)}
+        for column_name in columns:
+            if column_name in present:
+                continue
+            column = tables[name].c[column_name]
+            ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {ddl}")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
     (1, "exchange directory, messages, deliveries, outbox, statuses", _create_v1),
+    (2, "quarantine of deliveries and hops that keep failing", _quarantine_v2),
 )

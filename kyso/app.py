@@ -30,6 +30,7 @@ import storage
 from audit.hsm_signer import KeyRingHeadSigner
 from exchange.directory import Directory
 from exchange.edxml.dsig import TrustPolicy
+from exchange.edxml.safexml import Limits
 from exchange.routing.router import Router
 from kyso import db, schema
 from kyso.authz import Identity
@@ -266,6 +267,18 @@ def package_trust(config: Config) -> TrustPolicy:
     )
 
 
+def package_limits(config: Config) -> Limits:
+    """The limits every package arriving at this hub is read within (``[exchange]``)."""
+    settings = config.exchange
+    return Limits(
+        max_package_bytes=settings.max_package_bytes,
+        max_attachments=settings.max_attachments,
+        max_attachment_bytes=settings.max_attachment_bytes,
+        max_expanded_bytes=settings.max_expanded_bytes,
+        max_zip_ratio=settings.max_zip_ratio,
+    )
+
+
 def open_exchange(
     config: Config, engine: sa.Engine, store: storage.ObjectStore, policy: TrustPolicy
 ) -> tuple[Directory | None, Router | None]:
@@ -300,7 +313,10 @@ def open_exchange(
         hub_id=settings.hub_id,
         store=StoredPackages(store),
         policy=policy,
+        limits=package_limits(config),
         lease=timedelta(seconds=settings.lease_seconds),
+        max_delivery_attempts=settings.max_delivery_attempts,
+        max_forward_attempts=settings.max_forward_attempts,
     )
     return directory, router
 

@@ -57,6 +57,8 @@ ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
     "/kyso.v1.ExchangeService/UpdateStatus": frozenset({"workflow", "clerk"}),
     "/kyso.v1.ExchangeService/Track": frozenset({"workflow", "clerk", "auditor"}),
     "/kyso.v1.ExchangeService/Forward": frozenset({"hub"}),
+    "/kyso.v1.ExchangeService/ListQuarantined": frozenset({"operator"}),
+    "/kyso.v1.ExchangeService/ReleaseQuarantined": frozenset({"operator"}),
     "/kyso.v1.DirectoryService/GetUnit": _ALL,
     "/kyso.v1.DirectoryService/ListChildren": _ALL,
     "/kyso.v1.DirectoryService/Search": _ALL,

@@ -29,6 +29,7 @@ from hsm import HsmError, Pkcs11Uri
 from kyso.errors import ConfigError
 
 __all__ = [
+    "MESSAGE_RESERVE",
     "ClientConfig",
     "Config",
     "DatabaseConfig",
@@ -244,6 +245,14 @@ class ExchangeConfig:
     ``hub_retry_seconds``: how soon a hop to a hub that could not be reached is tried again,
     and the longest its channel waits between connection attempts; hops to a hub that is back
     move within about that (see ``kyso.hubs``).
+
+    Packages at the door (Send, Forward): ``max_package_bytes`` (the edXML bytes; with the
+    Delivery's and the Forward's other fields it must fit ``[server] max_message_bytes``,
+    ``MESSAGE_RESERVE`` bytes are kept for them), ``max_attachments``, ``max_attachment_bytes``
+    (one attachment, decoded), ``max_expanded_bytes`` (all attachments decoded and unpacked
+    together), ``max_zip_ratio``. Quarantine: a delivery that Receive could not hand over
+    ``max_delivery_attempts`` times, and a hop the next hub refused ``max_forward_attempts``
+    times, is set aside until an operator releases it.
     """
 
     hub_id: str = ""
@@ -258,6 +267,19 @@ class ExchangeConfig:
     client_key: Path | None = None
     server_ca: Path | None = None
     hub_token_file: Path | None = None
+    max_package_bytes: int = 15 * 1024 * 1024
+    max_attachments: int = 200
+    max_attachment_bytes: int = 16 * 1024 * 1024
+    max_expanded_bytes: int = 64 * 1024 * 1024
+    max_zip_ratio: int = 100
+    max_delivery_attempts: int = 5
+    max_forward_attempts: int = 10
+
+
+MESSAGE_RESERVE = 1024 * 1024
+"""Bytes of ``[server] max_message_bytes`` kept for a Delivery's or a Forward's fields beside
+the package (subject, trace, verification, recipients): ``[exchange] max_package_bytes`` may be
+at most ``max_message_bytes`` minus this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,6 +564,28 @@ def _validate(config: Config) -> None:
         raise ConfigError("storage.s3.retention_days: must be at least 1 with a retention_mode")
 
 
+def _validate_package_limits(config: Config) -> None:
+    exchange = config.exchange
+    for name in (
+        "max_package_bytes",
+        "max_attachments",
+        "max_attachment_bytes",
+        "max_expanded_bytes",
+        "max_zip_ratio",
+        "max_delivery_attempts",
+        "max_forward_attempts",
+    ):
+        if getattr(exchange, name) < 1:
+            raise ConfigError(f"exchange.{name}: must be at least 1")
+    room = config.server.max_message_bytes - MESSAGE_RESERVE
+    if exchange.max_package_bytes > room:
+        raise ConfigError(
+            f"exchange.max_package_bytes: {exchange.max_package_bytes} does not fit a Delivery"
+            f" under server.max_message_bytes ({config.server.max_message_bytes}, of which"
+            f" {MESSAGE_RESERVE} are kept for its other fields); at most {room}"
+        )
+
+
 def _validate_exchange(config: Config) -> None:
     exchange = config.exchange
     if not exchange.hub_id:
@@ -550,6 +594,7 @@ def _validate_exchange(config: Config) -> None:
         raise ConfigError(f"exchange.hub_id: {exchange.hub_id!r} is not one of [exchange.hubs]")
     if exchange.hub_retry_seconds <= 0:
         raise ConfigError("exchange.hub_retry_seconds: must be more than 0")
+    _validate_package_limits(config)
     for name, hub in exchange.hubs.items():
         if hub.parent and hub.parent not in exchange.hubs:
             raise ConfigError(f"exchange.hubs.{name}.parent: no hub {hub.parent!r}")

@@ -7,7 +7,10 @@ plaintext loopback channel for development, the bearer token in ``hub_token_file
 receipt the next hub signed (``kyso.operations.hops``), and only then marks the row forwarded,
 with its ``package.forwarded`` event in the same transaction. A failed hop is marked failed and
 retried, never dropped: after the router's backoff (exponential with jitter) when the next hub
-answered with an error; after ``[exchange] hub_retry_seconds`` when it could not be reached.
+answered with an error; after ``[exchange] hub_retry_seconds`` when it could not be reached. A
+hop the next hub answered with an error ``[exchange] max_forward_attempts`` times is
+quarantined instead, with its ``package.quarantined`` event in the same transaction, until an
+operator releases it (``kyso exchange release``); an unreachable hub's hops are never counted.
 
 Invariants:
 - at-least-once: a row is closed only after a verified receipt; a crash between the hop and
@@ -37,12 +40,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import grpc
+import sqlalchemy as sa
 
 import audit
 from exchange.adapters import HsmSigningKey
 from exchange.errors import ExchangeError
 from exchange.hubs import Topology
-from exchange.routing import OutboxItem, OutboxKind, Router
+from exchange.routing import OutboxItem, OutboxKind, Quarantined, Router
 from kyso.app import Application
 from kyso.errors import ConfigError, KysoError, Unavailable
 from kyso.operations.hops import exchange_key, hub_identity, verify_receipt
@@ -275,9 +279,39 @@ class Dispatcher:
     async def _failed(
         self, item: OutboxItem, reason: str, *, retry_after: timedelta | None = None
     ) -> None:
+        staging = Staging()
+
+        def journal(conn: sa.Connection, quarantined: Quarantined) -> None:
+            event = self._app.events.event(
+                audit.EventType.PACKAGE_QUARANTINED,
+                actor=self._actor,
+                unit=quarantined.sender,
+                details={
+                    "document_id": quarantined.document_id,
+                    "kind": quarantined.kind.value,
+                    "id": str(quarantined.id),
+                    "next_hub": item.next_hub,
+                    "recipients": ",".join(quarantined.recipients),
+                    "failures": str(quarantined.failures),
+                    "reason": quarantined.reason,
+                },
+            )
+            staging.write(conn, [event])
+
         due = await asyncio.to_thread(
-            self._router.mark_failed, item.id, error=reason, retry_after=retry_after
+            self._router.mark_failed,
+            item.id,
+            error=reason,
+            retry_after=retry_after,
+            journal=journal,
         )
+        await self._app.events.settled(staging)
+        if due is None:
+            log.error(
+                "hop quarantined: the next hub kept refusing it",
+                extra={"outbox_id": item.id, "next_hub": item.next_hub, "reason": reason},
+            )
+            return
         log.warning(
             "hop failed; will retry",
             extra={

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 __all__ = ["Metrics"]
@@ -29,5 +32,21 @@ class Metrics:
             "kyso_grpc_in_flight", "RPCs in progress", ["method"], registry=self.registry
         )
 
+    def watch_quarantine(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """``kyso_exchange_quarantined{kind}``: deliveries and hops in quarantine, read from
+        ``counts`` (kind → number) when scraped."""
+        gauge = Gauge(
+            "kyso_exchange_quarantined",
+            "Deliveries and hops set aside after failing too often, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in ("delivery", "hop"):
+            gauge.labels(kind=kind).set_function(functools.partial(_count, counts, kind))
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
+
+
+def _count(counts: Callable[[], Mapping[str, int]], kind: str) -> float:
+    return float(counts().get(kind, 0))

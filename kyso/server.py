@@ -41,6 +41,8 @@ class Server:
         self.config = config
         self.app = app
         self.metrics = Metrics()
+        if app.router is not None:
+            self.metrics.watch_quarantine(app.router.quarantine_counts)
         limit = config.server.max_message_bytes
         self.grpc = aio.server(
             interceptors=[

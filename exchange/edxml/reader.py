@@ -392,6 +392,7 @@ def _attachments(node: _Node | None, *, limits: Limits) -> tuple[Attachment, ...
             " accepted in one package (send the others in further packages)",
             field=f"{node.path}/Attachment",
         )
+    left = limits.max_expanded_bytes
     for item in items:
         content_id = item.text("ContentId")
         if content_id is None:
@@ -401,16 +402,19 @@ def _attachments(node: _Node | None, *, limits: Limits) -> tuple[Attachment, ...
         encoded = item.need("ContentTransferEncoded")
         name = item.text("AttachmentName")
         content_type = item.text("ContentType")
+        content = decode_attachment(
+            "".join(encoded.element.itertext()),
+            name=name,
+            content_type=content_type,
+            field=encoded.path,
+            limits=limits,
+            budget=left,
+        )
+        left -= len(content)
         attachments.append(
             Attachment(
                 content_id=_strip_cid(content_id),
-                content=decode_attachment(
-                    "".join(encoded.element.itertext()),
-                    name=name,
-                    content_type=content_type,
-                    field=encoded.path,
-                    limits=limits,
-                ),
+                content=content,
                 content_type=content_type,
                 name=name,
                 description=item.text("Description"),

@@ -25,6 +25,8 @@ class Limits:
 
     libxml2 without ``huge_tree`` also caps any single text node at 10 MB, so one base64
     attachment can hold at most about 7.5 MB; a larger file must be sent by reference.
+    ``max_expanded_bytes`` bounds the decoded (and unwrapped) attachments of one package
+    together: many small ZIP bombs cannot add up to more than it.
     """
 
     max_package_bytes: int = 32 * 1024 * 1024
@@ -34,6 +36,7 @@ class Limits:
     max_attachment_bytes: int = 16 * 1024 * 1024
     max_zip_ratio: int = 100
     max_attachments: int = 200
+    max_expanded_bytes: int = 64 * 1024 * 1024
 
 
 _FEED_BYTES = 64 * 1024

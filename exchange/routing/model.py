@@ -23,6 +23,8 @@ __all__ = [
     "OutboxKind",
     "PackageStore",
     "Prepared",
+    "QuarantineKind",
+    "Quarantined",
     "StatusEvent",
     "Submission",
     "TrackEntry",
@@ -59,12 +61,16 @@ class DeliveryState(enum.StrEnum):
     QUEUED: accepted here, waiting in the unit's inbox or in the outbox. FORWARDED: the next hub
     took it (final here). DELIVERED: the unit's system fetched it under a lease; it is fetched
     again when the lease expires unacknowledged. ACKNOWLEDGED: the unit confirmed it (final).
+    QUARANTINED: it could not be handed over (to the unit's system, or to the next hub) the
+    configured number of times; it is set aside, with its reason, until an operator releases
+    it (back to QUEUED).
     """
 
     QUEUED = "queued"
     FORWARDED = "forwarded"
     DELIVERED = "delivered"
     ACKNOWLEDGED = "acknowledged"
+    QUARANTINED = "quarantined"
 
 
 class OutboxKind(enum.StrEnum):
@@ -193,3 +199,25 @@ class TrackEntry:
     next_hub: str | None
     status: StatusCode | None
     history: tuple[StatusEvent, ...]
+    reason: str | None = None  # why it is quarantined, when it is
+
+
+class QuarantineKind(enum.StrEnum):
+    DELIVERY = "delivery"  # a local delivery Receive could not hand over
+    HOP = "hop"  # an outbox hop the next hub kept refusing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quarantined:
+    """Something set aside: a local delivery (``id`` is the delivery's) or a hop (``id`` is
+    the outbox item's; ``recipients`` the units it carries, ``next_hub`` where it goes)."""
+
+    kind: QuarantineKind
+    id: int
+    sender: str
+    document_id: str
+    recipients: tuple[str, ...]
+    next_hub: str | None
+    failures: int
+    reason: str
+    at: datetime

@@ -4,7 +4,8 @@ A hop the next hub answered with an error is retried with the router's ``Backoff
 (exponential, capped). A hop that never reached the next hub is retried after the delay its
 caller gives (``mark_failed(retry_after=…)``): the dispatcher paces those hub by hub, and
 leaves an unreachable hub's hops unclaimed (``skip_hubs``) until it can reach that hub again,
-so they move as soon as it is back however long it was away.
+so they move as soon as it is back however long it was away. A hop the next hub refused
+``max_forward_attempts`` times is quarantined (``quarantine``) instead of retried.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from exchange.edxml.dsig import SigningKey
 from exchange.edxml.model import BusinessType, Organization, ResponseFor, StatusCode, StatusPacket
 from exchange.edxml.packages import build_status
 from exchange.errors import DeliveryNotFound, PackageInvalid
-from exchange.routing.base import HubBase, Journal, trace_from_json
-from exchange.routing.model import DeliveryState, OutboxItem, OutboxKind
+from exchange.routing.base import Journal, trace_from_json
+from exchange.routing.model import DeliveryState, OutboxItem, OutboxKind, Quarantined
+from exchange.routing.quarantine import Quarantine
 from exchange.schema import deliveries, messages, outbox
 
 __all__ = ["Outbox"]
 
 
-class Outbox(HubBase):
+class Outbox(Quarantine):
     """The durable outbox: hops to other hubs, retried until they are taken."""
 
     def pending_outbox(
@@ -44,7 +46,11 @@ class Outbox(HubBase):
         now = self._clock()
         due = (
             sa.select(outbox.c.id)
-            .where(outbox.c.done_at.is_(None), outbox.c.next_attempt_at <= now)
+            .where(
+                outbox.c.done_at.is_(None),
+                outbox.c.quarantined_at.is_(None),
+                outbox.c.next_attempt_at <= now,
+            )
             .order_by(outbox.c.next_attempt_at, outbox.c.id)
             .limit(limit)
         )
@@ -129,28 +135,55 @@ class Outbox(HubBase):
                 journal(conn, sorted(row.id for row in rows))
 
     def mark_failed(
-        self, item_id: int, *, error: str, retry_after: timedelta | None = None
-    ) -> datetime:
-        """The hop failed: schedule the next attempt; return when it is due.
+        self,
+        item_id: int,
+        *,
+        error: str,
+        retry_after: timedelta | None = None,
+        journal: Journal[Quarantined] | None = None,
+    ) -> datetime | None:
+        """The hop failed: schedule the next attempt; return when it is due, or None when it
+        was quarantined.
 
-        Due after ``retry_after`` when given (the hop never reached the next hub), else after
-        the backoff for this attempt (the next hub answered with an error).
+        Due after ``retry_after`` when given (the hop never reached the next hub: not counted
+        towards the quarantine), else after the backoff for this attempt (the next hub answered
+        with an error: counted; at ``max_forward_attempts`` such failures the hop and its
+        recipients' deliveries are quarantined, and ``journal`` is called in the transaction).
         """
         now = self._clock()
-        with self._engine.begin() as conn:
-            attempts = conn.execute(
-                sa.select(outbox.c.attempts).where(outbox.c.id == item_id)
-            ).scalar_one_or_none()
-            if attempts is None:
+        reason = error[:500]
+        with self._deciding() as conn:
+            query = sa.select(
+                outbox.c.attempts, outbox.c.failures, outbox.c.recipients, outbox.c.done_at
+            ).where(outbox.c.id == item_id)
+            if self._skip_locked:
+                query = query.with_for_update()
+            row = conn.execute(query).one_or_none()
+            if row is None:
                 raise DeliveryNotFound(f"outbox item {item_id} does not exist")
-            delay = self._backoff.delay(attempts + 1) if retry_after is None else retry_after
+            refused = retry_after is None
+            delay = self._backoff.delay(row.attempts + 1) if retry_after is None else retry_after
             due = now + delay
+            if row.done_at is not None:
+                return due  # another dispatcher closed it meanwhile: nothing to count
+            failures = row.failures + (1 if refused else 0)
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == item_id, outbox.c.done_at.is_(None))
-                .values(attempts=attempts + 1, next_attempt_at=due, last_error=error[:500])
+                .values(
+                    attempts=row.attempts + 1,
+                    failures=failures,
+                    next_attempt_at=due,
+                    last_error=reason,
+                )
             )
-        return due
+            if not refused or failures < self._max_forward_attempts:
+                return due
+            self._quarantine_hop(conn, item_id, row.recipients, now, reason)
+            item = self._hop_item(conn, item_id)
+            if journal is not None:
+                journal(conn, item)
+        return None
 
     def status_packets(self, item: OutboxItem, *, key: SigningKey | None) -> list[bytes]:
         """The status packets an originated status item carries, one per recipient, signed by

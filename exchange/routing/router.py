@@ -16,7 +16,8 @@ Invariants:
   (``via_hub``), hop by hop, through the outbox;
 - outbox items are retried, never dropped: with exponential backoff and jitter when the next
   hub answered with an error, after the caller's delay when it could not be reached
-  (see ``outbox``);
+  (see ``outbox``); a delivery or a hop that keeps failing is quarantined after a bounded
+  number of attempts, kept until an operator releases it (see ``quarantine``);
 - a transaction that reads a delivery to decide how to change it holds the write lock from
   its first read (``HubBase._deciding``): two statuses of one delivery arriving at once are
   recorded one after the other, never both against the state before either.
@@ -52,6 +53,8 @@ class Router(Accepting, Inbox, Outbox, Statuses):
     ``policy`` says whom to trust for every package and status; ``unit_certificates(code)``,
     when given, names the certificates allowed to sign for a sending unit (none known: any
     certificate the policy trusts). ``clock`` is injectable for leases, claims and backoff.
+    ``max_delivery_attempts`` and ``max_forward_attempts`` bound the failures before a
+    delivery or a hop is quarantined (see ``quarantine``).
     """
 
     def __init__(
@@ -67,6 +70,8 @@ class Router(Accepting, Inbox, Outbox, Statuses):
         backoff: Backoff = _DEFAULT_BACKOFF,
         clock: Callable[[], datetime] = utcnow,
         unit_certificates: Callable[[str], Sequence[x509.Certificate]] | None = None,
+        max_delivery_attempts: int = 5,
+        max_forward_attempts: int = 10,
     ) -> None:
         self._engine = engine
         self._directory = directory
@@ -79,3 +84,5 @@ class Router(Accepting, Inbox, Outbox, Statuses):
         self._clock = clock
         self._skip_locked = engine.dialect.name == "postgresql"
         self._unit_certificates = unit_certificates
+        self._max_delivery_attempts = max_delivery_attempts
+        self._max_forward_attempts = max_forward_attempts

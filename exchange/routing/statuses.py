@@ -232,6 +232,7 @@ class Statuses(HubBase):
                     deliveries.c.state,
                     deliveries.c.next_hub,
                     deliveries.c.status,
+                    deliveries.c.last_error,
                     messages.c.business_type,
                 )
                 .join(messages, messages.c.id == deliveries.c.message_id)
@@ -276,6 +277,7 @@ class Statuses(HubBase):
                 next_hub=r.next_hub,
                 status=StatusCode(r.status) if r.status else None,
                 history=tuple(history.get((r.message_id, r.recipient), ())),
+                reason=r.last_error if r.state == DeliveryState.QUARANTINED.value else None,
             )
             for r in rows
         ]

@@ -7,11 +7,16 @@
   acknowledges) what waits for a unit; ``--save`` writes each package as DIR/<delivery>.edxml.
 - ``kyso status --document ID [--from CODE]`` prints the per-recipient statuses with history;
   ``kyso status --set 03 --document ID --unit CODE [--from CODE]`` sets a received document's.
+- ``kyso exchange quarantine [--json]`` lists what the hub set aside (deliveries that could not
+  be handed over, hops the next hub kept refusing), one per line: kind, id, document, sender,
+  recipients, next hub, failures, reason; ``kyso exchange release KIND ID [--json]`` gives one
+  back (operator role).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import mimetypes
 import sys
 from pathlib import Path
@@ -30,6 +35,10 @@ _STATE_NAMES = {
     exchange_pb2.ACKNOWLEDGED: "acknowledged",
     exchange_pb2.FAILED: "failed",
 }
+
+
+_KINDS = {"delivery": exchange_pb2.QUARANTINE_DELIVERY, "hop": exchange_pb2.QUARANTINE_HOP}
+_KIND_NAMES = {value: name for name, value in _KINDS.items()}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,6 +73,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.add_argument("--staff", default="", help="with --set: who handles it")
     add_client_arguments(status)
     status.set_defaults(func=_status)
+
+    group = subparsers.add_parser("exchange", help="operate the exchange: the quarantine")
+    sub = group.add_subparsers(dest="exchange_command", required=True)
+    listing = sub.add_parser(
+        "quarantine", help="list deliveries and hops set aside after failing too often"
+    )
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    add_client_arguments(listing)
+    listing.set_defaults(func=_quarantine)
+    release = sub.add_parser("release", help="give a quarantined delivery or hop back")
+    release.add_argument("kind", choices=sorted(_KINDS), help="what the listing says")
+    release.add_argument("id", help="its id from the listing")
+    release.add_argument("--json", action="store_true", help="print what was released as JSON")
+    add_client_arguments(release)
+    release.set_defaults(func=_release)
 
 
 def _fail(what: str, exc: grpc.RpcError) -> None:
@@ -186,3 +210,59 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         die(f"{path}: {exc.strerror}")
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    with open_channel(client_target(args)) as channel:
+        try:
+            reply = _stub(channel).ListQuarantined(exchange_pb2.ListQuarantinedRequest())
+        except grpc.RpcError as exc:
+            _fail("listing the quarantine", exc)
+    if args.json:
+        print(json.dumps([_quarantined(i) for i in reply.items], ensure_ascii=False, indent=2))
+        return 0
+    for item in reply.items:
+        print(
+            "\t".join(
+                [
+                    _KIND_NAMES.get(item.kind, "unknown"),
+                    item.id,
+                    item.document_id,
+                    f"from {item.from_unit}",
+                    ",".join(item.to_units),
+                    item.next_hub or "--",
+                    f"{item.failures} failures",
+                    item.reason,
+                ]
+            )
+        )
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    request = exchange_pb2.ReleaseQuarantinedRequest(kind=_KINDS[args.kind], id=args.id)
+    with open_channel(client_target(args)) as channel:
+        try:
+            reply = _stub(channel).ReleaseQuarantined(request)
+        except grpc.RpcError as exc:
+            _fail("release", exc)
+    item = _quarantined(reply.released)
+    if args.json:
+        print(json.dumps(item, ensure_ascii=False, indent=2))
+    else:
+        print(f"released {item['kind']} {item['id']} of document {item['document_id']}")
+    return 0
+
+
+def _quarantined(item: exchange_pb2.QuarantinedItem) -> dict[str, object]:
+    return {
+        "kind": _KIND_NAMES.get(item.kind, "unknown"),
+        "id": item.id,
+        "document_id": item.document_id,
+        "from_unit": item.from_unit,
+        "to_units": list(item.to_units),
+        "next_hub": item.next_hub or None,
+        "failures": item.failures,
+        "reason": item.reason,
+        "quarantined_at": item.quarantined_at.ToDatetime().isoformat() + "Z",
+    }

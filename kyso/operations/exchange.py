@@ -13,16 +13,31 @@ recipients, verify its attached PDFs in the verifier pool with the same policy a
 commit the deliveries, statuses and outbox rows *with* their ledger events (``package.sent`` /
 ``package.received`` and one ``package.delivered`` per local recipient) in one transaction.
 
+Limits at the door (``[exchange]``, see ``kyso.app.package_limits``): a package is read within
+its total size, attachment count, size of each attachment and size of all attachments decoded
+and unpacked together; attachments given by ref are counted and sized (``stat``) before any is
+read. A package is accepted only when it can be delivered: its bytes and the fields a Delivery
+or a Forward carries beside them fit ``[server] max_message_bytes`` (``deliverable``).
+
+Quarantine: a delivery Receive cannot hand over (its package cannot be read or opened, or
+does not fit a message) is counted and skipped, so the deliveries behind it go on; after
+``[exchange] max_delivery_attempts`` it is quarantined with its reason (``package.quarantined``
+in the same transaction), shown by Track and by ``quarantined``, until an operator releases it
+(``package.released``). A store that cannot be reached at all fails the Receive instead: that
+says nothing about the delivery.
+
 Invariants: every change of routing state that this hub makes for a request (a package
-accepted, a status set or relayed, deliveries acknowledged) commits with its ledger event; a
-request that would make an event invalid (too many attachments, an over-long document or hop
-id) is refused before anything is stored, naming the field and the limit.
+accepted, a status set or relayed, deliveries acknowledged, quarantined or released) commits
+with its ledger event; a request that would make an event invalid (too many attachments, an
+over-long document or hop id) or break a limit is refused before anything is stored, naming
+the field and the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -32,13 +47,13 @@ import sqlalchemy as sa
 from cryptography import x509
 
 import audit
+import storage
 from exchange.directory import Directory
 from exchange.edxml import (
     MAX_DOCUMENT_ID_CHARS,
     Attachment,
     DocumentCode,
     DocumentType,
-    Limits,
     ManifestReference,
     MessageHeader,
     OpenedPackage,
@@ -52,10 +67,18 @@ from exchange.edxml import (
     open_package,
 )
 from exchange.edxml.model import StatusCode
-from exchange.errors import UnitNotFound
-from exchange.routing import Accepted, InboxItem, Router, Submission, TrackEntry
+from exchange.errors import ExchangeError, PackageTooLarge, UnitNotFound
+from exchange.routing import (
+    Accepted,
+    InboxItem,
+    Quarantined,
+    QuarantineKind,
+    Router,
+    Submission,
+    TrackEntry,
+)
 from exchange.routing.model import Prepared
-from kyso.app import Application
+from kyso.app import Application, package_limits
 from kyso.authz import Identity
 from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid
 from kyso.operations.documents import Documents
@@ -71,10 +94,17 @@ __all__ = [
     "SendOrder",
     "SenderPolicy",
     "Sent",
+    "deliverable",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 5000
 MAX_HOP_ID_CHARS = 128
+# A Delivery's fields beside the package that are not in it (ids, unit codes, times, the
+# first verification line with the signer's name), and per attachment its verification line.
+_DELIVERY_FIXED_BYTES = 4096
+_LINE_BYTES = 96
 _RECEIVE_BATCH = 50
 _POLL_SECONDS = 0.5
 
@@ -194,7 +224,8 @@ class Exchange:
         self._directory = app.directory
         self._hub_id = app.config.exchange.hub_id
         self._policy = app.package_trust()
-        self._limits = Limits()
+        self._limits = package_limits(app.config)
+        self._max_message = app.config.server.max_message_bytes
         self._senders = (
             SenderPolicy(app, app.directory, self._hub_id) if app.directory is not None else None
         )
@@ -237,7 +268,9 @@ class Exchange:
         else:
             raise RequestInvalid("give the package or the fields to build one from", field="body")
         recipients = order.to_units if order.package is not None and order.to_units else None
-        opened = await self._xml(open_package, data, policy=self._policy)
+        field = "package" if order.package is not None else "fields"
+        opened = await self._open(data, field=field)
+        self._check_deliverable(data, opened, field=field)
         sender = opened.package.header.from_.organ_id
         if sender != order.from_unit:
             raise RequestInvalid(
@@ -276,6 +309,7 @@ class Exchange:
                 f" {MAX_DOCUMENT_ID_CHARS} are accepted",
                 field="document_id",
             )
+        await self._size_attachments(fields.attachments)
         attachments = []
         for index, item in enumerate(fields.attachments):
             if item.ref is not None:
@@ -327,6 +361,56 @@ class Exchange:
             attachments=tuple(attachments),
         )
         return await self._xml(build_package, package, key=exchange_key(self._app))
+
+    async def _size_attachments(self, items: Sequence[AttachmentSource]) -> None:
+        """Refuse attachments over the limits from their sizes alone: a ref is ``stat``-ed,
+        never read, before every attachment is known to fit (base64 takes 4/3 of the bytes)."""
+        limits = self._limits
+        room = limits.max_package_bytes // 4 * 3
+        total = 0
+        for item in items:
+            if item.ref is not None:
+                ref = storage.ObjectRef.parse(item.ref)
+                size = (await self._run(self._app.store.stat, ref)).size
+                where = f"{item.field}.ref"
+            else:
+                size = len(item.content or b"")
+                where = f"{item.field}.content"
+            if size > limits.max_attachment_bytes:
+                raise PackageTooLarge(
+                    f"the attachment is {size} bytes; at most {limits.max_attachment_bytes}"
+                    " are accepted ([exchange] max_attachment_bytes)",
+                    field=where,
+                )
+            total += size
+            if total > room:
+                raise PackageTooLarge(
+                    f"the attachments come to {total} bytes or more; a package holds at most"
+                    f" {room} bytes of attachments ([exchange] max_package_bytes"
+                    f" {limits.max_package_bytes}, base64-encoded)",
+                    field=where,
+                )
+
+    async def _open(self, data: bytes, *, field: str) -> OpenedPackage:
+        """Open (verify and read) a package arriving here, within the limits."""
+        if len(data) > self._limits.max_package_bytes:
+            raise PackageTooLarge(
+                f"the package is {len(data)} bytes; at most {self._limits.max_package_bytes}"
+                " are accepted ([exchange] max_package_bytes)",
+                field=field,
+            )
+        return await self._xml(open_package, data, policy=self._policy, limits=self._limits)
+
+    def _check_deliverable(self, data: bytes, opened: OpenedPackage, *, field: str) -> None:
+        """Refuse a package whose Delivery (or Forward) would not fit a message."""
+        size = deliverable(data, opened)
+        if size > self._max_message:
+            raise PackageTooLarge(
+                f"the package and the fields delivered with it (subject, attachment names,"
+                f" trace) come to {size} bytes; a delivery holds at most {self._max_message}"
+                " ([server] max_message_bytes)",
+                field=field,
+            )
 
     def _units(self, codes: Sequence[str]) -> list[Organization]:
         _, directory, _ = self._routing()
@@ -468,11 +552,10 @@ class Exchange:
                 want = min(want, max_deliveries - sent)
             items = await self._run(router.inbox, unit, limit=want, lease=lease)
             for item in items:
-                data = await self._run(self._documents.read_whole, item.package_ref)
-                opened = await self._xml(open_package, data, policy=self._policy)
-                yield Delivery(
-                    item=item, package=data, verification=await self.verification(opened)
-                )
+                delivery = await self._hand_over(actor, router, unit, item)
+                if delivery is None:
+                    continue  # counted (or quarantined): the ones behind it go on
+                yield delivery
                 sent += 1
             if max_deliveries and sent >= max_deliveries:
                 return
@@ -480,6 +563,98 @@ class Exchange:
                 if not follow:
                     return
                 await asyncio.sleep(_POLL_SECONDS)
+
+    async def _hand_over(
+        self, actor: Identity, router: Router, unit: str, item: InboxItem
+    ) -> Delivery | None:
+        """The delivery of ``item``, or None when it cannot be handed over (then counted)."""
+        try:
+            data = await self._run(self._documents.read_whole, item.package_ref)
+            opened = await self._xml(open_package, data, policy=self._policy, limits=self._limits)
+            verification = await self.verification(opened)
+            size = deliverable(data, opened) + len(verification.encode())
+            if size > self._max_message:
+                raise PackageTooLarge(
+                    f"its delivery is {size} bytes, over [server] max_message_bytes"
+                    f" ({self._max_message})"
+                )
+        except (
+            storage.ObjectNotFound,
+            storage.IntegrityError,
+            storage.InvalidRef,
+            ExchangeError,
+        ) as exc:  # this delivery's own fault; a store that is down fails the call instead
+            staging = Staging()
+            reason = f"{type(exc).__name__}: {exc}"
+
+            def journal(conn: sa.Connection, quarantined: Quarantined) -> None:
+                staging.write(conn, [self._quarantine_event(actor, quarantined)])
+
+            await self._run(router.delivery_failed, item.delivery_id, error=reason, journal=journal)
+            await self._events.settled(staging)
+            log.warning(
+                "delivery could not be handed over",
+                extra={"delivery_id": item.delivery_id, "unit": unit, "reason": reason},
+            )
+            return None
+        return Delivery(item=item, package=data, verification=verification)
+
+    def _quarantine_event(self, actor: Identity, item: Quarantined) -> audit.Event:
+        return self._events.event(
+            audit.EventType.PACKAGE_QUARANTINED,
+            actor=actor,
+            unit=item.sender,
+            details={
+                "document_id": item.document_id,
+                "kind": item.kind.value,
+                "id": str(item.id),
+                "recipients": ",".join(item.recipients),
+                "failures": str(item.failures),
+                "reason": item.reason,
+            },
+        )
+
+    # -- quarantine (operators) ----------------------------------------------------------------
+
+    async def quarantined(self) -> list[Quarantined]:
+        """What is quarantined at this hub (deliveries and hops), oldest first."""
+        router, _, _ = self._routing()
+        return await self._run(router.quarantined)
+
+    async def release(self, actor: Identity, kind: str, item_id: str) -> Quarantined:
+        """Give a quarantined delivery back to its inbox, or a hop back to the outbox."""
+        router, _, _ = self._routing()
+        try:
+            chosen = QuarantineKind(kind)
+        except ValueError:
+            raise RequestInvalid(
+                f"kind is {kind or 'not given'}; give delivery or hop", field="kind"
+            ) from None
+        if not item_id.isdigit():
+            raise RequestInvalid(
+                "the id is the number `kyso exchange quarantine` lists", field="id"
+            )
+        staging = Staging()
+
+        def journal(conn: sa.Connection, item: Quarantined) -> None:
+            event = self._events.event(
+                audit.EventType.PACKAGE_RELEASED,
+                actor=actor,
+                unit=item.sender,
+                details={
+                    "document_id": item.document_id,
+                    "kind": item.kind.value,
+                    "id": str(item.id),
+                    "recipients": ",".join(item.recipients),
+                },
+            )
+            staging.write(conn, [event])
+
+        released = await self._run(lambda: router.release(chosen, int(item_id), journal=journal))
+        if chosen is QuarantineKind.HOP:
+            self._app.outbox_written()
+        await self._events.settled(staging)
+        return released
 
     async def ack(self, actor: Identity, unit: str, delivery_ids: Sequence[str]) -> int:
         """Acknowledge deliveries of ``unit``; return how many were named."""
@@ -575,7 +750,8 @@ class Exchange:
             )
         if order.package is not None:
             data = order.package
-            opened = await self._xml(open_package, data, policy=self._policy)
+            opened = await self._open(data, field="package")
+            self._check_deliverable(data, opened, field="package")
             submission = Submission(
                 package=data,
                 via_hub=order.from_hub,
@@ -633,6 +809,27 @@ class Exchange:
             for c in self._app.keyring.chain(self._app.config.exchange.key)
         ]
         return sign_receipt(receipt, key=key, chain=chain)
+
+
+def deliverable(data: bytes, opened: OpenedPackage) -> int:
+    """A bound on the bytes of the Delivery (or Forward) message that carries this package:
+    the package, then what is sent beside it — the subject, the document id, a verification
+    line per attachment (with its name), the trace, the recipients a Forward names, and a fixed
+    allowance for the rest."""
+    header = opened.package.header
+    lines = sum(
+        _LINE_BYTES + len((a.name or a.content_id or "").encode())
+        for a in opened.package.attachments
+    )
+    return (
+        len(data)
+        + len(header.subject.encode())
+        + len(header.document_id.encode())
+        + lines
+        + 64 * len(opened.package.traces)
+        + 24 * len(header.to)  # a Forward's to_units
+        + _DELIVERY_FIXED_BYTES
+    )
 
 
 def _document_id(unit: str, fields: DocumentFields, now: datetime) -> str:

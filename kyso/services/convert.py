@@ -20,7 +20,7 @@ import signer
 import storage
 from exchange.directory import RouteKind
 from exchange.edxml import TraceHeader
-from exchange.routing import DeliveryState, TrackEntry
+from exchange.routing import DeliveryState, Quarantined, QuarantineKind, TrackEntry
 from kyso.catalogue import CatalogueEntry
 from kyso.errors import RequestInvalid
 from kyso.operations.directory import ChildrenPage, NextHop, ServedUnit
@@ -70,6 +70,8 @@ __all__ = [
     "pending_page",
     "prepare_order",
     "prepare_response",
+    "quarantine_kind",
+    "quarantined_item",
     "recipient_state",
     "report_language",
     "requested_tree_size",
@@ -104,6 +106,7 @@ _STATES: dict[DeliveryState, Any] = {
     DeliveryState.FORWARDED: exchange_pb2.FORWARDED,
     DeliveryState.DELIVERED: exchange_pb2.DELIVERED,
     DeliveryState.ACKNOWLEDGED: exchange_pb2.ACKNOWLEDGED,
+    DeliveryState.QUARANTINED: exchange_pb2.FAILED,
 }
 
 
@@ -368,8 +371,15 @@ def recipient_state(entry: TrackEntry) -> exchange_pb2.RecipientState:
             (e.description or "" for e in reversed(entry.history) if e.code == entry.status), ""
         ),
         updated_at=timestamp(last.at) if last else None,
-        detail=f"next hub {entry.next_hub}" if entry.next_hub else "served by this hub",
+        detail=_detail(entry),
     )
+
+
+def _detail(entry: TrackEntry) -> str:
+    where = f"next hub {entry.next_hub}" if entry.next_hub else "served by this hub"
+    if entry.state is DeliveryState.QUARANTINED:
+        return f"quarantined ({where}): {entry.reason or 'no reason recorded'}"
+    return where
 
 
 def sent_response(sent: Sent) -> exchange_pb2.SendResponse:
@@ -637,4 +647,31 @@ def inclusion_proof(proof: audit.InclusionProof) -> audit_pb2.InclusionProof:
 def consistency_proof(proof: audit.ConsistencyProof) -> audit_pb2.ConsistencyProof:
     return audit_pb2.ConsistencyProof(
         first_size=proof.old_size, second_size=proof.new_size, proof=list(proof.path)
+    )
+
+
+_QUARANTINE_KINDS: dict[int, str] = {
+    exchange_pb2.QUARANTINE_DELIVERY: QuarantineKind.DELIVERY.value,
+    exchange_pb2.QUARANTINE_HOP: QuarantineKind.HOP.value,
+}
+
+
+def quarantine_kind(value: int) -> str:
+    """The domain's name of a quarantine kind ("" when unspecified: the operation refuses it)."""
+    return _QUARANTINE_KINDS.get(value, "")
+
+
+def quarantined_item(item: Quarantined) -> exchange_pb2.QuarantinedItem:
+    return exchange_pb2.QuarantinedItem(
+        kind=exchange_pb2.QUARANTINE_DELIVERY
+        if item.kind is QuarantineKind.DELIVERY
+        else exchange_pb2.QUARANTINE_HOP,
+        id=str(item.id),
+        document_id=item.document_id,
+        from_unit=item.sender,
+        to_units=item.recipients,
+        next_hub=item.next_hub or "",
+        failures=item.failures,
+        reason=item.reason,
+        quarantined_at=timestamp(item.at),
     )

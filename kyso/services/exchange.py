@@ -78,3 +78,19 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     ) -> exchange_pb2.ForwardResponse:
         receipt = await self._exchange.forward(current_identity(), convert.forward_order(request))
         return convert.forward_response(receipt)
+
+    async def ListQuarantined(  # noqa: N802
+        self, request: exchange_pb2.ListQuarantinedRequest, context: Any
+    ) -> exchange_pb2.ListQuarantinedResponse:
+        items = await self._exchange.quarantined()
+        return exchange_pb2.ListQuarantinedResponse(
+            items=[convert.quarantined_item(i) for i in items]
+        )
+
+    async def ReleaseQuarantined(  # noqa: N802
+        self, request: exchange_pb2.ReleaseQuarantinedRequest, context: Any
+    ) -> exchange_pb2.ReleaseQuarantinedResponse:
+        released = await self._exchange.release(
+            current_identity(), convert.quarantine_kind(request.kind), request.id
+        )
+        return exchange_pb2.ReleaseQuarantinedResponse(released=convert.quarantined_item(released))

@@ -19,12 +19,21 @@ class DeliveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERED: _ClassVar[DeliveryState]
     ACKNOWLEDGED: _ClassVar[DeliveryState]
     FAILED: _ClassVar[DeliveryState]
+
+class QuarantineKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUARANTINE_KIND_UNSPECIFIED: _ClassVar[QuarantineKind]
+    QUARANTINE_DELIVERY: _ClassVar[QuarantineKind]
+    QUARANTINE_HOP: _ClassVar[QuarantineKind]
 DELIVERY_STATE_UNSPECIFIED: DeliveryState
 QUEUED: DeliveryState
 FORWARDED: DeliveryState
 DELIVERED: DeliveryState
 ACKNOWLEDGED: DeliveryState
 FAILED: DeliveryState
+QUARANTINE_KIND_UNSPECIFIED: QuarantineKind
+QUARANTINE_DELIVERY: QuarantineKind
+QUARANTINE_HOP: QuarantineKind
 
 class DocumentFields(_message.Message):
     __slots__ = ("subject", "code_number", "code_notation", "document_type", "document_type_name", "content", "signer_full_name", "signer_position", "priority", "attachments")
@@ -225,3 +234,49 @@ class ForwardResponse(_message.Message):
     receipt_signature: bytes
     receipt_certificate: bytes
     def __init__(self, receipt: _Optional[bytes] = ..., receipt_signature: _Optional[bytes] = ..., receipt_certificate: _Optional[bytes] = ...) -> None: ...
+
+class ListQuarantinedRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class QuarantinedItem(_message.Message):
+    __slots__ = ("kind", "id", "document_id", "from_unit", "to_units", "next_hub", "failures", "reason", "quarantined_at")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_UNIT_FIELD_NUMBER: _ClassVar[int]
+    TO_UNITS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HUB_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_AT_FIELD_NUMBER: _ClassVar[int]
+    kind: QuarantineKind
+    id: str
+    document_id: str
+    from_unit: str
+    to_units: _containers.RepeatedScalarFieldContainer[str]
+    next_hub: str
+    failures: int
+    reason: str
+    quarantined_at: _timestamp_pb2.Timestamp
+    def __init__(self, kind: _Optional[_Union[QuarantineKind, str]] = ..., id: _Optional[str] = ..., document_id: _Optional[str] = ..., from_unit: _Optional[str] = ..., to_units: _Optional[_Iterable[str]] = ..., next_hub: _Optional[str] = ..., failures: _Optional[int] = ..., reason: _Optional[str] = ..., quarantined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListQuarantinedResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[QuarantinedItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[QuarantinedItem, _Mapping]]] = ...) -> None: ...
+
+class ReleaseQuarantinedRequest(_message.Message):
+    __slots__ = ("kind", "id")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    kind: QuarantineKind
+    id: str
+    def __init__(self, kind: _Optional[_Union[QuarantineKind, str]] = ..., id: _Optional[str] = ...) -> None: ...
+
+class ReleaseQuarantinedResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: QuarantinedItem
+    def __init__(self, released: _Optional[_Union[QuarantinedItem, _Mapping]] = ...) -> None: ...

@@ -64,6 +64,16 @@ class ExchangeServiceStub:
                 request_serializer=kyso_dot_v1_dot_exchange__pb2.ForwardRequest.SerializeToString,
                 response_deserializer=kyso_dot_v1_dot_exchange__pb2.ForwardResponse.FromString,
                 _registered_method=True)
+        self.ListQuarantined = channel.unary_unary(
+                '/kyso.v1.ExchangeService/ListQuarantined',
+                request_serializer=kyso_dot_v1_dot_exchange__pb2.ListQuarantinedRequest.SerializeToString,
+                response_deserializer=kyso_dot_v1_dot_exchange__pb2.ListQuarantinedResponse.FromString,
+                _registered_method=True)
+        self.ReleaseQuarantined = channel.unary_unary(
+                '/kyso.v1.ExchangeService/ReleaseQuarantined',
+                request_serializer=kyso_dot_v1_dot_exchange__pb2.ReleaseQuarantinedRequest.SerializeToString,
+                response_deserializer=kyso_dot_v1_dot_exchange__pb2.ReleaseQuarantinedResponse.FromString,
+                _registered_method=True)
 
 
 class ExchangeServiceServicer:
@@ -117,6 +127,23 @@ class ExchangeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListQuarantined(self, request, context):
+        """What this hub has quarantined: deliveries Receive could not hand over and hops the next
+        hub kept refusing, after [exchange] max_delivery_attempts / max_forward_attempts, with
+        their reasons. Roles: operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseQuarantined(self, request, context):
+        """Give a quarantined delivery back to its unit's inbox, or a hop back to the outbox (due
+        now), with no failures counted. Roles: operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExchangeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -149,6 +176,16 @@ def add_ExchangeServiceServicer_to_server(servicer, server):
                     servicer.Forward,
                     request_deserializer=kyso_dot_v1_dot_exchange__pb2.ForwardRequest.FromString,
                     response_serializer=kyso_dot_v1_dot_exchange__pb2.ForwardResponse.SerializeToString,
+            ),
+            'ListQuarantined': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuarantined,
+                    request_deserializer=kyso_dot_v1_dot_exchange__pb2.ListQuarantinedRequest.FromString,
+                    response_serializer=kyso_dot_v1_dot_exchange__pb2.ListQuarantinedResponse.SerializeToString,
+            ),
+            'ReleaseQuarantined': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseQuarantined,
+                    request_deserializer=kyso_dot_v1_dot_exchange__pb2.ReleaseQuarantinedRequest.FromString,
+                    response_serializer=kyso_dot_v1_dot_exchange__pb2.ReleaseQuarantinedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +350,60 @@ class ExchangeService:
             '/kyso.v1.ExchangeService/Forward',
             kyso_dot_v1_dot_exchange__pb2.ForwardRequest.SerializeToString,
             kyso_dot_v1_dot_exchange__pb2.ForwardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuarantined(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kyso.v1.ExchangeService/ListQuarantined',
+            kyso_dot_v1_dot_exchange__pb2.ListQuarantinedRequest.SerializeToString,
+            kyso_dot_v1_dot_exchange__pb2.ListQuarantinedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseQuarantined(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kyso.v1.ExchangeService/ReleaseQuarantined',
+            kyso_dot_v1_dot_exchange__pb2.ReleaseQuarantinedRequest.SerializeToString,
+            kyso_dot_v1_dot_exchange__pb2.ReleaseQuarantinedResponse.FromString,
             options,
             channel_credentials,
             insecure,

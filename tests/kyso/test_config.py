@@ -112,3 +112,41 @@ def test_serve_unreadable_file_exits_2(tmp_path: Path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "does not exist" in proc.stderr
+
+
+_HUB = "[exchange]\nhub_id = 'H49'\n{extra}\n[exchange.hubs.H49]\nroot_unit = '000.00.00.H49'\n"
+
+
+@pytest.mark.parametrize(
+    ("server", "extra", "message"),
+    [
+        (
+            "",
+            "max_package_bytes = 16777216",
+            "exchange.max_package_bytes: 16777216 does not fit a Delivery under"
+            " server.max_message_bytes (16777216, of which 1048576 are kept for its other"
+            " fields); at most 15728640",
+        ),
+        (
+            "[server]\nmax_message_bytes = 8388608\n",
+            "",
+            "exchange.max_package_bytes: 15728640 does not fit a Delivery",
+        ),
+        ("", "max_expanded_bytes = 0", "exchange.max_expanded_bytes: must be at least 1"),
+        ("", "max_delivery_attempts = 0", "exchange.max_delivery_attempts: must be at least 1"),
+    ],
+)
+def test_package_limits_must_let_every_package_be_delivered(write_config, server, extra, message):
+    with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(write_config(server + _HUB.format(extra=extra), base=False))
+
+
+def test_package_limits_that_fit_are_taken(write_config):
+    path = write_config(
+        "[server]\nmax_message_bytes = 33554432\n"
+        + _HUB.format(extra="max_package_bytes = 32505856\nmax_forward_attempts = 3"),
+        base=False,
+    )
+    exchange = load_config(path).exchange
+    assert (exchange.max_package_bytes, exchange.max_forward_attempts) == (32505856, 3)
+    assert (exchange.max_expanded_bytes, exchange.max_delivery_attempts) == (64 * 1024**2, 5)
