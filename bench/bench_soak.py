@@ -1,6 +1,6 @@
 """Soak: legitimate clients beside hostile ones against a real ``kyso serve`` (issue 14).
 
-Bounded in time (``KYSO_SOAK_SECONDS``, default 130 s under load, about 3 minutes in all),
+Bounded in time (``KYSO_SOAK_SECONDS``, default 120 s under load, about 3 minutes in all),
 loopback only. What runs, what is measured and the goals: bench/soak/ and docs/operations.md
 ("Soak test"). ``make soak`` runs this module alone.
 """

@@ -10,8 +10,8 @@ An outcome is the status code the server ended the call with (``OK`` for success
 ``VerifyPackage`` that answers with a report is ``OK:<indication>``), or what the client saw
 when the server did not end it: ``OPEN_AT_END`` (an idle or stalled stream still open at the end
 of the attack and older than ``grace`` seconds), ``UNDECIDED`` (one younger than that),
-``EMPTY`` (a slow Receive that had nothing to deliver: not an attack), ``CLIENT_GAVE_UP`` (a
-call the server had not answered after 120 s). Attackers never set a gRPC deadline, so every
+``EMPTY`` (a slow Receive that had nothing to deliver: not an attack), ``NO_ANSWER`` (a request
+still unanswered at the end, older than ``grace``). Attackers never set a gRPC deadline, so every
 DEADLINE_EXCEEDED is the server's.
 """
 
@@ -26,8 +26,9 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import grpc
 from grpc import aio
 
 from bench.soak.legit import channel
@@ -58,8 +59,8 @@ ATTACKS = (
 SENDING_UNIT = "000.01.04.H49"
 SLOW_INBOXES = ("000.02.04.H49", "000.03.04.H49", "000.04.04.H49", "000.05.04.H49")
 BOMB_INBOX = "000.06.04.H49"
-GIVE_UP_SECONDS = 120.0
 CHUNK = 256 * 1024
+T = TypeVar("T")
 SLOW_OPTIONS = [("grpc.http2.lookahead_bytes", 16 * 1024), ("grpc.http2.bdp_probe", 0)]
 
 
@@ -104,30 +105,37 @@ class Attacks:
     ) -> None:
         """Run ``work`` (which returns the OK outcome) and record how it ended.
 
-        ``held``: a stream the client keeps open (idle or stalled): at the end of the attack it
-        is cancelled and recorded by age; other calls get ``GIVE_UP_SECONDS``.
+        Nothing outlives the attack phase: at its end a call still waiting is cancelled and
+        recorded by its age — a miss (``OPEN_AT_END`` for a stream the client holds open, idle
+        or stalled; ``NO_ANSWER`` for a request waiting for its answer) when older than
+        ``grace``, ``UNDECIDED`` when younger.
         """
-        limit = max(self.end - time.monotonic(), 0.1) if held else GIVE_UP_SECONDS
         try:
-            self.record(attack, await asyncio.wait_for(work(), limit))
+            self.record(
+                attack, await asyncio.wait_for(work(), max(self.end - time.monotonic(), 0.1))
+            )
         except aio.AioRpcError as exc:
             self.record(attack, exc.code().name, exc.details() or "")
         except TimeoutError:
-            if not held:
-                self.record(attack, "CLIENT_GAVE_UP", f"no answer after {limit:.0f} s")
-            elif time.monotonic() - opened >= self.plan.grace:
-                age = time.monotonic() - opened
+            age = time.monotonic() - opened
+            if age < self.plan.grace:
+                self.record(attack, "UNDECIDED")
+            elif held:
                 self.record(attack, "OPEN_AT_END", f"still open after {age:.0f} s")
             else:
-                self.record(attack, "UNDECIDED")
+                self.record(attack, "NO_ANSWER", f"no answer after {age:.0f} s")
 
     # -- set-up ---------------------------------------------------------------------------------
 
     async def set_up(self) -> None:
+        """A 3 MiB document (for slow downloads and the flooder) and 12 small packages in each
+        slow inbox. Not attacks: a refusal for the rate (RESOURCE_EXHAUSTED) is waited out."""
         async with channel(self.plan.address) as ch:
             documents = documents_pb2_grpc.DocumentServiceStub(ch)
             data = hashlib.sha256(b"soak").digest() * (3 * 1024 * 1024 // 32)
-            reply = await documents.Upload(_upload(data, declared=True), metadata=self.auth())
+            reply = await _patiently(
+                lambda: documents.Upload(_upload(data, declared=True), metadata=self.auth())
+            )
             self.big_ref = reply.ref.ref
             exchange = exchange_pb2_grpc.ExchangeServiceStub(ch)
             for number in range(12):
@@ -138,7 +146,8 @@ class Attacks:
                 request.fields.attachments.add(
                     name="tai-lieu.txt", content_type="text/plain", content=bytes(24 * 1024)
                 )
-                await exchange.Send(request, metadata=self.auth())
+                send = functools.partial(exchange.Send, request, metadata=self.auth())
+                await _patiently(send)
 
     # -- attacks --------------------------------------------------------------------------------
 
@@ -250,12 +259,13 @@ class Attacks:
         stub = documents_pb2_grpc.DocumentServiceStub(ch)
         request = documents_pb2.StatRequest(ref=common_pb2.DocumentRef(ref=self.big_ref))
         auth = self.auth(self.plan.flood_token)
+
+        async def stat() -> str:
+            await stub.Stat(request, metadata=auth)
+            return "OK"
+
         while self.running():
-            try:
-                await stub.Stat(request, metadata=auth)
-                self.record("flood", "OK")
-            except aio.AioRpcError as exc:
-                self.record("flood", exc.code().name, exc.details() or "")
+            await self.outcome_of("flood", stat, opened=time.monotonic(), held=False)
 
     async def run(self) -> None:
         await self.set_up()
@@ -290,6 +300,18 @@ async def _upload(data: bytes, *, declared: bool) -> AsyncIterator[documents_pb2
     yield documents_pb2.UploadRequest(metadata=meta)
     for start in range(0, len(data), CHUNK):
         yield documents_pb2.UploadRequest(chunk=data[start : start + CHUNK])
+
+
+async def _patiently(call: Callable[[], Awaitable[T]], *, seconds: float = 60.0) -> T:
+    """``call()``, again after a second while the server answers RESOURCE_EXHAUSTED."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await call()
+        except aio.AioRpcError as exc:
+            if exc.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(1.0)
 
 
 def _say(message: dict[str, Any]) -> None:

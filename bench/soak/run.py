@@ -102,6 +102,7 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
         rss_quiet_mib=sampler.peak_mib(quiet.start, quiet.end),
         rss_attack_mib=sampler.peak_mib(attack.start, attack.end),
         server_hwm_mib=sampler.server_hwm_mib(),
+        hwm_total_mib=sampler.hwm_total_mib(),
         rss_bound_mib=settings.rss_bound_mib,
         documents_checked=checked,
         documents_failed=failures,

@@ -156,6 +156,10 @@ class MemorySampler:
         values = [kib for t, kib in self.samples if start <= t <= end]
         return max(values, default=0) / 1024
 
+    def hwm_total_mib(self) -> float:
+        """Every process's own peak added up (MiB): an upper bound of the tree's peak."""
+        return sum(self.hwm.values()) / 1024
+
     def server_hwm_mib(self) -> float:
         """VmHWM of the server process itself (MiB)."""
         return self.hwm.get(self.root, 0) / 1024

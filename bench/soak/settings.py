@@ -1,6 +1,6 @@
 """What the soak runs and for how long, from ``KYSO_SOAK_*`` environment variables.
 
-``KYSO_SOAK_SECONDS`` (default 130) is the time under load: a quarter of it for the quiet phase
+``KYSO_SOAK_SECONDS`` (default 120) is the time under load: a quarter of it for the quiet phase
 (legitimate clients alone: the baseline), the rest for the attack phase. Start-up (``kyso dev
 init`` into ``KYSO_SOAK_HOME``, reused between runs) and the checks afterwards come on top;
 the whole run takes about three minutes with the defaults.
@@ -21,7 +21,7 @@ _REPO = Path(__file__).resolve().parents[2]
 class Settings:
     """Every knob of the soak; ``Settings.from_env()`` reads ``KYSO_SOAK_<NAME>`` for each."""
 
-    seconds: float = 130.0
+    seconds: float = 120.0
     """Time under load: the quiet phase takes ``quiet_share`` of it, the attack phase the rest."""
     quiet_share: float = 0.25
     home: Path = _REPO / "var" / "soak"
