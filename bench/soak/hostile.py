@@ -2,7 +2,8 @@
 stdin) so that their work on the client side does not slow the legitimate clients' own loop.
 
 The process sets up what the attacks need (a 3 MiB document, small packages in four inboxes),
-prints ``{"event": "started"}``, attacks for ``attack_seconds``, prints ``{"event": "ended"}``
+prints ``{"event": "started"}``, attacks for ``attack_seconds`` (the idle and slow streams from
+a tenth of it on, after the first bombs), prints ``{"event": "ended"}``
 and then one line with every outcome: ``{"event": "result", "counts": {attack: {outcome: n}},
 "examples": {attack: {outcome: detail}}}``.
 
@@ -61,6 +62,7 @@ SLOW_INBOXES = ("000.02.04.H49", "000.03.04.H49", "000.04.04.H49", "000.05.04.H4
 BOMB_INBOX = "000.06.04.H49"
 CHUNK = 256 * 1024
 T = TypeVar("T")
+STREAMS_LATER = 0.1
 SLOW_OPTIONS = [("grpc.http2.lookahead_bytes", 16 * 1024), ("grpc.http2.bdp_probe", 0)]
 
 
@@ -151,8 +153,14 @@ class Attacks:
 
     # -- attacks --------------------------------------------------------------------------------
 
+    async def _streams_begin(self) -> None:
+        """Idle and slow streams start a tenth into the attack, after the first bombs: on a
+        server whose threads they would all take, the bombs are still seen (memory)."""
+        await asyncio.sleep(self.plan.attack_seconds * STREAMS_LATER)
+
     async def idle_upload(self, ch: aio.Channel) -> None:
         stub = documents_pb2_grpc.DocumentServiceStub(ch)
+        await self._streams_begin()
         while self.running():
             opened = time.monotonic()
             call = stub.Upload(metadata=self.auth())
@@ -171,6 +179,7 @@ class Attacks:
         async with channel(self.plan.address, SLOW_OPTIONS) as ch:
             stub = documents_pb2_grpc.DocumentServiceStub(ch)
             request = documents_pb2.DownloadRequest(ref=common_pb2.DocumentRef(ref=self.big_ref))
+            await self._streams_begin()
             while self.running():
                 opened = time.monotonic()
                 call = stub.Download(request, metadata=self.auth())
@@ -186,6 +195,7 @@ class Attacks:
             request = exchange_pb2.ReceiveRequest(
                 unit_code=SLOW_INBOXES[index % len(SLOW_INBOXES)], lease_seconds=10
             )
+            await self._streams_begin()
             while self.running():
                 opened = time.monotonic()
                 call = stub.Receive(request, metadata=self.auth())
