@@ -18,7 +18,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -60,14 +60,11 @@ def run_soak(
             sampler.stop()
             server.stop()
         done = server.kyso("audit", "verify", "--config", str(server.config))
-        figures = _with_audit(figures, done.returncode == 0, done.stdout + done.stderr)
+        figures = replace(
+            figures, audit_ok=done.returncode == 0, audit_output=done.stdout + done.stderr
+        )
     print(table(figures), file=out, flush=True)
     return rows(figures)
-
-
-def _with_audit(figures: Figures, ok: bool, output: str) -> Figures:
-    values = {name: getattr(figures, name) for name in Figures.__slots__}
-    return Figures(**{**values, "audit_ok": ok, "audit_output": output})
 
 
 async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -> Figures:

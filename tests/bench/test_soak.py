@@ -14,6 +14,7 @@ import pytest
 
 from bench.soak.hostile import ATTACKS
 from bench.soak.legit import OPERATIONS
+from bench.soak.report import EXPECTED, tally
 from bench.soak.run import run_soak
 from bench.soak.settings import Settings
 from kyso.dev.init import DevEnvironment
@@ -66,3 +67,20 @@ def test_a_short_soak_runs_end_to_end_and_reports_every_row(dev_env: DevEnvironm
         line = next(line for line in table.splitlines() if line.strip().startswith(attack))
         assert "none (" not in line, line
     assert "kyso audit verify:" in table
+
+
+def test_outcomes_are_judged_by_the_expected_codes_of_each_attack() -> None:
+    idle = tally("idle_upload", {"DEADLINE_EXCEEDED": 3, "OPEN_AT_END": 2, "UNDECIDED": 4})
+    assert (idle.right, idle.misses) == (3, 2)
+    bombs = tally("xml_many_elements", {"INVALID_ARGUMENT": 1, "OK:TOTAL_FAILED": 5})
+    assert (bombs.right, bombs.misses) == (1, 5)
+    upload = tally("oversize_declared", {"RESOURCE_EXHAUSTED": 2, "OK": 1, "NO_ANSWER": 1})
+    assert (upload.right, upload.misses) == (2, 2)
+    # a flooder that was limited: its admitted calls are neither right nor missed
+    limited = tally("flood", {"OK": 500, "RESOURCE_EXHAUSTED": 40, "UNAVAILABLE": 1})
+    assert (limited.right, limited.misses) == (40, 1)
+    # one that never was: every call it made is a miss
+    unlimited = tally("flood", {"OK": 500})
+    assert (unlimited.right, unlimited.misses) == (0, 500)
+    assert unlimited.note == "never limited"
+    assert set(EXPECTED) == set(ATTACKS)
