@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.soak.payloads import pdf
 from bench.soak.server import RECEIVER_UNIT, SENDER_UNIT
@@ -84,6 +85,7 @@ class Legit:
         self.pace = pace
         self.deadline = deadline
         self.calls: list[Call] = []
+        self.health: list[Call] = []
         self.book = Ledgerbook()
         self.signed_sample = b""
         self._stop = asyncio.Event()
@@ -137,7 +139,26 @@ class Legit:
     async def run(self, clients: int) -> None:
         """Run ``clients`` of each kind until :meth:`stop`."""
         kinds = [self._signer, self._verifier, self._documents, self._sender, self._receiver]
-        await asyncio.gather(*(kind(index) for kind in kinds for index in range(clients)))
+        await asyncio.gather(
+            self._health(), *(kind(index) for kind in kinds for index in range(clients))
+        )
+
+    async def _health(self) -> None:
+        """A load balancer's probe: ``Health/Check`` every second, its answer and latency kept
+        in ``health`` (not a goal: what the server says about itself under attack)."""
+        async with channel(self.address) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            request = health_pb2.HealthCheckRequest(service="")
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    reply = await stub.Check(request, timeout=5)
+                    outcome = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                except aio.AioRpcError as exc:
+                    outcome = exc.code().name
+                self.health.append(Call("health", started, time.monotonic() - started, outcome))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
 
     async def _signer(self, index: int) -> None:
         async with channel(self.address) as ch:

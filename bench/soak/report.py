@@ -99,6 +99,8 @@ class Figures:
 
     quiet: Sequence[Call]
     attack: Sequence[Call]
+    health_quiet: Sequence[Call]
+    health_attack: Sequence[Call]
     quiet_seconds: float
     attack_seconds: float
     counts: Mapping[str, Mapping[str, int]]
@@ -201,6 +203,14 @@ def table(f: Figures) -> str:
             lines.append(f"    {op} {outcome} ×{n}: {sample[:120]}")
     attack_errors = sum(1 for c in f.attack if c.outcome != "OK")
     lines.append(f"  goal 0 under attack — {_verdict(attack_errors == 0)}")
+    lines.append("")
+    for name, probes in (("quiet", f.health_quiet), ("attack", f.health_attack)):
+        answers: dict[str, int] = {}
+        for probe in probes:
+            answers[probe.outcome] = answers.get(probe.outcome, 0) + 1
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(answers.items())) or "none"
+        slowest = p99([p.seconds * 1000 for p in probes])
+        lines.append(f"health probe every 1 s ({name}): {shown}; p99 {slowest:.0f} ms")
     lines.append("")
     lines.append(f"hostile requests          {'right':>6} {'misses':>7}  outcomes (expected)")
     right = judged = 0

@@ -92,6 +92,8 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
     return Figures(
         quiet=[c for c in legit.calls if quiet.start <= c.started < quiet.end],
         attack=[c for c in legit.calls if attack.start <= c.started < attack.end],
+        health_quiet=[c for c in legit.health if quiet.start <= c.started < quiet.end],
+        health_attack=[c for c in legit.health if attack.start <= c.started < attack.end],
         quiet_seconds=quiet.end - quiet.start,
         attack_seconds=attack.end - attack.start,
         counts=result.get("counts", {}),
