@@ -38,7 +38,7 @@ from kyso.certificates import read_certificates
 from kyso.config import Config
 from kyso.errors import ConfigError
 from kyso.operations.ledger import EventLog
-from kyso.operations.running import Blocking
+from kyso.operations.running import Blocking, Executors
 from signer import verify
 from signer.twophase import SessionStore, TwoPhaseSigner
 
@@ -88,7 +88,7 @@ class Application:
     ledger: audit.Ledger
     appender: audit.GroupCommitAppender
     events: EventLog
-    blocking: Blocking
+    executors: Executors
     two_phase: TwoPhaseSigner
     sessions: SessionStore
     pdf_policy: verify.VerificationPolicy
@@ -115,8 +115,8 @@ class Application:
             # Closed before the engine is disposed (ExitStack unwinds in reverse): what is
             # queued is committed, never dropped.
             stack.callback(appender.close)
-            blocking = Blocking(threads=config.server.io_threads)
-            stack.callback(blocking.close)
+            executors = open_executors(config)
+            stack.callback(executors.close)
             keyring = open_keyring(config)
             if keyring is not None:
                 stack.callback(keyring.close)
@@ -133,7 +133,7 @@ class Application:
                 ledger=ledger,
                 appender=appender,
                 events=EventLog(appender),
-                blocking=blocking,
+                executors=executors,
                 keyring=keyring,
                 pdf_signer=pdf_signer,
                 two_phase=two_phase_signer(config, settings),
@@ -239,14 +239,20 @@ def two_phase_signer(config: Config, settings: signer.SignerSettings) -> TwoPhas
 
 def verification_policy(config: Config, *, online: bool = False) -> verify.VerificationPolicy:
     """How PDFs are verified here (VerifyPdf and attached PDFs alike): the configured anchors
-    and fingerprints, offline unless asked."""
+    and fingerprints, offline unless asked; online, only what ``[trust] fetch_allow`` lists or
+    certificates chaining to the anchors name is fetched, never a private address unless listed
+    (``signer.verify.fetching``)."""
     profile = verify.TrustProfile.from_sources(
         name="configured",
         description="[trust] anchors and fingerprints of this server",
         pem_files=config.trust.anchors,
         fingerprints=config.trust.fingerprints,
     )
-    return verify.VerificationPolicy(trust=(profile,), online=online)
+    try:
+        fetching = verify.FetchRules(config.trust.fetch_allow)
+    except ValueError as exc:
+        raise ConfigError(f"trust.fetch_allow: {exc}") from None
+    return verify.VerificationPolicy(trust=(profile,), online=online, fetching=fetching)
 
 
 def package_trust(config: Config) -> TrustPolicy:
@@ -319,6 +325,29 @@ def key_specs(config: Config) -> list[hsm.KeySpec]:
             )
         )
     return specs
+
+
+def open_executors(config: Config) -> Executors:
+    """One bounded pool per kind of blocking work (``kyso.operations.running``)."""
+    limits = config.limits
+
+    def pool(name: str, threads: int, *, queued: bool = True) -> Blocking:
+        return Blocking(
+            threads=threads,
+            name=name,
+            queue_limit=threads * limits.queue_per_thread if queued else None,
+            saturated_after=limits.saturated_after_seconds,
+        )
+
+    return Executors(
+        # Database and store calls are short and every RPC needs them: they queue rather than
+        # fail, and a long queue shows as saturation in the health check.
+        io=pool("io", config.server.io_threads, queued=False),
+        transfer=pool("transfer", limits.transfer_threads),
+        xml=pool("xml", limits.xml_threads),
+        pdf=pool("pdf", limits.pdf_threads),
+        health=pool("health", 2, queued=False),
+    )
 
 
 def open_keyring(config: Config) -> hsm.KeyRing | None:

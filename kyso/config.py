@@ -37,6 +37,7 @@ __all__ = [
     "HubConfig",
     "KeyConfig",
     "LedgerConfig",
+    "LimitsConfig",
     "S3Config",
     "ServerConfig",
     "SigningConfig",
@@ -65,6 +66,36 @@ class ServerConfig:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_interval_seconds: float = 2.0
     io_threads: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Admission control: what one client may hold and ask, and how much work of each kind runs
+    at once. docs/operations.md ("Limits") lists every key with its default and the code a
+    client gets when it is exceeded.
+
+    Work of each kind runs in its own bounded pool, so one kind saturated (slow uploads, slow
+    verifications) does not stop the others: ``transfer_threads`` for streamed uploads,
+    ``xml_threads`` for parsing and checking edXML packages, ``pdf_threads`` for waiting on the
+    signing and verifying worker processes ([server] ``io_threads`` for database and store calls).
+    ``queue_per_thread``: how many calls may wait for a pool per thread before new ones are
+    refused (RESOURCE_EXHAUSTED, retry later). A pool whose oldest waiting call has waited
+    ``saturated_after_seconds`` makes the health check answer NOT_SERVING until it drains.
+    ``stream_idle_seconds``: a client stream that sends nothing for this long is ended.
+    Per client: ``calls_in_flight`` and ``streams_in_flight`` at once, and a rate of
+    ``calls_per_second`` sustained with bursts of ``burst``.
+    """
+
+    transfer_threads: int = 16
+    xml_threads: int = 4
+    pdf_threads: int = 16
+    queue_per_thread: int = 4
+    saturated_after_seconds: float = 5.0
+    stream_idle_seconds: float = 30.0
+    calls_in_flight: int = 64
+    streams_in_flight: int = 8
+    calls_per_second: float = 200.0
+    burst: int = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +200,16 @@ class SigningConfig:
 
 @dataclass(frozen=True, slots=True)
 class TrustConfig:
-    """Trust anchors: PEM files and/or SHA-256 fingerprints of certificates found in documents."""
+    """Trust anchors: PEM files and/or SHA-256 fingerprints of certificates found in documents.
+
+    ``fetch_allow``: what online verification may fetch beyond the URLs of certificates that
+    chain to an anchor — URL prefixes, host names, addresses or networks; loopback, private and
+    link-local addresses are fetched from only when listed here.
+    """
 
     anchors: tuple[Path, ...] = ()
     fingerprints: tuple[str, ...] = ()
+    fetch_allow: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +278,7 @@ class Config:
 
     source: Path | None = None
     server: ServerConfig = field(default_factory=ServerConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -420,10 +458,29 @@ def parse_address(text: str, *, key: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def _validate_limits(limits: LimitsConfig) -> None:
+    for name in (
+        "transfer_threads",
+        "xml_threads",
+        "pdf_threads",
+        "calls_in_flight",
+        "streams_in_flight",
+        "burst",
+    ):
+        if getattr(limits, name) < 1:
+            raise ConfigError(f"limits.{name}: must be at least 1")
+    if limits.queue_per_thread < 0:
+        raise ConfigError("limits.queue_per_thread: must be 0 (no waiting) or more")
+    for name in ("saturated_after_seconds", "stream_idle_seconds", "calls_per_second"):
+        if getattr(limits, name) <= 0:
+            raise ConfigError(f"limits.{name}: must be more than 0")
+
+
 def _validate(config: Config) -> None:
     parse_address(config.server.address, key="server.address")
     if config.server.io_threads < 1:
         raise ConfigError("server.io_threads: at least 1 thread is needed for blocking work")
+    _validate_limits(config.limits)
     if config.server.metrics_address:
         parse_address(config.server.metrics_address, key="server.metrics_address")
     if config.tls.enabled:

@@ -13,9 +13,11 @@ An exception may carry ``field`` (the request field at fault); it becomes a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 __all__ = [
@@ -25,10 +27,12 @@ __all__ = [
     "FailedPrecondition",
     "KysoError",
     "NotFound",
+    "Overloaded",
     "PermissionDenied",
     "RequestInvalid",
     "SchemaAheadError",
     "StatusInfo",
+    "StreamIdle",
     "Unavailable",
     "to_status",
 ]
@@ -76,6 +80,19 @@ class FailedPrecondition(KysoError):
     """The request is valid but the state does not allow it (e.g. a session already completed)."""
 
 
+class Overloaded(KysoError):
+    """The caller asks more than its share, or the server is busy: retry after ``retry_after``
+    seconds (sent as a ``google.rpc.RetryInfo`` detail)."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StreamIdle(KysoError):
+    """A client stream sent nothing for longer than the server waits."""
+
+
 class Unavailable(KysoError):
     """A dependency (database, storage, token, peer) cannot be reached; retry later."""
 
@@ -108,6 +125,8 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         (PermissionDenied, code.PERMISSION_DENIED),
         (FailedPrecondition, code.FAILED_PRECONDITION),
         (Unavailable, code.UNAVAILABLE),
+        (Overloaded, code.RESOURCE_EXHAUSTED),
+        (StreamIdle, code.DEADLINE_EXCEEDED),
         (SchemaAheadError, code.FAILED_PRECONDITION),
         (DatabaseError, code.UNAVAILABLE),
         # storage/
@@ -206,13 +225,24 @@ def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
         message = "this RPC is part of the kyso.v1 contract but not implemented in this release"
     else:
         message = _bounded(str(exc) or type(exc).__name__)
+    packed: list[any_pb2.Any] = []
     field = getattr(exc, "field", None)
-    details = None
     if field:
         violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
-        detail = any_pb2.Any()
-        detail.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+        packed.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
+    if isinstance(exc, Overloaded):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(timedelta(seconds=exc.retry_after))
+        packed.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
+    details = None
+    if packed:
         details = status_pb2.Status(
-            code=code.value[0], message=message, details=[detail]
+            code=code.value[0], message=message, details=packed
         ).SerializeToString()
     return StatusInfo(code, message, details)
+
+
+def _packed(message: Message) -> any_pb2.Any:
+    detail = any_pb2.Any()
+    detail.Pack(message)
+    return detail

@@ -1,10 +1,14 @@
-"""Health per service, from the reachability of what each service needs.
+"""Health per service, from the reachability of what each service needs and the load it is under.
 
-A monitor task probes every dependency (database, storage, HSM tokens …) at an interval, off
-the event loop, and sets each kyso.v1 service SERVING only while everything it needs answers;
-the overall status ("") is SERVING only when every configured dependency answers. A service
-whose dependency is not configured at all (no keys on a hub) stays NOT_SERVING. A dependency
-that comes back turns its services SERVING again without a restart.
+A monitor task probes every dependency (database, storage, HSM tokens …) at an interval, in the
+application's ``health`` pool (never shared with requests, so probes run when every other pool
+is full), and sets each kyso.v1 service SERVING only while everything it needs answers and
+none of the work pools it needs is saturated (``kyso.operations.running``: its oldest waiting
+call has waited over ``[limits] saturated_after_seconds``). The overall status ("") is SERVING
+only when every configured dependency answers and no pool is saturated, so a load balancer
+stops sending to a server that cannot keep up. A service whose dependency is not configured at
+all (no keys on a hub) stays NOT_SERVING. A dependency that comes back, or a pool that drains,
+turns its services SERVING again without a restart.
 """
 
 from __future__ import annotations
@@ -16,18 +20,21 @@ from collections.abc import Callable, Mapping
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
+from kyso.operations.running import Executors
+
 __all__ = ["SERVICE_NEEDS", "HealthMonitor"]
 
 log = logging.getLogger(__name__)
 
 #: What each service needs to do its work; names are the keys of the probes given to the monitor.
+#: Work pools (``kyso.operations.running.Executors``) are needs too, by name.
 SERVICE_NEEDS: Mapping[str, frozenset[str]] = {
-    "kyso.v1.SigningService": frozenset({"database", "storage", "hsm"}),
-    "kyso.v1.VerificationService": frozenset(),
-    "kyso.v1.DocumentService": frozenset({"database", "storage"}),
-    "kyso.v1.ExchangeService": frozenset({"database", "storage"}),
-    "kyso.v1.DirectoryService": frozenset({"database"}),
-    "kyso.v1.AuditService": frozenset({"database"}),
+    "kyso.v1.SigningService": frozenset({"database", "storage", "hsm", "io", "pdf"}),
+    "kyso.v1.VerificationService": frozenset({"io", "pdf", "xml"}),
+    "kyso.v1.DocumentService": frozenset({"database", "storage", "io", "transfer"}),
+    "kyso.v1.ExchangeService": frozenset({"database", "storage", "io", "xml"}),
+    "kyso.v1.DirectoryService": frozenset({"database", "io"}),
+    "kyso.v1.AuditService": frozenset({"database", "io"}),
 }
 
 Probe = Callable[[], None]
@@ -36,11 +43,17 @@ Probe = Callable[[], None]
 
 class HealthMonitor:
     def __init__(
-        self, servicer: HealthServicer, probes: Mapping[str, Probe], interval: float
+        self,
+        servicer: HealthServicer,
+        probes: Mapping[str, Probe],
+        interval: float,
+        *,
+        executors: Executors,
     ) -> None:
         self._servicer = servicer
         self._probes = dict(probes)
         self._interval = interval
+        self._executors = executors
         self._failing: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -53,9 +66,15 @@ class HealthMonitor:
         failing: dict[str, str] = {}
         for name, probe in self._probes.items():
             try:
-                await asyncio.to_thread(probe)
+                await self._executors.health.run(probe)
             except Exception as exc:  # a probe failing is the information we collect
                 failing[name] = f"{type(exc).__name__}: {exc}"
+        for pool in self._executors:
+            if pool.saturated:
+                failing[pool.name] = (
+                    f"saturated: {pool.running} running, {pool.waiting} waiting, the oldest "
+                    f"for {pool.longest_wait():.1f} s"
+                )
         for name in failing.keys() - self._failing.keys():
             log.warning(
                 "dependency unavailable", extra={"dependency": name, "reason": failing[name]}
@@ -68,7 +87,8 @@ class HealthMonitor:
         for service, needs in SERVICE_NEEDS.items():
             # A need with no probe is not configured here (e.g. no keys on a hub): the service
             # cannot work, but that is the deployment's shape, not an outage of the server.
-            down = any(n in failing or n not in self._probes for n in needs)
+            known = self._probes.keys() | {pool.name for pool in self._executors}
+            down = any(n in failing or n not in known for n in needs)
             await self._servicer.set(service, not_serving if down else serving)
         await self._servicer.set("", not_serving if failing else serving)
 

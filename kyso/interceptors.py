@@ -1,5 +1,6 @@
 """The one interceptor every RPC passes through: request id, authentication, authorisation,
-error mapping, metrics and the access log.
+admission (``kyso.admission``: per-client limits, idle client streams), error mapping, metrics
+and the access log.
 
 Invariants:
 - A kyso.v1 RPC runs only after its caller is authenticated and authorised (``kyso.authz``).
@@ -22,7 +23,9 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from kyso.admission import Admission, Ticket, idle_bounded
 from kyso.authz import PUBLIC_SERVICES, Authenticator, Identity, authorize
+from kyso.config import LimitsConfig
 from kyso.errors import AuthenticationError, PermissionDenied, StatusInfo, to_status
 from kyso.metrics import Metrics
 
@@ -49,10 +52,17 @@ DeniedHook = Callable[[Identity, str, str], Awaitable[None]]
 
 class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(
-        self, authenticator: Authenticator, metrics: Metrics, *, on_denied: DeniedHook | None = None
+        self,
+        authenticator: Authenticator,
+        metrics: Metrics,
+        *,
+        limits: LimitsConfig,
+        on_denied: DeniedHook | None = None,
     ) -> None:
         self._authenticator = authenticator
         self._metrics = metrics
+        self._admission = Admission(limits)
+        self._idle_seconds = limits.stream_idle_seconds
         self._on_denied = on_denied
 
     async def intercept_service(
@@ -74,7 +84,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(method, handler.stream_unary),
+                self._unary(method, handler.stream_unary, client_streaming=True),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -86,17 +96,22 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         assert handler.stream_stream is not None
         return grpc.stream_stream_rpc_method_handler(
-            self._streaming(method, handler.stream_stream),
+            self._streaming(method, handler.stream_stream, client_streaming=True),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    def _unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _unary(
+        self, method: str, behaviour: Callable[..., Any], *, client_streaming: bool = False
+    ) -> Callable[..., Any]:
         async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = self._begin(method)
             code = grpc.StatusCode.OK
+            ticket: Ticket | None = None
             try:
-                self._admit(method, context)
+                ticket = self._admit(method, context, streaming=client_streaming)
+                if client_streaming:
+                    request = idle_bounded(request, self._idle_seconds)
                 result = behaviour(request, context)
                 if inspect.isawaitable(result):
                     result = await result
@@ -109,16 +124,23 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = status.code
                 await _abort(context, status)
             finally:
+                if ticket is not None:
+                    ticket.release()
                 self._end(method, started, code)
 
         return run
 
-    def _streaming(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _streaming(
+        self, method: str, behaviour: Callable[..., Any], *, client_streaming: bool = False
+    ) -> Callable[..., Any]:
         async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             started = self._begin(method)
             code = grpc.StatusCode.OK
+            ticket: Ticket | None = None
             try:
-                self._admit(method, context)
+                ticket = self._admit(method, context, streaming=True)
+                if client_streaming:
+                    request = idle_bounded(request, self._idle_seconds)
                 result = behaviour(request, context)
                 if inspect.isawaitable(result):
                     result = await result
@@ -136,6 +158,8 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = status.code
                 await _abort(context, status)
             finally:
+                if ticket is not None:
+                    ticket.release()
                 self._end(method, started, code)
 
         return run
@@ -145,10 +169,13 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         self._metrics.in_flight.labels(method).inc()
         return time.perf_counter()
 
-    def _admit(self, method: str, context: aio.ServicerContext[Any, Any]) -> None:
+    def _admit(
+        self, method: str, context: aio.ServicerContext[Any, Any], *, streaming: bool
+    ) -> Ticket:
         identity = self._authenticate(context)
         _identity.set(identity)
         authorize(identity, method)
+        return self._admission.admit(identity.name, streaming=streaming)
 
     def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> Identity:
         auth = context.auth_context()

@@ -45,7 +45,10 @@ class Server:
         self.grpc = aio.server(
             interceptors=[
                 KysoInterceptor(
-                    Authenticator(config.clients), self.metrics, on_denied=app.record_denied
+                    Authenticator(config.clients),
+                    self.metrics,
+                    limits=config.limits,
+                    on_denied=app.record_denied,
                 )
             ],
             options=[
@@ -61,7 +64,10 @@ class Server:
             [*services, "grpc.health.v1.Health", reflection.SERVICE_NAME], self.grpc
         )
         self.monitor = HealthMonitor(
-            self.health_servicer, app.probes(), config.server.health_interval_seconds
+            self.health_servicer,
+            app.probes(),
+            config.server.health_interval_seconds,
+            executors=app.executors,
         )
         self.port = self._bind()
         self._heads: asyncio.Task[None] | None = None

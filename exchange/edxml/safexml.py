@@ -9,7 +9,7 @@ comments ignores them). Every parser failure becomes ``PackageInvalid``.
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lxml import etree
@@ -36,29 +36,33 @@ class Limits:
     max_attachments: int = 200
 
 
-_local = threading.local()
+_FEED_BYTES = 64 * 1024
+"""How much is parsed between two checks of the limits: the first excess stops the parse
+within one such piece, before the rest of the document is built into a tree."""
 
 
-def _parser() -> etree.XMLParser:
-    # lxml parsers keep state and must not be shared between threads.
-    parser: etree.XMLParser | None = getattr(_local, "parser", None)
-    if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-            collect_ids=False,
-        )
-        _local.parser = parser
-    return parser
+def _parser() -> etree.XMLPullParser:
+    # A new parser per document: a pull parser keeps the document's state until closed.
+    return etree.XMLPullParser(
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
 
 
 def parse_xml(data: bytes, *, limits: Limits) -> etree._Element:
-    """Parse untrusted XML bytes within ``limits``; return the root element."""
+    """Parse untrusted XML bytes within ``limits``; return the root element.
+
+    The limits on depth, element count and attribute length are checked while parsing, piece
+    by piece: a document over any of them costs at most one piece beyond the limit, never the
+    whole tree.
+    """
     if len(data) > limits.max_package_bytes:
         raise PackageTooLarge(
             f"the package is {len(data)} bytes, over the limit of {limits.max_package_bytes}"
@@ -67,24 +71,51 @@ def parse_xml(data: bytes, *, limits: Limits) -> etree._Element:
         raise PackageInvalid("the package must be encoded in UTF-8")
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise PackageInvalid("DOCTYPE and ENTITY declarations are not allowed in a package")
+    parser = _parser()
+    counter = _Counter(limits)
     try:
-        root = etree.fromstring(data, parser=_parser())
+        for offset in range(0, len(data), _FEED_BYTES):
+            parser.feed(data[offset : offset + _FEED_BYTES])
+            counter.take(parser.read_events())
+        root = parser.close()
+        counter.take(parser.read_events())
     except etree.XMLSyntaxError as exc:
+        # libxml2's own caps (nesting 256 deep) may stop a piece before it is counted: what
+        # was parsed up to there names the kyso limit that was passed, when one was.
+        counter.take(parser.read_events())
         raise PackageInvalid(f"the package is not well-formed XML: {exc.msg}") from exc
-    tree = root.getroottree()
-    if tree.docinfo.doctype:
+    if root.getroottree().docinfo.doctype:
         raise PackageInvalid("DOCTYPE declarations are not allowed in a package")
-    if root.find("/".join(["*"] * limits.max_depth)) is not None:
-        raise PackageInvalid(f"the package nests elements deeper than {limits.max_depth} levels")
-    count = 0
-    for element in root.iter():
-        count += 1
-        for value in element.attrib.values():
-            if len(value) > limits.max_attribute_chars:
-                raise PackageInvalid(
-                    f"an attribute of element {etree.QName(element).localname} is longer than"
-                    f" {limits.max_attribute_chars} characters"
-                )
-    if count > limits.max_elements:
-        raise PackageInvalid(f"the package has more than {limits.max_elements} elements")
     return root
+
+
+class _Counter:
+    """Depth, elements and attribute lengths seen so far; raises at the first excess."""
+
+    __slots__ = ("count", "depth", "limits")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.depth = 0
+        self.count = 0
+
+    def take(self, events: Iterable[tuple[str, etree._Element]]) -> None:
+        limits = self.limits
+        for event, element in events:
+            if event == "end":
+                self.depth -= 1
+                continue
+            self.depth += 1
+            self.count += 1
+            if self.depth > limits.max_depth:
+                raise PackageInvalid(
+                    f"the package nests elements deeper than {limits.max_depth} levels"
+                )
+            if self.count > limits.max_elements:
+                raise PackageInvalid(f"the package has more than {limits.max_elements} elements")
+            for value in element.attrib.values():
+                if len(value) > limits.max_attribute_chars:
+                    raise PackageInvalid(
+                        f"an attribute of element {etree.QName(element).localname} is longer "
+                        f"than {limits.max_attribute_chars} characters"
+                    )

@@ -95,6 +95,8 @@ def render_config(
         "",
         "[trust]",
         f"anchors = [{_q(env.root_certificate_path)}]",
+        "# the development responders (OCSP, CRL, certificates) listen on loopback",
+        f"fetch_allow = [{_q(env.pki.url_prefix + '/')}]",
         "",
         "[ledger]",
         'key = "ledger"',

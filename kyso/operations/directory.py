@@ -72,7 +72,7 @@ class DirectoryReading:
     def __init__(self, app: Application) -> None:
         self._directory = app.directory
         self._hub_id = app.config.exchange.hub_id
-        self._run = app.blocking.run
+        self._run = app.executors.io.run
 
     def _units(self) -> Directory:
         if self._directory is None:

@@ -14,9 +14,9 @@ its catalogue row and exactly one ``document.stored`` event per upload that cata
 from __future__ import annotations
 
 import asyncio
-import queue
+import collections
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import audit
@@ -68,13 +68,19 @@ class _End:
 class ChunkPipe:
     """A bounded hand-over of byte chunks from the event loop to a reading thread.
 
+    The sender waits for room on the event loop (an ``asyncio.Event`` the reader sets), never in
+    a thread: an upload whose store is slow holds its one transfer thread, nothing more.
     The reader calls :meth:`abandon` when it stops (the store failed: disk full, S3 down);
-    from then on sends return at once, so the sender never blocks on a pipe nobody reads.
-    A send that finds room is done on the event loop, without a thread hop.
+    from then on sends return at once, so the sender never waits on a pipe nobody reads.
+    Create it on the event loop that sends.
     """
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[bytes | _End] = queue.Queue(maxsize=_PIPE_DEPTH)
+        self._loop = asyncio.get_running_loop()
+        self._items: collections.deque[bytes | _End] = collections.deque()
+        self._lock = threading.Lock()
+        self._filled = threading.Condition(self._lock)
+        self._room = asyncio.Event()
         self._abandoned = threading.Event()
 
     @property
@@ -88,30 +94,33 @@ class ChunkPipe:
         await self._put(_End(error))
 
     async def _put(self, item: bytes | _End) -> None:
-        if self._abandoned.is_set():
-            return
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            await asyncio.to_thread(self._put_blocking, item)
+        while not self._abandoned.is_set():
+            with self._lock:
+                if len(self._items) < _PIPE_DEPTH:
+                    self._items.append(item)
+                    self._filled.notify()
+                    return
+                # Cleared under the lock: a reader that takes an item afterwards sets it again.
+                self._room.clear()
+            await self._room.wait()
 
-    def _put_blocking(self, item: bytes | _End) -> None:
-        # abandon() drains the queue after setting the flag, so this put cannot wait forever.
-        if not self._abandoned.is_set():
-            self._queue.put(item)
+    def _made_room(self) -> None:
+        self._loop.call_soon_threadsafe(self._room.set)
 
     def abandon(self) -> None:
-        """The reader is gone: drop what is queued and unblock a waiting sender."""
+        """The reader is gone: drop what is queued and release a waiting sender."""
         self._abandoned.set()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                return
+        with self._lock:
+            self._items.clear()
+        self._made_room()
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
-            item = self._queue.get()
+            with self._lock:
+                while not self._items:
+                    self._filled.wait()
+                item = self._items.popleft()
+            self._made_room()
             if isinstance(item, _End):
                 if item.error is not None:
                     raise item.error
@@ -125,14 +134,28 @@ class Documents:
     def __init__(self, app: Application) -> None:
         self._app = app
         self._store = app.store
-        self._run = app.blocking.run
+        self._run = app.executors.io.run
+        self._executors = app.executors
 
     async def upload(
         self, actor: Identity, meta: UploadMeta, chunks: AsyncIterator[bytes]
     ) -> storage.StoredObject:
-        """Store the streamed bytes, then catalogue and ledger them together."""
+        """Store the streamed bytes, then catalogue and ledger them together.
+
+        At most ``[signing] max_document_bytes`` are taken: a declared size over it is refused
+        before any byte is read, and a stream that goes over it is cut there; either way
+        nothing is stored. The store's thread (``transfer`` pool) is taken only when the first
+        chunk arrives, so a client that opens an upload and sends nothing holds no thread.
+        """
+        limit = self._app.config.signing.max_document_bytes
         if meta.sha256 is not None:
             storage.model.parse_sha256(meta.sha256, what="metadata.sha256")
+        if meta.size > limit:
+            raise RequestInvalid(
+                f"the upload declares {meta.size} bytes; this server stores documents of at "
+                f"most {limit} bytes ([signing] max_document_bytes)",
+                field="metadata.size",
+            )
         pipe = ChunkPipe()
 
         def put() -> storage.StoredObject:
@@ -143,23 +166,34 @@ class Documents:
             finally:
                 pipe.abandon()  # whatever happened, the pipe has no reader any more
 
-        putting = asyncio.create_task(self._run(put))
+        putting: asyncio.Future[storage.StoredObject] | None = None
         received = 0
         try:
             async for chunk in chunks:
+                if putting is None:
+                    putting = self._start(put, pipe)
                 if pipe.abandoned:
                     break  # the store gave up mid-stream (full, unreachable): its error answers
                 received += len(chunk)
+                if received > limit:
+                    raise RequestInvalid(
+                        f"the upload is over {limit} bytes, the most this server stores "
+                        "([signing] max_document_bytes); nothing was stored",
+                        field="chunk",
+                    )
                 await pipe.send(chunk)
             if not pipe.abandoned and meta.size and received != meta.size:
                 raise RequestInvalid(
                     f"the upload declared {meta.size} bytes but sent {received}",
                     field="metadata.size",
                 )
+            if putting is None:  # an empty document: the store still writes it
+                putting = self._start(put, pipe)
             await pipe.finish()
         except BaseException as exc:
             await pipe.finish(exc)  # the put raises it: nothing is stored
-            await asyncio.gather(putting, return_exceptions=True)
+            if putting is not None:
+                await asyncio.gather(putting, return_exceptions=True)
             raise
         stored = await putting
         entry = CatalogueEntry(
@@ -180,6 +214,14 @@ class Documents:
         await self._run(self._app.catalogue.record, entry, journal=staging.journal(event))
         await self._app.events.settled(staging)
         return stored
+
+    def _start(
+        self, put: Callable[[], storage.StoredObject], pipe: ChunkPipe
+    ) -> asyncio.Future[storage.StoredObject]:
+        putting = asyncio.ensure_future(self._executors.transfer.run(put))
+        # A put that never ran (the transfer pool was full) must still release the sender.
+        putting.add_done_callback(lambda _: pipe.abandon())
+        return putting
 
     async def store_signed(
         self, pdf: bytes, *, filename: str, uploader: str, unit_code: str

@@ -186,7 +186,9 @@ class Exchange:
     def __init__(self, app: Application, documents: Documents) -> None:
         self._app = app
         self._documents = documents
-        self._run = app.blocking.run
+        self._run = app.executors.io.run
+        self._xml = app.executors.xml.run
+        self._pdf = app.executors.pdf.run
         self._events = app.events
         self._router = app.router
         self._directory = app.directory
@@ -235,7 +237,7 @@ class Exchange:
         else:
             raise RequestInvalid("give the package or the fields to build one from", field="body")
         recipients = order.to_units if order.package is not None and order.to_units else None
-        opened = await self._run(open_package, data, policy=self._policy)
+        opened = await self._xml(open_package, data, policy=self._policy)
         sender = opened.package.header.from_.organ_id
         if sender != order.from_unit:
             raise RequestInvalid(
@@ -324,7 +326,7 @@ class Exchange:
             ),
             attachments=tuple(attachments),
         )
-        return await self._run(build_package, package, key=exchange_key(self._app))
+        return await self._xml(build_package, package, key=exchange_key(self._app))
 
     def _units(self, codes: Sequence[str]) -> list[Organization]:
         _, directory, _ = self._routing()
@@ -433,7 +435,7 @@ class Exchange:
             )
             if not is_pdf or verifier is None:
                 continue
-            report = await verifier.verify_async(attachment.content, policy)
+            report = await self._pdf(verifier.verify, attachment.content, policy)
             sub = f"/{report.sub_indication.value}" if report.sub_indication else ""
             lines.append(
                 f"{attachment.name or attachment.content_id}: {report.indication.value}{sub}"
@@ -467,7 +469,7 @@ class Exchange:
             items = await self._run(router.inbox, unit, limit=want, lease=lease)
             for item in items:
                 data = await self._run(self._documents.read_whole, item.package_ref)
-                opened = await self._run(open_package, data, policy=self._policy)
+                opened = await self._xml(open_package, data, policy=self._policy)
                 yield Delivery(
                     item=item, package=data, verification=await self.verification(opened)
                 )
@@ -573,7 +575,7 @@ class Exchange:
             )
         if order.package is not None:
             data = order.package
-            opened = await self._run(open_package, data, policy=self._policy)
+            opened = await self._xml(open_package, data, policy=self._policy)
             submission = Submission(
                 package=data,
                 via_hub=order.from_hub,

@@ -41,7 +41,7 @@ class LedgerReading:
     def __init__(self, app: Application) -> None:
         self._app = app
         self._ledger = app.ledger
-        self._run = app.blocking.run
+        self._run = app.executors.io.run
 
     async def event(self, index: int) -> RecordedEvent:
         return await self._run(self._recorded, index)

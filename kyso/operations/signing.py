@@ -60,7 +60,7 @@ class Sealing:
     def __init__(self, app: Application, documents: Documents) -> None:
         self._app = app
         self._documents = documents
-        self._run = app.blocking.run
+        self._run = app.executors.io.run
 
     def authorised_key(self, actor: Identity, alias: str) -> KeyConfig:
         """The key's configuration if ``actor`` may sign with it (else the error to answer)."""

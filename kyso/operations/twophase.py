@@ -101,13 +101,19 @@ class TwoPhase:
         self._signer = app.two_phase
         self._sessions = app.sessions
         self._lifetime = timedelta(hours=app.config.signing.session_hours)
-        self._run = app.blocking.run
+        self._run = app.executors.io.run
+        self._pdf = app.executors.pdf.run
         self._events = app.events
+
+    async def _off_loop(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run the domain coroutine on its own event loop in a ``pdf`` pool thread: PDF parsing,
+        stamps and CMS work are CPU-bound and would otherwise stall every other RPC here."""
+        return await self._pdf(lambda: asyncio.run(work()))
 
     async def prepare(self, actor: Identity, order: PrepareOrder) -> SigningSession:
         data, source_ref = await self._documents.read(order.document)
         try:
-            intermediates = await _off_loop(
+            intermediates = await self._off_loop(
                 lambda: self._signer.check_certificate(order.certificate, chain=list(order.chain))
             )
         except CertificateRejected as exc:
@@ -124,7 +130,7 @@ class TwoPhase:
             page=order.page,
             rect=order.rect,
         )
-        prepared = await _off_loop(lambda: self._signer.prepare(job))
+        prepared = await self._off_loop(lambda: self._signer.prepare(job))
         stored = await self._run(
             self._app.store.put, prepared.pdf, content_type="application/pdf", metadata={}
         )
@@ -185,7 +191,7 @@ class TwoPhase:
         staging = Staging()
         try:
             prepared = await self._run(self._documents.read_whole, session.prepared_ref)
-            completed = await _off_loop(
+            completed = await self._off_loop(
                 lambda: self._signer.complete(
                     session, prepared_pdf=prepared, signature_value=signature_value
                 )
@@ -333,9 +339,3 @@ class TwoPhase:
             ):
                 await self._events.settled(staging)
         raise FailedPrecondition(str(closed_error(session, now)))
-
-
-async def _off_loop(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run the domain coroutine on its own event loop in a worker thread: PDF parsing, stamps
-    and CMS work are CPU-bound and would otherwise stall every other RPC of this process."""
-    return await asyncio.to_thread(lambda: asyncio.run(work()))

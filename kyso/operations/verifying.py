@@ -42,11 +42,13 @@ class Verifying:
         if verifier is None:
             raise FailedPrecondition("this server does not verify PDFs")
         data, _ = await self._documents.read(source)
-        return await verifier.verify_async(data, self._app.verification_policy(online=online))
+        return await self._app.executors.pdf.run(
+            verifier.verify, data, self._app.verification_policy(online=online)
+        )
 
     async def package(self, source: DocumentSource) -> PackageVerdict:
         data, _ = await self._documents.read(source)
-        return await self._app.blocking.run(self._package_verdict, data)
+        return await self._app.executors.xml.run(self._package_verdict, data)
 
     def _package_verdict(self, data: bytes) -> PackageVerdict:
         digest = hashlib.sha256(data).hexdigest()

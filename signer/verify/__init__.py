@@ -13,6 +13,7 @@ Imports pyHanko, pyhanko-certvalidator, asn1crypto and the standard library, and
 
 from signer.verify.engine import async_verify_pdf, verify_pdf
 from signer.verify.errors import TrustAnchorInvalid, VerificationError, VerifierClosed
+from signer.verify.fetching import FetchRules
 from signer.verify.policy import Limits, VerificationPolicy
 from signer.verify.pool import Verifier
 from signer.verify.report import (
@@ -43,6 +44,7 @@ __all__ = [
     "SCHEMA",
     "VN_GOVERNMENT_PKI",
     "VN_NATIONAL_ROOT",
+    "FetchRules",
     "Finding",
     "Indication",
     "Language",

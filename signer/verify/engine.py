@@ -93,6 +93,7 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, ValidationError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
+from signer.verify.fetching import fetcher_backend, urls_of_trusted
 from signer.verify.policy import KeyPolicyAlgorithms, Limits, VerificationPolicy
 from signer.verify.report import (
     AlgorithmInfo,
@@ -510,8 +511,10 @@ class _Verification:
         if fetch:
             if self._fetcher is None:
                 # One HTTP session per document, closed when the verification ends.
-                self._fetcher = AIOHttpFetcherBackend(
-                    per_request_timeout=self.policy.fetch_timeout_seconds
+                self._fetcher = fetcher_backend(
+                    self.policy.fetching,
+                    trusted=urls_of_trusted(roots, [*revinfo.certs, *embedded_certs]),
+                    timeout=self.policy.fetch_timeout_seconds,
                 )
             kwargs["fetcher_backend"] = self._fetcher
         return ValidationContext(

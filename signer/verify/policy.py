@@ -13,6 +13,7 @@ from datetime import datetime
 from asn1crypto import algos, keys
 from pyhanko_certvalidator.policy_decl import AlgorithmUsageConstraint, AlgorithmUsagePolicy
 
+from signer.verify.fetching import FetchRules
 from signer.verify.trust import TrustProfile
 
 __all__ = [
@@ -60,6 +61,8 @@ class VerificationPolicy:
     does not settle the chain; offline (the default) uses only what the document carries.
     ``validation_time``: judge "now" at this instant instead of the current time (audits of the
     past, reproducible tests).
+    ``fetching``: what may be fetched when online (``signer.verify.fetching``); None follows
+    every URL the document names — only for a verifier run by a person on their own machine.
     """
 
     trust: tuple[TrustProfile, ...] = ()
@@ -67,6 +70,7 @@ class VerificationPolicy:
     limits: Limits = field(default_factory=Limits)
     validation_time: datetime | None = None
     fetch_timeout_seconds: float = 10.0
+    fetching: FetchRules | None = None
 
     @property
     def anchor_certificates(self) -> tuple[bytes, ...]:
