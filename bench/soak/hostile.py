@@ -8,12 +8,12 @@ and then one line with every outcome: ``{"event": "result", "counts": {attack: {
 "examples": {attack: {outcome: detail}}}``.
 
 An outcome is the status code the server ended the call with (``OK`` for success; a
-``VerifyPackage`` that answers with a report is ``OK:<indication>``), or what the client saw
-when the server did not end it: ``OPEN_AT_END`` (an idle or stalled stream still open at the end
-of the attack and older than ``grace`` seconds), ``UNDECIDED`` (one younger than that),
-``EMPTY`` (a slow Receive that had nothing to deliver: not an attack), ``NO_ANSWER`` (a request
-still unanswered at the end, older than ``grace``). Attackers never set a gRPC deadline, so every
-DEADLINE_EXCEEDED is the server's.
+``VerifyPackage`` answered with a report is ``OK:<indication>/<sub-indication>``), or what the
+client saw when the server did not end it: ``OPEN_AT_END`` (an idle or stalled stream still open
+at the end of the attack and older than ``grace`` seconds), ``UNDECIDED`` (one younger than
+that), ``EMPTY`` (a slow Receive that had nothing to deliver: not an attack), ``NO_ANSWER`` (a
+request still unanswered at the end, older than ``grace``). Attackers never set a gRPC deadline,
+so every DEADLINE_EXCEEDED is the server's.
 """
 
 from __future__ import annotations
@@ -236,7 +236,8 @@ class Attacks:
 
                 async def verify(request: Any = request) -> str:
                     report = await stub.VerifyPackage(request, metadata=self.auth())
-                    return "OK:" + verification_pb2.Indication.Name(report.indication)
+                    indication = verification_pb2.Indication.Name(report.indication)
+                    return f"OK:{indication}/{report.sub_indication}"
 
                 await self.outcome_of(name, verify, opened=time.monotonic(), held=False)
                 await asyncio.sleep(self.plan.bomb_interval)

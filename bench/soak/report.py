@@ -30,6 +30,7 @@ __all__ = ["EXPECTED", "Figures", "rows", "table", "tally"]
 _STREAM_CLOSED = frozenset({"DEADLINE_EXCEEDED", "CANCELLED", "RESOURCE_EXHAUSTED"})
 _TOO_BIG = frozenset({"RESOURCE_EXHAUSTED", "INVALID_ARGUMENT"})
 _BAD_CONTENT = frozenset({"INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"})
+_BAD_PACKAGE = _BAD_CONTENT | {"OK:TOTAL_FAILED/FORMAT_FAILURE"}
 
 EXPECTED: Mapping[str, frozenset[str]] = {
     # an idle or stalled stream is closed by the server (idle timeout) or refused at its start
@@ -41,13 +42,14 @@ EXPECTED: Mapping[str, frozenset[str]] = {
     # a size limit: a declared size over max_document_bytes, or bytes beyond it
     "oversize_declared": _TOO_BIG,
     "oversize_undeclared": _TOO_BIG,
-    # content over its limits: refused as bad input (a report answered OK is a miss)
-    "xml_many_elements": _BAD_CONTENT,
-    "xml_deep_nesting": _BAD_CONTENT,
-    "xml_huge_attribute": _BAD_CONTENT,
+    # content over its limits: refused as bad input; VerifyPackage reports a package it cannot
+    # read (the API: "a document that fails verification is a report, not an RPC error")
+    "xml_many_elements": _BAD_PACKAGE,
+    "xml_deep_nesting": _BAD_PACKAGE,
+    "xml_huge_attribute": _BAD_PACKAGE,
     "zip_bombs": _BAD_CONTENT,
-    # the flooder's calls beyond its rate: OK calls are admitted within its limit, not misses,
-    # provided it was limited at all (see ``tally``)
+    # the flooder: RESOURCE_EXHAUSTED beyond its rate; its OK calls within its allowance (the
+    # configured rate over the attack, plus the burst) are neither right nor missed (``tally``)
     "flood": frozenset({"RESOURCE_EXHAUSTED"}),
 }
 """Attack → the outcomes that count as refused with the right code."""
@@ -64,25 +66,23 @@ class Tally:
     note: str = ""
 
 
-def tally(attack: str, outcomes: Mapping[str, int]) -> Tally:
+def tally(attack: str, outcomes: Mapping[str, int], *, flood_allowance: float = 0.0) -> Tally:
     """Right and missed outcomes of one attack (``UNDECIDED``/``EMPTY`` count as neither).
 
-    The flooder: when the server answered it RESOURCE_EXHAUSTED at least once, its OK calls
-    were admitted within its limit and count as neither; when never, every OK is a miss.
+    The flooder: up to ``flood_allowance`` of its OK calls were admitted within its rate and
+    count as neither; every OK call beyond that is a miss.
     """
     expected = EXPECTED[attack]
     right = sum(n for outcome, n in outcomes.items() if outcome in expected)
-    neutral = set(_NEUTRAL)
+    misses = sum(
+        n for outcome, n in outcomes.items() if outcome not in expected and outcome not in _NEUTRAL
+    )
     note = ""
     if attack == "flood":
-        if right:
-            neutral.add("OK")
-            note = f"{outcomes.get('OK', 0)} admitted within its limit"
-        else:
-            note = "never limited"
-    misses = sum(
-        n for outcome, n in outcomes.items() if outcome not in expected and outcome not in neutral
-    )
+        admitted = outcomes.get("OK", 0)
+        beyond = max(admitted - int(flood_allowance), 0)
+        misses -= admitted - beyond
+        note = f"{admitted} admitted, {int(flood_allowance)} allowed by its rate"
     return Tally(right, misses, dict(outcomes), note)
 
 
@@ -110,6 +110,9 @@ class Figures:
     server_hwm_mib: float
     hwm_total_mib: float
     rss_bound_mib: float
+    flood_allowance: float
+    """The flooder's OK calls admitted within its rate: ``[limits] calls_per_second`` × the
+    attack phase + ``burst``."""
     documents_checked: int
     documents_failed: Sequence[str]
     audit_ok: bool
@@ -121,7 +124,10 @@ class Figures:
     def tallies(self) -> dict[str, Tally]:
         from bench.soak.hostile import ATTACKS
 
-        return {attack: tally(attack, self.counts.get(attack, {})) for attack in ATTACKS}
+        return {
+            attack: tally(attack, self.counts.get(attack, {}), flood_allowance=self.flood_allowance)
+            for attack in ATTACKS
+        }
 
 
 def _row(value: float, baseline: float, unit: str, ratio: float) -> Result:

@@ -27,6 +27,7 @@ from bench.soak.legit import Legit, check_intact
 from bench.soak.report import Figures, rows, table
 from bench.soak.server import MemorySampler, SoakServer
 from bench.soak.settings import Settings
+from kyso.config import load_config
 from kyso.dev.init import DevEnvironment, dev_init
 
 __all__ = ["run_soak"]
@@ -89,6 +90,7 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
     if unacked:
         failures.append(f"{unacked} sent documents never reached the receiver")
     sampler.sample()
+    limits = load_config(server.config).limits
     return Figures(
         quiet=[c for c in legit.calls if quiet.start <= c.started < quiet.end],
         attack=[c for c in legit.calls if attack.start <= c.started < attack.end],
@@ -103,6 +105,7 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
         server_hwm_mib=sampler.server_hwm_mib(),
         hwm_total_mib=sampler.hwm_total_mib(),
         rss_bound_mib=settings.rss_bound_mib,
+        flood_allowance=limits.calls_per_second * (attack.end - attack.start) + limits.burst,
         documents_checked=checked,
         documents_failed=failures,
         audit_ok=False,

@@ -72,15 +72,16 @@ def test_a_short_soak_runs_end_to_end_and_reports_every_row(dev_env: DevEnvironm
 def test_outcomes_are_judged_by_the_expected_codes_of_each_attack() -> None:
     idle = tally("idle_upload", {"DEADLINE_EXCEEDED": 3, "OPEN_AT_END": 2, "UNDECIDED": 4})
     assert (idle.right, idle.misses) == (3, 2)
-    bombs = tally("xml_many_elements", {"INVALID_ARGUMENT": 1, "OK:TOTAL_FAILED": 5})
+    bombs = tally("xml_many_elements", {"INVALID_ARGUMENT": 1, "OK:TOTAL_FAILED/": 5})
     assert (bombs.right, bombs.misses) == (1, 5)
+    report = tally("xml_deep_nesting", {"OK:TOTAL_FAILED/FORMAT_FAILURE": 2, "NO_ANSWER": 1})
+    assert (report.right, report.misses) == (2, 1)
     upload = tally("oversize_declared", {"RESOURCE_EXHAUSTED": 2, "OK": 1, "NO_ANSWER": 1})
     assert (upload.right, upload.misses) == (2, 2)
-    # a flooder that was limited: its admitted calls are neither right nor missed
-    limited = tally("flood", {"OK": 500, "RESOURCE_EXHAUSTED": 40, "UNAVAILABLE": 1})
+    # the flooder's calls within its allowance are neither right nor missed; beyond it, misses
+    flood = {"OK": 500, "RESOURCE_EXHAUSTED": 40, "UNAVAILABLE": 1}
+    limited = tally("flood", flood, flood_allowance=600)
     assert (limited.right, limited.misses) == (40, 1)
-    # one that never was: every call it made is a miss
-    unlimited = tally("flood", {"OK": 500})
-    assert (unlimited.right, unlimited.misses) == (0, 500)
-    assert unlimited.note == "never limited"
+    unlimited = tally("flood", flood, flood_allowance=200)
+    assert (unlimited.right, unlimited.misses) == (40, 301)
     assert set(EXPECTED) == set(ATTACKS)
