@@ -23,9 +23,11 @@ import functools
 import hashlib
 import json
 import sys
+import threading
 import time
+import typing
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -116,8 +118,9 @@ class Attacks:
             self.record(
                 attack, await asyncio.wait_for(work(), max(self.end - time.monotonic(), 0.1))
             )
-        except aio.AioRpcError as exc:
-            self.record(attack, exc.code().name, exc.details() or "")
+        except grpc.RpcError as exc:  # aio.AioRpcError, or a synchronous call's error
+            call = typing.cast(grpc.Call, exc)
+            self.record(attack, call.code().name, call.details() or "")
         except TimeoutError:
             age = time.monotonic() - opened
             if age < self.plan.grace:
@@ -158,21 +161,33 @@ class Attacks:
         server whose threads they would all take, the bombs are still seen (memory)."""
         await asyncio.sleep(self.plan.attack_seconds * STREAMS_LATER)
 
-    async def idle_upload(self, ch: aio.Channel) -> None:
+    async def idle_upload(self, ch: grpc.Channel) -> None:
+        """Uploads that send their metadata and then nothing.
+
+        Through gRPC's synchronous API (a thread per stream holds the request iterator): when the
+        server ends a stream as its first message is sent, the asyncio API reports its own
+        INTERNAL ("Internal error from Core") instead of the server's status; this one does not.
+        """
         stub = documents_pb2_grpc.DocumentServiceStub(ch)
+        meta = documents_pb2.UploadMetadata(filename="im-lang.bin", size=1024)
         await self._streams_begin()
         while self.running():
             opened = time.monotonic()
-            call = stub.Upload(metadata=self.auth())
+            release = threading.Event()
 
-            async def idle(call: Any = call) -> str:
-                meta = documents_pb2.UploadMetadata(filename="im-lang.bin", size=1024)
-                await call.write(documents_pb2.UploadRequest(metadata=meta))
-                await call
+            def requests(release: threading.Event = release) -> Iterator[Any]:
+                yield documents_pb2.UploadRequest(metadata=meta)
+                release.wait()
+
+            future = stub.Upload.future(requests(), metadata=self.auth())
+
+            async def idle(future: Any = future) -> str:
+                await _finished(future)
                 return "OK"
 
             await self.outcome_of("idle_upload", idle, opened=opened, held=True)
-            call.cancel()
+            future.cancel()
+            release.set()
             await asyncio.sleep(0.5)
 
     async def slow_download(self, index: int) -> None:
@@ -212,14 +227,18 @@ class Attacks:
             await asyncio.sleep(self.plan.slow_pause)
         return "OK" if taken else "EMPTY"
 
-    async def oversize(self, ch: aio.Channel, *, declared: bool) -> None:
+    async def oversize(self, ch: grpc.Channel, *, declared: bool) -> None:
+        """Uploads over ``max_document_bytes``; synchronous API, as for :meth:`idle_upload`."""
         stub = documents_pb2_grpc.DocumentServiceStub(ch)
         data = bytes(range(256)) * ((self.plan.max_document_bytes + 1024 * 1024) // 256)
         attack = "oversize_declared" if declared else "oversize_undeclared"
         while self.running():
 
             async def upload() -> str:
-                await stub.Upload(_upload(data, declared=declared), metadata=self.auth())
+                future = stub.Upload.future(
+                    _requests(data, declared=declared), metadata=self.auth()
+                )
+                await _finished(future)
                 return "OK"
 
             await self.outcome_of(attack, upload, opened=time.monotonic(), held=False)
@@ -284,13 +303,14 @@ class Attacks:
         _say({"event": "started"})
         self.end = time.monotonic() + plan.attack_seconds
         channels = [channel(plan.address) for _ in range(4)]
+        idle_channels = [grpc.insecure_channel(plan.address) for _ in range(2)]
         try:
             tasks = [
-                *(self.idle_upload(channels[i % 2]) for i in range(plan.idle_streams)),
+                *(self.idle_upload(idle_channels[i % 2]) for i in range(plan.idle_streams)),
                 *(self.slow_download(i) for i in range(plan.slow_readers // 2)),
                 *(self.slow_receive(i) for i in range(plan.slow_readers - plan.slow_readers // 2)),
-                self.oversize(channels[2], declared=True),
-                self.oversize(channels[2], declared=False),
+                self.oversize(idle_channels[0], declared=True),
+                self.oversize(idle_channels[1], declared=False),
                 self.xml_bombs(channels[2]),
                 self.zip_bombs(channels[2]),
                 *(self.flood(channels[3]) for _ in range(plan.flood_concurrency)),
@@ -299,11 +319,13 @@ class Attacks:
         finally:
             for ch in channels:
                 await ch.close(None)
+            for idle_channel in idle_channels:
+                idle_channel.close()
         _say({"event": "ended"})
         _say({"event": "result", "counts": self.counts, "examples": self.examples})
 
 
-async def _upload(data: bytes, *, declared: bool) -> AsyncIterator[documents_pb2.UploadRequest]:
+def _requests(data: bytes, *, declared: bool) -> Iterator[documents_pb2.UploadRequest]:
     meta = documents_pb2.UploadMetadata(filename="soak.bin")
     if declared:
         meta.size = len(data)
@@ -311,6 +333,25 @@ async def _upload(data: bytes, *, declared: bool) -> AsyncIterator[documents_pb2
     yield documents_pb2.UploadRequest(metadata=meta)
     for start in range(0, len(data), CHUNK):
         yield documents_pb2.UploadRequest(chunk=data[start : start + CHUNK])
+
+
+async def _upload(data: bytes, *, declared: bool) -> AsyncIterator[documents_pb2.UploadRequest]:
+    for request in _requests(data, declared=declared):
+        yield request
+
+
+async def _finished(future: Any) -> None:
+    """Wait, without holding the loop, for a call of gRPC's synchronous API; raise its error.
+    Cancelled (the attack ended), it cancels the call."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+    future.add_done_callback(lambda _: loop.call_soon_threadsafe(_settle, ended))
+    try:
+        await ended
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
+    future.result()
 
 
 async def _patiently(call: Callable[[], Awaitable[T]], *, seconds: float = 60.0) -> T:
@@ -323,6 +364,11 @@ async def _patiently(call: Callable[[], Awaitable[T]], *, seconds: float = 60.0)
             if exc.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(1.0)
+
+
+def _settle(ended: asyncio.Future[None]) -> None:
+    if not ended.done():
+        ended.set_result(None)
 
 
 def _say(message: dict[str, Any]) -> None:

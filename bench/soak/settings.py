@@ -48,7 +48,8 @@ class Settings:
     bomb_interval: float = 0.5
     zip_sends: int = 3
     bombs_per_send: int = 90
-    flood_concurrency: int = 16
+    flood_concurrency: int = 96
+    """The flooder's calls in flight at once: more than ``[limits] calls_in_flight`` (64)."""
     rss_bound_mib: int = 1024
     """The stated bound on the server's memory (its processes' resident sets added up)."""
 
