@@ -233,7 +233,8 @@ def table(f: Figures) -> str:
                 lines.append(f"      {outcome}: {detail[:110]}")
     share = _share(right, judged)
     lines.append(
-        f"  refused right {right} of {judged} ({share:.0%}); goal 100% — {_verdict(share == 1)}"
+        f"  refused right {right} of {judged} ({share * 100:.2f}%);"
+        f" goal 100% — {_verdict(share == 1)}"
     )
     lines.append("")
     lines.append(
