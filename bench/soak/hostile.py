@@ -5,7 +5,8 @@ The process sets up what the attacks need (a 3 MiB document, small packages in f
 prints ``{"event": "started"}``, attacks for ``attack_seconds`` (the idle and slow streams from
 a tenth of it on, after the first bombs), prints ``{"event": "ended"}``
 and then one line with every outcome: ``{"event": "result", "counts": {attack: {outcome: n}},
-"examples": {attack: {outcome: detail}}}``.
+"examples": {attack: {outcome: detail}}, "cpu_seconds": …}`` (its own processor time: the
+attackers share the machine with the server).
 
 An outcome is the status code the server ended the call with (``OK`` for success; a
 ``VerifyPackage`` answered with a report is ``OK:<indication>/<sub-indication>``), or what the
@@ -22,6 +23,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import resource
 import sys
 import threading
 import time
@@ -322,7 +324,15 @@ class Attacks:
             for idle_channel in idle_channels:
                 idle_channel.close()
         _say({"event": "ended"})
-        _say({"event": "result", "counts": self.counts, "examples": self.examples})
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        _say(
+            {
+                "event": "result",
+                "counts": self.counts,
+                "examples": self.examples,
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            }
+        )
 
 
 def _requests(data: bytes, *, declared: bool) -> Iterator[documents_pb2.UploadRequest]:

@@ -19,6 +19,7 @@ Rows (every ``ratio`` is oriented so that higher is better, as in the rest of be
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -105,6 +106,9 @@ class Figures:
     attack_seconds: float
     counts: Mapping[str, Mapping[str, int]]
     examples: Mapping[str, Mapping[str, str]]
+    attackers_cpu_seconds: float
+    load_average: tuple[float, float]
+    """The machine's 1-minute load average at the start and at the end of the attack."""
     rss_quiet_mib: float
     rss_attack_mib: float
     server_hwm_mib: float
@@ -181,8 +185,12 @@ def _verdict(ok: bool) -> str:
 
 def table(f: Figures) -> str:
     """The run as a person reads it: each figure beside its goal."""
+    cores = os.cpu_count() or 1
     lines = [
-        f"soak: quiet phase {f.quiet_seconds:.0f} s, attack phase {f.attack_seconds:.0f} s",
+        f"soak: quiet phase {f.quiet_seconds:.0f} s, attack phase {f.attack_seconds:.0f} s;"
+        f" the attackers' own process used {f.attackers_cpu_seconds:.0f} CPU-s"
+        f" ({f.attackers_cpu_seconds / max(f.attack_seconds, 1):.2f} of {cores} cores);"
+        f" load average {f.load_average[0]:.1f} → {f.load_average[1]:.1f}",
         "",
         f"legitimate p99 latency (ms)   {'quiet':>8} {'attack':>8} {'factor':>7}  goal ≤ 3×",
     ]

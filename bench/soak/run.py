@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -39,6 +40,8 @@ REPO = Path(__file__).resolve().parents[2]
 class _Window:
     start: float = 0.0
     end: float = 0.0
+    load_start: float = 0.0
+    load_end: float = 0.0
 
 
 def run_soak(
@@ -100,6 +103,8 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
         attack_seconds=attack.end - attack.start,
         counts=result.get("counts", {}),
         examples=result.get("examples", {}),
+        attackers_cpu_seconds=float(result.get("cpu_seconds", 0.0)),
+        load_average=(attack.load_start, attack.load_end),
         rss_quiet_mib=sampler.peak_mib(quiet.start, quiet.end),
         rss_attack_mib=sampler.peak_mib(attack.start, attack.end),
         server_hwm_mib=sampler.server_hwm_mib(),
@@ -160,9 +165,9 @@ async def _attack(settings: Settings, server: SoakServer, window: _Window) -> di
         while line := await asyncio.wait_for(child.stdout.readline(), limit):
             message = json.loads(line)
             if message["event"] == "started":
-                window.start = time.monotonic()
+                window.start, window.load_start = time.monotonic(), os.getloadavg()[0]
             elif message["event"] == "ended":
-                window.end = time.monotonic()
+                window.end, window.load_end = time.monotonic(), os.getloadavg()[0]
             elif message["event"] == "result":
                 result = message
         await child.wait()
