@@ -1,5 +1,5 @@
 # kyso — the two commands: `make run` and `make test`.
-.PHONY: run test test-loaded bench lint protos install install-test clean
+.PHONY: run test test-loaded bench soak lint protos install install-test clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -31,6 +31,10 @@ test-loaded: install-test
 
 bench: install-test
 	$(BIN)/python -m bench
+
+# Legitimate clients beside hostile ones, about 3 minutes (docs/operations.md, "Soak test").
+soak: install-test
+	$(BIN)/python -m bench soak
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,87 @@
+"""The soak harness end to end, short: a real ``kyso serve`` child, every legitimate client and
+every attacker for about ten seconds, the checks afterwards, and every row of the report.
+
+It checks that the harness runs and reports, not the goals: those are for ``make soak`` (a short
+run on a shared machine says nothing about latency, and tests never assert on time).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+
+from bench.soak.hostile import ATTACKS
+from bench.soak.legit import OPERATIONS
+from bench.soak.report import EXPECTED, tally
+from bench.soak.run import run_soak
+from bench.soak.settings import Settings
+from kyso.dev.init import DevEnvironment
+
+SHORT = Settings(
+    seconds=10,
+    small_directory=True,
+    quiet_share=0.3,
+    legit_pace=0.1,
+    idle_streams=3,
+    slow_readers=2,
+    slow_pause=2,
+    grace=1,
+    bomb_interval=0.5,
+    zip_sends=1,
+    bombs_per_send=3,
+    flood_concurrency=2,
+)
+
+
+@pytest.mark.timeout(420)
+def test_a_short_soak_runs_end_to_end_and_reports_every_row(dev_env: DevEnvironment) -> None:
+    out = io.StringIO()
+    rows = run_soak(SHORT, env=dev_env, out=out)
+
+    expected = {
+        *(f"soak.legit_p99_{op}" for op in OPERATIONS),
+        "soak.legit_p99_worst",
+        "soak.legit_errors",
+        "soak.hostile_refused",
+        *(f"soak.hostile_{attack}" for attack in ATTACKS),
+        "soak.server_peak_rss",
+        "soak.server_peak_rss_quiet",
+        "soak.documents_intact",
+        "soak.audit_verify",
+    }
+    assert set(rows) == expected
+    for name, row in rows.items():
+        assert set(row) == {"value", "unit", "baseline", "ratio"}, name
+        assert all(math.isfinite(row[k]) for k in ("value", "baseline", "ratio")), name
+    # both phases had legitimate calls, the server's memory was read, documents were checked
+    assert rows["soak.legit_errors"]["baseline"] > 0
+    assert rows["soak.server_peak_rss_quiet"]["value"] > 0
+    assert rows["soak.server_peak_rss"]["value"] > 0
+    assert rows["soak.documents_intact"]["baseline"] > 0
+    # every attack made requests, and the table shows each with its outcomes
+    assert rows["soak.hostile_refused"]["baseline"] > 0
+    table = out.getvalue()
+    for attack in ATTACKS:
+        line = next(line for line in table.splitlines() if line.strip().startswith(attack))
+        assert "none (" not in line, line
+    assert "kyso audit verify:" in table
+
+
+def test_outcomes_are_judged_by_the_expected_codes_of_each_attack() -> None:
+    idle = tally("idle_upload", {"DEADLINE_EXCEEDED": 3, "OPEN_AT_END": 2, "UNDECIDED": 4})
+    assert (idle.right, idle.misses) == (3, 2)
+    bombs = tally("xml_many_elements", {"INVALID_ARGUMENT": 1, "OK:TOTAL_FAILED/": 5})
+    assert (bombs.right, bombs.misses) == (1, 5)
+    report = tally("xml_deep_nesting", {"OK:TOTAL_FAILED/FORMAT_FAILURE": 2, "NO_ANSWER": 1})
+    assert (report.right, report.misses) == (2, 1)
+    upload = tally("oversize_declared", {"RESOURCE_EXHAUSTED": 2, "OK": 1, "NO_ANSWER": 1})
+    assert (upload.right, upload.misses) == (2, 2)
+    # the flooder's calls within its allowance are neither right nor missed; beyond it, misses
+    flood = {"OK": 500, "RESOURCE_EXHAUSTED": 40, "UNAVAILABLE": 1}
+    limited = tally("flood", flood, flood_allowance=600)
+    assert (limited.right, limited.misses) == (40, 1)
+    unlimited = tally("flood", flood, flood_allowance=200)
+    assert (unlimited.right, unlimited.misses) == (40, 301)
+    assert set(EXPECTED) == set(ATTACKS)
