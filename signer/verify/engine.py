@@ -67,7 +67,6 @@ from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESSubIndic
 from pyhanko.sign.diff_analysis import (
-    DEFAULT_DIFF_POLICY,
     DiffResult,
     SuspiciousModification,
 )
@@ -93,6 +92,7 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, ValidationError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
+from signer.verify.changes import KYSO_DIFF_POLICY
 from signer.verify.policy import KeyPolicyAlgorithms, Limits, VerificationPolicy
 from signer.verify.report import (
     AlgorithmInfo,
@@ -103,7 +103,9 @@ from signer.verify.report import (
     ModificationLevel,
     PadesLevel,
     Problem,
+    RevocationEvidence,
     RevocationInfo,
+    RevocationLocation,
     RevocationSource,
     RevocationStatus,
     Severity,
@@ -113,7 +115,14 @@ from signer.verify.report import (
     TimestampInfo,
     VerificationReport,
 )
-from signer.verify.structure import revision_spans, scan, unaccounted_tail
+from signer.verify.revinfo import Located, evidence, from_signed_data, split
+from signer.verify.structure import (
+    PDF_WHITESPACE,
+    eof_ends,
+    revision_spans,
+    scan,
+    unaccounted_tail,
+)
 from signer.verify.trust import certificate_fingerprint
 
 __all__ = [
@@ -319,6 +328,21 @@ class _RevocationData:
     certs: tuple[x509.Certificate, ...]
     ocsps: tuple[asn1_ocsp.OCSPResponse, ...]
     crls: tuple[asn1_crl.CertificateList, ...]
+    located: tuple[Located, ...] = ()
+    """Every CRL and OCSP response with where it was found (for the report)."""
+
+    def with_signature(self, emb: EmbeddedPdfSignature) -> _RevocationData:
+        """This data plus what the signature carries itself (signed attribute, CMS, time-stamp)."""
+        own = _signature_revinfo(emb)
+        if not own:
+            return self
+        ocsps, crls = split(own)
+        return _RevocationData(
+            self.certs,
+            (*self.ocsps, *ocsps),
+            (*self.crls, *crls),
+            (*self.located, *own),
+        )
 
 
 @dataclass(frozen=True)
@@ -363,18 +387,10 @@ class _Verification:
             )
         if raw.object_headers > limits.max_objects:
             raise _LimitExceeded(f"{raw.object_headers} objects; the limit is {limits.max_objects}")
-        try:
-            reader = PdfFileReader(
-                io.BytesIO(data), strict=True, decode_limits=_decode_limits(limits)
-            )
-            size = int(reader.trailer.raw_get("/Size"))
-            reader.root  # noqa: B018 - resolve the catalog now: a document without one is unreadable
-        except (PdfDecodeLimitError, MemoryError, RecursionError):
-            raise
-        except Exception as exc:  # untrusted input: the parser's failure is the verdict
-            return unreadable_report(
-                data, policy=self.policy, code="UNREADABLE", detail=_describe(exc), now=self.now
-            )
+        opened = self._open(data)
+        if isinstance(opened, str):
+            return await self._behind_unreadable_update(opened)
+        reader, size = opened
         if size > limits.max_objects:
             raise _LimitExceeded(f"xref /Size {size}; the limit is {limits.max_objects}")
         revisions = reader.xrefs.total_revisions
@@ -418,6 +434,88 @@ class _Verification:
         self._unsigned_updates(reader, spans, embedded, reports)
         reports.sort(key=lambda r: (r.signed_revision is None, r.signed_revision or 0))
         return self._report(reader, tuple(reports), readable=True)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _read(self, data: bytes, *, strict: bool) -> tuple[PdfFileReader, int]:
+        reader = PdfFileReader(
+            io.BytesIO(data), strict=strict, decode_limits=_decode_limits(self.limits)
+        )
+        size = int(reader.trailer.raw_get("/Size"))
+        reader.root  # noqa: B018 - resolve the catalog now: a document without one is unreadable
+        return reader, size
+
+    def _open(self, data: bytes) -> tuple[PdfFileReader, int] | str:
+        """The strict reader, else a tolerant one; or why neither can read ``data``.
+
+        A tolerant reading (pyHanko's non-strict mode: e.g. poppler's objects of generation 1
+        without a freed predecessor) is only a way to find the signatures, their byte ranges
+        and revisions: each signature is still checked on the exact bytes its ``/ByteRange``
+        covers, and the difference analysis still compares revision with revision.
+        """
+        try:
+            return self._read(data, strict=True)
+        except (PdfDecodeLimitError, MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # untrusted input: the parser's failure is the verdict
+            strict_error = _describe(exc)
+        try:
+            opened = self._read(data, strict=False)
+        except (PdfDecodeLimitError, MemoryError, RecursionError):
+            raise
+        except Exception:
+            return strict_error
+        self.findings.append(
+            Finding(
+                code="TOLERANT_READING",
+                severity=Severity.INFO,
+                detail=f"read tolerantly; the strict reading failed: {strict_error}",
+            )
+        )
+        return opened
+
+    async def _behind_unreadable_update(self, error: str) -> VerificationReport:
+        """Verify the longest prefix that a reader can parse and that ends a revision
+        (``%%EOF``); what follows it is the TOTAL-FAILED finding ``UNREADABLE_UPDATE``.
+
+        Viewers repair such files and display them as signed; so the signatures are shown, and
+        the document fails as modified after signing. Without a readable prefix that holds a
+        signature the input is unreadable (``readable=False``).
+        """
+        data = self.data
+        ends = [end for end in eof_ends(data) if data[end:].strip(PDF_WHITESPACE)]
+        for end in reversed(ends[-self.limits.max_revisions :]):
+            prefix = data[:end]
+            try:
+                self._read(prefix, strict=False)
+            except (PdfDecodeLimitError, MemoryError, RecursionError):
+                raise
+            except Exception:  # noqa: S112 - not readable either: an earlier revision
+                continue
+            inner = await _Verification(prefix, self.policy, self.now).run()
+            if not inner.readable or not inner.signatures:
+                break
+            finding = Finding(
+                code="UNREADABLE_UPDATE",
+                severity=Severity.ERROR,
+                detail=f"modified after signing: the update that follows cannot be read ({error})",
+                offset=end,
+                length=len(data) - end,
+            )
+            failed = inner.indication is Indication.TOTAL_FAILED
+            return replace(
+                inner,
+                indication=Indication.TOTAL_FAILED,
+                sub_indication=(
+                    inner.sub_indication if failed else SubIndication.FORBIDDEN_MODIFICATION
+                ),
+                document_sha256=hashlib.sha256(data).hexdigest(),
+                document_size=len(data),
+                findings=(*inner.findings, finding),
+            )
+        return unreadable_report(
+            data, policy=self.policy, code="UNREADABLE", detail=error, now=self.now
+        )
 
     # -- collecting -----------------------------------------------------------------------------
 
@@ -470,6 +568,12 @@ class _Verification:
                 _parsed(asn1_crl.CertificateList, ref.get_object().read_data(DecodePurpose.CRL))
                 for ref in dss.crls
             )
+            located = [
+                *(Located(RevocationLocation.DSS, o) for o in ocsps),
+                *(Located(RevocationLocation.DSS, c) for c in crls),
+                *_vri_revinfo(dss),
+            ]
+            vri_ocsps, vri_crls = split(e for e in located if e.location is RevocationLocation.VRI)
         except NoDSSFoundError:
             return _RevocationData((), (), ())
         except (PdfDecodeLimitError, MemoryError, RecursionError):
@@ -479,7 +583,11 @@ class _Verification:
                 Finding(code="DSS_UNREADABLE", severity=Severity.WARNING, detail=_describe(exc))
             )
             return _RevocationData((), (), ())
-        return _RevocationData(certs, ocsps, crls)
+        # VRI items are usually the DSS's own streams again; split() keeps each once.
+        all_ocsps, all_crls = split(
+            Located(RevocationLocation.DSS, item) for item in (*ocsps, *vri_ocsps, *crls, *vri_crls)
+        )
+        return _RevocationData(certs, tuple(all_ocsps), tuple(all_crls), tuple(located))
 
     def _roots(
         self, embedded: Sequence[EmbeddedPdfSignature], revinfo: _RevocationData
@@ -539,12 +647,14 @@ class _Verification:
         certs = emb.other_embedded_certs
         tst_time = _signature_timestamp_time(emb)
         moment = tst_time or self.now
+        revinfo = revinfo.with_signature(emb)
         try:
             # One context for the signature and its time-stamp: same time, same data, and the
             # revocation checks of their shared CAs are done once.
             status = await async_validate_pdf_signature(
                 emb,
                 self._context(roots, revinfo, certs, moment=moment, fetch=False),
+                diff_policy=KYSO_DIFF_POLICY,
                 key_usage_settings=_KEY_USAGE,
                 algorithm_policy=_CMS_ALGORITHMS,
             )
@@ -607,6 +717,7 @@ class _Verification:
             list(timestamps.values()),
             sig_indic=sig_indic,
             ts_indic=ts_indic,
+            located=revinfo.located,
         )
 
     async def _refine(
@@ -656,6 +767,7 @@ class _Verification:
         *,
         sig_indic: AdESSubIndic | None,
         ts_indic: AdESSubIndic | None,
+        located: tuple[Located, ...],
     ) -> SignatureReport:
         judged = _judge_signature(status, sig_indic, ts_indic)
         indication, sub = _worst(judged)
@@ -697,7 +809,7 @@ class _Verification:
             intact=status.intact,
             signature_valid=status.valid,
             trusted=status.trusted,
-            revocation=_revocation(status, source, sig_indic),
+            revocation=_revocation(status, source, sig_indic, evidence(located, cert)),
             byte_range=tuple(int(v) for v in emb.byte_range),
             coverage=_coverage(status.coverage),
             covers_whole_document=status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
@@ -705,6 +817,8 @@ class _Verification:
             modification_level=_modification(status.diff_result, status.modification_level),
             docmdp=None if emb.docmdp_level is None else emb.docmdp_level.name.lower(),
             level_reached=level,
+            sub_filter=_sub_filter(emb),
+            signature_format=_signature_format(emb),
             algorithm=_algorithm(status),
             key_usage=key_usage,
             key_usage_ok=bool(_SIGNING_USAGES & set(key_usage)),
@@ -716,6 +830,7 @@ class _Verification:
     ) -> SignatureReport:
         field_name = str(emb.field_name)
         try:
+            revinfo = revinfo.with_signature(emb)
             tst_info = emb.signed_data["encap_content_info"]["content"].parsed
             gen_time = tst_info["gen_time"].native
             status = await async_validate_pdf_timestamp(
@@ -727,6 +842,7 @@ class _Verification:
                     moment=gen_time,
                     fetch=self.policy.online,
                 ),
+                diff_policy=KYSO_DIFF_POLICY,
             )
         except (PdfDecodeLimitError, MemoryError, RecursionError):
             raise
@@ -755,6 +871,7 @@ class _Verification:
                 status,
                 RevocationSource.ONLINE if self.policy.online else RevocationSource.EMBEDDED,
                 status.trust_problem_indic,
+                evidence(revinfo.located, status.signing_cert),
             ),
             byte_range=tuple(int(v) for v in emb.byte_range),
             coverage=_coverage(status.coverage),
@@ -762,6 +879,8 @@ class _Verification:
             signed_revision=emb.signed_revision,
             modification_level=_modification(status.diff_result, status.modification_level),
             level_reached=PadesLevel.NONE,
+            sub_filter=_sub_filter(emb),
+            signature_format="timestamp",
             algorithm=_algorithm(status),
             problems=tuple(j.problem for j in judged),
         )
@@ -795,6 +914,7 @@ class _Verification:
         timestamp_revisions = {
             e.signed_revision for e in embedded if e.sig_object_type == "/DocTimeStamp"
         }
+        permitted = _certification_permits(reports)
         base = None
         for revision in range(last + 1, reader.xrefs.total_revisions):
             if last_level in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES):
@@ -803,7 +923,7 @@ class _Verification:
             else:
                 base = base or reader.get_historical_resolver(last)
                 try:
-                    result = DEFAULT_DIFF_POLICY.apply(
+                    result = KYSO_DIFF_POLICY.apply(
                         old=base, new=reader.get_historical_resolver(revision)
                     )
                     level = _MODIFICATION[result.modification_level]
@@ -816,16 +936,21 @@ class _Verification:
                 ModificationLevel.ANNOTATIONS: Severity.WARNING,
                 ModificationLevel.OTHER: Severity.ERROR,
             }[level]
+            detail = (
+                "document time-stamp"
+                if revision in timestamp_revisions
+                else "incremental update not covered by any signature"
+            )
+            if severity is Severity.WARNING and level in permitted:
+                # The certifier allowed exactly this (ISO 32000-1 12.8.2.2): informational.
+                severity = Severity.INFO
+                detail += f"; permitted by the certification ({permitted[level]})"
             start, end = spans[revision]
             self.findings.append(
                 Finding(
                     code="UNSIGNED_UPDATE",
                     severity=severity,
-                    detail=(
-                        "document time-stamp"
-                        if revision in timestamp_revisions
-                        else "incremental update not covered by any signature"
-                    ),
+                    detail=detail,
                     revision=revision,
                     offset=start,
                     length=end - start,
@@ -1014,12 +1139,33 @@ def _sub(indic: AdESSubIndic) -> SubIndication:
         return SubIndication.GENERIC
 
 
+_PERMISSIONS = {
+    "fill_forms": (ModificationLevel.FORM_FILLING,),
+    "annotate": (ModificationLevel.FORM_FILLING, ModificationLevel.ANNOTATIONS),
+}
+
+
+def _certification_permits(reports: Sequence[SignatureReport]) -> dict[ModificationLevel, str]:
+    """The kinds of unsigned change a passing certification signature permits (P=2: form
+    filling; P=3: form filling and annotations), each with how to name the permission."""
+    for report in reports:
+        if report.docmdp is not None and report.kind is SignatureKind.SIGNATURE:
+            if report.indication is not Indication.TOTAL_PASSED:
+                return {}
+            number = {"no_changes": 1, "fill_forms": 2, "annotate": 3}.get(report.docmdp)
+            name = f"DocMDP P={number}, field {report.field_name}"
+            return dict.fromkeys(_PERMISSIONS.get(report.docmdp, ()), name)
+    return {}
+
+
 def _finding_effect(finding: Finding) -> tuple[Indication, SubIndication] | None:
     if finding.code == "TRAILING_DATA":
         return Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE
     if finding.code == "ENCRYPTED":
         return Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND
-    if finding.code == "UNSIGNED_UPDATE":
+    if finding.code == "UNREADABLE_UPDATE":
+        return Indication.TOTAL_FAILED, SubIndication.FORBIDDEN_MODIFICATION
+    if finding.code == "UNSIGNED_UPDATE" and finding.severity is not Severity.INFO:
         if finding.modification_level is ModificationLevel.OTHER:
             return Indication.TOTAL_FAILED, SubIndication.FORBIDDEN_MODIFICATION
         if finding.modification_level in (
@@ -1069,6 +1215,61 @@ def _signature_timestamp_time(emb: EmbeddedPdfSignature) -> datetime | None:
     except (ValueError, KeyError, TypeError):
         return None
     return None
+
+
+def _signature_revinfo(emb: EmbeddedPdfSignature) -> list[Located]:
+    """Revocation data the signature carries: its signed attribute, its CMS ``crls``, and the
+    same places in its signature time-stamp tokens. A part that cannot be parsed is skipped
+    (it proves nothing; the validation then lacks it and says so)."""
+    found: list[Located] = []
+    try:
+        found.extend(
+            from_signed_data(
+                emb.signed_data,
+                attribute_location=RevocationLocation.SIGNED_ATTRIBUTE,
+                cms_location=RevocationLocation.CMS,
+            )
+        )
+        for token in extract_tst_data_iter(extract_signer_info(emb.signed_data), signed=False):
+            found.extend(
+                from_signed_data(
+                    token,
+                    attribute_location=RevocationLocation.TIMESTAMP,
+                    cms_location=RevocationLocation.TIMESTAMP,
+                )
+            )
+    except (ValueError, KeyError, TypeError):
+        return found
+    return found
+
+
+def _vri_revinfo(dss: DocumentSecurityStore) -> list[Located]:
+    """CRLs and OCSP responses referenced from the DSS's /VRI entries."""
+    found: list[Located] = []
+    for entry in dss.vri_entries.values():
+        vri = entry.get_object()
+        for ref in vri.get("/OCSP", ()):
+            data = ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE)
+            found.append(Located(RevocationLocation.VRI, _parsed(asn1_ocsp.OCSPResponse, data)))
+        for ref in vri.get("/CRL", ()):
+            data = ref.get_object().read_data(DecodePurpose.CRL)
+            found.append(Located(RevocationLocation.VRI, _parsed(asn1_crl.CertificateList, data)))
+    return found
+
+
+def _sub_filter(emb: EmbeddedPdfSignature) -> str | None:
+    value = emb.sig_object.get("/SubFilter")
+    return None if value is None else str(value).lstrip("/")
+
+
+def _signature_format(emb: EmbeddedPdfSignature) -> str:
+    """``cades``, ``cades-without-signing-certificate`` or ``cms`` (see SignatureReport)."""
+    if emb.sig_object.get("/SubFilter") != "/ETSI.CAdES.detached":
+        return "cms"
+    names = {a["type"].native for a in emb.signer_info["signed_attrs"] or ()}
+    if names & {"signing_certificate_v2", "signing_certificate"}:
+        return "cades"
+    return "cades-without-signing-certificate"
 
 
 def _timestamp_certificates(emb: EmbeddedPdfSignature) -> list[x509.Certificate]:
@@ -1145,7 +1346,14 @@ def _revocation(
     status: PdfSignatureStatus | DocumentTimestampStatus,
     source: RevocationSource,
     indic: AdESSubIndic | None,
+    found: tuple[RevocationEvidence, ...],
 ) -> RevocationInfo:
+    """What is known about the signer's revocation, never more than the data shows.
+
+    ``good`` needs data about the signer's certificate: carried by the document (``found``,
+    ``about_signer``) or, with ``source`` online, fetched. A trusted chain without any such
+    data (a certificate that names no CRL or OCSP source) is ``no-data``.
+    """
     details = status.revocation_details
     if details is not None:
         return RevocationInfo(
@@ -1153,12 +1361,21 @@ def _revocation(
             source=source,
             revoked_at=details.revocation_date,
             reason=str(details.revocation_reason.native),
+            found=found,
         )
     if status.trusted:
-        return RevocationInfo(status=RevocationStatus.GOOD, source=source)
+        if source is RevocationSource.ONLINE or any(e.about_signer for e in found):
+            return RevocationInfo(status=RevocationStatus.GOOD, source=source, found=found)
+        return RevocationInfo(
+            status=RevocationStatus.NO_DATA, source=RevocationSource.NONE, found=found
+        )
     if indic in _REVOCATION_MISSING:
-        return RevocationInfo(status=RevocationStatus.UNKNOWN, source=RevocationSource.NONE)
-    return RevocationInfo(status=RevocationStatus.NOT_CHECKED, source=RevocationSource.NONE)
+        return RevocationInfo(
+            status=RevocationStatus.UNKNOWN, source=RevocationSource.NONE, found=found
+        )
+    return RevocationInfo(
+        status=RevocationStatus.NOT_CHECKED, source=RevocationSource.NONE, found=found
+    )
 
 
 def _coverage(level: SignatureCoverageLevel | None) -> Coverage:
@@ -1202,7 +1419,9 @@ def _pades_level(
     signature time-stamp or a later passing document time-stamp; B-LT: plus a DSS that alone
     settles the chain and revocation; B-LTA: plus a passing document time-stamp covering that DSS.
     """
-    if emb.sig_object.get("/SubFilter") != "/ETSI.CAdES.detached":
+    if _signature_format(emb) != "cades":
+        # adbe.pkcs7.* is CMS, not PAdES; the CAdES sub-filter without the signing-certificate
+        # attribute (EN 319 122-1 requires it) is a CMS signature in a CAdES container.
         return PadesLevel.NONE
     if not (status.intact and status.valid):
         return PadesLevel.NONE
