@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 purpose="${1:-run}"
 
 RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
-TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng)
+# The interoperability corpus (tests/interop): other signers and checkers — iText 5 and PDFBox 2
+# with BouncyCastle, driven by small Java programs the tests compile (poppler and NSS are above).
+TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng
+  openjdk-17-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java)
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -5,6 +5,7 @@ development root, for documents kyso seals after another tool)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,9 @@ from signer.verify import Limits, TrustProfile, VerificationPolicy
 from tests.interop.corpus import Corpus
 from tests.interop.pki import InteropPki, make_pki
 from tests.interop.tools import Tools, missing_tools
-from tests.verify.conftest import dev_trust, signing_service, verify_keyring
+from tests.verify.conftest import dev_trust, signed, signing_service, verify_keyring
 
-__all__ = ["dev_trust", "signing_service", "verify_keyring"]
+__all__ = ["dev_trust", "signed", "signing_service", "verify_keyring"]
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +41,9 @@ def interop_tools(interop_home: Path, interop_pki: InteropPki) -> Tools:
 
 
 @pytest.fixture(scope="session")
-def kyso_seal(signing_service: PdfSigningService):  # type: ignore[no-untyped-def]
+def kyso_seal(signing_service: PdfSigningService) -> Callable[[bytes], bytes]:
+    """kyso's server-side seal (dev HSM key ``seal``, B-LT, visible) over any PDF."""
+
     def seal(pdf: bytes) -> bytes:
         request = SignRequest(
             pdf=pdf,
@@ -73,3 +76,9 @@ def interop_trust(interop_pki: InteropPki) -> TrustProfile:
 @pytest.fixture(scope="session")
 def interop_policy(interop_trust: TrustProfile) -> VerificationPolicy:
     return VerificationPolicy(trust=(interop_trust,), limits=Limits(timeout_seconds=30.0))
+
+
+@pytest.fixture(scope="session")
+def both_policy(interop_trust: TrustProfile, dev_trust: TrustProfile) -> VerificationPolicy:
+    """The interop root and kyso's development root (documents kyso sealed after a tool)."""
+    return VerificationPolicy(trust=(interop_trust, dev_trust), limits=Limits(timeout_seconds=30.0))

@@ -4,8 +4,8 @@
 //
 //   sign IN OUT P12 PASSWORD FIELD [opts]   opts: cades, nosigcert (CAdES sub-filter without
 //                                           signing-certificate-v2), certify=1|2|3, existing
-//   verify IN ROOT_PEM                      one line per signature: NAME ok|bad whole|part
-//                                           chain-ok|chain-bad
+//   verify IN ROOT_PEM                      one line per signature or document time-stamp:
+//                                           NAME ok|bad whole|part chain-ok|chain-bad
 import java.io.ByteArrayOutputStream;
 import java.io.File;
 import java.io.FileInputStream;
@@ -60,6 +60,7 @@ import org.bouncycastle.cms.jcajce.JcaSignerInfoGeneratorBuilder;
 import org.bouncycastle.cms.jcajce.JcaSimpleSignerInfoVerifierBuilder;
 import org.bouncycastle.jce.provider.BouncyCastleProvider;
 import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+import org.bouncycastle.tsp.TimeStampToken;
 import org.bouncycastle.operator.jcajce.JcaDigestCalculatorProviderBuilder;
 
 public class PdfBoxTool implements SignatureInterface {
@@ -188,13 +189,21 @@ public class PdfBoxTool implements SignatureInterface {
             for (PDSignatureField field : doc.getSignatureFields()) {
                 PDSignature sig = field.getSignature();
                 if (sig == null) continue;
-                CMSSignedData cms = new CMSSignedData(
-                        new CMSProcessableByteArray(sig.getSignedContent(all)), sig.getContents(all));
+                boolean timestamp = "ETSI.RFC3161".equals(sig.getSubFilter());
+                // A document time-stamp encapsulates its TSTInfo; a signature is detached.
+                CMSSignedData cms = timestamp ? new CMSSignedData(sig.getContents(all))
+                        : new CMSSignedData(new CMSProcessableByteArray(sig.getSignedContent(all)), sig.getContents(all));
                 SignerInformation signer = cms.getSignerInfos().getSigners().iterator().next();
                 @SuppressWarnings("unchecked")
                 X509CertificateHolder holder = (X509CertificateHolder)
                         cms.getCertificates().getMatches(signer.getSID()).iterator().next();
                 boolean ok = signer.verify(new JcaSimpleSignerInfoVerifierBuilder().setProvider("BC").build(holder));
+                if (ok && timestamp) {
+                    TimeStampToken token = new TimeStampToken(cms);
+                    String digest = token.getTimeStampInfo().getHashAlgorithm().getAlgorithm().getId();
+                    byte[] imprint = MessageDigest.getInstance(digest, "BC").digest(sig.getSignedContent(all));
+                    ok = Arrays.equals(imprint, token.getTimeStampInfo().getMessageImprintDigest());
+                }
                 int[] range = sig.getByteRange();
                 boolean whole = range[0] == 0 && (long) range[2] + range[3] == all.length;
                 List<X509Certificate> certs = new ArrayList<>();
