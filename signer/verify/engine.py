@@ -355,17 +355,28 @@ class _Judged:
 class _Verification:
     """One document's verification (single use)."""
 
-    def __init__(self, data: bytes, policy: VerificationPolicy, now: datetime) -> None:
+    def __init__(
+        self, data: bytes, policy: VerificationPolicy, now: datetime, *, fallback: bool = True
+    ) -> None:
         self.data = data
         self.policy = policy
         self.limits = policy.limits
         self.now = now
+        self.fallback = fallback
+        """Whether a document no reader can process falls back to its readable revisions."""
         self.findings: list[Finding] = []
         self._fetcher: AIOHttpFetcherBackend | None = None
 
     async def run(self) -> VerificationReport:
         try:
             return await self._run()
+        except (_LimitExceeded, PdfDecodeLimitError, MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # untrusted input: the structure broke after opening
+            if not self.fallback:
+                raise
+            _log.warning("PDF structure unreadable, trying its revisions: %s", type(exc).__name__)
+            return await self._behind_unreadable_update(_describe(exc))
         finally:
             if self._fetcher is not None:
                 await self._fetcher.close()  # type: ignore[no-untyped-call]
@@ -389,6 +400,10 @@ class _Verification:
             raise _LimitExceeded(f"{raw.object_headers} objects; the limit is {limits.max_objects}")
         opened = self._open(data)
         if isinstance(opened, str):
+            if not self.fallback:
+                return unreadable_report(
+                    data, policy=self.policy, code="UNREADABLE", detail=opened, now=self.now
+                )
             return await self._behind_unreadable_update(opened)
         reader, size = opened
         if size > limits.max_objects:
@@ -475,8 +490,11 @@ class _Verification:
         return opened
 
     async def _behind_unreadable_update(self, error: str) -> VerificationReport:
-        """Verify the longest prefix that a reader can parse and that ends a revision
-        (``%%EOF``); what follows it is the TOTAL-FAILED finding ``UNREADABLE_UPDATE``.
+        """Verify the longest prefix that a reader can parse and process and that ends a
+        revision (``%%EOF``); what follows it is the TOTAL-FAILED finding ``UNREADABLE_UPDATE``.
+
+        Reached when no reader parses the whole file, or when its structure breaks while the
+        signatures are collected or checked (a field list that no longer parses, say).
 
         Viewers repair such files and display them as signed; so the signatures are shown, and
         the document fails as modified after signing. Without a readable prefix that holds a
@@ -492,8 +510,15 @@ class _Verification:
                 raise
             except Exception:  # noqa: S112 - not readable either: an earlier revision
                 continue
-            inner = await _Verification(prefix, self.policy, self.now).run()
-            if not inner.readable or not inner.signatures:
+            try:
+                inner = await _Verification(prefix, self.policy, self.now, fallback=False).run()
+            except (_LimitExceeded, PdfDecodeLimitError, MemoryError, RecursionError):
+                raise
+            except Exception:  # noqa: S112 - this revision breaks too: an earlier one
+                continue
+            if not inner.readable:
+                continue
+            if not inner.signatures:
                 break
             finding = Finding(
                 code="UNREADABLE_UPDATE",

@@ -5,7 +5,7 @@ development root, for documents kyso seals after another tool)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,13 +31,15 @@ def interop_pki(interop_home: Path) -> InteropPki:
 
 
 @pytest.fixture(scope="session")
-def interop_tools(interop_home: Path, interop_pki: InteropPki) -> Tools:
+def interop_tools(interop_home: Path, interop_pki: InteropPki) -> Iterator[Tools]:
     missing = missing_tools()
     if missing:
         pytest.fail(
             f"missing for the interop corpus: {', '.join(missing)} (run scripts/bootstrap.sh test)"
         )
-    return Tools(interop_home / "tools", interop_pki)
+    tools = Tools(interop_home / "tools", interop_pki)
+    yield tools
+    tools.close()
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +84,17 @@ def interop_policy(interop_trust: TrustProfile) -> VerificationPolicy:
 def both_policy(interop_trust: TrustProfile, dev_trust: TrustProfile) -> VerificationPolicy:
     """The interop root and kyso's development root (documents kyso sealed after a tool)."""
     return VerificationPolicy(trust=(interop_trust, dev_trust), limits=Limits(timeout_seconds=30.0))
+
+
+# tool × case → kyso's indication, filled by test_corpus and printed at the end of the run.
+VERDICTS: dict[str, tuple[str, str, str]] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not VERDICTS:
+        return
+    terminalreporter.section("interoperability corpus: tool × case → kyso")
+    terminalreporter.write_line("| tools | case | kyso's indication |")
+    terminalreporter.write_line("|---|---|---|")
+    for name, (tools, what, verdict) in VERDICTS.items():
+        terminalreporter.write_line(f"| {tools} | {name}: {what} | {verdict} |")

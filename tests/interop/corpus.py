@@ -57,6 +57,13 @@ CASES: tuple[Case, ...] = (
     ),
     Case("endesive-cms-rsa-invisible", "endesive", "CMS, RSA, new invisible field", PASSED),
     Case("endesive-cms-rsa-visible", "endesive", "CMS, RSA, new visible field", PASSED),
+    Case("signpdf-cms-rsa-invisible", "signpdf", "CMS, RSA, new invisible field", PASSED),
+    Case(
+        "signpdf-cades-rsa-invisible",
+        "signpdf",
+        "CAdES sub-filter (no signing-certificate-v2)",
+        PASSED,
+    ),
     # certification, then approval / form filling
     Case(
         "itext-certify2+pdfsig-existing",
@@ -88,6 +95,7 @@ CASES: tuple[Case, ...] = (
     Case("endesive+pdfbox", "endesive+pdfbox", "two approval signatures", PASSED),
     Case("itext+pdfsig", "itext+pdfsig", "two approval signatures", PASSED),
     Case("pdfbox+itext-existing", "pdfbox+itext", "second signature in the existing field", PASSED),
+    Case("signpdf+pdfbox", "signpdf+pdfbox", "two approval signatures", PASSED),
     # negatives
     Case(
         "pdfsig-flipped-byte",
@@ -235,6 +243,14 @@ class Corpus:
                 certified = t.itext_sign(self.get("base"), "rsa", "Certification", "certify=3")
                 filled = t.itext_fill(certified, "hoten", "Nguyen Van A")
                 return t.pdfbox_sign(filled, "rsa", "Approval", "existing")
+            case "signpdf-cms-rsa-invisible":
+                return t.signpdf_sign(self.get("base"), "rsa")
+            case "signpdf-cades-rsa-invisible":
+                return t.signpdf_sign(self.get("base"), "rsa", cades=True)
+            case "signpdf+pdfbox":
+                return t.pdfbox_sign(self.get("signpdf-cms-rsa-invisible"), "rsa", "BoxSig")
+            case "pdfbox+signpdf":
+                return t.signpdf_sign(self.get("pdfbox-cms-rsa-invisible"), "rsa")
             case "endesive+pdfbox":
                 return t.pdfbox_sign(self.get("endesive-cms-rsa-invisible"), "rsa", "BoxSig")
             case "itext+pdfsig":

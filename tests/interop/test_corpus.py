@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from signer.verify import VerificationPolicy, verify_pdf
+from tests.interop.conftest import VERDICTS
 from tests.interop.corpus import CASES, Case, Corpus
 
 
@@ -17,6 +18,7 @@ def test_kyso_verdict(case: Case, corpus: Corpus, interop_policy: VerificationPo
         (s.field_name, s.indication.value, [p.code + ": " + p.detail for p in s.problems])
         for s in report.signatures
     ] + [(f.code, f.detail) for f in report.findings]
+    VERDICTS[case.name] = (case.tools, case.what, " / ".join(v for v in got if v))
     assert got == case.expected, detail
     assert report.readable
     assert report.signatures, "the signatures must be reported"

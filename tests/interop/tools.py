@@ -2,7 +2,9 @@
 
 - poppler's ``pdfsig`` with an NSS database holding the ``rsa`` signer (pk12util);
 - iText 5 and PDFBox 2 through the small Java programs in ``java/``, compiled once per session;
-- endesive, in this process (it appends its update to the bytes it is given).
+- endesive, in this process (it appends its update to the bytes it is given);
+- ``@signpdf/signpdf`` with node, from the project-local ``node/`` folder (package.json and
+  lockfile; ``scripts/bootstrap.sh test`` runs ``npm ci`` there).
 
 Every method takes a PDF's bytes and returns the new bytes; a tool that fails raises
 :class:`ToolFailed` with its own output, so a broken corpus is never mistaken for a verdict.
@@ -36,6 +38,7 @@ _JARS = (
 )
 CLASSPATH = ":".join(f"/usr/share/java/{jar}" for jar in _JARS)
 _JAVA_SOURCES = Path(__file__).parent / "java"
+_NODE_DIR = Path(__file__).parent / "node"
 _TIMEOUT = 120
 
 
@@ -63,6 +66,10 @@ def missing_tools() -> list[str]:
         if not shutil.which(tool)
     ]
     missing += [jar for jar in _JARS if not Path("/usr/share/java", jar).exists()]
+    if not (_NODE_DIR / "node_modules" / "@signpdf" / "signpdf").is_dir():
+        missing.append("tests/interop/node/node_modules (npm ci)")
+    if not shutil.which("node"):
+        missing.append("node")
     return missing
 
 
@@ -111,6 +118,7 @@ class Tools:
             ]
         )
         self._serial = 0
+        self._server: subprocess.Popen[str] | None = None
 
     def _files(self, data: bytes) -> tuple[Path, Path]:
         self._serial += 1
@@ -119,18 +127,44 @@ class Tools:
         return source, self.home / f"out-{self._serial}.pdf"
 
     def _java(self, program: str, *args: str) -> str:
-        return _run(
-            [
-                "java",
-                "-XX:TieredStopAtLevel=1",
-                "-XX:+UseSerialGC",
-                "-Xshare:auto",
-                "-cp",
-                f"{self.classes}:{CLASSPATH}",
-                program,
-                *args,
-            ]
-        )
+        """Run ``program`` (ITextTool, PdfBoxTool) in the session's one JVM (ToolServer)."""
+        if self._server is None or self._server.poll() is not None:
+            self._server = subprocess.Popen(
+                [
+                    "java",
+                    "-XX:TieredStopAtLevel=1",
+                    "-XX:+UseSerialGC",
+                    "-cp",
+                    f"{self.classes}:{CLASSPATH}",
+                    "ToolServer",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        server = self._server
+        assert server.stdin is not None
+        assert server.stdout is not None
+        if any("\t" in a or "\n" in a for a in args):
+            raise ValueError("tool arguments cannot hold tabs or newlines")
+        server.stdin.write("\t".join((program, *args)) + "\n")
+        server.stdin.flush()
+        status = server.stdout.readline()
+        if not status:
+            raise ToolFailed(f"the Java tool server ended (exit {server.wait(timeout=10)})")
+        if status.startswith("ERR "):
+            raise ToolFailed(f"{program} {args[0]}: {status[4:].strip()}")
+        count = int(status.split()[1])
+        return "".join(server.stdout.readline() for _ in range(count))
+
+    def close(self) -> None:
+        """Stop the Java tool server (it ends when its input closes)."""
+        if self._server is not None:
+            assert self._server.stdin is not None
+            self._server.stdin.close()
+            self._server.wait(timeout=30)
+            self._server = None
 
     # -- iText 5 ---------------------------------------------------------------------------------
 
@@ -216,6 +250,24 @@ class Tools:
         )
         if not out.exists():
             raise ToolFailed("pdfsig wrote no output")
+        return out.read_bytes()
+
+    # -- @signpdf/signpdf ------------------------------------------------------------------------
+
+    def signpdf_sign(self, data: bytes, signer: str, *, cades: bool = False) -> bytes:
+        """``@signpdf/signpdf`` 3 (node-forge: RSA keys only), a new invisible field."""
+        source, out = self._files(data)
+        _run(
+            [
+                "node",
+                str(_NODE_DIR / "sign.js"),
+                str(source),
+                str(out),
+                str(self.pki[signer].p12),
+                P12_PASSWORD,
+                *(["cades"] if cades else []),
+            ]
+        )
         return out.read_bytes()
 
     # -- endesive --------------------------------------------------------------------------------
