@@ -9,8 +9,9 @@ the worst indication wins):
 1. byte range not covering its whole revision (removed/shifted/shrunk ``/ByteRange``, signed
    bytes moved) or an unreadable signature → TOTAL-FAILED / FORMAT_FAILURE;
 2. digest mismatch → TOTAL-FAILED / HASH_FAILURE; bad signature value → SIG_CRYPTO_FAILURE;
-3. later changes beyond pyHanko's allowed levels or the DocMDP permission → TOTAL-FAILED /
-   FORBIDDEN_MODIFICATION (kyso code);
+3. later changes beyond what kyso's change rules allow (:mod:`signer.verify.changes`: pyHanko's
+   difference analysis with kyso's rules where pyHanko is stricter than ISO 32000 and Acrobat)
+   or beyond the DocMDP permission → TOTAL-FAILED / FORBIDDEN_MODIFICATION (kyso code);
 4. certificate problems as pyHanko's AdES sub-indication; REVOKED_NO_POE becomes TOTAL-FAILED /
    REVOKED when a trusted time-stamp proves the signature came after the revocation;
 5. an invalid or untrusted signature time-stamp → INDETERMINATE;
@@ -18,21 +19,32 @@ the worst indication wins):
 
 Time: a signature with a signature time-stamp is judged at the time-stamp's time (revocation
 data produced after it is accepted: that is what B-LT embeds); without one, at the policy's
-validation time (now by default). Revocation data comes from the document's DSS first; only with
-``online=True``, and only when the DSS does not settle the chain, is it fetched.
+validation time (now by default). Revocation data comes from everywhere the document carries it
+(:mod:`signer.verify.revinfo`: DSS, VRI, the signed attribute adbe-revocationInfoArchival, the
+CMS ``crls``, the time-stamp token's own) and the report lists it; only with ``online=True``,
+and only when that does not settle the chain, is it fetched.
+
+Reading: strictly; where the strict reader refuses a file other readers open (poppler's
+generation-1 objects), tolerantly, only to locate the signatures (finding TOLERANT_READING): each
+signature is still checked on exactly the bytes of its ``/ByteRange``. Where no reader can
+process the file, the longest readable prefix that ends a revision is verified and the rest is
+an UNREADABLE_UPDATE finding: TOTAL-FAILED / FORBIDDEN_MODIFICATION ("modified after signing:
+the update that follows cannot be read"), with the signatures reported.
 
 The document rule (docs/report-schema.md):
 - at least one ``/Sig`` signature is needed for TOTAL-PASSED (else INDETERMINATE /
   NO_SIGNATURE_FOUND); the document is never better than its worst signature or time-stamp;
 - every incremental update after the last signature is a finding: validation-data updates (DSS,
   document time-stamps) are informational; unsigned form filling or annotations make the document
-  INDETERMINATE / UNSIGNED_CHANGES (what is shown is not what anyone signed); any other change
-  makes it TOTAL-FAILED / FORBIDDEN_MODIFICATION;
+  INDETERMINATE / UNSIGNED_CHANGES (what is shown is not what anyone signed) unless a passing
+  certification signature permits them (P=2: form filling; P=3: and annotations: informational);
+  any other change makes it TOTAL-FAILED / FORBIDDEN_MODIFICATION;
 - bytes after the end of the last revision the parser reads (after its ``%%EOF``), other than
   whitespace, make the document TOTAL-FAILED / FORMAT_FAILURE: lenient viewers may display what
   no signature covers;
-- input that is not a PDF or cannot be parsed is TOTAL-FAILED / FORMAT_FAILURE with
-  ``readable=False``; input beyond a limit is INDETERMINATE / RESOURCE_LIMIT.
+- input that is not a PDF, or of which no revision holding a signature can be read, is
+  TOTAL-FAILED / FORMAT_FAILURE with ``readable=False``; input beyond a limit is INDETERMINATE /
+  RESOURCE_LIMIT.
 
 Invariant: :func:`async_verify_pdf` returns a report for every input; a document cannot make it
 raise (an unexpected parser exception is a FORMAT_FAILURE naming the exception type).
@@ -281,6 +293,7 @@ def _describe(exc: BaseException) -> str:
 
 
 _T = TypeVar("_T", x509.Certificate, asn1_ocsp.OCSPResponse, asn1_crl.CertificateList)
+_MAX_PREFIX_ATTEMPTS = 32
 _PARSED_MAX_ITEMS = 512
 _PARSED_MAX_BYTES = 64 * 1024
 _parsed_cache: OrderedDict[tuple[type, bytes], Any] = OrderedDict()
@@ -502,7 +515,9 @@ class _Verification:
         """
         data = self.data
         ends = [end for end in eof_ends(data) if data[end:].strip(PDF_WHITESPACE)]
-        for end in reversed(ends[-self.limits.max_revisions :]):
+        # The readable revisions of a genuine document end just before its broken update; a
+        # bound on the attempts keeps a file of many %%EOF markers from costing one parse each.
+        for end in reversed(ends[-_MAX_PREFIX_ATTEMPTS:]):
             prefix = data[:end]
             try:
                 self._read(prefix, strict=False)

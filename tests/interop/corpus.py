@@ -48,6 +48,7 @@ CASES: tuple[Case, ...] = (
         PASSED,
     ),
     Case("pdfbox-cms-rsa-invisible", "pdfbox", "CMS, RSA, new invisible field", PASSED),
+    Case("pdfbox-cms-crl-in-cms", "pdfbox", "CMS, RSA, CRL in the SignedData crls field", PASSED),
     Case("pdfbox-cades-ec-invisible", "pdfbox", "CAdES, P-256, new invisible field", PASSED),
     Case(
         "pdfbox-cades-no-signing-cert",
@@ -85,6 +86,7 @@ CASES: tuple[Case, ...] = (
     ),
     Case("itext-certify2+pdfsig-new-field", "itext+pdfsig", "P=2, approved in a new field", PASSED),
     Case("itext-certify2+fill", "itext+itext", "P=2, then a text field filled (unsigned)", PASSED),
+    Case("itext-certify3+annotation", "itext+itext", "P=3, then a note added (unsigned)", PASSED),
     Case(
         "itext-certify3+fill-and-approve",
         "itext+itext+pdfbox",
@@ -95,7 +97,7 @@ CASES: tuple[Case, ...] = (
     Case("endesive+pdfbox", "endesive+pdfbox", "two approval signatures", PASSED),
     Case("itext+pdfsig", "itext+pdfsig", "two approval signatures", PASSED),
     Case("pdfbox+itext-existing", "pdfbox+itext", "second signature in the existing field", PASSED),
-    Case("signpdf+pdfbox", "signpdf+pdfbox", "two approval signatures", PASSED),
+    Case("signpdf+itext", "signpdf+itext", "two approval signatures, the second visible", PASSED),
     # negatives
     Case(
         "pdfsig-flipped-byte",
@@ -128,6 +130,13 @@ CASES: tuple[Case, ...] = (
         "pdfbox-certify1+pdfsig",
         "pdfbox+pdfsig",
         "P=1, then an approval signature",
+        ("TOTAL-FAILED", "FORBIDDEN_MODIFICATION"),
+        "MODIFIED_AFTER_SIGNING",
+    ),
+    Case(
+        "itext-certify2+annotation",
+        "itext+itext",
+        "P=2, then a note added",
         ("TOTAL-FAILED", "FORBIDDEN_MODIFICATION"),
         "MODIFIED_AFTER_SIGNING",
     ),
@@ -215,6 +224,14 @@ class Corpus:
                 return t.itext_sign(self.get("base"), "crl", "ITextSig", "crl")
             case "pdfbox-cms-rsa-invisible":
                 return t.pdfbox_sign(self.get("base"), "rsa", "BoxSig")
+            case "pdfbox-cms-crl-in-cms":
+                return t.pdfbox_sign(self.get("base"), "crl", "BoxSig", "crl")
+            case "itext-certify3":
+                return t.itext_sign(self.get("base"), "rsa", "Certification", "certify=3")
+            case "itext-certify3+annotation":
+                return t.itext_annotate(self.get("itext-certify3"))
+            case "itext-certify2+annotation":
+                return t.itext_annotate(self.get("itext-certify2"))
             case "pdfbox-cades-ec-invisible":
                 return t.pdfbox_sign(self.get("base"), "ec", "BoxSig", "cades")
             case "pdfbox-cades-no-signing-cert":
@@ -240,15 +257,20 @@ class Corpus:
             case "itext-certify2+fill":
                 return t.itext_fill(self.get("itext-certify2"), "hoten", "Nguyen Van A")
             case "itext-certify3+fill-and-approve":
-                certified = t.itext_sign(self.get("base"), "rsa", "Certification", "certify=3")
-                filled = t.itext_fill(certified, "hoten", "Nguyen Van A")
+                filled = t.itext_fill(self.get("itext-certify3"), "hoten", "Nguyen Van A")
                 return t.pdfbox_sign(filled, "rsa", "Approval", "existing")
             case "signpdf-cms-rsa-invisible":
                 return t.signpdf_sign(self.get("base"), "rsa")
             case "signpdf-cades-rsa-invisible":
                 return t.signpdf_sign(self.get("base"), "rsa", cades=True)
-            case "signpdf+pdfbox":
-                return t.pdfbox_sign(self.get("signpdf-cms-rsa-invisible"), "rsa", "BoxSig")
+            case "signpdf+itext":
+                return t.itext_sign(
+                    self.get("signpdf-cms-rsa-invisible"),
+                    "rsa",
+                    "ITextSig",
+                    "cades",
+                    "rect=72,380,300,460",
+                )
             case "pdfbox+signpdf":
                 return t.signpdf_sign(self.get("pdfbox-cms-rsa-invisible"), "rsa")
             case "endesive+pdfbox":

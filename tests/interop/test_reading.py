@@ -98,6 +98,28 @@ def test_crl_in_the_signed_attribute_settles_revocation(
     assert "adbe-revocationInfoArchival" in render_text(report, lang="en")
 
 
+def test_crl_in_the_cms_crls_field_settles_revocation(
+    corpus: Corpus, interop_policy: VerificationPolicy
+) -> None:
+    (sig,) = verify_pdf(corpus.get("pdfbox-cms-crl-in-cms"), policy=interop_policy).signatures
+    assert sig.indication is Indication.TOTAL_PASSED
+    assert sig.revocation.status is RevocationStatus.GOOD
+    assert [(i.kind, i.location, i.about_signer) for i in sig.revocation.found] == [
+        ("crl", RevocationLocation.CMS, True)
+    ]
+
+
+def test_annotation_permitted_by_p3_is_informational(
+    corpus: Corpus, interop_policy: VerificationPolicy
+) -> None:
+    report = verify_pdf(corpus.get("itext-certify3+annotation"), policy=interop_policy)
+    assert report.indication is Indication.TOTAL_PASSED
+    (update,) = [f for f in report.findings if f.code == "UNSIGNED_UPDATE"]
+    assert update.modification_level is not None
+    assert update.modification_level.value == "annotations"
+    assert "DocMDP P=3" in update.detail
+
+
 def test_without_the_crl_the_same_signer_is_indeterminate(
     corpus: Corpus, interop_policy: VerificationPolicy
 ) -> None:

@@ -201,6 +201,11 @@ class Tools:
         self._java("ITextTool", "overlay", str(source), str(out))
         return out.read_bytes()
 
+    def itext_annotate(self, data: bytes) -> bytes:
+        source, out = self._files(data)
+        self._java("ITextTool", "annotate", str(source), str(out))
+        return out.read_bytes()
+
     def itext_verify(self, data: bytes, root_pem: Path) -> list[str]:
         source, _ = self._files(data)
         return self._java("ITextTool", "verify", str(source), str(root_pem)).splitlines()
@@ -208,8 +213,9 @@ class Tools:
     # -- PDFBox 2 --------------------------------------------------------------------------------
 
     def pdfbox_sign(self, data: bytes, signer: str, field: str, *options: str) -> bytes:
-        """Options: ``cades``, ``nosigcert``, ``certify=N``, ``existing``."""
+        """Options: ``cades``, ``nosigcert``, ``certify=N``, ``existing``, ``crl``."""
         source, out = self._files(data)
+        options = tuple(f"crl={self.pki.crl_der}" if o == "crl" else o for o in options)
         self._java(
             "PdfBoxTool",
             "sign",

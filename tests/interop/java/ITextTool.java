@@ -8,12 +8,14 @@
 //                                              existing, crl=FILE
 //   fill IN OUT FIELD VALUE                    form filling, append mode
 //   overlay IN OUT                             text drawn over page 1, append mode
+//   annotate IN OUT                            a text annotation (a note) on page 1, append mode
 //   verify IN ROOT_PEM                         one line per signature: NAME ok|bad whole|part
 //                                              chain-ok|chain-bad
 import com.itextpdf.text.Document;
 import com.itextpdf.text.Paragraph;
 import com.itextpdf.text.Rectangle;
 import com.itextpdf.text.pdf.AcroFields;
+import com.itextpdf.text.pdf.PdfAnnotation;
 import com.itextpdf.text.pdf.BaseFont;
 import com.itextpdf.text.pdf.PdfContentByte;
 import com.itextpdf.text.pdf.PdfFormField;
@@ -54,6 +56,7 @@ public class ITextTool {
             case "sign": sign(args); break;
             case "fill": fill(args[1], args[2], args[3], args[4]); break;
             case "overlay": overlay(args[1], args[2]); break;
+            case "annotate": annotate(args[1], args[2]); break;
             case "verify": verify(args[1], args[2]); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
@@ -139,6 +142,14 @@ public class ITextTool {
         stamper.close();
     }
 
+    static void annotate(String in, String out) throws Exception {
+        PdfReader reader = new PdfReader(in);
+        PdfStamper stamper = new PdfStamper(reader, new FileOutputStream(out), '\0', true);
+        stamper.addAnnotation(PdfAnnotation.createText(stamper.getWriter(),
+                new Rectangle(400, 700, 420, 720), "Ghi chu", "Da xem", false, "Comment"), 1);
+        stamper.close();
+    }
+
     static void verify(String in, String rootPem) throws Exception {
         CertificateFactory cf = CertificateFactory.getInstance("X.509");
         X509Certificate root = (X509Certificate) cf.generateCertificate(new FileInputStream(rootPem));
@@ -150,7 +161,9 @@ public class ITextTool {
         for (String name : fields.getSignatureNames()) {
             PdfPKCS7 pkcs7 = fields.verifySignature(name, "BC");
             boolean ok = pkcs7.verify();
-            if (ok && pkcs7.getTimeStampToken() != null) ok = pkcs7.verifyTimestampImprint();
+            // A document time-stamp (isTsp) is its own token: verify() already compared its imprint
+            // with the document; a signature's time-stamp must cover the signature value.
+            if (ok && !pkcs7.isTsp() && pkcs7.getTimeStampToken() != null) ok = pkcs7.verifyTimestampImprint();
             boolean whole = fields.signatureCoversWholeDocument(name);
             Calendar when = pkcs7.getTimeStampToken() != null ? pkcs7.getTimeStampDate() : pkcs7.getSignDate();
             List<VerificationException> problems = CertificateVerification.verifyCertificates(

@@ -3,7 +3,8 @@
 // an incremental update, and check signatures the way PDFBox's own examples do.
 //
 //   sign IN OUT P12 PASSWORD FIELD [opts]   opts: cades, nosigcert (CAdES sub-filter without
-//                                           signing-certificate-v2), certify=1|2|3, existing
+//                                           signing-certificate-v2), certify=1|2|3, existing,
+//                                           crl=FILE (into the CMS crls field)
 //   verify IN ROOT_PEM                      one line per signature or document time-stamp:
 //                                           NAME ok|bad whole|part chain-ok|chain-bad
 import java.io.ByteArrayOutputStream;
@@ -48,6 +49,7 @@ import org.bouncycastle.asn1.ess.SigningCertificateV2;
 import org.bouncycastle.asn1.nist.NISTObjectIdentifiers;
 import org.bouncycastle.asn1.pkcs.PKCSObjectIdentifiers;
 import org.bouncycastle.asn1.x509.AlgorithmIdentifier;
+import org.bouncycastle.cert.X509CRLHolder;
 import org.bouncycastle.cert.X509CertificateHolder;
 import org.bouncycastle.cert.jcajce.JcaCertStore;
 import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
@@ -67,11 +69,13 @@ public class PdfBoxTool implements SignatureInterface {
     private final PrivateKey key;
     private final Certificate[] chain;
     private final boolean sigcert;
+    private final byte[] crl;
 
-    PdfBoxTool(PrivateKey key, Certificate[] chain, boolean sigcert) {
+    PdfBoxTool(PrivateKey key, Certificate[] chain, boolean sigcert, byte[] crl) {
         this.key = key;
         this.chain = chain;
         this.sigcert = sigcert;
+        this.crl = crl;
     }
 
     public static void main(String[] args) throws Exception {
@@ -102,6 +106,7 @@ public class PdfBoxTool implements SignatureInterface {
             generator.addSignerInfoGenerator(info.build(
                     new JcaContentSignerBuilder(algorithm).setProvider("BC").build(key), cert));
             generator.addCertificates(new JcaCertStore(Arrays.asList(chain)));
+            if (crl != null) generator.addCRL(new X509CRLHolder(crl));
             ByteArrayOutputStream bytes = new ByteArrayOutputStream();
             content.transferTo(bytes);
             return generator.generate(new CMSProcessableByteArray(bytes.toByteArray()), false).getEncoded();
@@ -116,12 +121,14 @@ public class PdfBoxTool implements SignatureInterface {
         String in = args[1], out = args[2], p12 = args[3], password = args[4], field = args[5];
         boolean cades = false, nosigcert = false, existing = false;
         int certify = 0;
+        byte[] crl = null;
         for (int i = 6; i < args.length; i++) {
             String opt = args[i];
             if (opt.equals("cades")) cades = true;
             else if (opt.equals("nosigcert")) nosigcert = true;
             else if (opt.equals("existing")) existing = true;
             else if (opt.startsWith("certify=")) certify = Integer.parseInt(opt.substring(8));
+            else if (opt.startsWith("crl=")) crl = Files.readAllBytes(Paths.get(opt.substring(4)));
             else throw new IllegalArgumentException("unknown option " + opt);
         }
         KeyStore ks = KeyStore.getInstance("PKCS12");
@@ -144,7 +151,7 @@ public class PdfBoxTool implements SignatureInterface {
         }
         SignatureOptions options = new SignatureOptions();
         options.setPreferredSignatureSize(16384);
-        doc.addSignature(signature, new PdfBoxTool(key, chain, cades && !nosigcert), options);
+        doc.addSignature(signature, new PdfBoxTool(key, chain, cades && !nosigcert, crl), options);
         if (!existing) {
             for (PDSignatureField f : doc.getSignatureFields()) {
                 if (f.getSignature() != null && f.getSignature().getCOSObject() == signature.getCOSObject()) {
