@@ -161,6 +161,12 @@ CASES: tuple[Case, ...] = (
         ("INDETERMINATE", "OUT_OF_BOUNDS_NO_POE"),
     ),
     Case(
+        "pdfbox+signpdf",
+        "pdfbox+signpdf",
+        "signpdf writes the existing /Fields back unreadably (an update no reader parses)",
+        ("TOTAL-FAILED", "FORBIDDEN_MODIFICATION"),
+    ),
+    Case(
         "pdfsig+unreadable-update",
         "pdfsig",
         "an update no strict or tolerant reader can parse appended",
