@@ -3,8 +3,14 @@ signed revisions, revocation data carried in the signature, and the signature's 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+from asn1crypto import crl as asn1_crl
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 
 from signer.verify import (
     Indication,
@@ -173,3 +179,27 @@ def test_form_filling_permitted_by_the_certification_is_informational(
     assert update.modification_level.value == "form-filling"
     assert update.severity.value == "info"
     assert "DocMDP P=2" in update.detail
+
+
+def test_crl_added_to_the_dss_and_its_vri_later(
+    corpus: Corpus, interop_policy: VerificationPolicy, interop_pki: InteropPki
+) -> None:
+    """A CRL added after signing in the DSS (and the signature's /VRI entry), as LTV tools do."""
+    signed = corpus.tools.pdfbox_sign(corpus.get("base"), "crl", "BoxSig")
+    (sig,) = PdfFileReader(io.BytesIO(signed)).embedded_signatures
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
+    DocumentSecurityStore.supply_dss_in_writer(
+        writer,
+        sig.sig_object["/Contents"],
+        crls=[asn1_crl.CertificateList.load(interop_pki.crl_der.read_bytes())],
+    )
+    out = io.BytesIO()
+    writer.write(out)
+    report = verify_pdf(out.getvalue(), policy=interop_policy)
+    assert report.indication is Indication.TOTAL_PASSED
+    (checked,) = report.signatures
+    assert checked.revocation.status is RevocationStatus.GOOD
+    assert {(i.kind, i.location, i.about_signer) for i in checked.revocation.found} == {
+        ("crl", RevocationLocation.DSS, True),
+        ("crl", RevocationLocation.VRI, True),
+    }
