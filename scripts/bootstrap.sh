@@ -13,7 +13,7 @@ purpose="${1:-run}"
 RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
 # The interoperability corpus (tests/interop): other signers and checkers — iText 5 and PDFBox 2
 # with BouncyCastle, driven by small Java programs the tests compile (poppler and NSS are above).
-TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng nodejs npm
+TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng
   openjdk-17-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java)
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -62,8 +62,11 @@ fi
 
 if [ "$purpose" = "test" ]; then
   # The interoperability corpus's Node signer (@signpdf/signpdf), pinned by its lockfile.
+  # Debian's nodejs and npm only where no npm exists (a NodeSource nodejs bundles its own npm and
+  # conflicts with Debian's npm package).
+  if ! command -v npm >/dev/null 2>&1; then install_debian "" nodejs npm; fi
   node_dir=tests/interop/node
-  if command -v npm >/dev/null 2>&1 && { [ ! -d "$node_dir/node_modules" ] \
+  if { [ ! -d "$node_dir/node_modules" ] \
        || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules" ]; }; then
     echo "bootstrap: installing @signpdf/signpdf into $node_dir"
     npm ci --prefix "$node_dir" --no-audit --no-fund --silent
