@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 purpose="${1:-run}"
 
 RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
-TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng)
+# The interoperability corpus (tests/interop): other signers and checkers — iText 5 and PDFBox 2
+# with BouncyCastle, driven by small Java programs the tests compile (poppler and NSS are above).
+TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng
+  openjdk-17-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java)
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -58,6 +61,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
 fi
 
 if [ "$purpose" = "test" ]; then
+  # The interoperability corpus's Node signer (@signpdf/signpdf), pinned by its lockfile.
+  # Debian's nodejs and npm only where no npm exists (a NodeSource nodejs bundles its own npm and
+  # conflicts with Debian's npm package).
+  if ! command -v npm >/dev/null 2>&1; then install_debian "" nodejs npm; fi
+  node_dir=tests/interop/node
+  if { [ ! -d "$node_dir/node_modules" ] \
+       || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules" ]; }; then
+    echo "bootstrap: installing @signpdf/signpdf into $node_dir"
+    npm ci --prefix "$node_dir" --no-audit --no-fund --silent
+    touch "$node_dir/node_modules"
+  fi
   # The persistence tests need PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth).
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     if command -v pg_ctlcluster >/dev/null 2>&1; then

@@ -9,8 +9,9 @@ the worst indication wins):
 1. byte range not covering its whole revision (removed/shifted/shrunk ``/ByteRange``, signed
    bytes moved) or an unreadable signature → TOTAL-FAILED / FORMAT_FAILURE;
 2. digest mismatch → TOTAL-FAILED / HASH_FAILURE; bad signature value → SIG_CRYPTO_FAILURE;
-3. later changes beyond pyHanko's allowed levels or the DocMDP permission → TOTAL-FAILED /
-   FORBIDDEN_MODIFICATION (kyso code);
+3. later changes beyond what kyso's change rules allow (:mod:`signer.verify.changes`: pyHanko's
+   difference analysis with kyso's rules where pyHanko is stricter than ISO 32000 and Acrobat)
+   or beyond the DocMDP permission → TOTAL-FAILED / FORBIDDEN_MODIFICATION (kyso code);
 4. certificate problems as pyHanko's AdES sub-indication; REVOKED_NO_POE becomes TOTAL-FAILED /
    REVOKED when a trusted time-stamp proves the signature came after the revocation;
 5. an invalid or untrusted signature time-stamp → INDETERMINATE;
@@ -18,21 +19,32 @@ the worst indication wins):
 
 Time: a signature with a signature time-stamp is judged at the time-stamp's time (revocation
 data produced after it is accepted: that is what B-LT embeds); without one, at the policy's
-validation time (now by default). Revocation data comes from the document's DSS first; only with
-``online=True``, and only when the DSS does not settle the chain, is it fetched.
+validation time (now by default). Revocation data comes from everywhere the document carries it
+(:mod:`signer.verify.revinfo`: DSS, VRI, the signed attribute adbe-revocationInfoArchival, the
+CMS ``crls``, the time-stamp token's own) and the report lists it; only with ``online=True``,
+and only when that does not settle the chain, is it fetched.
+
+Reading: strictly; where the strict reader refuses a file other readers open (poppler's
+generation-1 objects), tolerantly, only to locate the signatures (finding TOLERANT_READING): each
+signature is still checked on exactly the bytes of its ``/ByteRange``. Where no reader can
+process the file, the longest readable prefix that ends a revision is verified and the rest is
+an UNREADABLE_UPDATE finding: TOTAL-FAILED / FORBIDDEN_MODIFICATION ("modified after signing:
+the update that follows cannot be read"), with the signatures reported.
 
 The document rule (docs/report-schema.md):
 - at least one ``/Sig`` signature is needed for TOTAL-PASSED (else INDETERMINATE /
   NO_SIGNATURE_FOUND); the document is never better than its worst signature or time-stamp;
 - every incremental update after the last signature is a finding: validation-data updates (DSS,
   document time-stamps) are informational; unsigned form filling or annotations make the document
-  INDETERMINATE / UNSIGNED_CHANGES (what is shown is not what anyone signed); any other change
-  makes it TOTAL-FAILED / FORBIDDEN_MODIFICATION;
+  INDETERMINATE / UNSIGNED_CHANGES (what is shown is not what anyone signed) unless a passing
+  certification signature permits them (P=2: form filling; P=3: and annotations: informational);
+  any other change makes it TOTAL-FAILED / FORBIDDEN_MODIFICATION;
 - bytes after the end of the last revision the parser reads (after its ``%%EOF``), other than
   whitespace, make the document TOTAL-FAILED / FORMAT_FAILURE: lenient viewers may display what
   no signature covers;
-- input that is not a PDF or cannot be parsed is TOTAL-FAILED / FORMAT_FAILURE with
-  ``readable=False``; input beyond a limit is INDETERMINATE / RESOURCE_LIMIT.
+- input that is not a PDF, or of which no revision holding a signature can be read, is
+  TOTAL-FAILED / FORMAT_FAILURE with ``readable=False``; input beyond a limit is INDETERMINATE /
+  RESOURCE_LIMIT.
 
 Invariant: :func:`async_verify_pdf` returns a report for every input; a document cannot make it
 raise (an unexpected parser exception is a FORMAT_FAILURE naming the exception type).
@@ -67,7 +79,6 @@ from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESSubIndic
 from pyhanko.sign.diff_analysis import (
-    DEFAULT_DIFF_POLICY,
     DiffResult,
     SuspiciousModification,
 )
@@ -93,6 +104,7 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, ValidationError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
+from signer.verify.changes import KYSO_DIFF_POLICY
 from signer.verify.fetching import fetcher_backend, urls_of_trusted
 from signer.verify.policy import KeyPolicyAlgorithms, Limits, VerificationPolicy
 from signer.verify.report import (
@@ -104,7 +116,9 @@ from signer.verify.report import (
     ModificationLevel,
     PadesLevel,
     Problem,
+    RevocationEvidence,
     RevocationInfo,
+    RevocationLocation,
     RevocationSource,
     RevocationStatus,
     Severity,
@@ -114,7 +128,14 @@ from signer.verify.report import (
     TimestampInfo,
     VerificationReport,
 )
-from signer.verify.structure import revision_spans, scan, unaccounted_tail
+from signer.verify.revinfo import Located, evidence, from_signed_data, split
+from signer.verify.structure import (
+    PDF_WHITESPACE,
+    eof_ends,
+    revision_spans,
+    scan,
+    unaccounted_tail,
+)
 from signer.verify.trust import certificate_fingerprint
 
 __all__ = [
@@ -273,6 +294,7 @@ def _describe(exc: BaseException) -> str:
 
 
 _T = TypeVar("_T", x509.Certificate, asn1_ocsp.OCSPResponse, asn1_crl.CertificateList)
+_MAX_PREFIX_ATTEMPTS = 32
 _PARSED_MAX_ITEMS = 512
 _PARSED_MAX_BYTES = 64 * 1024
 _parsed_cache: OrderedDict[tuple[type, bytes], Any] = OrderedDict()
@@ -320,6 +342,21 @@ class _RevocationData:
     certs: tuple[x509.Certificate, ...]
     ocsps: tuple[asn1_ocsp.OCSPResponse, ...]
     crls: tuple[asn1_crl.CertificateList, ...]
+    located: tuple[Located, ...] = ()
+    """Every CRL and OCSP response with where it was found (for the report)."""
+
+    def with_signature(self, emb: EmbeddedPdfSignature) -> _RevocationData:
+        """This data plus what the signature carries itself (signed attribute, CMS, time-stamp)."""
+        own = _signature_revinfo(emb)
+        if not own:
+            return self
+        ocsps, crls = split(own)
+        return _RevocationData(
+            self.certs,
+            (*self.ocsps, *ocsps),
+            (*self.crls, *crls),
+            (*self.located, *own),
+        )
 
 
 @dataclass(frozen=True)
@@ -332,17 +369,28 @@ class _Judged:
 class _Verification:
     """One document's verification (single use)."""
 
-    def __init__(self, data: bytes, policy: VerificationPolicy, now: datetime) -> None:
+    def __init__(
+        self, data: bytes, policy: VerificationPolicy, now: datetime, *, fallback: bool = True
+    ) -> None:
         self.data = data
         self.policy = policy
         self.limits = policy.limits
         self.now = now
+        self.fallback = fallback
+        """Whether a document no reader can process falls back to its readable revisions."""
         self.findings: list[Finding] = []
         self._fetcher: AIOHttpFetcherBackend | None = None
 
     async def run(self) -> VerificationReport:
         try:
             return await self._run()
+        except (_LimitExceeded, PdfDecodeLimitError, MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # untrusted input: the structure broke after opening
+            if not self.fallback:
+                raise
+            _log.warning("PDF structure unreadable, trying its revisions: %s", type(exc).__name__)
+            return await self._behind_unreadable_update(_describe(exc))
         finally:
             if self._fetcher is not None:
                 await self._fetcher.close()  # type: ignore[no-untyped-call]
@@ -364,18 +412,14 @@ class _Verification:
             )
         if raw.object_headers > limits.max_objects:
             raise _LimitExceeded(f"{raw.object_headers} objects; the limit is {limits.max_objects}")
-        try:
-            reader = PdfFileReader(
-                io.BytesIO(data), strict=True, decode_limits=_decode_limits(limits)
-            )
-            size = int(reader.trailer.raw_get("/Size"))
-            reader.root  # noqa: B018 - resolve the catalog now: a document without one is unreadable
-        except (PdfDecodeLimitError, MemoryError, RecursionError):
-            raise
-        except Exception as exc:  # untrusted input: the parser's failure is the verdict
-            return unreadable_report(
-                data, policy=self.policy, code="UNREADABLE", detail=_describe(exc), now=self.now
-            )
+        opened = self._open(data)
+        if isinstance(opened, str):
+            if not self.fallback:
+                return unreadable_report(
+                    data, policy=self.policy, code="UNREADABLE", detail=opened, now=self.now
+                )
+            return await self._behind_unreadable_update(opened)
+        reader, size = opened
         if size > limits.max_objects:
             raise _LimitExceeded(f"xref /Size {size}; the limit is {limits.max_objects}")
         revisions = reader.xrefs.total_revisions
@@ -419,6 +463,100 @@ class _Verification:
         self._unsigned_updates(reader, spans, embedded, reports)
         reports.sort(key=lambda r: (r.signed_revision is None, r.signed_revision or 0))
         return self._report(reader, tuple(reports), readable=True)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _read(self, data: bytes, *, strict: bool) -> tuple[PdfFileReader, int]:
+        reader = PdfFileReader(
+            io.BytesIO(data), strict=strict, decode_limits=_decode_limits(self.limits)
+        )
+        size = int(reader.trailer.raw_get("/Size"))
+        reader.root  # noqa: B018 - resolve the catalog now: a document without one is unreadable
+        return reader, size
+
+    def _open(self, data: bytes) -> tuple[PdfFileReader, int] | str:
+        """The strict reader, else a tolerant one; or why neither can read ``data``.
+
+        A tolerant reading (pyHanko's non-strict mode: e.g. poppler's objects of generation 1
+        without a freed predecessor) is only a way to find the signatures, their byte ranges
+        and revisions: each signature is still checked on the exact bytes its ``/ByteRange``
+        covers, and the difference analysis still compares revision with revision.
+        """
+        try:
+            return self._read(data, strict=True)
+        except (PdfDecodeLimitError, MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # untrusted input: the parser's failure is the verdict
+            strict_error = _describe(exc)
+        try:
+            opened = self._read(data, strict=False)
+        except (PdfDecodeLimitError, MemoryError, RecursionError):
+            raise
+        except Exception:
+            return strict_error
+        self.findings.append(
+            Finding(
+                code="TOLERANT_READING",
+                severity=Severity.INFO,
+                detail=f"read tolerantly; the strict reading failed: {strict_error}",
+            )
+        )
+        return opened
+
+    async def _behind_unreadable_update(self, error: str) -> VerificationReport:
+        """Verify the longest prefix that a reader can parse and process and that ends a
+        revision (``%%EOF``); what follows it is the TOTAL-FAILED finding ``UNREADABLE_UPDATE``.
+
+        Reached when no reader parses the whole file, or when its structure breaks while the
+        signatures are collected or checked (a field list that no longer parses, say).
+
+        Viewers repair such files and display them as signed; so the signatures are shown, and
+        the document fails as modified after signing. Without a readable prefix that holds a
+        signature the input is unreadable (``readable=False``).
+        """
+        data = self.data
+        ends = [end for end in eof_ends(data) if data[end:].strip(PDF_WHITESPACE)]
+        # The readable revisions of a genuine document end just before its broken update; a
+        # bound on the attempts keeps a file of many %%EOF markers from costing one parse each.
+        for end in reversed(ends[-_MAX_PREFIX_ATTEMPTS:]):
+            prefix = data[:end]
+            try:
+                self._read(prefix, strict=False)
+            except (PdfDecodeLimitError, MemoryError, RecursionError):
+                raise
+            except Exception:  # noqa: S112 - not readable either: an earlier revision
+                continue
+            try:
+                inner = await _Verification(prefix, self.policy, self.now, fallback=False).run()
+            except (_LimitExceeded, PdfDecodeLimitError, MemoryError, RecursionError):
+                raise
+            except Exception:  # noqa: S112 - this revision breaks too: an earlier one
+                continue
+            if not inner.readable:
+                continue
+            if not inner.signatures:
+                break
+            finding = Finding(
+                code="UNREADABLE_UPDATE",
+                severity=Severity.ERROR,
+                detail=f"modified after signing: the update that follows cannot be read ({error})",
+                offset=end,
+                length=len(data) - end,
+            )
+            failed = inner.indication is Indication.TOTAL_FAILED
+            return replace(
+                inner,
+                indication=Indication.TOTAL_FAILED,
+                sub_indication=(
+                    inner.sub_indication if failed else SubIndication.FORBIDDEN_MODIFICATION
+                ),
+                document_sha256=hashlib.sha256(data).hexdigest(),
+                document_size=len(data),
+                findings=(*inner.findings, finding),
+            )
+        return unreadable_report(
+            data, policy=self.policy, code="UNREADABLE", detail=error, now=self.now
+        )
 
     # -- collecting -----------------------------------------------------------------------------
 
@@ -471,6 +609,12 @@ class _Verification:
                 _parsed(asn1_crl.CertificateList, ref.get_object().read_data(DecodePurpose.CRL))
                 for ref in dss.crls
             )
+            located = [
+                *(Located(RevocationLocation.DSS, o) for o in ocsps),
+                *(Located(RevocationLocation.DSS, c) for c in crls),
+                *_vri_revinfo(dss),
+            ]
+            vri_ocsps, vri_crls = split(e for e in located if e.location is RevocationLocation.VRI)
         except NoDSSFoundError:
             return _RevocationData((), (), ())
         except (PdfDecodeLimitError, MemoryError, RecursionError):
@@ -480,7 +624,11 @@ class _Verification:
                 Finding(code="DSS_UNREADABLE", severity=Severity.WARNING, detail=_describe(exc))
             )
             return _RevocationData((), (), ())
-        return _RevocationData(certs, ocsps, crls)
+        # VRI items are usually the DSS's own streams again; split() keeps each once.
+        all_ocsps, all_crls = split(
+            Located(RevocationLocation.DSS, item) for item in (*ocsps, *vri_ocsps, *crls, *vri_crls)
+        )
+        return _RevocationData(certs, tuple(all_ocsps), tuple(all_crls), tuple(located))
 
     def _roots(
         self, embedded: Sequence[EmbeddedPdfSignature], revinfo: _RevocationData
@@ -542,12 +690,14 @@ class _Verification:
         certs = emb.other_embedded_certs
         tst_time = _signature_timestamp_time(emb)
         moment = tst_time or self.now
+        revinfo = revinfo.with_signature(emb)
         try:
             # One context for the signature and its time-stamp: same time, same data, and the
             # revocation checks of their shared CAs are done once.
             status = await async_validate_pdf_signature(
                 emb,
                 self._context(roots, revinfo, certs, moment=moment, fetch=False),
+                diff_policy=KYSO_DIFF_POLICY,
                 key_usage_settings=_KEY_USAGE,
                 algorithm_policy=_CMS_ALGORITHMS,
             )
@@ -610,6 +760,7 @@ class _Verification:
             list(timestamps.values()),
             sig_indic=sig_indic,
             ts_indic=ts_indic,
+            located=revinfo.located,
         )
 
     async def _refine(
@@ -659,6 +810,7 @@ class _Verification:
         *,
         sig_indic: AdESSubIndic | None,
         ts_indic: AdESSubIndic | None,
+        located: tuple[Located, ...],
     ) -> SignatureReport:
         judged = _judge_signature(status, sig_indic, ts_indic)
         indication, sub = _worst(judged)
@@ -700,7 +852,7 @@ class _Verification:
             intact=status.intact,
             signature_valid=status.valid,
             trusted=status.trusted,
-            revocation=_revocation(status, source, sig_indic),
+            revocation=_revocation(status, source, sig_indic, evidence(located, cert)),
             byte_range=tuple(int(v) for v in emb.byte_range),
             coverage=_coverage(status.coverage),
             covers_whole_document=status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
@@ -708,6 +860,8 @@ class _Verification:
             modification_level=_modification(status.diff_result, status.modification_level),
             docmdp=None if emb.docmdp_level is None else emb.docmdp_level.name.lower(),
             level_reached=level,
+            sub_filter=_sub_filter(emb),
+            signature_format=_signature_format(emb),
             algorithm=_algorithm(status),
             key_usage=key_usage,
             key_usage_ok=bool(_SIGNING_USAGES & set(key_usage)),
@@ -719,6 +873,7 @@ class _Verification:
     ) -> SignatureReport:
         field_name = str(emb.field_name)
         try:
+            revinfo = revinfo.with_signature(emb)
             tst_info = emb.signed_data["encap_content_info"]["content"].parsed
             gen_time = tst_info["gen_time"].native
             status = await async_validate_pdf_timestamp(
@@ -730,6 +885,7 @@ class _Verification:
                     moment=gen_time,
                     fetch=self.policy.online,
                 ),
+                diff_policy=KYSO_DIFF_POLICY,
             )
         except (PdfDecodeLimitError, MemoryError, RecursionError):
             raise
@@ -758,6 +914,7 @@ class _Verification:
                 status,
                 RevocationSource.ONLINE if self.policy.online else RevocationSource.EMBEDDED,
                 status.trust_problem_indic,
+                evidence(revinfo.located, status.signing_cert),
             ),
             byte_range=tuple(int(v) for v in emb.byte_range),
             coverage=_coverage(status.coverage),
@@ -765,6 +922,8 @@ class _Verification:
             signed_revision=emb.signed_revision,
             modification_level=_modification(status.diff_result, status.modification_level),
             level_reached=PadesLevel.NONE,
+            sub_filter=_sub_filter(emb),
+            signature_format="timestamp",
             algorithm=_algorithm(status),
             problems=tuple(j.problem for j in judged),
         )
@@ -798,6 +957,7 @@ class _Verification:
         timestamp_revisions = {
             e.signed_revision for e in embedded if e.sig_object_type == "/DocTimeStamp"
         }
+        permitted = _certification_permits(reports)
         base = None
         for revision in range(last + 1, reader.xrefs.total_revisions):
             if last_level in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES):
@@ -806,7 +966,7 @@ class _Verification:
             else:
                 base = base or reader.get_historical_resolver(last)
                 try:
-                    result = DEFAULT_DIFF_POLICY.apply(
+                    result = KYSO_DIFF_POLICY.apply(
                         old=base, new=reader.get_historical_resolver(revision)
                     )
                     level = _MODIFICATION[result.modification_level]
@@ -819,16 +979,21 @@ class _Verification:
                 ModificationLevel.ANNOTATIONS: Severity.WARNING,
                 ModificationLevel.OTHER: Severity.ERROR,
             }[level]
+            detail = (
+                "document time-stamp"
+                if revision in timestamp_revisions
+                else "incremental update not covered by any signature"
+            )
+            if severity is Severity.WARNING and level in permitted:
+                # The certifier allowed exactly this (ISO 32000-1 12.8.2.2): informational.
+                severity = Severity.INFO
+                detail += f"; permitted by the certification ({permitted[level]})"
             start, end = spans[revision]
             self.findings.append(
                 Finding(
                     code="UNSIGNED_UPDATE",
                     severity=severity,
-                    detail=(
-                        "document time-stamp"
-                        if revision in timestamp_revisions
-                        else "incremental update not covered by any signature"
-                    ),
+                    detail=detail,
                     revision=revision,
                     offset=start,
                     length=end - start,
@@ -1017,12 +1182,33 @@ def _sub(indic: AdESSubIndic) -> SubIndication:
         return SubIndication.GENERIC
 
 
+_PERMISSIONS = {
+    "fill_forms": (ModificationLevel.FORM_FILLING,),
+    "annotate": (ModificationLevel.FORM_FILLING, ModificationLevel.ANNOTATIONS),
+}
+
+
+def _certification_permits(reports: Sequence[SignatureReport]) -> dict[ModificationLevel, str]:
+    """The kinds of unsigned change a passing certification signature permits (P=2: form
+    filling; P=3: form filling and annotations), each with how to name the permission."""
+    for report in reports:
+        if report.docmdp is not None and report.kind is SignatureKind.SIGNATURE:
+            if report.indication is not Indication.TOTAL_PASSED:
+                return {}
+            number = {"no_changes": 1, "fill_forms": 2, "annotate": 3}.get(report.docmdp)
+            name = f"DocMDP P={number}, field {report.field_name}"
+            return dict.fromkeys(_PERMISSIONS.get(report.docmdp, ()), name)
+    return {}
+
+
 def _finding_effect(finding: Finding) -> tuple[Indication, SubIndication] | None:
     if finding.code == "TRAILING_DATA":
         return Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE
     if finding.code == "ENCRYPTED":
         return Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND
-    if finding.code == "UNSIGNED_UPDATE":
+    if finding.code == "UNREADABLE_UPDATE":
+        return Indication.TOTAL_FAILED, SubIndication.FORBIDDEN_MODIFICATION
+    if finding.code == "UNSIGNED_UPDATE" and finding.severity is not Severity.INFO:
         if finding.modification_level is ModificationLevel.OTHER:
             return Indication.TOTAL_FAILED, SubIndication.FORBIDDEN_MODIFICATION
         if finding.modification_level in (
@@ -1072,6 +1258,61 @@ def _signature_timestamp_time(emb: EmbeddedPdfSignature) -> datetime | None:
     except (ValueError, KeyError, TypeError):
         return None
     return None
+
+
+def _signature_revinfo(emb: EmbeddedPdfSignature) -> list[Located]:
+    """Revocation data the signature carries: its signed attribute, its CMS ``crls``, and the
+    same places in its signature time-stamp tokens. A part that cannot be parsed is skipped
+    (it proves nothing; the validation then lacks it and says so)."""
+    found: list[Located] = []
+    try:
+        found.extend(
+            from_signed_data(
+                emb.signed_data,
+                attribute_location=RevocationLocation.SIGNED_ATTRIBUTE,
+                cms_location=RevocationLocation.CMS,
+            )
+        )
+        for token in extract_tst_data_iter(extract_signer_info(emb.signed_data), signed=False):
+            found.extend(
+                from_signed_data(
+                    token,
+                    attribute_location=RevocationLocation.TIMESTAMP,
+                    cms_location=RevocationLocation.TIMESTAMP,
+                )
+            )
+    except (ValueError, KeyError, TypeError):
+        return found
+    return found
+
+
+def _vri_revinfo(dss: DocumentSecurityStore) -> list[Located]:
+    """CRLs and OCSP responses referenced from the DSS's /VRI entries."""
+    found: list[Located] = []
+    for entry in dss.vri_entries.values():
+        vri = entry.get_object()
+        for ref in vri.get("/OCSP", ()):
+            data = ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE)
+            found.append(Located(RevocationLocation.VRI, _parsed(asn1_ocsp.OCSPResponse, data)))
+        for ref in vri.get("/CRL", ()):
+            data = ref.get_object().read_data(DecodePurpose.CRL)
+            found.append(Located(RevocationLocation.VRI, _parsed(asn1_crl.CertificateList, data)))
+    return found
+
+
+def _sub_filter(emb: EmbeddedPdfSignature) -> str | None:
+    value = emb.sig_object.get("/SubFilter")
+    return None if value is None else str(value).lstrip("/")
+
+
+def _signature_format(emb: EmbeddedPdfSignature) -> str:
+    """``cades``, ``cades-without-signing-certificate`` or ``cms`` (see SignatureReport)."""
+    if emb.sig_object.get("/SubFilter") != "/ETSI.CAdES.detached":
+        return "cms"
+    names = {a["type"].native for a in emb.signer_info["signed_attrs"] or ()}
+    if names & {"signing_certificate_v2", "signing_certificate"}:
+        return "cades"
+    return "cades-without-signing-certificate"
 
 
 def _timestamp_certificates(emb: EmbeddedPdfSignature) -> list[x509.Certificate]:
@@ -1148,7 +1389,14 @@ def _revocation(
     status: PdfSignatureStatus | DocumentTimestampStatus,
     source: RevocationSource,
     indic: AdESSubIndic | None,
+    found: tuple[RevocationEvidence, ...],
 ) -> RevocationInfo:
+    """What is known about the signer's revocation, never more than the data shows.
+
+    ``good`` needs data about the signer's certificate: carried by the document (``found``,
+    ``about_signer``) or, with ``source`` online, fetched. A trusted chain without any such
+    data (a certificate that names no CRL or OCSP source) is ``no-data``.
+    """
     details = status.revocation_details
     if details is not None:
         return RevocationInfo(
@@ -1156,12 +1404,21 @@ def _revocation(
             source=source,
             revoked_at=details.revocation_date,
             reason=str(details.revocation_reason.native),
+            found=found,
         )
     if status.trusted:
-        return RevocationInfo(status=RevocationStatus.GOOD, source=source)
+        if source is RevocationSource.ONLINE or any(e.about_signer for e in found):
+            return RevocationInfo(status=RevocationStatus.GOOD, source=source, found=found)
+        return RevocationInfo(
+            status=RevocationStatus.NO_DATA, source=RevocationSource.NONE, found=found
+        )
     if indic in _REVOCATION_MISSING:
-        return RevocationInfo(status=RevocationStatus.UNKNOWN, source=RevocationSource.NONE)
-    return RevocationInfo(status=RevocationStatus.NOT_CHECKED, source=RevocationSource.NONE)
+        return RevocationInfo(
+            status=RevocationStatus.UNKNOWN, source=RevocationSource.NONE, found=found
+        )
+    return RevocationInfo(
+        status=RevocationStatus.NOT_CHECKED, source=RevocationSource.NONE, found=found
+    )
 
 
 def _coverage(level: SignatureCoverageLevel | None) -> Coverage:
@@ -1205,7 +1462,9 @@ def _pades_level(
     signature time-stamp or a later passing document time-stamp; B-LT: plus a DSS that alone
     settles the chain and revocation; B-LTA: plus a passing document time-stamp covering that DSS.
     """
-    if emb.sig_object.get("/SubFilter") != "/ETSI.CAdES.detached":
+    if _signature_format(emb) != "cades":
+        # adbe.pkcs7.* is CMS, not PAdES; the CAdES sub-filter without the signing-certificate
+        # attribute (EN 319 122-1 requires it) is a CMS signature in a CAdES container.
         return PadesLevel.NONE
     if not (status.intact and status.valid):
         return PadesLevel.NONE

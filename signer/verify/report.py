@@ -30,7 +30,9 @@ __all__ = [
     "ModificationLevel",
     "PadesLevel",
     "Problem",
+    "RevocationEvidence",
     "RevocationInfo",
+    "RevocationLocation",
     "RevocationSource",
     "RevocationStatus",
     "Severity",
@@ -143,12 +145,31 @@ class RevocationStatus(enum.Enum):
     """Revocation data was needed but is missing or unusable."""
     NOT_CHECKED = "not-checked"
     """The check did not get that far (no chain to an anchor, broken signature, …)."""
+    NO_DATA = "no-data"
+    """The chain validated, but the certificate names no revocation source (no CRL
+    distribution point, no OCSP responder) and the document carries no revocation data about
+    it: that it was not revoked is not established (nor required by the policy)."""
 
 
 class RevocationSource(enum.Enum):
     EMBEDDED = "embedded"
     ONLINE = "online"
     NONE = "none"
+
+
+class RevocationLocation(enum.Enum):
+    """Where in the document a CRL or OCSP response was found."""
+
+    DSS = "dss"
+    """The document security store's /OCSPs and /CRLs."""
+    VRI = "vri"
+    """A /VRI entry of the DSS (per-signature validation data)."""
+    SIGNED_ATTRIBUTE = "signed-attribute"
+    """The CMS signed attribute adbe-revocationInfoArchival (Acrobat, iText)."""
+    CMS = "cms"
+    """The CMS SignedData's crls field (RevocationInfoChoices)."""
+    TIMESTAMP = "timestamp"
+    """The signature time-stamp token's own SignedData (its crls or signed attribute)."""
 
 
 class Severity(enum.Enum):
@@ -204,11 +225,29 @@ class AlgorithmInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RevocationEvidence:
+    """One CRL or OCSP response the document carries: what, where, by whom, when, and whether
+    it is about the signer's certificate (a CRL of its issuer, an OCSP answer for it)."""
+
+    kind: str
+    """``crl`` or ``ocsp``."""
+    location: RevocationLocation
+    issuer: str
+    """The CRL's issuer or the OCSP responder."""
+    produced_at: datetime | None
+    """The CRL's thisUpdate or the OCSP response's producedAt."""
+    about_signer: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class RevocationInfo:
     status: RevocationStatus
     source: RevocationSource
     revoked_at: datetime | None = None
     reason: str | None = None
+    found: tuple[RevocationEvidence, ...] = ()
+    """Every CRL and OCSP response the document carries for this signature (any certificate
+    of the chain), with where it was found."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,6 +286,15 @@ class SignatureReport:
     modification_level: ModificationLevel | None = None
     docmdp: str | None = None
     level_reached: PadesLevel = PadesLevel.NONE
+    sub_filter: str | None = None
+    """The signature dictionary's /SubFilter as written (``adbe.pkcs7.detached``,
+    ``ETSI.CAdES.detached``, ``ETSI.RFC3161`` …), without the slash."""
+    signature_format: str | None = None
+    """What the signature is, in a stable code: ``cms`` (adbe.pkcs7.detached/sha1: not a
+    PAdES baseline signature), ``cades`` (ETSI.CAdES.detached with signing-certificate-v2: PAdES
+    baseline), ``cades-without-signing-certificate`` (the CAdES sub-filter but no
+    signing-certificate(-v2) attribute: a CMS signature in a CAdES container, not B-B),
+    ``timestamp`` (a document time-stamp)."""
     algorithm: AlgorithmInfo | None = None
     key_usage: tuple[str, ...] = ()
     key_usage_ok: bool | None = None

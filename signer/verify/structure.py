@@ -24,7 +24,9 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 __all__ = [
+    "PDF_WHITESPACE",
     "RawScan",
+    "eof_ends",
     "install_fast_hex_reader",
     "read_hex_string_fast",
     "revision_spans",
@@ -76,6 +78,25 @@ def revision_spans(data: bytes, reader: PdfFileReader) -> list[tuple[int, int]]:
         spans.append((start, end))
         start = end
     return spans
+
+
+def eof_ends(data: bytes) -> list[int]:
+    """Offsets just after each ``%%EOF`` marker (and its one end-of-line), in file order.
+
+    Every revision of an incrementally updated PDF ends so; a reader that cannot parse the
+    whole file can still try the prefixes that end at these offsets.
+    """
+    ends: list[int] = []
+    at = data.find(_EOF)
+    while at >= 0:
+        end = at + len(_EOF)
+        if data[end : end + 2] == b"\r\n":
+            end += 2
+        elif data[end : end + 1] in (b"\r", b"\n"):
+            end += 1
+        ends.append(end)
+        at = data.find(_EOF, end)
+    return ends
 
 
 def unaccounted_tail(data: bytes, last_end: int) -> tuple[int, int] | None:

@@ -228,6 +228,16 @@ FINDING_TEXT: Mapping[str, Mapping[Language, str]] = {
         "en": "the document's validation data store (DSS) cannot be read",
     },
     "NO_SIGNATURE": {"vi": "tài liệu không có chữ ký", "en": "the document has no signature"},
+    "TOLERANT_READING": {
+        "vi": "tệp được đọc ở chế độ dung thứ (trình đọc chặt chẽ từ chối một chi tiết cấu trúc); "
+        "mỗi chữ ký vẫn được kiểm tra trên đúng các byte nó ký",
+        "en": "read tolerantly (the strict reader refused a structural detail); each signature "
+        "was still checked on exactly the bytes it signs",
+    },
+    "UNREADABLE_UPDATE": {
+        "vi": "tài liệu bị sửa đổi sau khi ký: không đọc được bản cập nhật phía sau",
+        "en": "modified after signing: the update that follows cannot be read",
+    },
     "VERIFIER_CRASHED": {
         "vi": "tiến trình kiểm tra bị dừng bất thường khi đọc tài liệu này",
         "en": "the verifying process ended abnormally on this document",
@@ -253,6 +263,37 @@ _REVOCATION_TEXT: Mapping[RevocationStatus, Mapping[Language, str]] = {
     RevocationStatus.REVOKED: {"vi": "ĐÃ BỊ THU HỒI", "en": "REVOKED"},
     RevocationStatus.UNKNOWN: {"vi": "không có dữ liệu", "en": "no data"},
     RevocationStatus.NOT_CHECKED: {"vi": "chưa kiểm tra", "en": "not checked"},
+    RevocationStatus.NO_DATA: {
+        "vi": "không xác định: chứng thư không chỉ nguồn thu hồi và tài liệu không chứa dữ liệu "
+        "thu hồi cho nó",
+        "en": "not established: the certificate names no revocation source and the document "
+        "carries no revocation data for it",
+    },
+}
+
+_LOCATION_TEXT: Mapping[str, Mapping[Language, str]] = {
+    "dss": {"vi": "DSS", "en": "DSS"},
+    "vri": {"vi": "DSS/VRI", "en": "DSS/VRI"},
+    "signed-attribute": {
+        "vi": "thuộc tính ký adbe-revocationInfoArchival",
+        "en": "signed attribute adbe-revocationInfoArchival",
+    },
+    "cms": {"vi": "trường crls của CMS", "en": "the CMS crls field"},
+    "timestamp": {"vi": "trong dấu thời gian của chữ ký", "en": "in the signature's time-stamp"},
+}
+
+_FORMAT_TEXT: Mapping[str, Mapping[Language, str]] = {
+    "cms": {
+        "vi": "CMS (không phải chữ ký PAdES cơ sở)",
+        "en": "CMS (not a PAdES baseline signature)",
+    },
+    "cades": {"vi": "CAdES (PAdES)", "en": "CAdES (PAdES)"},
+    "cades-without-signing-certificate": {
+        "vi": "khai báo CAdES nhưng thiếu thuộc tính signing-certificate-v2: chữ ký CMS, không đạt "
+        "PAdES B-B",
+        "en": "declared CAdES but without signing-certificate-v2: a CMS signature, not PAdES B-B",
+    },
+    "timestamp": {"vi": "dấu thời gian RFC 3161", "en": "RFC 3161 time-stamp"},
 }
 
 _LABELS: Mapping[str, Mapping[Language, str]] = {
@@ -295,6 +336,9 @@ _LABELS: Mapping[str, Mapping[Language, str]] = {
     "whole": {"vi": "bao trọn tài liệu", "en": "covers the whole document"},
     "embedded": {"vi": "dữ liệu nhúng", "en": "embedded data"},
     "fetched": {"vi": "tải trực tuyến", "en": "fetched online"},
+    "found": {"vi": "Dữ liệu thu hồi trong tài liệu", "en": "Revocation data in the document"},
+    "about_signer": {"vi": "về chứng thư người ký", "en": "about the signer's certificate"},
+    "format": {"vi": "Định dạng chữ ký", "en": "Signature format"},
 }
 
 
@@ -391,10 +435,19 @@ def _signature_lines(index: int, sig: SignatureReport, lang: Language) -> list[s
     if source:
         revocation += f" [{source}]"
     lines.append(f"  {label['revocation']}: {revocation}")
+    for item in sig.revocation.found:
+        about = f", {label['about_signer']}" if item.about_signer else ""
+        lines.append(
+            f"    {label['found']}: {item.kind.upper()} {item.issuer} "
+            f"({_time(item.produced_at, lang)}; "
+            f"{_t(_LOCATION_TEXT, item.location.value, lang)}{about})"
+        )
     if sig.modification_level is not None:
         lines.append(
             f"  {label['changes']}: {_t(_MODIFICATION_TEXT, sig.modification_level, lang)}"
         )
+    if sig.signature_format is not None:
+        lines.append(f"  {label['format']}: {_t(_FORMAT_TEXT, sig.signature_format, lang)}")
     if sig.kind is SignatureKind.SIGNATURE:
         lines.append(f"  {label['level']}: {sig.level_reached.value}")
     if sig.algorithm is not None:

@@ -218,12 +218,21 @@ def test_json_report_follows_the_schema(signed, policy):
         "modification_level",
         "docmdp",
         "level_reached",
+        "sub_filter",
+        "signature_format",
         "algorithm",
         "key_usage",
         "key_usage_ok",
         "problems",
     }
     assert set(data["signatures"][0]) == keys
+    assert set(data["signatures"][0]["revocation"]) == {
+        "status",
+        "source",
+        "revoked_at",
+        "reason",
+        "found",
+    }
     assert data["signatures"][0]["level_reached"] == "B-LT"
     assert data["findings"][0]["code"] == "UNSIGNED_UPDATE"
 
