@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian 12 machine needs for kyso, skipping what is already there.
 #   scripts/bootstrap.sh run    Debian packages for the service + the Python virtual environment
-#                               with kyso's devtools extra (what `kyso dev init` needs)
-#   scripts/bootstrap.sh test   the same + the test-only packages (Ceph RADOS Gateway) + PostgreSQL up,
+#                               with kyso's devtools and web extras (`kyso dev init`, `kyso web`)
+#   scripts/bootstrap.sh test   the same + the test-only packages (Ceph RADOS Gateway, Chromium for the browser tests) + PostgreSQL up,
 #                               and the dev extra (devtools + test, lint and code-generation tools)
 # Idempotent and quiet when nothing is missing. Needs root (or sudo) only when a package is missing.
 set -euo pipefail
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 purpose="${1:-run}"
 
 RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
-TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng)
+TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng chromium chromium-driver)
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -46,7 +46,7 @@ fi
 # The stamp holds the extra that was installed; `dev` includes `devtools`, so a test install
 # also serves `run`, while a run install is completed when the tests are wanted.
 stamp=.venv/.kyso-installed
-extra=devtools
+extra=devtools,web
 if [ "$purpose" = "test" ]; then extra=dev; fi
 installed="$(cat "$stamp" 2>/dev/null || true)"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ] \
