@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from kyso.v1 import common_pb2, signing_pb2, signing_pb2_grpc
+from kyso.v1 import common_pb2, exchange_pb2, exchange_pb2_grpc, signing_pb2, signing_pb2_grpc
 from tests.signer.pdfgen import make_pdf
 from tests.web.conftest import Console
 
@@ -43,6 +43,25 @@ def _signed_pdf(console: Console, title: str) -> bytes:
             timeout=120,
         )
     return bytes(reply.content)
+
+
+def _send(console: Console, pdf: bytes) -> str:
+    """Send ``pdf`` as an edXML attachment from the development unit to a sibling unit (a
+    local delivery); return the DocumentId."""
+    from kyso.config import load_config
+
+    config = load_config(console.service.config)
+    token = config.clients["dev"].token_file.read_text().strip()  # type: ignore[union-attr]
+    request = exchange_pb2.SendRequest(from_unit="000.00.21.H49", to_units=["000.00.02.H49"])
+    request.fields.subject = "Quyết định về việc cấp giấy phép"
+    request.fields.code_number = "15"
+    request.fields.code_notation = "QĐ-UBND"
+    request.fields.attachments.add(name="qd.pdf", content_type="application/pdf", content=pdf)
+    with grpc.insecure_channel(console.service.address) as channel:
+        reply = exchange_pb2_grpc.ExchangeServiceStub(channel).Send(
+            request, metadata=[("authorization", f"Bearer {token}")], timeout=120
+        )
+    return str(reply.document_id)
 
 
 def _sign_in(driver, console: Console, token: str | None = None) -> None:
@@ -192,6 +211,37 @@ def test_a_tampered_copy_is_not_valid_with_the_reason_in_vietnamese(
     signature = _text(driver, "sig-1")
     assert signature.startswith("Chữ ký 1: Không hợp lệ")
     assert "nội dung đã bị thay đổi" in signature
+
+
+def test_history_by_document_id_shows_the_route(browser, console: Console, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+
+    signed = _signed_pdf(console, "Quyet dinh 18/QD-UBND")
+    document_id = _send(console, signed)
+    driver = browser
+    _sign_in(driver, console)
+    driver.get(f"{console.url}/lich-su")
+    driver.find_element(By.ID, "document_id").send_keys(document_id)
+    driver.find_element(By.ID, "look-up").click()
+    events = _text(driver, "events")
+    assert "Gửi văn bản" in events
+    assert "Đến hộp thư đơn vị nhận" in events
+    route = _text(driver, "route").splitlines()
+    assert len(route) == 2
+    assert "Gửi văn bản — 000.00.21.H49" in route[0]
+    assert "Đến hộp thư đơn vị nhận — 000.00.02.H49 (01)" in route[1]
+    assert all("(+07:00)" in line for line in route)
+    # The dropped file finds the same package events (the PDF travelled as an attachment),
+    # after its sealing.
+    path = tmp_path / "qd.pdf"
+    path.write_bytes(signed)
+    driver.get(f"{console.url}/lich-su")
+    _upload(driver, "history", path)
+    kinds = [
+        row.get_attribute("data-type")
+        for row in driver.find_elements(By.CSS_SELECTOR, "#events tbody tr")
+    ]
+    assert kinds == ["signature.sealed", "package.sent", "package.delivered"]
 
 
 def test_english_switch_and_the_ledger_consistency_check(browser, console: Console) -> None:
