@@ -408,6 +408,9 @@ class Console:
             for item in history.events
             if item.HasField("inclusion_proof")
         ]
+        if not proven:
+            # An evidence bundle without evidence would not verify: say why instead.
+            raise HTTPException(409, translate("bundle_no_events", self.lang(request)))
         data = build_bundle(
             pdf=result.pdf,
             report_json=result.report_json,

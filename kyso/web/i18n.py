@@ -97,6 +97,12 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "download_json": ("Báo cáo JSON", "JSON report"),
     "download_pdf": ("Báo cáo PDF có đóng dấu số", "PDF report sealed by kyso"),
     "download_bundle": ("Gói bằng chứng (ZIP)", "Evidence bundle (ZIP)"),
+    "bundle_no_events": (
+        "Chưa thể lập gói bằng chứng: sổ cái chưa có sự kiện nào về văn bản này được một đầu"
+        " cây đã ký bao gồm (nếu văn bản vừa được ký, hãy thử lại sau ít phút).",
+        "No evidence bundle yet: no ledger event about this document is covered by a signed"
+        " tree head (if it was just signed, try again in a few minutes).",
+    ),
     "see_history": ("Xem lịch sử văn bản này", "See this document's history"),
     "findings": ("Nhận xét về văn bản", "About the document"),
     "history_title": ("Lịch sử của văn bản trong sổ cái", "A document's history in the ledger"),

@@ -66,10 +66,15 @@ def _send(console: Console, pdf: bytes) -> str:
 
 def _sign_in(driver, console: Console, token: str | None = None) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
 
     driver.get(f"{console.url}/dang-nhap")
-    driver.find_element(By.ID, "token").send_keys(token or console.auditor_token)
+    field = driver.find_element(By.ID, "token")
+    field.send_keys(token or console.auditor_token)
     driver.find_element(By.ID, "sign-in").click()
+    # The next page replaces this one before anything else is asked of the browser.
+    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(field))
 
 
 def _upload(driver, form: str, path: Path) -> None:
@@ -197,6 +202,8 @@ def test_verify_history_and_evidence_bundle(
 def test_a_tampered_copy_is_not_valid_with_the_reason_in_vietnamese(
     browser, console: Console, tmp_path: Path
 ) -> None:
+    from selenium.webdriver.common.by import By
+
     signed = _signed_pdf(console, "Quyet dinh 16/QD-UBND")
     # Change one byte of the signed page content (inside the signed byte range).
     position = signed.index(b"Quyet dinh 16")
@@ -211,6 +218,10 @@ def test_a_tampered_copy_is_not_valid_with_the_reason_in_vietnamese(
     signature = _text(driver, "sig-1")
     assert signature.startswith("Chữ ký 1: Không hợp lệ")
     assert "nội dung đã bị thay đổi" in signature
+    # The ledger knows nothing of the altered bytes: no bundle, and the reason in words.
+    driver.find_element(By.ID, "download-bundle").click()
+    assert _text(driver, "error").startswith("Chưa thể lập gói bằng chứng")
+    driver.back()
 
 
 def test_history_by_document_id_shows_the_route(browser, console: Console, tmp_path) -> None:
