@@ -5,6 +5,7 @@ Vietnamese; sign-in is required; posts without the form's CSRF token are refused
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -177,6 +178,7 @@ def test_verify_history_and_evidence_bundle(
     checked = _evidence_verify(bundle)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.startswith(f"consistent: document {sha256}")
+    assert "ledger entries, sealed report)" in checked.stdout
     with zipfile.ZipFile(bundle) as archive:
         names = set(archive.namelist())
         assert {"document.pdf", "report.json", "report.pdf", "ledger/entries.jsonl"} <= names
@@ -193,6 +195,20 @@ def test_verify_history_and_evidence_bundle(
     refused = _evidence_verify(tampered)
     assert refused.returncode == 1
     assert "ledger/entries.jsonl does not match its SHA-256" in refused.stdout
+    # A forged report (the manifest rehashed to match) breaks kyso's seal on it.
+    forged = tmp_path / "forged.zip"
+    with zipfile.ZipFile(bundle) as source, zipfile.ZipFile(forged, "w") as target:
+        files = {name: source.read(name) for name in source.namelist()}
+        # One byte of the page size, inside the range the seal covers.
+        files["report.pdf"] = files["report.pdf"].replace(b"595", b"596", 1)
+        manifest = json.loads(files["manifest.json"])
+        manifest["files"]["report.pdf"] = hashlib.sha256(files["report.pdf"]).hexdigest()
+        files["manifest.json"] = json.dumps(manifest).encode()
+        for name, data in files.items():
+            target.writestr(name, data)
+    forged_check = _evidence_verify(forged)
+    assert forged_check.returncode == 1
+    assert "report.pdf: its seal does not verify" in forged_check.stdout
 
     # The sealed PDF report downloads and carries kyso's signature.
     sealed = _download(driver, downloads, "download-pdf", ".pdf")
