@@ -388,3 +388,17 @@ def test_posts_without_the_csrf_token_are_refused(browser, console: Console, tmp
 
 def _public(body: bytes, kind: str) -> tuple[bytes, dict[str, str]]:
     return body, {"Content-Type": kind}
+
+
+def test_the_console_logs_no_document_token_or_query(console: Console) -> None:
+    """Runs after the others in this module: what they did left no trace of a document, a
+    DocumentId, a token, a file name or a query string in the console's log."""
+    log = console.log.read_text(encoding="utf-8", errors="replace")
+    assert "request method=" in log  # it does log each request
+    for secret in (console.auditor_token, "quyet-dinh", "sua-doi", "ket-qua.pdf", "QĐ-UBND"):
+        assert secret not in log
+    assert "sha256=" not in log
+    assert "%PDF" not in log
+    assert "?" not in "".join(
+        line.partition("route=")[2].split()[0] for line in log.splitlines() if "route=" in line
+    )
