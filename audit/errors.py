@@ -14,6 +14,7 @@ __all__ = [
     "HeadSigningFailed",
     "InvalidEntry",
     "InvalidEvent",
+    "InvalidQuery",
     "InvalidTreeSize",
     "LedgerClosed",
     "LedgerCorrupt",
@@ -48,6 +49,14 @@ class HeadNotFound(AuditError, LookupError):
 
 class InvalidTreeSize(AuditError, ValueError):
     """A tree size, index or range is out of bounds for the request or the ledger."""
+
+
+class InvalidQuery(AuditError, ValueError):
+    """A search of the ledger names no document, or names one in a form it cannot have."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ProofInvalid(AuditError):

@@ -24,6 +24,7 @@ Database errors are raised as ``LedgerUnavailable``; stored data that contradict
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from audit.errors import (
     EventNotFound,
     HeadNotFound,
     InvalidEntry,
+    InvalidQuery,
     InvalidTreeSize,
     LedgerCorrupt,
     LedgerUnavailable,
@@ -51,7 +53,9 @@ from audit.heads import (
     sign_tree_head,
     to_microseconds,
 )
+from audit.index import DOCUMENT_ID, MAX_KEY_CHARS, SHA256, keys_of
 from audit.schema import certificates, entries, heads, nodes, outbox, tree
+from audit.schema import index as document_index
 
 __all__ = ["ConsistencyProof", "InclusionProof", "Ledger", "node_id"]
 
@@ -295,10 +299,12 @@ class Ledger:
     def _write(self, conn: sa.Connection, start: int, prepared: Sequence[PreparedEvent]) -> None:
         """Insert entries and completed nodes for ``prepared`` at ``start`` (lock held)."""
         frontier = self._frontier_at(conn, start)
-        entry_rows, node_rows = _grow(frontier, start, prepared)
+        entry_rows, node_rows, index_rows = _grow(frontier, start, prepared)
         conn.execute(entries.insert(), entry_rows)
         if node_rows:
             conn.execute(nodes.insert(), node_rows)
+        if index_rows:
+            conn.execute(document_index.insert(), index_rows)
         # Trusted only once the transaction commits; the callers reset it on any failure.
         self._frontier, self._frontier_size = frontier, start + len(prepared)
 
@@ -350,6 +356,52 @@ class Ledger:
                     )
                 yield _checked_entry(position, bytes(row.entry), bytes(row.leaf_hash))
                 position += 1
+
+    def find(
+        self, *, sha256: str | None = None, document_id: str | None = None, limit: int = 1000
+    ) -> tuple[list[Entry], bool]:
+        """The entries about a document, in ledger order, and whether more than ``limit`` are.
+
+        A document is named by its content address (``sha256``, 64 hex digits: entries whose
+        document or refs name it) or by edXML DocumentId; given both, entries about either.
+        Every entry is checked against its stored leaf hash and index like ``get_entry``.
+        """
+        keys = []
+        if sha256:
+            digest = sha256.lower()
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise InvalidQuery(
+                    "a document SHA-256 is 64 hexadecimal digits", field="document_sha256"
+                )
+            keys.append((SHA256, digest))
+        if document_id:
+            if len(document_id) > MAX_KEY_CHARS:
+                raise InvalidQuery(
+                    f"a DocumentId has at most {MAX_KEY_CHARS} characters", field="document_id"
+                )
+            keys.append((DOCUMENT_ID, document_id))
+        if not keys:
+            raise InvalidQuery(
+                "name a document by its SHA-256 or its DocumentId", field="document_sha256"
+            )
+        if limit < 1:
+            raise InvalidQuery("ask for at least one event", field="page_size")
+        wanted = sa.or_(
+            *(sa.and_(document_index.c.kind == k, document_index.c.value == v) for k, v in keys)
+        )
+        query = (
+            sa.select(entries.c.idx, entries.c.leaf_hash, entries.c.entry)
+            .where(entries.c.idx.in_(sa.select(document_index.c.idx).where(wanted)))
+            .order_by(entries.c.idx)
+            .limit(limit + 1)
+        )
+        with _database("find a document's entries"), self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = [
+            _checked_entry(int(row.idx), bytes(row.entry), bytes(row.leaf_hash))
+            for row in rows[:limit]
+        ]
+        return found, len(rows) > limit
 
     def root_hash(self, *, tree_size: int | None = None) -> bytes:
         """The Merkle root of the first ``tree_size`` entries (default: all)."""
@@ -435,27 +487,35 @@ class Ledger:
             return [_head_from_row(row) for row in conn.execute(query)]
 
 
+_Rows = list[dict[str, object]]
+
+
 def _grow(
     frontier: dict[int, bytes], start: int, prepared: Sequence[PreparedEvent]
-) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """Rows for appending ``prepared`` at ``start``; updates ``frontier`` in place.
+) -> tuple[_Rows, _Rows, _Rows]:
+    """Entry, node and document-index rows for appending ``prepared`` at ``start``; updates
+    ``frontier`` in place.
 
     Appending leaf ``index`` completes the perfect subtrees at every level where ``index``
     has a trailing 1 bit: each is the hash of the waiting left sibling and the new right one.
     """
-    entry_rows: list[dict[str, object]] = []
-    node_rows: list[dict[str, object]] = []
+    entry_rows: _Rows = []
+    node_rows: _Rows = []
+    index_rows: _Rows = []
     for index, event in enumerate(prepared, start):
         data = event.at(index)
         current = merkle.leaf_hash(data)
         entry_rows.append({"idx": index, "leaf_hash": current, "entry": data})
+        index_rows.extend(
+            {"kind": kind, "value": value, "idx": index} for kind, value in sorted(keys_of(data))
+        )
         level = 0
         while index >> level & 1:
             current = merkle.node_hash(frontier.pop(level), current)
             level += 1
             node_rows.append({"id": node_id(level, index >> level), "hash": current})
         frontier[level] = current
-    return entry_rows, node_rows
+    return entry_rows, node_rows, index_rows
 
 
 def _staged(prefix: bytes | None, suffix: bytes | None) -> PreparedEvent:

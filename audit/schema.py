@@ -20,6 +20,10 @@ Tables (all prefixed ``audit_``):
   (``idx`` null) to the ledger in ``id`` order and, in the same transaction, sets ``idx`` to
   the entry's index and clears the encoding, so a row is appended exactly once and the map
   from outbox id to ledger index stays readable by every process.
+- ``audit_index`` (version 3): the entries about each document, by ``kind`` (``sha256``: a
+  content address; ``document_id``: an edXML DocumentId) and ``value``, one row per key and
+  entry (see ``audit.index``). Written in the transaction that appends the entry (direct
+  appends and outbox drains alike); migration 3 backfilled the entries already there.
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from audit.index import keys_of
+
 __all__ = [
     "MIGRATIONS",
     "certificates",
     "entries",
     "heads",
+    "index",
     "metadata",
     "nodes",
     "outbox",
@@ -108,6 +115,14 @@ outbox = sa.Table(
     sa.Index("audit_outbox_pending", "idx", "id"),
 )
 
+index = sa.Table(
+    "audit_index",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("value", sa.String(255), primary_key=True),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+)
+
 _V1_TABLES = (entries, nodes, tree, certificates, heads)
 
 
@@ -120,7 +135,31 @@ def _create_v2(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[outbox])
 
 
+def _create_v3(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[index])
+    # Backfill in pages by index: a large ledger never sits in memory at once.
+    position = 0
+    while True:
+        rows = conn.execute(
+            sa.select(entries.c.idx, entries.c.entry)
+            .where(entries.c.idx >= position)
+            .order_by(entries.c.idx)
+            .limit(1000)
+        ).all()
+        if not rows:
+            return
+        keyed = [
+            {"kind": kind, "value": value, "idx": int(row.idx)}
+            for row in rows
+            for kind, value in sorted(keys_of(bytes(row.entry)))
+        ]
+        if keyed:
+            conn.execute(index.insert(), keyed)
+        position = int(rows[-1].idx) + 1
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
     (1, "audit ledger: entries, Merkle nodes, tree state, certificates, signed heads", _create_v1),
     (2, "audit outbox: events staged with their change, appended by one drainer", _create_v2),
+    (3, "audit index: entries by document SHA-256 and edXML DocumentId, backfilled", _create_v3),
 )

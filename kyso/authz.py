@@ -67,6 +67,7 @@ ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
     "/kyso.v1.AuditService/GetTreeHead": frozenset({"auditor", "operator"}),
     "/kyso.v1.AuditService/GetInclusionProof": frozenset({"auditor", "operator"}),
     "/kyso.v1.AuditService/GetConsistencyProof": frozenset({"auditor", "operator"}),
+    "/kyso.v1.AuditService/GetDocumentHistory": frozenset({"auditor", "operator"}),
 }
 
 

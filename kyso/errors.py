@@ -175,6 +175,7 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         (audit.EventNotFound, code.NOT_FOUND),
         (audit.HeadNotFound, code.NOT_FOUND),
         (audit.InvalidTreeSize, code.INVALID_ARGUMENT),
+        (audit.InvalidQuery, code.INVALID_ARGUMENT),
         (audit.InvalidEvent, code.INVALID_ARGUMENT),
         (audit.LedgerCorrupt, code.DATA_LOSS),
         (audit.LedgerUnavailable, code.UNAVAILABLE),

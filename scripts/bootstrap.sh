@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian 12 machine needs for kyso, skipping what is already there.
 #   scripts/bootstrap.sh run    Debian packages for the service + the Python virtual environment
-#                               with kyso's devtools extra (what `kyso dev init` needs)
-#   scripts/bootstrap.sh test   the same + the test-only packages (Ceph RADOS Gateway) + PostgreSQL up,
+#                               with kyso's devtools and web extras (`kyso dev init`, `kyso web`)
+#   scripts/bootstrap.sh test   the same + the test-only packages (Ceph RADOS Gateway, Chromium for the browser tests) + PostgreSQL up,
 #                               and the dev extra (devtools + test, lint and code-generation tools)
 # Idempotent and quiet when nothing is missing. Needs root (or sudo) only when a package is missing.
 set -euo pipefail
@@ -12,9 +12,11 @@ purpose="${1:-run}"
 
 RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
 # The interoperability corpus (tests/interop): other signers and checkers — iText 5 and PDFBox 2
-# with BouncyCastle, driven by small Java programs the tests compile (poppler and NSS are above).
+# with BouncyCastle, driven by small Java programs the tests compile (poppler and NSS are above);
+# the console's browser tests (tests/web): Debian's Chromium and its driver.
 TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng
-  openjdk-17-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java)
+  openjdk-17-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java
+  chromium chromium-driver)
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -49,7 +51,7 @@ fi
 # The stamp holds the extra that was installed; `dev` includes `devtools`, so a test install
 # also serves `run`, while a run install is completed when the tests are wanted.
 stamp=.venv/.kyso-installed
-extra=devtools
+extra=devtools,web
 if [ "$purpose" = "test" ]; then extra=dev; fi
 installed="$(cat "$stamp" 2>/dev/null || true)"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ] \

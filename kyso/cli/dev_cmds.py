@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 from kyso import logs
@@ -91,7 +94,26 @@ def _serve(args: argparse.Namespace) -> int:
     except KysoError as exc:
         die(str(exc))
     log.info("development responders started", extra={"url": responders.url})
+    console = _start_console(home)
     try:
         return run_server(config)
     finally:
+        if console is not None:
+            console.terminate()
+            try:
+                console.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                console.kill()
+                console.wait()
         responders.stop()
+
+
+def _start_console(home: Path) -> subprocess.Popen[bytes] | None:
+    """``kyso web`` beside the service, when the dev home has its settings and the web extra
+    is installed (its own process: it reaches the service only through the API)."""
+    settings = home / "web.toml"
+    if not settings.is_file() or importlib.util.find_spec("starlette") is None:
+        log.info("the auditors' console is not started (no web.toml or no `web` extra)")
+        return None
+    command = [sys.executable, "-m", "kyso.cli.main", "web", "--settings", str(settings)]
+    return subprocess.Popen(command)

@@ -19,6 +19,7 @@ from kyso.cli import (
     sign_cmd,
     twophase_cmd,
     verify_cmd,
+    web_cmd,
 )
 
 __all__ = ["build_parser", "main"]
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         hsm_cmd,
         exchange_cmd,
         directory_cmd,
+        web_cmd,
     ):
         module.register(subparsers)
     return parser

@@ -7,19 +7,47 @@ made and where. Secrets are referenced by path, never written into the configura
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from kyso.dev.init import DevEnvironment, dev_init
 
-__all__ = ["DEV_DIRECTORY", "DEV_HUB", "render_config", "set_up"]
+__all__ = [
+    "DEV_DIRECTORY",
+    "DEV_HUB",
+    "WEB_LISTEN",
+    "render_config",
+    "render_web_settings",
+    "set_up",
+    "web_secrets",
+]
 
 DEV_HUB = "H49"
 DEV_DIRECTORY = Path(__file__).parent / "assets" / "units-quangninh.csv"
 """The test and demo directory: Quảng Ninh's units (plus a few outside), imported at first start."""
 
 _ALL_ROLES = '["workflow", "clerk", "official", "auditor", "operator"]'
+WEB_LISTEN = "127.0.0.1:8080"
+# The console's own client: it reads as an auditor, and as a clerk it may upload large PDFs
+# to verify and have kyso seal its reports with the `seal-ec` key (and no other key).
+_WEB_ROLES = '["auditor", "clerk"]'
+_REPORT_KEY = "seal-ec"
+
+
+def web_secrets(home: Path) -> tuple[Path, Path]:
+    """The console's API token and the development auditor's sign-in token (made once, 0600)."""
+    directory = home / "secrets"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    paths = (directory / "web-api-token", directory / "auditor-token")
+    for path in paths:
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(secrets.token_urlsafe(32) + "\n")
+    return paths
 
 
 def _q(value: object) -> str:
@@ -44,6 +72,7 @@ def render_config(
     home = env.home
     data = data_dir or home
     org = env.organisation
+    web_token, _ = web_secrets(home)
     lines = [
         "# kyso development configuration, written by `kyso dev init`. Do not use in production:",
         "# the keys live on SoftHSM2 and the PKI is a development one. See docs/operations.md.",
@@ -70,6 +99,11 @@ def render_config(
         f"unit = {_q(org.code)}",
         f"token_file = {_q(env.api_token_path)}",
         "",
+        "[clients.web]",
+        f"roles = {_WEB_ROLES}",
+        f"unit = {_q(org.code)}",
+        f"token_file = {_q(web_token)}",
+        "",
     ]
     for alias, key in env.keys.items():
         if alias == "official":
@@ -81,7 +115,7 @@ def render_config(
             f"chain = [{_q(env.intermediate_certificate_path)}]",
             f"unit = {_q(org.code)}",
             f"organisation = {_q(org.name)}",
-            'clients = ["dev"]',
+            'clients = ["dev", "web"]' if alias == _REPORT_KEY else 'clients = ["dev"]',
         ]
         if alias != "ledger":
             lines += [
@@ -122,10 +156,34 @@ def render_config(
     return "\n".join(lines)
 
 
+def render_web_settings(
+    env: DevEnvironment, *, server: str = "127.0.0.1:50051", listen: str = WEB_LISTEN
+) -> str:
+    """The development console's ``web.toml`` (see ``kyso.web.settings``)."""
+    web_token, auditor_token = web_secrets(env.home)
+    return "\n".join(
+        [
+            "# The auditors' console for the development service, written by `kyso dev init`.",
+            f"listen = {_q(listen)}",
+            f"server = {_q(server)}",
+            f"token_file = {_q(web_token)}",
+            f"report_key = {_q(_REPORT_KEY)}",
+            "public_page = true",
+            "",
+            "[auditors.kiemtoan]",
+            f"token_file = {_q(auditor_token)}",
+            "",
+        ]
+    )
+
+
 def set_up(home: Path, *, out: TextIO = sys.stdout) -> DevEnvironment:
     env = dev_init(home)
     config_path = env.home / "kyso.toml"
     config_path.write_text(render_config(env), encoding="utf-8")
+    web_path = env.home / "web.toml"
+    web_path.write_text(render_web_settings(env), encoding="utf-8")
+    _, auditor_token = web_secrets(env.home)
     print(f"development environment in {env.home}", file=out)
     print(f"  configuration     {config_path}", file=out)
     print(f"  SoftHSM2 config   {env.softhsm_conf}", file=out)
@@ -137,5 +195,7 @@ def set_up(home: Path, *, out: TextIO = sys.stdout) -> DevEnvironment:
     print(f"  TSA / OCSP        {env.tsa_url} , {env.ocsp_url}", file=out)
     print(f"  API token         {env.api_token_path} (mode 0600)", file=out)
     print(f"  stamp images      {env.seal_image}, {env.signature_image}", file=out)
+    print(f"  console settings  {web_path}", file=out)
+    print(f"  auditor sign-in   {auditor_token} (mode 0600)", file=out)
     print(f"serve it with       kyso dev serve --home {env.home}", file=out)
     return env

@@ -21,9 +21,13 @@ from dataclasses import dataclass
 import audit
 from kyso.app import Application
 from kyso.authz import Identity
-from kyso.errors import FailedPrecondition, PermissionDenied
+from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid
 
-__all__ = ["LedgerReading", "RecordedEvent"]
+__all__ = ["DocumentHistory", "LedgerReading", "ProvenEvent", "RecordedEvent"]
+
+# The most events one history answers with (a document's life has tens of events; a bound keeps
+# a reply small whatever the ledger holds).
+MAX_HISTORY_EVENTS = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +37,23 @@ class RecordedEvent:
     entry: audit.Entry
     data: bytes
     leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvenEvent:
+    """An event with its inclusion proof in the history's head (None: appended after it)."""
+
+    event: RecordedEvent
+    proof: audit.InclusionProof | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentHistory:
+    """A document's events in ledger order, proven against ``head`` (None: none signed)."""
+
+    head: audit.SignedTreeHead | None
+    events: tuple[ProvenEvent, ...]
+    truncated: bool
 
 
 class LedgerReading:
@@ -50,6 +71,31 @@ class LedgerReading:
         entry = self._ledger.get_entry(index)
         data = audit.encode_entry(entry)
         return RecordedEvent(entry=entry, data=data, leaf_hash=audit.merkle.leaf_hash(data))
+
+    async def history(self, *, sha256: str, document_id: str, page_size: int) -> DocumentHistory:
+        """Every event about a document (see ``audit.Ledger.find``), each with its inclusion
+        proof in the latest signed head; ``page_size`` 0 or over the maximum means the maximum.
+        """
+        limit = page_size if 0 < page_size <= MAX_HISTORY_EVENTS else MAX_HISTORY_EVENTS
+        if page_size < 0:
+            raise RequestInvalid("page_size must not be negative", field="page_size")
+        return await self._run(self._history, sha256 or None, document_id or None, limit)
+
+    def _history(self, sha256: str | None, document_id: str | None, limit: int) -> DocumentHistory:
+        found, truncated = self._ledger.find(sha256=sha256, document_id=document_id, limit=limit)
+        try:
+            head: audit.SignedTreeHead | None = self._ledger.latest_head()
+        except audit.HeadNotFound:
+            head = None
+        proven = []
+        for entry in found:
+            data = audit.encode_entry(entry)
+            recorded = RecordedEvent(entry=entry, data=data, leaf_hash=audit.merkle.leaf_hash(data))
+            proof = None
+            if head is not None and entry.index < head.tree_size:
+                proof = self._ledger.inclusion_proof(index=entry.index, tree_size=head.tree_size)
+            proven.append(ProvenEvent(event=recorded, proof=proof))
+        return DocumentHistory(head=head, events=tuple(proven), truncated=truncated)
 
     async def tree_head(
         self, actor: Identity, *, fresh: bool, tree_size: int | None

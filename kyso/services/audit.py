@@ -45,3 +45,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             old_size=request.first_size, new_size=request.second_size
         )
         return convert.consistency_proof(proof)
+
+    async def GetDocumentHistory(  # noqa: N802
+        self, request: audit_pb2.GetDocumentHistoryRequest, context: Any
+    ) -> audit_pb2.DocumentHistory:
+        history = await self._ledger.history(
+            sha256=request.document_sha256,
+            document_id=request.document_id,
+            page_size=request.page_size,
+        )
+        return convert.document_history(history)

@@ -34,7 +34,7 @@ from kyso.operations.exchange import (
     Sent,
 )
 from kyso.operations.hops import SignedReceipt
-from kyso.operations.ledger_reading import RecordedEvent
+from kyso.operations.ledger_reading import DocumentHistory, RecordedEvent
 from kyso.operations.signing import SealOrder
 from kyso.operations.twophase import PendingPage, PrepareOrder
 from kyso.operations.verifying import PackageVerdict
@@ -615,6 +615,20 @@ def ledger_event(recorded: RecordedEvent) -> audit_pb2.LedgerEvent:
         refs=list(event.refs),
         key=event.key or "",
         details=dict(event.details),
+    )
+
+
+def document_history(history: DocumentHistory) -> audit_pb2.DocumentHistory:
+    return audit_pb2.DocumentHistory(
+        tree_head=tree_head(history.head) if history.head is not None else None,
+        events=[
+            audit_pb2.ProvenEvent(
+                event=ledger_event(proven.event),
+                inclusion_proof=inclusion_proof(proven.proof) if proven.proof else None,
+            )
+            for proven in history.events
+        ],
+        truncated=history.truncated,
     )
 
 

@@ -111,3 +111,31 @@ class ConsistencyProof(_message.Message):
     second_size: int
     proof: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, first_size: _Optional[int] = ..., second_size: _Optional[int] = ..., proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class GetDocumentHistoryRequest(_message.Message):
+    __slots__ = ("document_sha256", "document_id", "page_size")
+    DOCUMENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    document_sha256: str
+    document_id: str
+    page_size: int
+    def __init__(self, document_sha256: _Optional[str] = ..., document_id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ProvenEvent(_message.Message):
+    __slots__ = ("event", "inclusion_proof")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    event: LedgerEvent
+    inclusion_proof: InclusionProof
+    def __init__(self, event: _Optional[_Union[LedgerEvent, _Mapping]] = ..., inclusion_proof: _Optional[_Union[InclusionProof, _Mapping]] = ...) -> None: ...
+
+class DocumentHistory(_message.Message):
+    __slots__ = ("tree_head", "events", "truncated")
+    TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    tree_head: SignedTreeHead
+    events: _containers.RepeatedCompositeFieldContainer[ProvenEvent]
+    truncated: bool
+    def __init__(self, tree_head: _Optional[_Union[SignedTreeHead, _Mapping]] = ..., events: _Optional[_Iterable[_Union[ProvenEvent, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...

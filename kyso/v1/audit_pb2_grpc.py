@@ -54,6 +54,11 @@ class AuditServiceStub:
                 request_serializer=kyso_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=kyso_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
                 _registered_method=True)
+        self.GetDocumentHistory = channel.unary_unary(
+                '/kyso.v1.AuditService/GetDocumentHistory',
+                request_serializer=kyso_dot_v1_dot_audit__pb2.GetDocumentHistoryRequest.SerializeToString,
+                response_deserializer=kyso_dot_v1_dot_audit__pb2.DocumentHistory.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -84,6 +89,15 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDocumentHistory(self, request, context):
+        """Every ledger event about a document — named by its SHA-256 (events whose document or refs
+        name it) or by edXML DocumentId — in ledger order, each with its inclusion proof in the
+        latest signed tree head (returned with them), so the caller can check each one itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +120,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetConsistencyProof,
                     request_deserializer=kyso_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
                     response_serializer=kyso_dot_v1_dot_audit__pb2.ConsistencyProof.SerializeToString,
+            ),
+            'GetDocumentHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocumentHistory,
+                    request_deserializer=kyso_dot_v1_dot_audit__pb2.GetDocumentHistoryRequest.FromString,
+                    response_serializer=kyso_dot_v1_dot_audit__pb2.DocumentHistory.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -216,6 +235,33 @@ class AuditService:
             '/kyso.v1.AuditService/GetConsistencyProof',
             kyso_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
             kyso_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocumentHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kyso.v1.AuditService/GetDocumentHistory',
+            kyso_dot_v1_dot_audit__pb2.GetDocumentHistoryRequest.SerializeToString,
+            kyso_dot_v1_dot_audit__pb2.DocumentHistory.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,7 +60,9 @@ def _closure(extras: tuple[str, ...]) -> set[str]:
 def _devtools_only_modules() -> set[str]:
     """Top-level modules that only the devtools extra installs (absent from a production
     image, which installs kyso without extras)."""
-    only = _closure(("devtools",)) - _closure(())
+    # Less what the `web` extra brings (Jinja2 is both certomancer's and the console's):
+    # kyso/web imports it, and runs only where that extra is installed.
+    only = _closure(("devtools",)) - _closure(("web",))
     return {
         module
         for module, dists in metadata.packages_distributions().items()

@@ -51,19 +51,23 @@ class Served:
         return self.process.returncode
 
 
-def serve(dev_env: DevEnvironment, directory: Path) -> Served:
-    """Start `kyso serve` on a free port with its own database and objects in ``directory``."""
+def serve(dev_env: DevEnvironment, directory: Path, *, head_interval_seconds: int = 0) -> Served:
+    """Start `kyso serve` on a free port with its own database and objects in ``directory``
+    (``head_interval_seconds``: sign tree heads that often instead of the development's 60)."""
     port = free_port()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "kyso.toml"
-    config.write_text(
-        render_config(
-            dev_env,
-            address=f"127.0.0.1:{port}",
-            data_dir=directory,
-            metrics_address="",
-        )
+    text = render_config(
+        dev_env,
+        address=f"127.0.0.1:{port}",
+        data_dir=directory,
+        metrics_address="",
     )
+    if head_interval_seconds:
+        text = text.replace(
+            "head_interval_seconds = 60", f"head_interval_seconds = {head_interval_seconds}"
+        )
+    config.write_text(text)
     log = directory / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

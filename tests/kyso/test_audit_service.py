@@ -20,6 +20,7 @@ from kyso.server import Server
 from kyso.v1 import audit_pb2, audit_pb2_grpc, documents_pb2, documents_pb2_grpc
 from tests.audit.conftest import SoftwareHeadSigner
 from tests.kyso.conftest import token
+from tests.support.statuses import bad_request_field
 
 OPERATOR = """
 [clients.operator]
@@ -162,3 +163,80 @@ async def test_events_heads_and_proofs(audit_config: Config) -> None:
         audit.ConsistencyProof(old_size=1, new_size=3, path=tuple(consistency.proof)).verify(
             old_root=first_root, new_root=head.root_hash
         )
+
+
+async def test_a_documents_history_comes_with_proofs_in_the_latest_head(
+    audit_config: Config,
+) -> None:
+    signer = SoftwareHeadSigner.create()
+    auditor = _auth(audit_config, "auditor")
+    async with _serving(audit_config, signer) as channel:
+        documents = documents_pb2_grpc.DocumentServiceStub(channel)
+        stub = audit_pb2_grpc.AuditServiceStub(channel)
+
+        async def upload(text: str) -> documents_pb2.UploadResponse:
+            meta = documents_pb2.UploadRequest(
+                metadata=documents_pb2.UploadMetadata(filename="d.txt")
+            )
+            chunk = documents_pb2.UploadRequest(chunk=text.encode())
+            return await documents.Upload(
+                iter([meta, chunk]), metadata=_auth(audit_config, "workflow")
+            )
+
+        first = await upload("văn bản một")
+        await upload("văn bản hai")
+        history = await stub.GetDocumentHistory(
+            audit_pb2.GetDocumentHistoryRequest(document_sha256=first.sha256), metadata=auditor
+        )
+        # The head signed at start (if any) is older than the event: no proof yet.
+        assert history.tree_head.tree_size == 0
+        assert [e.event.index for e in history.events] == [0]
+        assert not history.events[0].HasField("inclusion_proof")
+
+        await stub.GetTreeHead(
+            audit_pb2.GetTreeHeadRequest(fresh=True), metadata=_auth(audit_config, "operator")
+        )
+        again = await upload("văn bản một")  # the same bytes stored again: a second event
+        assert again.sha256 == first.sha256
+        history = await stub.GetDocumentHistory(
+            audit_pb2.GetDocumentHistoryRequest(document_sha256=first.sha256.upper()),
+            metadata=auditor,
+        )
+        assert history.tree_head.tree_size == 2
+        assert not history.truncated
+        assert [e.event.index for e in history.events] == [0, 2]
+        proven, later = history.events
+        assert proven.event.document_sha256 == first.sha256
+        assert proven.event.leaf_hash == audit.merkle.leaf_hash(proven.event.entry)
+        proof = proven.inclusion_proof
+        assert (proof.index, proof.tree_size, proof.leaf_hash) == (0, 2, proven.event.leaf_hash)
+        audit.InclusionProof(
+            index=0, tree_size=2, leaf_hash=proof.leaf_hash, path=tuple(proof.audit_path)
+        ).verify(root_hash=history.tree_head.root_hash)
+        assert not later.HasField("inclusion_proof")  # appended after the head was signed
+
+        one = await stub.GetDocumentHistory(
+            audit_pb2.GetDocumentHistoryRequest(document_sha256=first.sha256, page_size=1),
+            metadata=auditor,
+        )
+        assert [e.event.index for e in one.events] == [0]
+        assert one.truncated
+
+        for request, field in [
+            (audit_pb2.GetDocumentHistoryRequest(), "document_sha256"),
+            (audit_pb2.GetDocumentHistoryRequest(document_sha256="12ab"), "document_sha256"),
+            (audit_pb2.GetDocumentHistoryRequest(document_id="x" * 256), "document_id"),
+            (
+                audit_pb2.GetDocumentHistoryRequest(document_id="a", page_size=-1),
+                "page_size",
+            ),
+        ]:
+            refused = await _refused(stub.GetDocumentHistory, request, auditor)
+            assert refused.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert bad_request_field(refused) == field
+        workflow = await _refused(
+            stub.GetDocumentHistory,
+            audit_pb2.GetDocumentHistoryRequest(document_sha256=first.sha256),
+            _auth(audit_config, "workflow"),
+        )
+        assert workflow.code() is grpc.StatusCode.PERMISSION_DENIED
