@@ -239,14 +239,25 @@ def two_phase_signer(config: Config, settings: signer.SignerSettings) -> TwoPhas
 
 def verification_policy(config: Config, *, online: bool = False) -> verify.VerificationPolicy:
     """How PDFs are verified here (VerifyPdf and attached PDFs alike): the configured anchors
-    and fingerprints, offline unless asked."""
+    and fingerprints, the ``[verify] algorithms`` rules (else the shipped ones), offline unless
+    asked."""
+    from signer.verify.algorithms import AlgorithmRules, AlgorithmRulesInvalid
+
     profile = verify.TrustProfile.from_sources(
         name="configured",
         description="[trust] anchors and fingerprints of this server",
         pem_files=config.trust.anchors,
         fingerprints=config.trust.fingerprints,
     )
-    return verify.VerificationPolicy(trust=(profile,), online=online)
+    try:
+        rules = (
+            AlgorithmRules.load(config.verify.algorithms)
+            if config.verify.algorithms is not None
+            else AlgorithmRules.shipped()
+        )
+    except AlgorithmRulesInvalid as exc:
+        raise ConfigError(f"verify.algorithms: {exc}") from exc
+    return verify.VerificationPolicy(trust=(profile,), online=online, algorithms=rules)
 
 
 def package_trust(config: Config) -> TrustPolicy:
