@@ -120,11 +120,17 @@ def _sign_documents(home: Path, out: Path) -> Path:
         service = PdfSigningService(
             keyring=ring,
             keys={"seal": KeyProfile(alias="seal", organisation=env.organisation.name)},
-            settings=SignerSettings(tsa_urls=(env.tsa_url,), trust_roots=(root,)),
+            settings=SignerSettings(
+                # The test responders answer one request at a time: patience on a busy machine.
+                tsa_urls=(env.tsa_url,),
+                tsa_timeout=30.0,
+                revocation_timeout=30.0,
+                trust_roots=(root,),
+            ),
         )
 
         async def sign_all() -> None:
-            semaphore = asyncio.Semaphore(8)
+            semaphore = asyncio.Semaphore(2)
 
             async def one(index: int) -> None:
                 async with semaphore:

@@ -249,15 +249,14 @@ class DatedAlgorithmPolicy(AlgorithmUsagePolicy):
                 failure_reason=f"signature algorithm {mechanism} is not in the algorithm rules",
             )
         if public_key is not None:
-            bits = int(public_key.bit_size)
-            acceptable, until = self.rules.key_until(public_key.algorithm, bits)
+            family, bits = _key_facts(public_key.dump())
+            acceptable, until = self.rules.key_until(family, bits)
             if not acceptable:
                 return AlgorithmUsageConstraint(
                     allowed=False,
-                    failure_reason=f"{public_key.algorithm} key of {bits} bits is not in the "
-                    "algorithm rules",
+                    failure_reason=f"{family} key of {bits} bits is not in the algorithm rules",
                 )
-            constraint = _dated(until, moment, f"a {public_key.algorithm} key of {bits} bits")
+            constraint = _dated(until, moment, f"a {family} key of {bits} bits")
             if not constraint:
                 return constraint
         try:
@@ -297,7 +296,16 @@ class LabelTolerantValidator(DefaultSignatureValidator):
 
 
 def _mislabelled_ecdsa(label: str, public_key: keys.PublicKeyInfo) -> bool:
-    return label in _KEY_TYPE_LABELS and public_key.algorithm == "ec"
+    return label in _KEY_TYPE_LABELS and _key_facts(public_key.dump())[0] == "ec"
+
+
+@lru_cache(maxsize=256)
+def _key_facts(der: bytes) -> tuple[str, int]:
+    """(algorithm, size in bits) of a public key: asn1crypto recomputes both from the key's
+    encoding on every call, and the same few keys are checked for every certificate of every
+    document."""
+    info = keys.PublicKeyInfo.load(der)
+    return str(info.algorithm), int(info.bit_size)
 
 
 def _label_name(label: str) -> str:

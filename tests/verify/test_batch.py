@@ -171,3 +171,16 @@ def test_progress_bar_on_a_terminal_only(folder, dev_env):
     # Without a terminal (the other tests), stderr carries no bar.
     done = kyso_verify(str(folder / "a"), *trust(dev_env))
     assert "█" not in done.stderr
+
+
+def test_a_bad_algorithm_rules_file_stops_the_command(folder, tmp_path, dev_env):
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[digests]\nsha1 = { until = 'soon' }\n", encoding="utf-8")
+    done = kyso_verify(str(folder / "a"), "--algorithms", str(rules), *trust(dev_env))
+    assert done.returncode == 4
+    assert "digests.sha1.until" in done.stderr
+    config = tmp_path / "kyso.toml"
+    config.write_text(f'[verify]\nalgorithms = "{rules}"\n', encoding="utf-8")
+    done = kyso_verify(str(folder / "a"), "--config", str(config), *trust(dev_env))
+    assert done.returncode == 4
+    assert "digests.sha1.until" in done.stderr
