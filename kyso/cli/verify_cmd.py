@@ -25,8 +25,6 @@ verifier (pyHanko) and the configuration loader are imported when a verification
 from __future__ import annotations
 
 import argparse
-import io
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,6 +113,9 @@ def _fail(message: str, code: int) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    import io
+    import logging
+
     from kyso.cli.verify_batch import Batch, collect
     from kyso.errors import ConfigError
     from signer.verify import TrustAnchorInvalid, VerificationPolicy

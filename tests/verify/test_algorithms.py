@@ -128,14 +128,15 @@ def issue(dev_env: DevEnvironment, key: rsa.RSAPrivateKey | ec.EllipticCurvePriv
 
 
 class _LabelledEcdsaSigner(signers.SimpleSigner):
-    """Writes ECDSA values under the label id-ecPublicKey (what iText 5 does)."""
+    """Writes ECDSA values under a key-type label: id-ecPublicKey (what iText 5 does) or
+    rsaEncryption (what endesive does)."""
 
-    def __init__(self, issued: Issued) -> None:
+    def __init__(self, issued: Issued, label: str) -> None:
         super().__init__(
             signing_cert=issued.cert,
             signing_key=_private_key_info(issued.key),
             cert_registry=SimpleCertificateStore.from_certs([issued.intermediate]),
-            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": "1.2.840.10045.2.1"}),
+            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": label}),
         )
         self._key = issued.key
 
@@ -163,10 +164,10 @@ def sign(
     *,
     digest: str,
     timestamp: bool,
-    labelled_ecdsa: bool = False,
+    ecdsa_label: str | None = None,
 ) -> bytes:
-    if labelled_ecdsa:
-        signer: signers.Signer = _LabelledEcdsaSigner(issued)
+    if ecdsa_label is not None:
+        signer: signers.Signer = _LabelledEcdsaSigner(issued, ecdsa_label)
     else:
         signer = signers.SimpleSigner(
             signing_cert=issued.cert,
@@ -272,10 +273,11 @@ def test_sha1_with_a_timestamp_after_the_shipped_end_date_is_no_poe(documents, d
     assert "TOTAL-FAILED" not in render_text(report, lang="en")
 
 
-@pytest.fixture(scope="module")
-def labelled_ecdsa(dev_env: DevEnvironment) -> bytes:
+@pytest.fixture(scope="module", params=["1.2.840.10045.2.1", "rsassa_pkcs1v15"])
+def labelled_ecdsa(request, dev_env: DevEnvironment) -> bytes:
+    """An ECDSA signature labelled id-ecPublicKey (iText 5) or rsaEncryption (endesive)."""
     issued = issue(dev_env, ec.generate_private_key(ec.SECP256R1()))
-    return sign(dev_env, issued, digest="sha256", timestamp=True, labelled_ecdsa=True)
+    return sign(dev_env, issued, digest="sha256", timestamp=True, ecdsa_label=request.param)
 
 
 def test_ecdsa_labelled_ec_public_key_is_accepted_as_a_policy_decision(labelled_ecdsa, dev_env):
