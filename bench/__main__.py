@@ -3,8 +3,8 @@
 ``python -m bench [NAME …]`` runs the modules ``bench/bench_NAME.py`` (all when none are named).
 Each result is ``{name: {"value", "unit", "baseline", "ratio"}}``; ratio = value / baseline,
 oriented so that higher is better (benchmarks of times report rates or invert explicitly).
-A module that fails is reported and the others still run; the exit code is 1 then. Named
-modules update their rows in an existing results.json and leave the others' rows there.
+A module that fails is reported and the others still run; the exit code is 1 then. Rows already
+in bench/results.json from modules not run this time are kept.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ def main(names: list[str]) -> int:
             f"{name:<{width}}  {r['value']:>12.2f}  {r['unit']:<12} {r['baseline']:>12.2f}"
             f"  {r['ratio']:>6.2f}x"
         )
+    # Rows of benchmarks not run this time stay as they were: running one module updates its rows.
     path = HERE / "results.json"
-    if names and path.exists():  # a chosen few: keep the other benchmarks' rows
-        results = {**json.loads(path.read_text()), **results}
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**kept, **results}, indent=2, sort_keys=True) + "\n")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -240,9 +240,11 @@ def two_phase_signer(config: Config, settings: signer.SignerSettings) -> TwoPhas
 
 def verification_policy(config: Config, *, online: bool = False) -> verify.VerificationPolicy:
     """How PDFs are verified here (VerifyPdf and attached PDFs alike): the configured anchors
-    and fingerprints, offline unless asked; online, only what ``[trust] fetch_allow`` lists or
-    certificates chaining to the anchors name is fetched, never a private address unless listed
-    (``signer.verify.fetching``)."""
+    and fingerprints, the ``[verify] algorithms`` rules (else the shipped ones), offline unless
+    asked; online, only what ``[trust] fetch_allow`` lists or certificates chaining to the
+    anchors name is fetched, never a private address unless listed (``signer.verify.fetching``)."""
+    from signer.verify.algorithms import AlgorithmRules, AlgorithmRulesInvalid
+
     profile = verify.TrustProfile.from_sources(
         name="configured",
         description="[trust] anchors and fingerprints of this server",
@@ -253,7 +255,17 @@ def verification_policy(config: Config, *, online: bool = False) -> verify.Verif
         fetching = verify.FetchRules(config.trust.fetch_allow)
     except ValueError as exc:
         raise ConfigError(f"trust.fetch_allow: {exc}") from None
-    return verify.VerificationPolicy(trust=(profile,), online=online, fetching=fetching)
+    try:
+        rules = (
+            AlgorithmRules.load(config.verify.algorithms)
+            if config.verify.algorithms is not None
+            else AlgorithmRules.shipped()
+        )
+    except AlgorithmRulesInvalid as exc:
+        raise ConfigError(f"verify.algorithms: {exc}") from exc
+    return verify.VerificationPolicy(
+        trust=(profile,), online=online, fetching=fetching, algorithms=rules
+    )
 
 
 def package_trust(config: Config) -> TrustPolicy:

@@ -45,6 +45,7 @@ __all__ = [
     "StorageConfig",
     "TlsConfig",
     "TrustConfig",
+    "VerifyConfig",
     "load_config",
     "parse_address",
 ]
@@ -214,6 +215,14 @@ class TrustConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VerifyConfig:
+    """PDF verification: ``algorithms`` is a TOML file of dated algorithm rules replacing the
+    ones shipped with kyso (``signer/verify/algorithms.toml``; format in docs/report-schema.md)."""
+
+    algorithms: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerConfig:
     """The ledger's head-signing key (an alias of ``[keys]``), how often heads are signed, and
     the head-signing certificate(s) auditors trust when verifying offline."""
@@ -309,6 +318,7 @@ class Config:
     clients: Mapping[str, ClientConfig] = field(default_factory=dict)
     signing: SigningConfig = field(default_factory=SigningConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     client: ClientSide = field(default_factory=ClientSide)
@@ -558,6 +568,8 @@ def _validate(config: Config) -> None:
         _readable(certificate, f"ledger.certificates[{i}]")
     for i, anchor in enumerate(config.trust.anchors):
         _readable(anchor, f"trust.anchors[{i}]")
+    if config.verify.algorithms is not None:
+        _readable(config.verify.algorithms, "verify.algorithms")
     if config.storage.backend == "s3" and not config.storage.s3.endpoint:
         raise ConfigError("storage.s3.endpoint: required when storage.backend is 's3'")
     if config.storage.s3.retention_mode and config.storage.s3.retention_days < 1:

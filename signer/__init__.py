@@ -4,9 +4,17 @@
 - ``SigningError`` and its precise subclasses (``signer.errors``).
 
 Imports ``hsm`` only (and ``storage`` where documents are stored); never ``kyso`` or protobuf.
+
+The signing names (the service, its settings, appearances) are imported on first use: a process
+that only verifies (``signer.verify``, its worker processes, ``kyso verify``) does not pay for
+the signing stack (appearances, fonts, images) it never calls.
 """
 
-from signer.appearance import AppearanceKind
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from signer.errors import (
     CertificationForbidsSigning,
     DocumentTooLarge,
@@ -25,14 +33,37 @@ from signer.errors import (
     TimestampUnavailable,
     UnknownKeyAlias,
 )
-from signer.service import (
-    KeyProfile,
-    Level,
-    PdfSigningService,
-    SignedDocument,
-    SignerSettings,
-    SignRequest,
-)
+
+if TYPE_CHECKING:
+    from signer.appearance import AppearanceKind
+    from signer.service import (
+        KeyProfile,
+        Level,
+        PdfSigningService,
+        SignedDocument,
+        SignerSettings,
+        SignRequest,
+    )
+
+_LAZY = {
+    "AppearanceKind": "signer.appearance",
+    "KeyProfile": "signer.service",
+    "Level": "signer.service",
+    "PdfSigningService": "signer.service",
+    "SignedDocument": "signer.service",
+    "SignerSettings": "signer.service",
+    "SignRequest": "signer.service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'signer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AppearanceKind",

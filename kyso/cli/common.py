@@ -2,6 +2,9 @@
 
 Client subcommands find the server and credentials from ``--server`` / ``--config`` /
 ``KYSO_CONFIG``, defaulting to the development configuration ``./var/dev/kyso.toml``.
+
+Imported by every subcommand at start-up, so it imports only the standard library at module
+level: gRPC (:mod:`kyso.cli.channel`) and the configuration loader are imported when used.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import grpc
+if TYPE_CHECKING:
+    import grpc
 
-from kyso.config import Config, load_config
-from kyso.errors import ConfigError
+    from kyso.config import Config
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -47,6 +50,9 @@ def resolve_config_path(explicit: str | None) -> Path:
 
 def load_or_exit(path: Path) -> Config:
     """Load the configuration or print one line naming the problem and exit 2."""
+    from kyso.config import load_config
+    from kyso.errors import ConfigError
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -102,76 +108,6 @@ def client_target(args: argparse.Namespace, *, need_token: bool = True) -> Clien
 
 def open_channel(target: ClientTarget, *, options: Sequence[tuple[str, int]] = ()) -> grpc.Channel:
     """A channel carrying the bearer token on every call (over TLS when a CA is configured)."""
-    opts = [
-        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-        ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        *options,
-    ]
-    if target.ca_pem is not None:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=target.ca_pem,
-            private_key=target.private_key_pem,
-            certificate_chain=target.certificate_pem,
-        )
-        if target.token:
-            credentials = grpc.composite_channel_credentials(
-                credentials, grpc.access_token_call_credentials(target.token)
-            )
-        return grpc.secure_channel(target.address, credentials, options=opts)
-    channel = grpc.insecure_channel(target.address, options=opts)
-    if target.token:
-        channel = grpc.intercept_channel(channel, _BearerToken(target.token))
-    return channel
+    from kyso.cli.channel import open_channel as _open
 
-
-if TYPE_CHECKING:  # the stubs make these generic; at run time they are plain classes
-    _UnaryUnary = grpc.UnaryUnaryClientInterceptor[Any, Any]
-    _UnaryStream = grpc.UnaryStreamClientInterceptor[Any, Any]
-    _StreamUnary = grpc.StreamUnaryClientInterceptor[Any, Any]
-    _StreamStream = grpc.StreamStreamClientInterceptor[Any, Any]
-else:
-    _UnaryUnary = grpc.UnaryUnaryClientInterceptor
-    _UnaryStream = grpc.UnaryStreamClientInterceptor
-    _StreamUnary = grpc.StreamUnaryClientInterceptor
-    _StreamStream = grpc.StreamStreamClientInterceptor
-
-
-class _BearerToken(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
-    """Adds ``authorization: Bearer`` on a plaintext loopback channel (gRPC refuses call
-    credentials without TLS)."""
-
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
-
-    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        metadata = [*(details.metadata or ()), self._header]
-        return _CallDetails(  # type: ignore[no-untyped-call]
-            details.method,
-            details.timeout,
-            metadata,
-            details.credentials,
-            details.wait_for_ready,
-            details.compression,
-        )
-
-    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
-        return continuation(self._details(details), request)
-
-    def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
-        return continuation(self._details(details), request)
-
-    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
-        return continuation(self._details(details), requests)
-
-    def intercept_stream_stream(self, continuation, details, requests):  # type: ignore[no-untyped-def]
-        return continuation(self._details(details), requests)
-
-
-class _CallDetails(grpc.ClientCallDetails):
-    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # type: ignore[no-untyped-def]
-        self.method = method
-        self.timeout = timeout
-        self.metadata = metadata
-        self.credentials = credentials
-        self.wait_for_ready = wait_for_ready
-        self.compression = compression
+    return _open(target, options=options)

@@ -1,30 +1,39 @@
-"""``kyso verify FILE.pdf``: verify a PDF's signatures locally (no server), offline by default.
+"""``kyso verify PATH…``: verify the signatures of PDFs locally (no server), offline by default.
 
-Trust anchors come from ``--trust PEM`` / ``--trust-fingerprint HEX`` when given, otherwise from
-the configuration's ``[trust]`` section (``--config``, ``$KYSO_CONFIG`` or ./var/dev/kyso.toml if
-it exists). The document is verified in a worker process with the verifier's memory cap and
-timeout, like the service does.
+PATH is a PDF or a folder; folders are walked recursively for ``*.pdf`` files (any case; symbolic
+links to folders are not followed). Every document is verified in the verifier's worker
+processes (one per core unless ``--jobs``), each with the verifier's memory cap and timeout, like
+the service does.
 
-Exit codes: 0 TOTAL-PASSED, 1 TOTAL-FAILED, 2 INDETERMINATE, 3 not a PDF or unreadable,
-4 the command could not run (bad configuration or trust anchor). argparse's own usage errors
-also exit 2, before anything is verified.
+Output: one file given → the full report (text, or ``--json``); several files or a folder → one
+line per file and a summary table (passed / failed / indeterminate / unreadable) in Vietnamese or
+English, or with ``--json`` one JSON report per line (``path`` added); on a terminal, a progress
+bar on stderr. Trust anchors come from ``--trust PEM`` / ``--trust-fingerprint HEX`` when given,
+otherwise from the configuration's ``[trust]`` section (``--config``, ``$KYSO_CONFIG`` or
+./var/dev/kyso.toml if it exists); the algorithm rules from ``[verify] algorithms`` when set,
+otherwise the rules shipped with kyso.
+
+Exit codes (for a batch: the worst result, in the order 1 > 3 > 2 > 0): 0 TOTAL-PASSED,
+1 TOTAL-FAILED, 2 INDETERMINATE, 3 not a PDF, unreadable, or no PDF found, 4 the command could not
+run (bad configuration or trust anchor). argparse's own usage errors also exit 2, before anything
+is verified.
+
+Start-up: this module imports only the standard library and :mod:`kyso.cli.common`; the
+verifier (pyHanko) and the configuration loader are imported when a verification runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kyso.cli.common import resolve_config_path
-from kyso.config import load_config
-from kyso.errors import ConfigError
 
 if TYPE_CHECKING:
     from signer.verify import TrustProfile
+    from signer.verify.algorithms import AlgorithmRules
 
 __all__ = [
     "EXIT_CANNOT_RUN",
@@ -45,11 +54,20 @@ EXIT_CANNOT_RUN = 4
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify = subparsers.add_parser(
         "verify",
-        help="verify the signatures of a PDF locally (exit 0 passed, 1 failed, 2 indeterminate, "
-        "3 unreadable)",
+        help="verify the signatures of PDF files and folders locally (exit 0 passed, 1 failed, "
+        "2 indeterminate, 3 unreadable)",
+        description="Verify the signatures of PDF files, and of every *.pdf under the folders "
+        "given, offline by default. Exit code: the worst result (1 failed, 3 unreadable, "
+        "2 indeterminate, 0 passed), 4 when the command cannot run.",
     )
-    verify.add_argument("file", metavar="FILE.pdf", help="the PDF to verify")
-    verify.add_argument("--json", action="store_true", help="print the JSON report")
+    verify.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a PDF file or a folder (searched recursively)"
+    )
+    verify.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON report per line (schema kyso.verification/1, with its path)",
+    )
     verify.add_argument(
         "--lang", choices=("vi", "en"), default="vi", help="report language (default vi)"
     )
@@ -70,7 +88,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.add_argument(
         "--online", action="store_true", help="fetch OCSP/CRL when the document lacks them"
     )
-    verify.add_argument("--config", help="configuration file with a [trust] section")
+    verify.add_argument("--config", help="configuration file with [trust] and [verify] sections")
+    verify.add_argument(
+        "--algorithms",
+        metavar="TOML",
+        help="algorithm rules file (default: [verify] algorithms, else the rules shipped "
+        "with kyso)",
+    )
+    verify.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="verification processes (default: one per core)",
+    )
+    verify.add_argument(
+        "--no-progress", action="store_true", help="no progress bar, even on a terminal"
+    )
     verify.set_defaults(func=_verify)
 
 
@@ -80,29 +113,22 @@ def _fail(message: str, code: int) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from signer.verify import (
-        Indication,
-        TrustAnchorInvalid,
-        TrustProfile,
-        VerificationPolicy,
-        Verifier,
-        render_text,
-        report_to_json,
-    )
+    import io
+    import logging
+
+    from kyso.cli.verify_batch import Batch, collect
+    from kyso.errors import ConfigError
+    from signer.verify import TrustAnchorInvalid, VerificationPolicy
+    from signer.verify.algorithms import AlgorithmRulesInvalid
 
     # pyHanko logs each failed check with a traceback; the report already says it, in words.
     logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
     logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
+    if args.jobs is not None and args.jobs < 1:
+        return _fail("--jobs must be at least 1", EXIT_CANNOT_RUN)
     try:
-        if args.trust or args.trust_fingerprint:
-            profile = TrustProfile.from_sources(
-                name="command-line",
-                pem_files=[Path(p) for p in args.trust],
-                fingerprints=args.trust_fingerprint,
-            )
-        else:
-            profile = _configured_profile(args.config)
-    except (TrustAnchorInvalid, ConfigError) as exc:
+        profile, rules = _configured(args)
+    except (TrustAnchorInvalid, ConfigError, AlgorithmRulesInvalid) as exc:
         return _fail(str(exc), EXIT_CANNOT_RUN)
     if profile.empty:
         print(
@@ -110,40 +136,54 @@ def _verify(args: argparse.Namespace) -> int:
             "(give --trust PEM or a [trust] section)",
             file=sys.stderr,
         )
-    try:
-        data = Path(args.file).read_bytes()
-    except OSError as exc:
-        return _fail(f"cannot read {args.file}: {exc.strerror}", EXIT_UNREADABLE)
-
-    policy = VerificationPolicy(trust=(profile,), online=args.online)
-    with Verifier(workers=1) as verifier:
-        report = verifier.verify(data, policy)
+    files, missing = collect([Path(p) for p in args.paths])
+    for path in missing:
+        print(f"kyso verify: {path}: no such file or folder", file=sys.stderr)
+    if not files and not missing:
+        return _fail("no PDF file found under the paths given", EXIT_UNREADABLE)
     if isinstance(sys.stdout, io.TextIOWrapper):
         # A terminal without UTF-8 must not turn a verdict into a UnicodeEncodeError.
         sys.stdout.reconfigure(errors="backslashreplace")
-    if args.json:
-        print(report_to_json(report))
-    else:
-        print(render_text(report, lang=args.lang), end="")
-    if not report.readable:
-        return EXIT_UNREADABLE
-    return {
-        Indication.TOTAL_PASSED: EXIT_PASSED,
-        Indication.TOTAL_FAILED: EXIT_FAILED,
-        Indication.INDETERMINATE: EXIT_INDETERMINATE,
-    }[report.indication]
-
-
-def _configured_profile(explicit: str | None) -> TrustProfile:
-    """The config's ``[trust]`` anchors as a profile (empty when there is no configuration)."""
-    from signer.verify import TrustProfile
-
-    path = resolve_config_path(explicit)
-    if not explicit and not path.exists():
-        return TrustProfile(name="none")
-    config = load_config(path)
-    return TrustProfile.from_sources(
-        name=f"config:{path.name}",
-        pem_files=config.trust.anchors,
-        fingerprints=config.trust.fingerprints,
+    policy = VerificationPolicy(trust=(profile,), online=args.online, algorithms=rules)
+    single = len(args.paths) == 1 and len(files) == 1 and not missing and files[0].is_file()
+    single = single and not Path(args.paths[0]).is_dir()
+    batch = Batch(
+        policy,
+        lang=args.lang,
+        json_lines=args.json,
+        detailed=single,
+        progress=not args.no_progress and not single and sys.stderr.isatty(),
+        jobs=args.jobs,
     )
+    return batch.run(files, missing=missing)
+
+
+def _configured(args: argparse.Namespace) -> tuple[TrustProfile, AlgorithmRules]:
+    """The trust profile and algorithm rules from the arguments and the configuration."""
+    from kyso.config import load_config
+    from signer.verify import TrustProfile
+    from signer.verify.algorithms import AlgorithmRules
+
+    path = resolve_config_path(args.config)
+    config = load_config(path) if args.config or path.exists() else None
+    if args.trust or args.trust_fingerprint:
+        profile = TrustProfile.from_sources(
+            name="command-line",
+            pem_files=[Path(p) for p in args.trust],
+            fingerprints=args.trust_fingerprint,
+        )
+    elif config is None:
+        profile = TrustProfile(name="none")
+    else:
+        profile = TrustProfile.from_sources(
+            name=f"config:{path.name}",
+            pem_files=config.trust.anchors,
+            fingerprints=config.trust.fingerprints,
+        )
+    if args.algorithms:
+        rules = AlgorithmRules.load(Path(args.algorithms))
+    elif config is not None and config.verify.algorithms is not None:
+        rules = AlgorithmRules.load(config.verify.algorithms)
+    else:
+        rules = AlgorithmRules.shipped()
+    return profile, rules

@@ -104,9 +104,16 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, ValidationError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
+from signer.verify.algorithms import (
+    DatedAlgorithmPolicy,
+    Decision,
+    LabelTolerantValidator,
+    dated_policy,
+    review,
+)
 from signer.verify.changes import KYSO_DIFF_POLICY
 from signer.verify.fetching import fetcher_backend, urls_of_trusted
-from signer.verify.policy import KeyPolicyAlgorithms, Limits, VerificationPolicy
+from signer.verify.policy import Limits, VerificationPolicy
 from signer.verify.report import (
     AlgorithmInfo,
     CertificateInfo,
@@ -148,8 +155,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_ALGORITHMS = KeyPolicyAlgorithms()
-_CMS_ALGORITHMS = CMSAlgorithmUsagePolicy.lift_policy(_ALGORITHMS)
+_SIGNATURE_VALIDATOR = LabelTolerantValidator()
 _KEY_USAGE = KeyUsageConstraints(
     key_usage={"non_repudiation", "digital_signature"}, match_all_key_usages=False
 )
@@ -380,6 +386,10 @@ class _Verification:
         """Whether a document no reader can process falls back to its readable revisions."""
         self.findings: list[Finding] = []
         self._fetcher: AIOHttpFetcherBackend | None = None
+        # Dated algorithm rules (signer.verify.algorithms): pyHanko applies them at the
+        # validation moment; review() adds what only a trusted time-stamp can prove.
+        self.algorithms = dated_policy(policy.algorithms)
+        self.cms_algorithms = CMSAlgorithmUsagePolicy.lift_policy(self.algorithms)
 
     async def run(self) -> VerificationReport:
         try:
@@ -674,7 +684,8 @@ class _Verification:
             allow_fetching=fetch,
             revocation_mode="hard-fail",
             retroactive_revinfo=True,
-            algorithm_usage_policy=_ALGORITHMS,
+            algorithm_usage_policy=self.algorithms,
+            signature_validator=_SIGNATURE_VALIDATOR,
             **kwargs,
         )
 
@@ -699,7 +710,7 @@ class _Verification:
                 self._context(roots, revinfo, certs, moment=moment, fetch=False),
                 diff_policy=KYSO_DIFF_POLICY,
                 key_usage_settings=_KEY_USAGE,
-                algorithm_policy=_CMS_ALGORITHMS,
+                algorithm_policy=self.cms_algorithms,
             )
             source = RevocationSource.EMBEDDED
             embedded_ok = status.trusted
@@ -713,7 +724,7 @@ class _Verification:
                     emb,
                     self._context(roots, revinfo, certs, moment=moment, fetch=True),
                     key_usage_settings=_KEY_USAGE,
-                    algorithm_policy=_CMS_ALGORITHMS,
+                    algorithm_policy=self.cms_algorithms,
                     skip_diff=True,
                 )
                 # Integrity and modification findings stay those of the first (full) pass.
@@ -751,6 +762,13 @@ class _Verification:
                 moment,
                 proven=False,
             )
+        decisions = review(
+            self.policy.algorithms,
+            emb.signer_info,
+            status.signing_cert.public_key,
+            proven_at=tst_time if proven else None,
+            now=self.now,
+        )
         return self._signature_report(
             emb,
             reader,
@@ -761,6 +779,7 @@ class _Verification:
             sig_indic=sig_indic,
             ts_indic=ts_indic,
             located=revinfo.located,
+            decisions=decisions,
         )
 
     async def _refine(
@@ -791,7 +810,8 @@ class _Verification:
             moment=moment,
             allow_fetching=False,
             revocation_mode="soft-fail",
-            algorithm_usage_policy=_ALGORITHMS,
+            algorithm_usage_policy=self.algorithms,
+            signature_validator=_SIGNATURE_VALIDATOR,
         )
         try:
             await CertificateValidator(cert, validation_context=context).async_validate_path()
@@ -811,8 +831,9 @@ class _Verification:
         sig_indic: AdESSubIndic | None,
         ts_indic: AdESSubIndic | None,
         located: tuple[Located, ...],
+        decisions: Sequence[Decision] = (),
     ) -> SignatureReport:
-        judged = _judge_signature(status, sig_indic, ts_indic)
+        judged = _judge_algorithms(decisions) + _judge_signature(status, sig_indic, ts_indic)
         indication, sub = _worst(judged)
         ts = status.timestamp_validity
         timestamp = (
@@ -862,7 +883,7 @@ class _Verification:
             level_reached=level,
             sub_filter=_sub_filter(emb),
             signature_format=_signature_format(emb),
-            algorithm=_algorithm(status),
+            algorithm=_algorithm(status, self.algorithms, decisions),
             key_usage=key_usage,
             key_usage_ok=bool(_SIGNING_USAGES & set(key_usage)),
             problems=tuple(j.problem for j in judged),
@@ -924,7 +945,7 @@ class _Verification:
             level_reached=PadesLevel.NONE,
             sub_filter=_sub_filter(emb),
             signature_format="timestamp",
-            algorithm=_algorithm(status),
+            algorithm=_algorithm(status, self.algorithms),
             problems=tuple(j.problem for j in judged),
         )
 
@@ -1081,6 +1102,27 @@ def _judge_signature(
                     code="SEED_VALUE_VIOLATION",
                     detail=str(status.seed_value_constraint_error.failure_message)[:300],
                 ),
+            )
+        )
+    return judged
+
+
+def _judge_algorithms(decisions: Sequence[Decision]) -> list[_Judged]:
+    """The algorithm rules' refusals (signer.verify.algorithms.review): INDETERMINATE."""
+    judged = []
+    for decision in decisions:
+        if decision.accepted:
+            continue
+        sub = (
+            SubIndication.CRYPTO_CONSTRAINTS_FAILURE_NO_POE
+            if decision.code == "ALGORITHM_NO_POE"
+            else SubIndication.CRYPTO_CONSTRAINTS_FAILURE
+        )
+        judged.append(
+            _Judged(
+                Indication.INDETERMINATE,
+                sub,
+                Problem(code=decision.code, detail=decision.detail),
             )
         )
     return judged
@@ -1360,18 +1402,27 @@ def _chain(path: Any) -> tuple[CertificateInfo, ...]:
     return tuple(_cert_info(c) for c in reversed(certs))
 
 
-def _algorithm(status: PdfSignatureStatus | DocumentTimestampStatus) -> AlgorithmInfo:
+def _algorithm(
+    status: PdfSignatureStatus | DocumentTimestampStatus,
+    rules: DatedAlgorithmPolicy,
+    decisions: Sequence[Decision] = (),
+) -> AlgorithmInfo:
+    """The algorithms used, whether the rules accept them at the signature's proven time (the
+    time-stamp's) or today, and the rules' decisions about them."""
     cert = status.signing_cert
     mechanism = status.pkcs7_signature_mechanism
+    ts = getattr(status, "timestamp_validity", None)
+    moment = ts.timestamp if ts is not None and ts.trusted else status.validation_time
+    moment = moment or datetime.now(UTC)
     digest_ok = bool(
-        _ALGORITHMS.digest_algorithm_allowed(
-            cms.DigestAlgorithm({"algorithm": status.md_algorithm}), None
+        rules.digest_algorithm_allowed(
+            cms.DigestAlgorithm({"algorithm": status.md_algorithm}), moment
         )
     )
     try:
         signature_ok = bool(
-            _ALGORITHMS.signature_algorithm_allowed(
-                cms.SignedDigestAlgorithm({"algorithm": mechanism}), None, cert.public_key
+            rules.signature_algorithm_allowed(
+                cms.SignedDigestAlgorithm({"algorithm": mechanism}), moment, cert.public_key
             )
         )
     except ValueError:
@@ -1381,7 +1432,8 @@ def _algorithm(status: PdfSignatureStatus | DocumentTimestampStatus) -> Algorith
         signature=mechanism,
         key_algorithm=cert.public_key.algorithm,
         key_bits=cert.public_key.bit_size,
-        acceptable=digest_ok and signature_ok,
+        acceptable=digest_ok and signature_ok and all(d.accepted for d in decisions),
+        notes=tuple(Problem(code=d.code, detail=d.detail) for d in decisions),
     )
 
 

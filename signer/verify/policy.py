@@ -1,8 +1,11 @@
 """What a verification checks and within which limits: :class:`VerificationPolicy`.
 
-The algorithm rules are validation.md's: RSA ≥ 2048 bits (PKCS#1 v1.5 or PSS), ECDSA on curves of
-≥ 256 bits, SHA-2 or SHA-3 digests of ≥ 256 bits; everything else (SHA-1, MD5, DSA, short keys)
-is refused. They apply to the CMS signature and to every certificate on the chain.
+The algorithm rules are :class:`~signer.verify.algorithms.AlgorithmRules` (dated, in a TOML
+file the operator can replace; the shipped ones accept RSA ≥ 2048 bits (PKCS#1 v1.5 or PSS),
+ECDSA on curves of ≥ 256 bits, SHA-2 or SHA-3 digests of ≥ 256 bits at any time, and SHA-1 and
+RSA-1024 only for signatures a trusted time-stamp proves older than 2014). They apply to the CMS
+signature and to every certificate on the chain. :class:`KeyPolicyAlgorithms` is the earlier,
+undated allow-list, kept for callers that want it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import datetime
 from asn1crypto import algos, keys
 from pyhanko_certvalidator.policy_decl import AlgorithmUsageConstraint, AlgorithmUsagePolicy
 
+from signer.verify.algorithms import AlgorithmRules
 from signer.verify.fetching import FetchRules
 from signer.verify.trust import TrustProfile
 
@@ -60,7 +64,7 @@ class VerificationPolicy:
     ``online``: fetch OCSP/CRL (and missing issuer certificates) when the document's own DSS data
     does not settle the chain; offline (the default) uses only what the document carries.
     ``validation_time``: judge "now" at this instant instead of the current time (audits of the
-    past, reproducible tests).
+    past, reproducible tests). ``algorithms``: the dated algorithm rules (default: shipped).
     ``fetching``: what may be fetched when online (``signer.verify.fetching``); None follows
     every URL the document names — only for a verifier run by a person on their own machine.
     """
@@ -71,6 +75,7 @@ class VerificationPolicy:
     validation_time: datetime | None = None
     fetch_timeout_seconds: float = 10.0
     fetching: FetchRules | None = None
+    algorithms: AlgorithmRules = field(default_factory=AlgorithmRules.shipped)
 
     @property
     def anchor_certificates(self) -> tuple[bytes, ...]:

@@ -222,6 +222,10 @@ class AlgorithmInfo:
     key_algorithm: str
     key_bits: int
     acceptable: bool
+    notes: tuple[Problem, ...] = ()
+    """Decisions of the algorithm rules (signer.verify.algorithms), accepted or not: a dated
+    algorithm accepted thanks to a trusted time-stamp, or refused for want of one; an ECDSA value
+    with an unusual label. Refusals are also among the signature's problems."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -197,6 +197,30 @@ PROBLEM_TEXT: Mapping[str, Mapping[Language, str]] = {
         "vi": "chứng thư không cho phép ký (thiếu digitalSignature/nonRepudiation)",
         "en": "the certificate does not allow signing (no digitalSignature/nonRepudiation)",
     },
+    "ALGORITHM_NO_POE": {
+        "vi": "thuật toán chỉ được chấp nhận trước một ngày nhất định, và không có dấu thời gian "
+        "tin cậy chứng minh chữ ký tồn tại trước ngày đó",
+        "en": "the algorithm is acceptable only before a date, and no trusted time-stamp proves "
+        "the signature existed before it",
+    },
+    "ALGORITHM_ACCEPTED_WITH_POE": {
+        "vi": "thuật toán đã hết hạn sử dụng nhưng được chấp nhận: dấu thời gian tin cậy chứng "
+        "minh chữ ký tồn tại trước ngày hết hạn",
+        "en": "an algorithm past its end date, accepted: a trusted time-stamp proves the "
+        "signature existed before that date",
+    },
+    "ECDSA_LABEL_ACCEPTED": {
+        "vi": "chữ ký ECDSA ghi nhãn thuật toán không chuẩn; giá trị được kiểm tra như ECDSA và "
+        "được chấp nhận theo quy tắc thuật toán",
+        "en": "an ECDSA value with a non-standard algorithm label; checked as ECDSA and accepted "
+        "by the algorithm rules",
+    },
+    "ECDSA_LABEL_REFUSED": {
+        "vi": "chữ ký ECDSA ghi nhãn thuật toán không chuẩn; quy tắc thuật toán không chấp nhận "
+        "(quyết định chính sách, không phải giá trị chữ ký sai)",
+        "en": "an ECDSA value with a non-standard algorithm label, refused by the algorithm rules "
+        "(a policy decision, not a bad signature value)",
+    },
 }
 # Trust problems are reported under their sub-indication's code.
 PROBLEM_TEXT = {**PROBLEM_TEXT, **{s.value: t for s, t in SUB_INDICATION_TEXT.items()}}
@@ -457,6 +481,7 @@ def _signature_lines(index: int, sig: SignatureReport, lang: Language) -> list[s
             f"  {label['algorithm']}: {algo.signature} / {algo.digest}, "
             f"{algo.key_algorithm.upper()} {algo.key_bits} bit ({verdict})"
         )
+        lines.extend(f"    - {describe_problem(note, lang)}" for note in algo.notes)
     if sig.key_usage:
         lines.append(f"  {label['key_usage']}: {', '.join(sig.key_usage)}")
     if sig.problems:

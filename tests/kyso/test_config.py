@@ -35,6 +35,8 @@ def test_defaults_and_relative_paths(write_config):
         ("[keys.seal]\npin_env = 'P'\n", "keys.seal.uri: required key is missing"),
         ("[ledger]\nkey = 'nope'\n", "ledger.key: 'nope' is not a configured key alias"),
         ("[trust]\nanchors = ['missing.pem']\n", "trust.anchors[0]:"),
+        ("[verify]\nalgorithms = 'missing.toml'\n", "verify.algorithms:"),
+        ("[verify]\nalgoritms = 'x.toml'\n", "verify.algoritms: unknown key"),
     ],
 )
 def test_bad_values_name_the_key(write_config, extra, message):
@@ -150,3 +152,18 @@ def test_package_limits_that_fit_are_taken(write_config):
     exchange = load_config(path).exchange
     assert (exchange.max_package_bytes, exchange.max_forward_attempts) == (32505856, 3)
     assert (exchange.max_expanded_bytes, exchange.max_delivery_attempts) == (64 * 1024**2, 5)
+
+
+def test_verify_algorithms_reach_the_servers_policy(write_config):
+    from kyso.app import verification_policy
+    from signer.verify.algorithms import SHIPPED_RULES, AlgorithmRules
+
+    assert verification_policy(load_config(write_config(""))).algorithms == AlgorithmRules.shipped()
+    path = write_config("[verify]\nalgorithms = 'rules.toml'\n")
+    rules = path.parent / "rules.toml"
+    rules.write_text(SHIPPED_RULES.read_text().replace("2014-01-01", "2030-01-01"))
+    policy = verification_policy(load_config(path))
+    assert policy.algorithms.digest_until("sha1")[1].year == 2030
+    rules.write_text("[digests]\nsha1 = { until = 'soon' }\n")
+    with pytest.raises(ConfigError, match="^verify.algorithms: .*digests.sha1.until"):
+        verification_policy(load_config(path))
