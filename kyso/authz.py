@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kyso.config import ClientConfig
+from kyso.config import ClientConfig, normalise_fingerprint
 from kyso.errors import AuthenticationError, ConfigError, PermissionDenied
 
 __all__ = [
@@ -105,7 +105,7 @@ class Authenticator:
             if client.token_sha256:
                 self._by_token[bytes.fromhex(client.token_sha256)] = identity
             if client.certificate_sha256:
-                self._by_certificate[client.certificate_sha256.lower()] = identity
+                self._by_certificate[normalise_fingerprint(client.certificate_sha256)] = identity
 
     def from_token(self, token: str) -> Identity:
         digest = hashlib.sha256(token.encode()).digest()

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import datetime
 
 import grpc
+from cryptography import x509
 from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -28,6 +30,7 @@ from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
 from kyso.reconcile import ReconcileTask, start_reconcile
 from kyso.services import register_all
+from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair, explain
 
 __all__ = ["Server", "serve"]
 
@@ -76,6 +79,7 @@ class Server:
         else:
             assert tls.certificate is not None
             assert tls.private_key is not None
+            check_tls_pair(tls.certificate, tls.private_key)
             credentials = grpc.ssl_server_credentials(
                 [(tls.private_key.read_bytes(), tls.certificate.read_bytes())],
                 root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
@@ -83,10 +87,32 @@ class Server:
             )
             port = self.grpc.add_secure_port(address, credentials)
         if port == 0:
-            raise OSError(f"cannot listen on {address} (in use or not a local address)")
+            raise StartupError(
+                f"server.address: cannot listen on {address} (the port is in use or the host is"
+                " not an address of this machine); choose another address or stop the other"
+                " server"
+            )
         return port
 
+    def certificate_expiry(self) -> dict[str, datetime]:
+        """When each configured certificate stops being valid: the TLS server certificate
+        (``tls.certificate``) and every key's (``keys.ALIAS``)."""
+        expiry: dict[str, datetime] = {}
+        tls = self.config.tls
+        if tls.enabled and tls.certificate is not None:
+            first = x509.load_pem_x509_certificates(tls.certificate.read_bytes())[0]
+            expiry["tls.certificate"] = first.not_valid_after_utc
+        keyring = self.app.keyring
+        if keyring is not None:
+            for alias in keyring.aliases():
+                expiry[f"keys.{alias}"] = keyring.certificate(alias).not_valid_after
+        return expiry
+
     async def start(self) -> None:
+        for name, not_after in self.certificate_expiry().items():
+            check_certificate_expiry(
+                name, not_after, warn_days=self.config.server.certificate_warning_days
+            )
         await self.grpc.start()
         # The catalogue/store check runs beside the server: start-up does not wait for it.
         self.reconcile = start_reconcile(store=self.app.store, catalogue=self.app.catalogue)
@@ -125,17 +151,32 @@ class Server:
 
 
 async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully."""
-    app = await asyncio.to_thread(Application.open, config)
-    try:
-        server = Server(config, app)
-    except BaseException:
-        app.close()
-        raise
+    """Run until SIGTERM or SIGINT, then stop gracefully.
+
+    A failure while starting that :func:`kyso.startup.explain` knows is raised as
+    :class:`StartupError` (one line naming the key to fix); anything else as it is.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await server.start()
+    try:
+        server = await _start(config)
+    except Exception as exc:
+        explained = explain(exc, config)
+        if explained is None:
+            raise
+        raise explained from exc
     await stop.wait()
     await server.stop()
+
+
+async def _start(config: Config) -> Server:
+    app = await asyncio.to_thread(Application.open, config)
+    try:
+        server = Server(config, app)
+        await server.start()
+    except BaseException:
+        app.close()
+        raise
+    return server
