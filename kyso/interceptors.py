@@ -153,22 +153,22 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> Identity:
         auth = context.auth_context()
         certificates = list(auth.get("x509_pem_cert", ())) if auth else []
+        der = None
         if certificates:
             from cryptography import x509
             from cryptography.hazmat.primitives.serialization import Encoding
 
             der = x509.load_pem_x509_certificate(certificates[0]).public_bytes(Encoding.DER)
-            return self._authenticator.from_certificate(der)
+        token = None
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
                 text = value if isinstance(value, str) else value.decode()
                 scheme, _, token = text.partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
                     raise AuthenticationError("the authorization header must be 'Bearer <token>'")
-                return self._authenticator.from_token(token.strip())
-        raise AuthenticationError(
-            "no credentials: send 'authorization: Bearer <API token>' or use a client certificate"
-        )
+                token = token.strip()
+                break
+        return self._authenticator.identify(certificate_der=der, token=token)
 
     async def _status(self, method: str, exc: Exception) -> StatusInfo:
         request_id = _request_id.get()

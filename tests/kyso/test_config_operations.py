@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from kyso import db
 from kyso.authz import Authenticator
 from kyso.config import load_config, normalise_fingerprint
-from kyso.errors import ConfigError
+from kyso.errors import AuthenticationError, ConfigError
 from tests.support.db import PG_ADMIN_URL
 
 DIGEST = hashlib.sha256(b"a client certificate").hexdigest()
@@ -111,3 +111,24 @@ def test_password_variable_that_is_not_set(write_config, monkeypatch: pytest.Mon
     )
     with pytest.raises(ConfigError, match="database.password_env: the variable"):
         db.open_engine(config.database)
+
+
+def test_token_decides_when_the_certificate_is_pinned_by_no_client(write_config):
+    """A token client behind mutual TLS presents a certificate the CA issued but no client
+    pins: its token identifies it (the certificate no longer always wins)."""
+    config = load_config(
+        write_config(f'[clients.cert]\nroles = ["auditor"]\ncertificate_sha256 = "{DIGEST}"\n')
+    )
+    authenticator = Authenticator(config.clients)
+    token_path = config.clients["workflow"].token_file
+    assert token_path is not None
+    token = token_path.read_text().strip()
+    unpinned = b"another certificate from the same CA"
+    assert authenticator.identify(certificate_der=unpinned, token=token).name == "workflow"
+    assert authenticator.identify(certificate_der=None, token=token).name == "workflow"
+    pinned = b"a client certificate"
+    assert authenticator.identify(certificate_der=pinned, token=None).name == "cert"
+    with pytest.raises(AuthenticationError, match="is not a configured client"):
+        authenticator.identify(certificate_der=unpinned, token=None)
+    with pytest.raises(AuthenticationError, match="send one client's credentials"):
+        authenticator.identify(certificate_der=pinned, token=token)
