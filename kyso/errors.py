@@ -193,8 +193,28 @@ def _bounded(message: str) -> str:
     return f"{message[:head]} … [{cut} characters left out] … {message[head + cut :]}"
 
 
+RETRY_AFTER_SECONDS = 2
+"""The retry delay an UNAVAILABLE status advises (``google.rpc.RetryInfo`` in its details)."""
+
+
+def _as_domain(exc: BaseException) -> BaseException:
+    """Library errors that have a meaning for a client, as the application's own: a database
+    connection lost or refused is UNAVAILABLE (retry), never INTERNAL. Its text (host, SQL)
+    stays in the server's log."""
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError):
+        return DatabaseError(
+            f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} seconds or more"
+        )
+    return exc
+
+
 def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
-    """Map ``exc`` to the status the client sees; unexpected errors say only the request id."""
+    """Map ``exc`` to the status the client sees; unexpected errors say only the request id.
+
+    UNAVAILABLE carries a ``google.rpc.RetryInfo`` detail: the error is worth retrying."""
+    exc = _as_domain(exc)
     code = mapped_code(exc)
     if code is None:
         return StatusInfo(
@@ -207,12 +227,21 @@ def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
     else:
         message = _bounded(str(exc) or type(exc).__name__)
     field = getattr(exc, "field", None)
-    details = None
+    packed: list[any_pb2.Any] = []
     if field:
         violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
         detail = any_pb2.Any()
         detail.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+        packed.append(detail)
+    if code is grpc.StatusCode.UNAVAILABLE:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromSeconds(RETRY_AFTER_SECONDS)
+        detail = any_pb2.Any()
+        detail.Pack(retry)
+        packed.append(detail)
+    details = None
+    if packed:
         details = status_pb2.Status(
-            code=code.value[0], message=message, details=[detail]
+            code=code.value[0], message=message, details=packed
         ).SerializeToString()
     return StatusInfo(code, message, details)

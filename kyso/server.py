@@ -17,14 +17,13 @@ import grpc
 from cryptography import x509
 from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 import audit
 from kyso.app import Application
 from kyso.authz import Authenticator
 from kyso.config import Config, parse_address
-from kyso.health import HealthMonitor
+from kyso.health import ExplainingHealthServicer, HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
@@ -58,7 +57,7 @@ class Server:
             ],
         )
         services = register_all(self.grpc, app)
-        self.health_servicer = HealthServicer()
+        self.health_servicer = ExplainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.grpc)
         reflection.enable_server_reflection(
             [*services, "grpc.health.v1.Health", reflection.SERVICE_NAME], self.grpc
@@ -66,6 +65,7 @@ class Server:
         self.monitor = HealthMonitor(
             self.health_servicer, app.probes(), config.server.health_interval_seconds
         )
+        self.health_servicer.failing = lambda: self.monitor.failing
         self.port = self._bind()
         self._heads: asyncio.Task[None] | None = None
         self.reconcile: ReconcileTask | None = None

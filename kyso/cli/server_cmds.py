@@ -22,6 +22,7 @@ from kyso.cli.common import (
 )
 from kyso.config import Config
 from kyso.errors import ConfigError
+from kyso.health import FAILING_METADATA
 
 __all__ = ["register", "run_server"]
 
@@ -75,13 +76,20 @@ def _health(args: argparse.Namespace) -> int:
     with open_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = stub.Check(
+            reply, call = stub.Check.with_call(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
             )
         except grpc.RpcError as exc:
             die(f"{target.address}: {exc.code().name}: {exc.details()}")
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    down = [
+        value if isinstance(value, str) else value.decode()
+        for key, value in call.trailing_metadata() or ()
+        if key == FAILING_METADATA
+    ]
     print(f"{target.address} {args.service or 'kyso'}: {status}")
+    for line in down:
+        print(f"  down: {line}")
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
