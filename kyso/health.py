@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from grpc_health.v1 import health_pb2
@@ -64,8 +64,14 @@ class ExplainingHealthServicer(HealthServicer):  # type: ignore[misc]
 
 class HealthMonitor:
     def __init__(
-        self, servicer: HealthServicer, probes: Mapping[str, Probe], interval: float
+        self,
+        servicer: HealthServicer,
+        probes: Mapping[str, Probe],
+        interval: float,
+        *,
+        after_check: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._after_check = after_check
         self._servicer = servicer
         self._probes = dict(probes)
         self._interval = interval
@@ -103,6 +109,16 @@ class HealthMonitor:
             down = any(n in failing or n not in self._probes for n in needs)
             await self._servicer.set(service, not_serving if down else serving)
         await self._servicer.set("", not_serving if failing else serving)
+        if self._after_check is not None:
+            try:
+                await self._after_check()
+            except Exception:  # what is watched must not stop the health checks
+                log.exception("updating the status metrics failed")
+
+    @property
+    def probed(self) -> frozenset[str]:
+        """The dependencies this monitor probes."""
+        return frozenset(self._probes)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())

@@ -105,7 +105,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = await self._status(method, exc)
+                status = await self._status(method, exc, peer=context.peer())
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -132,7 +132,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = await self._status(method, exc)
+                status = await self._status(method, exc, peer=context.peer())
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -170,9 +170,23 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 break
         return self._authenticator.identify(certificate_der=der, token=token)
 
-    async def _status(self, method: str, exc: Exception) -> StatusInfo:
+    async def _status(self, method: str, exc: Exception, *, peer: str = "") -> StatusInfo:
         request_id = _request_id.get()
         status = to_status(exc, request_id=request_id)
+        if isinstance(exc, AuthenticationError | PermissionDenied):
+            # Who was refused and from where: the address is what a firewall rule needs.
+            identity = _identity.get(None)
+            log.warning(
+                "refused",
+                extra={
+                    "rpc": method,
+                    "request_id": request_id,
+                    "peer": peer,
+                    "identity": identity.name if identity else "-",
+                    "code": status.code.name,
+                    "reason": status.message,
+                },
+            )
         if status.code is grpc.StatusCode.INTERNAL:
             log.error(
                 "unexpected error", exc_info=exc, extra={"rpc": method, "request_id": request_id}

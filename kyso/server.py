@@ -11,15 +11,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from datetime import datetime
 
 import grpc
-from cryptography import x509
 from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import audit
+from kyso import status
 from kyso.app import Application
 from kyso.authz import Authenticator
 from kyso.config import Config, parse_address
@@ -32,6 +33,8 @@ from kyso.services import register_all
 from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair, explain
 
 __all__ = ["Server", "serve"]
+
+_OBSERVE_EVERY_S = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,12 @@ class Server:
             [*services, "grpc.health.v1.Health", reflection.SERVICE_NAME], self.grpc
         )
         self.monitor = HealthMonitor(
-            self.health_servicer, app.probes(), config.server.health_interval_seconds
+            self.health_servicer,
+            app.probes(),
+            config.server.health_interval_seconds,
+            after_check=self._observe,
         )
+        self._observed_at = 0.0
         self.health_servicer.failing = lambda: self.monitor.failing
         self.port = self._bind()
         self._heads: asyncio.Task[None] | None = None
@@ -94,19 +101,21 @@ class Server:
             )
         return port
 
+    async def _observe(self) -> None:
+        """Refresh the state metrics after a health check, at most every 10 s (they count
+        rows: cheap, but not worth doing every 2 s)."""
+        now = time.monotonic()
+        if now - self._observed_at < _OBSERVE_EVERY_S and self._observed_at:
+            return
+        self._observed_at = now
+        snapshot = await asyncio.to_thread(
+            status.collect, self.app, self.monitor.failing, self.monitor.probed
+        )
+        self.metrics.observe(snapshot)
+
     def certificate_expiry(self) -> dict[str, datetime]:
-        """When each configured certificate stops being valid: the TLS server certificate
-        (``tls.certificate``) and every key's (``keys.ALIAS``)."""
-        expiry: dict[str, datetime] = {}
-        tls = self.config.tls
-        if tls.enabled and tls.certificate is not None:
-            first = x509.load_pem_x509_certificates(tls.certificate.read_bytes())[0]
-            expiry["tls.certificate"] = first.not_valid_after_utc
-        keyring = self.app.keyring
-        if keyring is not None:
-            for alias in keyring.aliases():
-                expiry[f"keys.{alias}"] = keyring.certificate(alias).not_valid_after
-        return expiry
+        """When each configured certificate stops being valid (see kyso.status)."""
+        return status.certificate_expiry(self.app)
 
     async def start(self) -> None:
         for name, not_after in self.certificate_expiry().items():

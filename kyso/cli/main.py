@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from kyso import __version__
 from kyso.cli import (
+    admin_cmd,
     agent_cmd,
     audit_cmd,
     dev_cmds,
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
         server_cmds,
+        admin_cmd,
         dev_cmds,
         documents_cmd,
         sign_cmd,
