@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 purpose="${1:-run}"
 
 RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
-TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng prometheus)
+TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng prometheus docker-compose)
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
