@@ -355,6 +355,10 @@ def _convert(hint: Any, value: Any, key: str, *, base: Path) -> Any:
     if origin is Literal:
         text = value.text if isinstance(value, _EnvValue) else value
         allowed = get_args(hint)
+        if isinstance(text, str) and text not in allowed:
+            # `info` for `INFO`, `S3` for `s3`: the spelling differs, the choice is clear
+            folded = [a for a in allowed if isinstance(a, str) and a.lower() == text.lower()]
+            text = folded[0] if len(folded) == 1 else text
         if text not in allowed:
             shown = ", ".join(repr(a) for a in allowed)
             raise ConfigError(f"{key}: {text!r} is not one of {shown}")

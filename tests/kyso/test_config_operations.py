@@ -132,3 +132,12 @@ def test_token_decides_when_the_certificate_is_pinned_by_no_client(write_config)
         authenticator.identify(certificate_der=unpinned, token=None)
     with pytest.raises(AuthenticationError, match="send one client's credentials"):
         authenticator.identify(certificate_der=pinned, token=token)
+
+
+def test_allowed_values_in_another_case_are_accepted(write_config):
+    config = load_config(
+        write_config(""),
+        environ={"KYSO_SERVER__LOG_LEVEL": "info", "KYSO_SERVER__LOG_FORMAT": "JSON"},
+    )
+    assert config.server.log_level == "INFO"
+    assert config.server.log_format == "json"
