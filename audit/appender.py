@@ -14,6 +14,11 @@ Two kinds of work reach it:
   seconds, so rows staged by another process, or left by a crash before their drain, are
   appended without anyone waiting for them. A failed drain fails the waiting futures but not
   the rows: they stay pending and are appended by a later drain.
+
+While the database is unreachable the drainer backs off (0.5 s doubling to 30 s, jittered)
+instead of polling: waiters are answered at once with the last failure (their RPC answers
+UNAVAILABLE), and the log gets one line per doubling of the failures, not a traceback per
+poll. The first drain that succeeds again says so.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import asyncio
 import contextlib
 import logging
 import queue
+import random
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
@@ -30,7 +37,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from audit.entry import Event, PreparedEvent, prepare_event
-from audit.errors import AuditError, HeadNotFound, LedgerClosed
+from audit.errors import AuditError, HeadNotFound, LedgerClosed, LedgerUnavailable
 from audit.heads import HeadSigner
 from audit.ledger import Ledger
 
@@ -53,6 +60,8 @@ class _Waiter:
 
 _STOP = object()
 _WAKE = object()
+_BACKOFF = (0.5, 30.0)
+"""First and longest wait between drains while the database fails (seconds)."""
 
 _T = TypeVar("_T")
 
@@ -89,6 +98,9 @@ class GroupCommitAppender:
         self._max_batch = max_batch
         self._poll_interval = poll_interval
         self._waiting: list[_Waiter] = []  # touched by the writer thread only
+        self._failures = 0  # consecutive failed drains (writer thread only)
+        self._retry_at = 0.0  # monotonic time before which no drain is tried
+        self._last_failure: BaseException | None = None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -194,21 +206,57 @@ class GroupCommitAppender:
                 LedgerClosed("the audit appender closed; the staged events stay pending"),
             )
 
+    def _drain_failed(self, exc: Exception) -> None:
+        self._failures += 1
+        self._last_failure = exc
+        delay = min(_BACKOFF[0] * 2 ** (self._failures - 1), _BACKOFF[1])
+        delay *= random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not a secret)
+        self._retry_at = time.monotonic() + delay
+        # One line at the 1st, 2nd, 4th, 8th … failure; a traceback only for the unexpected.
+        if self._failures & (self._failures - 1) == 0:
+            log.warning(
+                "draining the audit outbox failed; staged events stay pending",
+                extra={
+                    "reason": str(exc),
+                    "failed_drains": self._failures,
+                    "retry_in_seconds": round(delay, 2),
+                },
+                exc_info=not isinstance(exc, LedgerUnavailable),
+            )
+
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             indexes = self._ledger.append_prepared([pending.prepared for pending in batch])
         except Exception as exc:
             # Whatever failed, every caller must hear of it, and the writer must live on for
             # the next batch: a dead writer would leave callers waiting forever.
-            log.error("audit batch failed", extra={"events": len(batch)}, exc_info=True)
+            log.error(
+                "audit batch failed",
+                extra={"events": len(batch), "reason": str(exc)},
+                exc_info=not isinstance(exc, LedgerUnavailable),
+            )
             for pending in batch:
                 _answer(pending.future, exc)
             return
         for pending, index in zip(batch, indexes, strict=True):
             _answer(pending.future, index)
 
+    @property
+    def failing(self) -> str:
+        """Why the last drain failed, while the drainer is backing off ("" when it is not)."""
+        failure = self._last_failure
+        return "" if failure is None or not self._failures else str(failure)
+
     def _drain(self) -> None:
         """Append every pending outbox row, then answer the waiters whose rows are in."""
+        if self._failures and time.monotonic() < self._retry_at:
+            # Backing off: whoever waits now hears the last failure rather than waiting out
+            # the backoff (the rows stay staged; a later drain appends them).
+            assert self._last_failure is not None
+            for waiter in self._waiting:
+                _answer(waiter.future, self._last_failure)
+            self._waiting.clear()
+            return
         appended: dict[int, int] = {}
         try:
             while batch := self._ledger.drain_outbox(limit=self._max_batch):
@@ -219,11 +267,15 @@ class GroupCommitAppender:
                     found = self._ledger.outbox_indexes(sorted(unknown))
                     appended.update({k: v for k, v in found.items() if v is not None})
         except Exception as exc:
-            log.error("draining the audit outbox failed; staged events stay pending", exc_info=True)
+            self._drain_failed(exc)
             for waiter in self._waiting:
                 _answer(waiter.future, exc)
             self._waiting.clear()
             return
+        if self._failures:
+            log.info("draining the audit outbox again", extra={"failed_drains": self._failures})
+            self._failures = 0
+            self._last_failure = None
         still: list[_Waiter] = []
         for waiter in self._waiting:
             if all(i in appended for i in waiter.outbox_ids):

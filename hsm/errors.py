@@ -26,7 +26,13 @@ __all__ = [
 
 
 class HsmError(Exception):
-    """Root of every error raised by the hsm package."""
+    """Root of every error raised by the hsm package.
+
+    ``aliases``: the configured keys the failure concerns, when known (the key ring sets it so
+    that an operator is told which configuration entries to fix).
+    """
+
+    aliases: tuple[str, ...] = ()
 
 
 class ModuleLoadError(HsmError):

@@ -119,14 +119,18 @@ class KeyRing:
         count = max(1, workers if workers is not None else (os.cpu_count() or 1))
         try:
             for group in grouped.values():
-                token = _Token(
-                    group,
-                    workers=count,
-                    start_timeout=start_timeout,
-                    request_timeout=request_timeout,
-                    backoff=backoff,
-                    health_interval=health_interval,
-                )
+                try:
+                    token = _Token(
+                        group,
+                        workers=count,
+                        start_timeout=start_timeout,
+                        request_timeout=request_timeout,
+                        backoff=backoff,
+                        health_interval=health_interval,
+                    )
+                except HsmError as exc:
+                    exc.aliases = exc.aliases or tuple(s.alias for s in group)
+                    raise
                 self._tokens.append(token)
                 for index, spec in enumerate(group):
                     self._by_alias[spec.alias] = (token, index)
@@ -332,10 +336,12 @@ class _Token:
         first = specs[0]
         for spec in specs[1:]:
             if spec.pin != first.pin:
-                raise PinSourceError(
+                error = PinSourceError(
                     f"keys {first.alias!r} and {spec.alias!r} are on the same token but have"
                     " different PIN sources; a token has one user PIN: use one source"
                 )
+                error.aliases = (first.alias, spec.alias)
+                raise error
         self.specs = specs
         uri = first.uri
         self.name = uri.describe_token()
@@ -404,7 +410,9 @@ class _Token:
         if isinstance(exc, PoolUnavailable):
             if isinstance(exc.failure, HsmError):
                 # The permanent error's class, so callers can tell a PIN problem from an outage.
-                return type(exc.failure)(f"token {self.name}: {self.pool.reason}")
+                error = type(exc.failure)(f"token {self.name}: {self.pool.reason}")
+                error.aliases = exc.failure.aliases
+                return error
             return TokenUnavailable(f"token {self.name} is unavailable: {exc}")
         return TokenUnavailable(f"token {self.name} became unavailable; retry shortly ({exc})")
 
@@ -429,22 +437,26 @@ class _Token:
         for i, spec in enumerate(self.specs):
             info = ready.keys[i]
             if info.exportable and not spec.allow_exportable:
-                raise KeyPolicyViolation(
+                policy = KeyPolicyViolation(
                     f"key {spec.alias!r} ({spec.uri}) can leave the token (extractable="
                     f"{info.extractable}, sensitive={info.sensitive}); kyso refuses to sign with"
                     " it. Generate a non-extractable, sensitive key, or set allow_exportable"
                     " (development only)."
                 )
+                policy.aliases = (spec.alias,)
+                raise policy
             if info.exportable:
                 _log.warning("key %s is exportable; allowed by configuration", spec.alias)
             cert = self.file_certificates[i]
             if cert is None:
                 der = ready.certificates[i]
                 if der is None:
-                    raise CertificateNotFound(
+                    missing = CertificateNotFound(
                         f"key {spec.alias!r} ({spec.uri}) has no certificate on the token; store"
                         " one with the key's CKA_ID or configure a certificate file"
                     )
+                    missing.aliases = (spec.alias,)
+                    raise missing
                 cert = x509.Certificate.load(der)
             infos.append(info)
             certs.append(cert)
@@ -460,8 +472,10 @@ class _Token:
             signature = check.call(kind=OP_SIGN, arg=index << 8 | code, payload=digest)
             if not verify_signature(self.certificates[index], scheme, digest, signature):
                 subject = self.certificates[index].subject.human_friendly
-                raise ProbeFailed(
+                mismatch = ProbeFailed(
                     f"key {spec.alias!r} ({spec.uri}): a probe signature does not verify against"
                     f" the certificate '{subject}'. The certificate belongs to another key: store"
                     " the right certificate (same CKA_ID) or fix the URI."
                 )
+                mismatch.aliases = (spec.alias,)
+                raise mismatch

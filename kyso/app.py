@@ -107,8 +107,9 @@ class Application:
     def open(cls, config: Config) -> Application:
         stack = contextlib.ExitStack()
         try:
-            engine = db.create_engine(config.database.url)
+            engine = db.open_engine(config.database)
             stack.callback(engine.dispose)
+            db.wait_until_reachable(engine, timeout=config.database.start_timeout_seconds)
             db.upgrade(engine, components())
             store = open_store(config)
             ledger = audit.Ledger(engine)
@@ -349,6 +350,7 @@ def key_specs(config: Config) -> list[hsm.KeySpec]:
                 pin=pin,
                 module_path=key.module or config.hsm.module,
                 chain_files=key.chain,
+                certificate_file=key.certificate,
                 allow_exportable=key.allow_exportable,
             )
         )

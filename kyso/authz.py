@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kyso.config import ClientConfig
+from kyso.config import ClientConfig, normalise_fingerprint
 from kyso.errors import AuthenticationError, ConfigError, PermissionDenied
 
 __all__ = [
@@ -108,7 +108,30 @@ class Authenticator:
             if client.token_sha256:
                 self._by_token[bytes.fromhex(client.token_sha256)] = identity
             if client.certificate_sha256:
-                self._by_certificate[client.certificate_sha256.lower()] = identity
+                self._by_certificate[normalise_fingerprint(client.certificate_sha256)] = identity
+
+    def identify(self, *, certificate_der: bytes | None, token: str | None) -> Identity:
+        """The caller from what it presented: a pinned client certificate identifies it; a
+        certificate that no client pins is only transport (issued by ``tls.client_ca``), so
+        the API token decides. A pinned certificate with the token of another client is
+        refused: one call, one identity."""
+        by_certificate = None
+        if certificate_der is not None:
+            fingerprint = hashlib.sha256(certificate_der).hexdigest()
+            by_certificate = self._by_certificate.get(fingerprint)
+        if token is not None:
+            by_token = self.from_token(token)
+            if by_certificate is not None and by_certificate != by_token:
+                raise AuthenticationError(
+                    f"the client certificate is client {by_certificate.name!r} but the API token"
+                    f" is client {by_token.name!r}; send one client's credentials"
+                )
+            return by_token
+        if certificate_der is not None:
+            return self.from_certificate(certificate_der)
+        raise AuthenticationError(
+            "no credentials: send 'authorization: Bearer <API token>' or use a client certificate"
+        )
 
     def from_token(self, token: str) -> Identity:
         digest = hashlib.sha256(token.encode()).digest()

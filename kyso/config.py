@@ -47,6 +47,7 @@ __all__ = [
     "TrustConfig",
     "VerifyConfig",
     "load_config",
+    "normalise_fingerprint",
     "parse_address",
 ]
 
@@ -68,6 +69,7 @@ class ServerConfig:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_interval_seconds: float = 2.0
     io_threads: int = 32
+    certificate_warning_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,17 @@ class TlsConfig:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
+    """The metadata database: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST[:PORT]/DB``.
+
+    The password is never in the URL: it comes from the file ``password_file`` or the
+    environment variable named by ``password_env``. At start kyso waits up to
+    ``start_timeout_seconds`` for the database to answer, retrying with backoff.
+    """
+
     url: str = "sqlite:///kyso.db"
+    password_file: Path | None = None
+    password_env: str = ""
+    start_timeout_seconds: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +184,12 @@ class HsmConfig:
 
 @dataclass(frozen=True, slots=True)
 class KeyConfig:
-    """An organisation key on the HSM, named by alias in requests."""
+    """An organisation key on the HSM, named by alias in requests.
+
+    Its certificate is the one stored on the token beside the key (same CKA_ID), unless
+    ``certificate`` names a file (PEM or DER) that replaces it; ``chain`` lists the issuer
+    certificates (nearest first), read from the token when empty.
+    """
 
     uri: str
     unit: str = ""
@@ -180,6 +197,7 @@ class KeyConfig:
     pin_file: Path | None = None
     pin_env: str = ""
     module: str = ""
+    certificate: Path | None = None
     chain: tuple[Path, ...] = ()
     clients: tuple[str, ...] = ()
     seal_image: Path | None = None
@@ -407,6 +425,10 @@ def _convert(hint: Any, value: Any, key: str, *, base: Path) -> Any:
     if origin is Literal:
         text = value.text if isinstance(value, _EnvValue) else value
         allowed = get_args(hint)
+        if isinstance(text, str) and text not in allowed:
+            # `info` for `INFO`, `S3` for `s3`: the spelling differs, the choice is clear
+            folded = [a for a in allowed if isinstance(a, str) and a.lower() == text.lower()]
+            text = folded[0] if len(folded) == 1 else text
         if text not in allowed:
             shown = ", ".join(repr(a) for a in allowed)
             raise ConfigError(f"{key}: {text!r} is not one of {shown}")
@@ -508,8 +530,56 @@ def _validate_limits(limits: LimitsConfig) -> None:
             raise ConfigError(f"limits.{name}: must be more than 0")
 
 
+def normalise_fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint as lower-case hex, from the common spellings: ``ab12…``,
+    ``AB:12:…`` (``openssl x509 -fingerprint``), with spaces, or prefixed ``sha256:``."""
+    cleaned = text.strip().lower()
+    for prefix in ("sha256 fingerprint=", "sha256:", "sha256="):
+        if cleaned.startswith(prefix):
+            cleaned = cleaned[len(prefix) :]
+    return "".join(ch for ch in cleaned if ch not in ": -")
+
+
+def _check_fingerprint(text: str, key: str) -> None:
+    digits = normalise_fingerprint(text)
+    if len(digits) != 64 or any(ch not in "0123456789abcdef" for ch in digits):
+        raise ConfigError(
+            f"{key}: {text!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed;"
+            " e.g. the output of `openssl x509 -noout -fingerprint -sha256`)"
+        )
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql+psycopg", "postgresql")
+"""URL schemes ``database.url`` accepts (``postgresql`` means ``postgresql+psycopg``)."""
+
+
+def _validate_database(database: DatabaseConfig) -> None:
+    scheme, sep, rest = database.url.partition("://")
+    if not sep or scheme not in DATABASE_SCHEMES:
+        raise ConfigError(
+            f"database.url: scheme {scheme + sep if sep else database.url!r} is not supported;"
+            " use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+        )
+    if scheme == "sqlite" and not rest.startswith("/"):
+        raise ConfigError("database.url: write SQLite as sqlite:///PATH (three slashes)")
+    if scheme != "sqlite":
+        userinfo = rest.partition("/")[0].rpartition("@")[0]
+        if ":" in userinfo:
+            raise ConfigError(
+                "database.url: a password is never part of the URL; put it in a file named by"
+                " database.password_file or a variable named by database.password_env"
+            )
+    if database.password_file is not None:
+        _readable(database.password_file, "database.password_file")
+        if database.password_env:
+            raise ConfigError("database.password_env: give password_file or password_env, not both")
+    if database.start_timeout_seconds < 0:
+        raise ConfigError("database.start_timeout_seconds: must be 0 or more")
+
+
 def _validate(config: Config) -> None:
     parse_address(config.server.address, key="server.address")
+    _validate_database(config.database)
     if config.server.io_threads < 1:
         raise ConfigError("server.io_threads: at least 1 thread is needed for blocking work")
     _validate_limits(config.limits)
@@ -532,6 +602,8 @@ def _validate(config: Config) -> None:
             )
         if client.token_file is not None:
             _readable(client.token_file, f"clients.{name}.token_file")
+        if client.certificate_sha256:
+            _check_fingerprint(client.certificate_sha256, f"clients.{name}.certificate_sha256")
     for alias, key in config.keys.items():
         try:
             Pkcs11Uri.parse(key.uri)
@@ -541,6 +613,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"keys.{alias}: give pin_file or pin_env (PINs are never inline)")
         if key.pin_file is not None:
             _readable(key.pin_file, f"keys.{alias}.pin_file")
+        if key.certificate is not None:
+            _readable(key.certificate, f"keys.{alias}.certificate")
         for i, chain in enumerate(key.chain):
             _readable(chain, f"keys.{alias}.chain[{i}]")
         for image in ("seal_image", "signer_image"):

@@ -11,14 +11,20 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from kyso.errors import DatabaseError, SchemaAheadError
+from kyso.errors import ConfigError, DatabaseError, SchemaAheadError
+
+if TYPE_CHECKING:
+    from kyso.config import DatabaseConfig
 
 __all__ = [
     "Component",
@@ -27,7 +33,11 @@ __all__ = [
     "SchemaAheadError",
     "applied_versions",
     "create_engine",
+    "describe_failure",
+    "is_connection_failure",
+    "open_engine",
     "upgrade",
+    "wait_until_reachable",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,7 +77,101 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
             cursor.close()
 
         return engine
+    # A server that drops packets would otherwise hold a connection attempt for minutes.
+    # TCP keepalives: a connection to a server that vanished fails within about 25 s instead
+    # of blocking a thread until the kernel gives up (hours).
+    kwargs.setdefault(
+        "connect_args",
+        {
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        },
+    )
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def open_engine(database: DatabaseConfig) -> sa.Engine:
+    """The engine for ``[database]``: the URL plus the password from its file or variable.
+
+    ``postgresql://`` means psycopg 3 (the driver kyso ships). The password never appears in
+    the configuration, in logs or in errors (SQLAlchemy masks it when printing the URL).
+    """
+    url = sa.engine.make_url(database.url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    password = None
+    if database.password_file is not None:
+        try:
+            password = database.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"database.password_file: cannot read {database.password_file} ({exc.strerror})"
+            ) from None
+    elif database.password_env:
+        password = os.environ.get(database.password_env)
+        if password is None:
+            raise ConfigError(
+                f"database.password_env: the variable {database.password_env} is not set"
+            )
+    if password is not None:
+        url = url.set(password=password)
+    return create_engine(url.render_as_string(hide_password=False))
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True when ``exc`` says the database could not be reached (worth retrying), as opposed
+    to a refusal that waiting will not fix (a wrong password, a database that does not exist)."""
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    # None: no server answered (refused, reset, timed out, unknown host); 57P03: the server is
+    # starting or shutting down; 57P01/57P02: an administrator or crash ended the session.
+    return sqlstate in (None, "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an operator: what the driver said, without the SQL or the URL's secrets."""
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(str(orig).split())
+    return text[:300]
+
+
+def wait_until_reachable(
+    engine: sa.Engine, *, timeout: float, backoff: tuple[float, float] = (0.5, 5.0)
+) -> None:
+    """Return once the database answers ``SELECT 1``; retry connection failures with jittered
+    exponential backoff for up to ``timeout`` seconds, then raise :class:`DatabaseError`.
+    A refusal that waiting cannot fix (authentication, a missing database) raises at once."""
+    deadline = time.monotonic() + timeout
+    delay = backoff[0]
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            if attempts > 1:
+                log.info("database reachable", extra={"attempts": attempts})
+            return
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            reason = describe_failure(exc)
+            if not is_connection_failure(exc):
+                raise DatabaseError(f"the database refused the connection: {reason}") from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseError(
+                    f"the database did not answer within {timeout:g} s ({attempts} attempts):"
+                    f" {reason}"
+                ) from None
+            log.warning(
+                "database not reachable yet; retrying",
+                extra={"reason": reason, "retry_in_seconds": round(min(delay, left), 2)},
+            )
+            time.sleep(min(delay * random.uniform(0.8, 1.2), left))  # noqa: S311 (jitter)
+            delay = min(delay * 2, backoff[1])
 
 
 def applied_versions(engine: sa.Engine) -> dict[str, set[int]]:

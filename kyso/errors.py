@@ -213,8 +213,28 @@ def _bounded(message: str) -> str:
     return f"{message[:head]} … [{cut} characters left out] … {message[head + cut :]}"
 
 
+RETRY_AFTER_SECONDS = 2
+"""The retry delay an UNAVAILABLE status advises (``google.rpc.RetryInfo`` in its details)."""
+
+
+def _as_domain(exc: BaseException) -> BaseException:
+    """Library errors that have a meaning for a client, as the application's own: a database
+    connection lost or refused is UNAVAILABLE (retry), never INTERNAL. Its text (host, SQL)
+    stays in the server's log."""
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError):
+        return DatabaseError(
+            f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} seconds or more"
+        )
+    return exc
+
+
 def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
-    """Map ``exc`` to the status the client sees; unexpected errors say only the request id."""
+    """Map ``exc`` to the status the client sees; unexpected errors say only the request id.
+
+    UNAVAILABLE carries a ``google.rpc.RetryInfo`` detail: the error is worth retrying."""
+    exc = _as_domain(exc)
     code = mapped_code(exc)
     if code is None:
         return StatusInfo(
@@ -234,6 +254,10 @@ def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
     if isinstance(exc, Overloaded):
         delay = duration_pb2.Duration()
         delay.FromTimedelta(timedelta(seconds=exc.retry_after))
+        packed.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
+    if code is grpc.StatusCode.UNAVAILABLE:
+        delay = duration_pb2.Duration()
+        delay.FromSeconds(RETRY_AFTER_SECONDS)
         packed.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
     details = None
     if packed:

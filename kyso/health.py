@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
 from kyso.operations.running import Executors
 
-__all__ = ["SERVICE_NEEDS", "HealthMonitor"]
+__all__ = ["FAILING_METADATA", "SERVICE_NEEDS", "ExplainingHealthServicer", "HealthMonitor"]
+
+FAILING_METADATA = "kyso-unavailable"
+"""Trailing metadata of a Check answer: one ``dependency: reason`` value per dependency down."""
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,30 @@ Probe = Callable[[], None]
 """Returns when the dependency answers; raises when it does not."""
 
 
+class ExplainingHealthServicer(HealthServicer):  # type: ignore[misc]
+    """The standard health service, whose Check answer also says in trailing metadata
+    (:data:`FAILING_METADATA`) which dependency is down and why, so ``kyso health`` can tell
+    an operator. Reasons are the probe's one-line message, at most 200 characters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing: Callable[[], Mapping[str, str]] = dict
+
+    async def Check(  # noqa: N802 (the gRPC method's name)
+        self, request: health_pb2.HealthCheckRequest, context: Any
+    ) -> health_pb2.HealthCheckResponse:
+        response = await super().Check(request, context)
+        failing = self.failing()
+        if failing:
+            context.set_trailing_metadata(
+                tuple(
+                    (FAILING_METADATA, " ".join(f"{name}: {reason}".split())[:200])
+                    for name, reason in sorted(failing.items())
+                )
+            )
+        return response
+
+
 class HealthMonitor:
     def __init__(
         self,
@@ -49,7 +77,9 @@ class HealthMonitor:
         interval: float,
         *,
         executors: Executors,
+        after_check: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._after_check = after_check
         self._servicer = servicer
         self._probes = dict(probes)
         self._interval = interval
@@ -64,9 +94,13 @@ class HealthMonitor:
 
     async def check_once(self) -> None:
         failing: dict[str, str] = {}
+        limit = max(5.0, self._interval * 5)
         for name, probe in self._probes.items():
             try:
-                await self._executors.health.run(probe)
+                # A dependency that does not answer is down, and must not stall the monitor.
+                await asyncio.wait_for(self._executors.health.run(probe), limit)
+            except TimeoutError:
+                failing[name] = f"did not answer within {limit:g} s"
             except Exception as exc:  # a probe failing is the information we collect
                 failing[name] = f"{type(exc).__name__}: {exc}"
         for pool in self._executors:
@@ -91,6 +125,16 @@ class HealthMonitor:
             down = any(n in failing or n not in known for n in needs)
             await self._servicer.set(service, not_serving if down else serving)
         await self._servicer.set("", not_serving if failing else serving)
+        if self._after_check is not None:
+            try:
+                await self._after_check()
+            except Exception:  # what is watched must not stop the health checks
+                log.exception("updating the status metrics failed")
+
+    @property
+    def probed(self) -> frozenset[str]:
+        """The dependencies this monitor probes."""
+        return frozenset(self._probes)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import random
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from exchange.adapters import HsmSigningKey
 from exchange.errors import ExchangeError
 from exchange.hubs import Topology
 from exchange.routing import OutboxItem, OutboxKind, Quarantined, Router
+from kyso import db
 from kyso.app import Application
 from kyso.errors import ConfigError, KysoError, Unavailable
 from kyso.operations.hops import exchange_key, hub_identity, verify_receipt
@@ -192,6 +194,7 @@ class Dispatcher:
         self._hops: set[asyncio.Task[None]] = set()
         # hubs that could not be reached, each with the task waiting for its channel to connect
         self._unreachable: dict[str, asyncio.Task[None]] = {}
+        self._claim_failures = 0  # consecutive failed reads of the outbox
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="kyso-dispatcher")
@@ -221,6 +224,13 @@ class Dispatcher:
                     hop = asyncio.create_task(self._dispatch(item), name=f"kyso-hop-{item.id}")
                     self._hops.add(hop)
                     hop.add_done_callback(self._hop_done)
+            if self._claim_failures:
+                # The outbox could not be read (the database is away): back off, 0.5 s doubling
+                # to 30 s, and ignore wake-ups meanwhile (each would only fail again).
+                delay = min(0.5 * 2 ** (self._claim_failures - 1), 30.0)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 (jitter)
+                self._wake.clear()
+                continue
             # woken by a new row, a finished hop (a free slot) or a hub connected again
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
@@ -228,15 +238,28 @@ class Dispatcher:
 
     async def _claim(self, limit: int) -> list[OutboxItem]:
         try:
-            return await asyncio.to_thread(
+            items = await asyncio.to_thread(
                 self._router.pending_outbox,
                 limit=limit,
                 claim_for=self._claim_for,
                 skip_hubs=set(self._unreachable),
             )
-        except Exception:  # the database may be briefly unreachable: try again later
-            log.exception("cannot read the outbox")
+        except Exception as exc:  # the database may be unreachable for a while: back off
+            self._claim_failures += 1
+            if self._claim_failures & (self._claim_failures - 1) == 0:  # 1st, 2nd, 4th … time
+                log.warning(
+                    "cannot read the exchange outbox; backing off",
+                    extra={"reason": str(exc), "failed_reads": self._claim_failures},
+                    exc_info=not isinstance(exc, KysoError | ExchangeError | OSError)
+                    and not _is_database_outage(exc),
+                )
             return []
+        if self._claim_failures:
+            log.info(
+                "reading the exchange outbox again", extra={"failed_reads": self._claim_failures}
+            )
+            self._claim_failures = 0
+        return items
 
     def _hop_done(self, hop: asyncio.Task[None]) -> None:
         self._hops.discard(hop)
@@ -400,3 +423,8 @@ def start_dispatcher(app: Application) -> Dispatcher | None:
     )
     dispatcher.start()
     return dispatcher
+
+
+def _is_database_outage(exc: BaseException) -> bool:
+    """A connection-level database failure: expected while PostgreSQL is away, no traceback."""
+    return db.is_connection_failure(exc)

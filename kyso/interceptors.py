@@ -121,7 +121,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = await self._status(method, exc)
+                status = await self._status(method, exc, peer=context.peer())
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -157,7 +157,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = await self._status(method, exc)
+                status = await self._status(method, exc, peer=context.peer())
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -194,26 +194,40 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> Identity:
         auth = context.auth_context()
         certificates = list(auth.get("x509_pem_cert", ())) if auth else []
+        der = None
         if certificates:
             from cryptography import x509
             from cryptography.hazmat.primitives.serialization import Encoding
 
             der = x509.load_pem_x509_certificate(certificates[0]).public_bytes(Encoding.DER)
-            return self._authenticator.from_certificate(der)
+        token = None
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
                 text = value if isinstance(value, str) else value.decode()
                 scheme, _, token = text.partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
                     raise AuthenticationError("the authorization header must be 'Bearer <token>'")
-                return self._authenticator.from_token(token.strip())
-        raise AuthenticationError(
-            "no credentials: send 'authorization: Bearer <API token>' or use a client certificate"
-        )
+                token = token.strip()
+                break
+        return self._authenticator.identify(certificate_der=der, token=token)
 
-    async def _status(self, method: str, exc: Exception) -> StatusInfo:
+    async def _status(self, method: str, exc: Exception, *, peer: str = "") -> StatusInfo:
         request_id = _request_id.get()
         status = to_status(exc, request_id=request_id)
+        if isinstance(exc, AuthenticationError | PermissionDenied):
+            # Who was refused and from where: the address is what a firewall rule needs.
+            identity = _identity.get(None)
+            log.warning(
+                "refused",
+                extra={
+                    "rpc": method,
+                    "request_id": request_id,
+                    "peer": peer,
+                    "identity": identity.name if identity else "-",
+                    "code": status.code.name,
+                    "reason": status.message,
+                },
+            )
         if status.code is grpc.StatusCode.INTERNAL:
             log.error(
                 "unexpected error", exc_info=exc, extra={"rpc": method, "request_id": request_id}

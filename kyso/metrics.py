@@ -1,11 +1,22 @@
-"""Prometheus metrics, served on their own port (``server.metrics_address``)."""
+"""Prometheus metrics, served on their own port (``server.metrics_address``).
+
+Request metrics are counted by the interceptor; the state gauges (dependencies, tokens,
+certificates, ledger, backlogs) are set from a :class:`kyso.status.Snapshot` that the server
+takes after health checks (:meth:`Metrics.observe`). Every metric name here has an alert or a
+panel in ``deploy/prometheus/kyso-rules.yml`` or docs/operations.md ("Watch").
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from kyso.operations.running import Blocking, Executors
+    from kyso.status import Snapshot
 
 __all__ = ["Metrics"]
 
@@ -32,6 +43,88 @@ class Metrics:
             "kyso_grpc_in_flight", "RPCs in progress", ["method"], registry=self.registry
         )
 
+        self.dependency_up = Gauge(
+            "kyso_dependency_up",
+            "1 when the dependency answered its last health probe, else 0",
+            ["dependency"],
+            registry=self.registry,
+        )
+        self.token_up = Gauge(
+            "kyso_token_up",
+            "1 when the PKCS#11 token's signing workers serve, else 0",
+            ["token"],
+            registry=self.registry,
+        )
+        self.certificate_expiry = Gauge(
+            "kyso_certificate_expiry_timestamp_seconds",
+            "When a configured certificate stops being valid (Unix time): tls.certificate and"
+            " keys.ALIAS",
+            ["certificate"],
+            registry=self.registry,
+        )
+        self.ledger_size = Gauge(
+            "kyso_ledger_entries", "Entries in the audit ledger", registry=self.registry
+        )
+        self.head_size = Gauge(
+            "kyso_ledger_head_tree_size",
+            "Tree size of the latest signed tree head",
+            registry=self.registry,
+        )
+        self.head_time = Gauge(
+            "kyso_ledger_head_timestamp_seconds",
+            "When the latest tree head was signed (Unix time)",
+            registry=self.registry,
+        )
+        self.audit_backlog = Gauge(
+            "kyso_audit_outbox_pending",
+            "Staged ledger events not appended yet",
+            registry=self.registry,
+        )
+        self.hop_backlog = Gauge(
+            "kyso_exchange_outbox_pending",
+            "Hops to other hubs not acknowledged yet, by the hub they go to",
+            ["hub"],
+            registry=self.registry,
+        )
+        self._hubs_seen: set[str] = set()
+        self.delivery_backlog = Gauge(
+            "kyso_exchange_deliveries_queued",
+            "Deliveries waiting for their recipient's system to fetch them",
+            registry=self.registry,
+        )
+        self.status_errors = Gauge(
+            "kyso_status_read_errors",
+            "State values that could not be read at the last look (a dependency down)",
+            registry=self.registry,
+        )
+
+    def observe(self, snapshot: Snapshot) -> None:
+        """Set the state gauges from ``snapshot`` (values it could not read keep their last)."""
+        for name, reason in snapshot.dependencies.items():
+            self.dependency_up.labels(name).set(0 if reason else 1)
+        for name, reason in snapshot.tokens.items():
+            self.token_up.labels(name).set(0 if reason else 1)
+        for name, not_after in snapshot.certificates.items():
+            self.certificate_expiry.labels(name).set(not_after.timestamp())
+        pairs = (
+            (self.ledger_size, snapshot.ledger_size),
+            (self.head_size, snapshot.head_size),
+            (self.audit_backlog, snapshot.audit_backlog),
+            (self.delivery_backlog, snapshot.delivery_backlog),
+        )
+        for gauge, value in pairs:
+            if value is not None:
+                gauge.set(value)
+        if snapshot.hop_backlog is not None:
+            for hub in self._hubs_seen - snapshot.hop_backlog.keys():
+                self.hop_backlog.labels(hub).set(0)
+            for hub, count in snapshot.hop_backlog.items():
+                self.hop_backlog.labels(hub).set(count)
+            self._hubs_seen |= snapshot.hop_backlog.keys()
+        if snapshot.head_time is not None:
+            self.head_time.set(snapshot.head_time.timestamp())
+        self.status_errors.set(len(snapshot.errors))
+
     def watch_quarantine(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """``kyso_exchange_quarantined{kind}``: deliveries and hops in quarantine, read from
         ``counts`` (kind → number) when scraped."""
@@ -44,9 +137,38 @@ class Metrics:
         for kind in ("delivery", "hop"):
             gauge.labels(kind=kind).set_function(functools.partial(_count, counts, kind))
 
+    def watch_pools(self, executors: Executors) -> None:
+        """``kyso_pool_running{pool}``, ``kyso_pool_waiting{pool}`` and
+        ``kyso_pool_longest_wait_seconds{pool}``: the work pools (``kyso.operations.running``),
+        read when scraped."""
+        for name, help_text, read in (
+            ("kyso_pool_running", "Calls holding a thread of the pool", _running),
+            ("kyso_pool_waiting", "Calls waiting for a thread of the pool", _waiting),
+            (
+                "kyso_pool_longest_wait_seconds",
+                "How long the oldest waiting call of the pool has waited",
+                _longest_wait,
+            ),
+        ):
+            gauge = Gauge(name, help_text, ["pool"], registry=self.registry)
+            for pool in executors:
+                gauge.labels(pool=pool.name).set_function(functools.partial(read, pool))
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
 
 def _count(counts: Callable[[], Mapping[str, int]], kind: str) -> float:
     return float(counts().get(kind, 0))
+
+
+def _running(pool: Blocking) -> float:
+    return float(pool.running)
+
+
+def _waiting(pool: Blocking) -> float:
+    return float(pool.waiting)
+
+
+def _longest_wait(pool: Blocking) -> float:
+    return pool.longest_wait()

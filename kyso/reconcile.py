@@ -7,8 +7,9 @@ Two kinds of disagreement, handled differently on purpose:
   store). It is logged as an error and returned in the report; the row is never deleted, because
   it is the evidence of what is missing and what to restore from backup;
 - **an object without a row** is what a crash between ``store.put`` and ``catalogue.record``
-  leaves behind. It is repaired: the object is catalogued with what the store knows (size,
-  content type, time stored); who uploaded it is not known and stays empty.
+  leaves behind (or a call whose database write failed). It is repaired: the object is
+  catalogued with what the store knows (size, content type, time stored, and the uploader and
+  unit that kyso writes into the object's metadata; empty for objects stored without them).
 
 Invariants:
 - the check streams both sides in ascending ref order and merges them, so it needs memory for
@@ -182,14 +183,18 @@ def _repair(
             size=info.size,
             content_type=info.content_type,
             filename=info.metadata.get("filename", ""),
+            uploader=info.metadata.get("uploader", ""),
+            unit_code=info.metadata.get("unit", ""),
             created_at=created,
         )
     )
     if catalogued.add(ref):
+        uploader = info.metadata.get("uploader", "")
         log.warning(
-            "catalogued a stored document that had no catalogue row (an upload was interrupted "
-            "between storing and cataloguing it); its uploader is unknown",
-            extra={"ref": ref, "size": info.size},
+            "catalogued a stored document that had no catalogue row (its call failed or was"
+            " interrupted between storing and cataloguing it; no ledger event records it)"
+            + ("" if uploader else "; its uploader is unknown"),
+            extra={"ref": ref, "size": info.size, "uploader": uploader or "-"},
         )
 
 

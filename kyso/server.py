@@ -11,25 +11,30 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from datetime import datetime
 
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 import audit
+from kyso import status
 from kyso.app import Application
 from kyso.authz import Authenticator
 from kyso.config import Config, parse_address
-from kyso.health import HealthMonitor
+from kyso.health import ExplainingHealthServicer, HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
 from kyso.reconcile import ReconcileTask, start_reconcile
 from kyso.services import register_all
+from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair, explain
 
 __all__ = ["Server", "serve"]
+
+_OBSERVE_EVERY_S = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ class Server:
         self.config = config
         self.app = app
         self.metrics = Metrics()
+        self.metrics.watch_pools(app.executors)
         if app.router is not None:
             self.metrics.watch_quarantine(app.router.quarantine_counts)
         limit = config.server.max_message_bytes
@@ -60,7 +66,7 @@ class Server:
             ],
         )
         services = register_all(self.grpc, app)
-        self.health_servicer = HealthServicer()
+        self.health_servicer = ExplainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.grpc)
         reflection.enable_server_reflection(
             [*services, "grpc.health.v1.Health", reflection.SERVICE_NAME], self.grpc
@@ -70,7 +76,10 @@ class Server:
             app.probes(),
             config.server.health_interval_seconds,
             executors=app.executors,
+            after_check=self._observe,
         )
+        self._observed_at = 0.0
+        self.health_servicer.failing = lambda: self.monitor.failing
         self.port = self._bind()
         self._heads: asyncio.Task[None] | None = None
         self.reconcile: ReconcileTask | None = None
@@ -84,6 +93,7 @@ class Server:
         else:
             assert tls.certificate is not None
             assert tls.private_key is not None
+            check_tls_pair(tls.certificate, tls.private_key)
             credentials = grpc.ssl_server_credentials(
                 [(tls.private_key.read_bytes(), tls.certificate.read_bytes())],
                 root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
@@ -91,10 +101,34 @@ class Server:
             )
             port = self.grpc.add_secure_port(address, credentials)
         if port == 0:
-            raise OSError(f"cannot listen on {address} (in use or not a local address)")
+            raise StartupError(
+                f"server.address: cannot listen on {address} (the port is in use or the host is"
+                " not an address of this machine); choose another address or stop the other"
+                " server"
+            )
         return port
 
+    async def _observe(self) -> None:
+        """Refresh the state metrics after a health check, at most every 10 s (they count
+        rows: cheap, but not worth doing every 2 s)."""
+        now = time.monotonic()
+        if now - self._observed_at < _OBSERVE_EVERY_S and self._observed_at:
+            return
+        self._observed_at = now
+        snapshot = await asyncio.to_thread(
+            status.collect, self.app, self.monitor.failing, self.monitor.probed
+        )
+        self.metrics.observe(snapshot)
+
+    def certificate_expiry(self) -> dict[str, datetime]:
+        """When each configured certificate stops being valid (see kyso.status)."""
+        return status.certificate_expiry(self.app)
+
     async def start(self) -> None:
+        for name, not_after in self.certificate_expiry().items():
+            check_certificate_expiry(
+                name, not_after, warn_days=self.config.server.certificate_warning_days
+            )
         await self.grpc.start()
         # The catalogue/store check runs beside the server: start-up does not wait for it.
         self.reconcile = start_reconcile(store=self.app.store, catalogue=self.app.catalogue)
@@ -133,17 +167,32 @@ class Server:
 
 
 async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully."""
-    app = await asyncio.to_thread(Application.open, config)
-    try:
-        server = Server(config, app)
-    except BaseException:
-        app.close()
-        raise
+    """Run until SIGTERM or SIGINT, then stop gracefully.
+
+    A failure while starting that :func:`kyso.startup.explain` knows is raised as
+    :class:`StartupError` (one line naming the key to fix); anything else as it is.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await server.start()
+    try:
+        server = await _start(config)
+    except Exception as exc:
+        explained = explain(exc, config)
+        if explained is None:
+            raise
+        raise explained from exc
     await stop.wait()
     await server.stop()
+
+
+async def _start(config: Config) -> Server:
+    app = await asyncio.to_thread(Application.open, config)
+    try:
+        server = Server(config, app)
+        await server.start()
+    except BaseException:
+        app.close()
+        raise
+    return server

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _export(args: argparse.Namespace) -> int:
     config = load_or_exit(resolve_config_path(args.config))
-    engine = db.create_engine(config.database.url)
+    engine = db.open_engine(config.database)
     try:
         summary = audit.export(engine, args.directory)
     except audit.AuditError as exc:
@@ -84,7 +84,7 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         if config is None:
             die("no configuration: give --config, set KYSO_CONFIG, or use --from-export DIR")
-        engine = db.create_engine(config.database.url)
+        engine = db.open_engine(config.database)
         try:
             report = audit.verify_database(engine, trusted_certs=trusted)
         finally:

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _directory(args: argparse.Namespace) -> tuple[Directory, sa.Engine]:
     config = load_or_exit(resolve_config_path(args.config))
-    engine = db.create_engine(config.database.url)
+    engine = db.open_engine(config.database)
     db.upgrade(engine, components())
     # Import and export do not route: the directory needs no hub topology for them.
     return Directory(engine, topology=Topology([])), engine

@@ -34,6 +34,7 @@ class Command(NamedTuple):
 COMMANDS: dict[str, Command] = {
     "serve": Command("server_cmds", "run the gRPC service until SIGTERM/SIGINT"),
     "health": Command("server_cmds", "exit 0 only when the server answers SERVING"),
+    "admin": Command("admin_cmd", "operator's views of a running server"),
     "db": Command("server_cmds", "database administration"),
     "dev": Command(
         "dev_cmds", "development environment (tokens, PKI, config); needs kyso[devtools]"

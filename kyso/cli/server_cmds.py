@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -20,7 +21,8 @@ from kyso.cli.common import (
     resolve_config_path,
 )
 from kyso.config import Config
-from kyso.errors import ConfigError, KysoError
+from kyso.errors import ConfigError
+from kyso.health import FAILING_METADATA
 
 __all__ = ["register", "run_server"]
 
@@ -52,16 +54,20 @@ def _serve(args: argparse.Namespace) -> int:
 def run_server(config: Config) -> int:
     """Serve ``config`` until SIGTERM/SIGINT (``kyso serve``; ``kyso dev serve`` around it)."""
     from kyso.server import serve
+    from kyso.startup import StartupError
 
     logs.configure(level=config.server.log_level, fmt=config.server.log_format)
     try:
         asyncio.run(serve(config))
-    except ConfigError as exc:
-        die(str(exc), code=EXIT_CONFIG)
-    except (OSError, KysoError) as exc:
-        # Start-up failures a person can fix (port in use, token absent, database unreachable)
-        # are one line; anything else keeps its traceback for the operator.
-        die(f"cannot start: {exc}")
+    except (ConfigError, StartupError) as exc:
+        # Start-up failures a person can fix (docs/operations.md, "Troubleshooting"): one line
+        # naming the key to fix, exit 2.
+        die(f"cannot start: {exc}", code=EXIT_CONFIG)
+    except Exception as exc:
+        # Not explained: still one line on standard error; the traceback goes to the log
+        # (inside the JSON object when logs are JSON).
+        logging.getLogger("kyso.serve").error("the server failed", exc_info=True)
+        die(f"the server failed: {type(exc).__name__}: {exc}")
     return 0
 
 
@@ -70,13 +76,20 @@ def _health(args: argparse.Namespace) -> int:
     with open_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = stub.Check(
+            reply, call = stub.Check.with_call(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
             )
         except grpc.RpcError as exc:
             die(f"{target.address}: {exc.code().name}: {exc.details()}")
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    down = [
+        value if isinstance(value, str) else value.decode()
+        for key, value in call.trailing_metadata() or ()
+        if key == FAILING_METADATA
+    ]
     print(f"{target.address} {args.service or 'kyso'}: {status}")
+    for line in down:
+        print(f"  down: {line}")
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
@@ -84,7 +97,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     from kyso.app import components
 
     config = load_or_exit(resolve_config_path(args.config))
-    engine = db.create_engine(config.database.url)
+    engine = db.open_engine(config.database)
     try:
         applied = db.upgrade(engine, components())
     finally:

@@ -452,7 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     gateway.start()
     user = gateway.create_user()
     access_file, secret_file = gateway.key_files(user.uid)
-    print(f"KYSO_S3_ENDPOINT={gateway.endpoint}")
+    # the environment override of storage.s3.endpoint (the gateway speaks plain HTTP)
+    print("KYSO_STORAGE__BACKEND=s3")
+    print(f"KYSO_STORAGE__S3__ENDPOINT={gateway.endpoint}")
+    print("KYSO_STORAGE__S3__SECURE=false")
     # The secret stays in its 0600 file; print where it is, not what it is.
     print(f"KYSO_S3_ACCESS_KEY_FILE={access_file}")
     print(f"KYSO_S3_SECRET_KEY_FILE={secret_file}")

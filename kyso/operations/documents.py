@@ -161,7 +161,10 @@ class Documents:
         def put() -> storage.StoredObject:
             try:
                 return self._store.put(
-                    pipe, content_type=meta.content_type, metadata={}, expected_sha256=meta.sha256
+                    pipe,
+                    content_type=meta.content_type,
+                    metadata=_who(actor.name, actor.unit),
+                    expected_sha256=meta.sha256,
                 )
             finally:
                 pipe.abandon()  # whatever happened, the pipe has no reader any more
@@ -232,7 +235,7 @@ class Documents:
             self._store.put,
             pdf,
             content_type="application/pdf",
-            metadata={},
+            metadata=_who(uploader, unit_code),
             retention=self._app.signed_retention,
         )
         entry = CatalogueEntry(
@@ -290,3 +293,9 @@ class Documents:
     async def describe(self, ref: str) -> CatalogueEntry:
         """The catalogue's entry for a stored document."""
         return await self._run(self._app.catalogue.get, str(storage.ObjectRef.parse(ref)))
+
+
+def _who(uploader: str, unit: str) -> dict[str, str]:
+    """Object metadata naming who stored it: if the call fails after the put (the database is
+    away), the start-up check catalogues the object with its uploader rather than none."""
+    return {k: v for k, v in (("uploader", uploader), ("unit", unit)) if v and v.isascii()}

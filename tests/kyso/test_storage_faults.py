@@ -635,3 +635,21 @@ def test_cli_round_trip_of_200_mb_keeps_the_server_memory_bounded(
     growth = after - before
     # The document went through whole, the server's peak grew by a fraction of it.
     assert growth < 100 * 1000 * 1000, f"server peak RSS grew by {growth / 1e6:.0f} MB"
+
+
+def test_an_object_whose_call_failed_is_catalogued_with_its_uploader(parts, caplog) -> None:
+    """The database failed after the put (the call answered UNAVAILABLE): the object carries
+    who stored it, and the start-up check records it as what it is."""
+    store, catalogue = parts
+    stored = store.put(
+        os.urandom(2000),
+        content_type="application/pdf",
+        metadata={"uploader": "workflow", "unit": "000.00.21.H49"},
+    )
+    report = reconcile(store=store, catalogue=catalogue, min_age=timedelta(0))
+    assert report.catalogued == (str(stored.ref),)
+    entry = catalogue.get(str(stored.ref))
+    assert (entry.uploader, entry.unit_code) == ("workflow", "000.00.21.H49")
+    warnings = [r for r in caplog.records if getattr(r, "ref", None) == str(stored.ref)]
+    assert "its call failed" in warnings[0].getMessage()
+    assert "uploader is unknown" not in warnings[0].getMessage()
