@@ -31,6 +31,7 @@ from kyso.errors import ConfigError
 __all__ = [
     "ClientConfig",
     "Config",
+    "CscConfig",
     "DatabaseConfig",
     "ExchangeConfig",
     "HsmConfig",
@@ -261,6 +262,25 @@ class ExchangeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CscConfig:
+    """The CSC v2 facade over this server's keys (``kyso.csc``). Empty ``address``: not served.
+
+    Callers are the configured ``[clients]``: OAuth2 client credentials, ``client_id`` the
+    client's name and ``client_secret`` its API token. ``token_seconds``: lifetime of an access
+    token; ``sad_seconds``: lifetime of a SAD (single use, bound to the credential and hashes);
+    ``max_batch``: the most hashes one authorisation covers (``multisign``). With ``certificate``
+    and ``private_key`` the facade speaks HTTPS.
+    """
+
+    address: str = ""
+    token_seconds: float = 600.0
+    sad_seconds: float = 120.0
+    max_batch: int = 100
+    certificate: Path | None = None
+    private_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ClientSide:
     """How the ``kyso`` command reaches a server: address, API token file, the CA to trust for
     TLS, and a client certificate and key for servers that require mutual TLS."""
@@ -290,6 +310,7 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     client: ClientSide = field(default_factory=ClientSide)
+    csc: CscConfig = field(default_factory=CscConfig)
 
 
 T = TypeVar("T")
@@ -523,6 +544,7 @@ def _validate(config: Config) -> None:
     if config.ledger.key and config.ledger.key not in config.keys:
         raise ConfigError(f"ledger.key: {config.ledger.key!r} is not a configured key alias")
     _validate_exchange(config)
+    _validate_csc(config.csc)
     side = config.client
     for name in ("ca_file", "certificate", "private_key"):
         path = getattr(side, name)
@@ -540,6 +562,22 @@ def _validate(config: Config) -> None:
         raise ConfigError("storage.s3.endpoint: required when storage.backend is 's3'")
     if config.storage.s3.retention_mode and config.storage.s3.retention_days < 1:
         raise ConfigError("storage.s3.retention_days: must be at least 1 with a retention_mode")
+
+
+def _validate_csc(csc: CscConfig) -> None:
+    if csc.address:
+        parse_address(csc.address, key="csc.address")
+    for name in ("token_seconds", "sad_seconds"):
+        if getattr(csc, name) <= 0:
+            raise ConfigError(f"csc.{name}: must be more than 0 seconds")
+    if csc.max_batch < 1:
+        raise ConfigError("csc.max_batch: at least 1 hash per authorisation")
+    if (csc.certificate is None) != (csc.private_key is None):
+        raise ConfigError("csc.private_key: give csc.certificate and private_key together")
+    for name in ("certificate", "private_key"):
+        path = getattr(csc, name)
+        if path is not None:
+            _readable(path, f"csc.{name}")
 
 
 def _validate_exchange(config: Config) -> None:

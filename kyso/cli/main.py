@@ -10,6 +10,7 @@ from kyso import __version__
 from kyso.cli import (
     agent_cmd,
     audit_cmd,
+    csc_cmd,
     dev_cmds,
     directory_cmd,
     documents_cmd,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         hsm_cmd,
         exchange_cmd,
         directory_cmd,
+        csc_cmd,
     ):
         module.register(subparsers)
     return parser
