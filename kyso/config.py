@@ -39,6 +39,7 @@ __all__ = [
     "KeyConfig",
     "LedgerConfig",
     "LimitsConfig",
+    "RemoteProviderConfig",
     "S3Config",
     "ServerConfig",
     "SigningConfig",
@@ -281,6 +282,35 @@ class CscConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteProviderConfig:
+    """A remote-signing provider (``[remote.NAME]``), used by ``kyso request-signature
+    --remote NAME``.
+
+    ``kind``: ``csc`` (a CSC v1.0.4/v2 server: ``url`` precedes ``/csc/<api_version>/``) or
+    ``smartca`` (the asynchronous request → transaction → status gateways of VNPT SmartCA /
+    Viettel MySign style: ``url`` precedes ``/v1/``). ``client_id`` (CSC) or SmartCA's ``sp_id``;
+    the secret only by ``client_secret_file`` or ``client_secret_env``, never inline.
+    ``approval_seconds``: how long the official has to approve before the request expires;
+    ``poll_seconds``: how often a waiting request is asked about; ``multisign``: the most
+    documents one approval covers (SmartCA; a CSC credential says its own).
+    """
+
+    kind: Literal["csc", "smartca"]
+    url: str
+    api_version: Literal["v1", "v2"] = "v2"
+    grant: Literal["client_credentials", "authorization_code"] = "client_credentials"
+    client_id: str = ""
+    client_secret_file: Path | None = None
+    client_secret_env: str = ""
+    ca_file: Path | None = None
+    level: Level = "B-LT"
+    approval_seconds: float = 300.0
+    poll_seconds: float = 2.0
+    timeout_seconds: float = 30.0
+    multisign: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class ClientSide:
     """How the ``kyso`` command reaches a server: address, API token file, the CA to trust for
     TLS, and a client certificate and key for servers that require mutual TLS."""
@@ -311,6 +341,7 @@ class Config:
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     client: ClientSide = field(default_factory=ClientSide)
     csc: CscConfig = field(default_factory=CscConfig)
+    remote: Mapping[str, RemoteProviderConfig] = field(default_factory=dict)
 
 
 T = TypeVar("T")
@@ -545,6 +576,8 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"ledger.key: {config.ledger.key!r} is not a configured key alias")
     _validate_exchange(config)
     _validate_csc(config.csc)
+    for name, provider in config.remote.items():
+        _validate_remote(name, provider)
     side = config.client
     for name in ("ca_file", "certificate", "private_key"):
         path = getattr(side, name)
@@ -578,6 +611,27 @@ def _validate_csc(csc: CscConfig) -> None:
         path = getattr(csc, name)
         if path is not None:
             _readable(path, f"csc.{name}")
+
+
+def _validate_remote(name: str, provider: RemoteProviderConfig) -> None:
+    where = f"remote.{name}"
+    if not provider.url.startswith(("https://", "http://")):
+        raise ConfigError(f"{where}.url: give the provider's http(s) URL")
+    if not provider.client_id:
+        raise ConfigError(f"{where}.client_id: required (SmartCA: the sp_id)")
+    if provider.client_secret_file is None and not provider.client_secret_env:
+        raise ConfigError(
+            f"{where}: give client_secret_file or client_secret_env (secrets are never inline)"
+        )
+    if provider.client_secret_file is not None:
+        _readable(provider.client_secret_file, f"{where}.client_secret_file")
+    if provider.ca_file is not None:
+        _readable(provider.ca_file, f"{where}.ca_file")
+    for key in ("approval_seconds", "poll_seconds", "timeout_seconds"):
+        if getattr(provider, key) <= 0:
+            raise ConfigError(f"{where}.{key}: must be more than 0 seconds")
+    if provider.multisign < 1:
+        raise ConfigError(f"{where}.multisign: at least 1 document per approval")
 
 
 def _validate_exchange(config: Config) -> None:
