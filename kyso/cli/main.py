@@ -16,6 +16,7 @@ from kyso.cli import (
     documents_cmd,
     exchange_cmd,
     hsm_cmd,
+    remote_cmd,
     server_cmds,
     sign_cmd,
     twophase_cmd,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         exchange_cmd,
         directory_cmd,
         csc_cmd,
+        remote_cmd,
     ):
         module.register(subparsers)
     return parser
