@@ -66,7 +66,7 @@ client_secret_env = "KYSO_TEST_CSC_SECRET"
         deadline = time.monotonic() + 240
         while True:
             try:
-                with urllib.request.urlopen(  # noqa: S310
+                with urllib.request.urlopen(
                     urllib.request.Request(f"http://127.0.0.1:{port}/csc/v2/info", method="POST"),
                     timeout=2,
                 ) as response:
