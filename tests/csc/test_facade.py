@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
+import subprocess
+import sys
 
 import aiohttp
 import pytest
@@ -22,6 +25,7 @@ from pyhanko.sign.signers.csc_signer import (
 
 import audit
 from signer import Level
+from signer.verify import Indication
 from tests.signer.checks import nss_db, pdfsig, validate
 from tests.signer.pdfgen import make_pdf
 
@@ -52,6 +56,20 @@ class HashBoundAuthorization(CSCAuthorizationManager):
             return self.parse_csc_auth_response(await response.json())
 
 
+def kyso_verify(path, anchor) -> str:
+    """``kyso verify`` (a child process) on ``path``: its overall indication (exit 0 = passed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kyso.cli.main", "verify", str(path), "--trust", str(anchor)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert done.returncode in (0, 1, 2, 3), done.stderr
+    return "TOTAL-PASSED" if done.returncode == 0 else done.stdout
+
+
 def root(dev_env) -> x509.Certificate:
     return x509.Certificate.load(pem.unarmor(dev_env.root_certificate_path.read_bytes())[2])
 
@@ -78,6 +96,10 @@ async def test_pyhanko_signs_through_the_facade(facade, dev_env, tmp_path, alias
     path.write_bytes(signed)
     [report] = pdfsig(path, nss_db(tmp_path / "nss", dev_env.root_certificate_path))
     assert report["Signature Validation"] == "Signature is Valid."
+    # kyso's verifier, online (a B-B signature carries no revocation data of its own)
+    assert facade.app.verifier is not None
+    verdict = facade.app.verifier.verify(signed, facade.app.verification_policy(online=True))
+    assert verdict.indication is Indication.TOTAL_PASSED
     # the signature is in the ledger, with its hash
     latest = facade.app.ledger.size()
     event = facade.app.ledger.get_entry(latest - 1).event
