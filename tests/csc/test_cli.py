@@ -1,4 +1,5 @@
-"""The commands as real child processes: ``kyso csc serve`` serves the facade;
+"""The commands as real child processes: ``kyso csc serve`` (or ``kyso serve`` with ``[csc]
+address`` set) serves the facade;
 ``kyso remote test``/``list`` reach it; ``kyso request-signature --remote kyso --user seal``
 produces a PAdES B-LT document that pdfsig reports valid; SIGTERM stops the facade cleanly."""
 
@@ -22,7 +23,7 @@ from tests.signer.checks import nss_db, pdfsig, validate
 from tests.signer.pdfgen import make_pdf
 
 from .conftest import facade_config_text
-from .test_facade import root
+from .test_facade import kyso_verify, root
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -38,7 +39,10 @@ def kyso(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_commands(dev_env, tmp_path: Path):
+@pytest.mark.parametrize(
+    "serve", [("csc", "serve"), ("serve",)], ids=["kyso-csc-serve", "beside-kyso-serve"]
+)
+async def test_commands(dev_env, tmp_path: Path, serve):
     port = free_port()
     config = tmp_path / "kyso.toml"
     text = facade_config_text(
@@ -57,7 +61,7 @@ client_secret_env = "KYSO_TEST_CSC_SECRET"
     log_path = tmp_path / "csc.log"
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kyso.cli.main", "csc", "serve", "--config", str(config)],
+            [sys.executable, "-m", "kyso.cli.main", *serve, "--config", str(config)],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": os.getcwd()},
@@ -122,3 +126,4 @@ client_secret_env = "KYSO_TEST_CSC_SECRET"
     out.write_bytes(signed)
     [report] = pdfsig(out, nss_db(tmp_path / "nss", dev_env.root_certificate_path))
     assert report["Signature Validation"] == "Signature is Valid."
+    assert kyso_verify(out, dev_env.root_certificate_path) == "TOTAL-PASSED"
