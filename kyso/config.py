@@ -32,6 +32,7 @@ __all__ = [
     "MESSAGE_RESERVE",
     "ClientConfig",
     "Config",
+    "CscConfig",
     "DatabaseConfig",
     "ExchangeConfig",
     "HsmConfig",
@@ -39,6 +40,7 @@ __all__ = [
     "KeyConfig",
     "LedgerConfig",
     "LimitsConfig",
+    "RemoteProviderConfig",
     "S3Config",
     "ServerConfig",
     "SigningConfig",
@@ -310,6 +312,54 @@ at most ``max_message_bytes`` minus this."""
 
 
 @dataclass(frozen=True, slots=True)
+class CscConfig:
+    """The CSC v2 facade over this server's keys (``kyso.csc``). Empty ``address``: not served.
+
+    Callers are the configured ``[clients]``: OAuth2 client credentials, ``client_id`` the
+    client's name and ``client_secret`` its API token. ``token_seconds``: lifetime of an access
+    token; ``sad_seconds``: lifetime of a SAD (single use, bound to the credential and hashes);
+    ``max_batch``: the most hashes one authorisation covers (``multisign``). With ``certificate``
+    and ``private_key`` the facade speaks HTTPS.
+    """
+
+    address: str = ""
+    token_seconds: float = 600.0
+    sad_seconds: float = 120.0
+    max_batch: int = 100
+    certificate: Path | None = None
+    private_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteProviderConfig:
+    """A remote-signing provider (``[remote.NAME]``), used by ``kyso request-signature
+    --remote NAME``.
+
+    ``kind``: ``csc`` (a CSC v1.0.4/v2 server: ``url`` precedes ``/csc/<api_version>/``) or
+    ``smartca`` (the asynchronous request → transaction → status gateways of VNPT SmartCA /
+    Viettel MySign style: ``url`` precedes ``/v1/``). ``client_id`` (CSC) or SmartCA's ``sp_id``;
+    the secret only by ``client_secret_file`` or ``client_secret_env``, never inline.
+    ``approval_seconds``: how long the official has to approve before the request expires;
+    ``poll_seconds``: how often a waiting request is asked about; ``multisign``: the most
+    documents one approval covers (SmartCA; a CSC credential says its own).
+    """
+
+    kind: Literal["csc", "smartca"]
+    url: str
+    api_version: Literal["v1", "v2"] = "v2"
+    grant: Literal["client_credentials", "authorization_code"] = "client_credentials"
+    client_id: str = ""
+    client_secret_file: Path | None = None
+    client_secret_env: str = ""
+    ca_file: Path | None = None
+    level: Level = "B-LT"
+    approval_seconds: float = 300.0
+    poll_seconds: float = 2.0
+    timeout_seconds: float = 30.0
+    multisign: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class ClientSide:
     """How the ``kyso`` command reaches a server: address, API token file, the CA to trust for
     TLS, and a client certificate and key for servers that require mutual TLS."""
@@ -340,6 +390,8 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     client: ClientSide = field(default_factory=ClientSide)
+    csc: CscConfig = field(default_factory=CscConfig)
+    remote: Mapping[str, RemoteProviderConfig] = field(default_factory=dict)
 
 
 T = TypeVar("T")
@@ -629,6 +681,9 @@ def _validate(config: Config) -> None:
     if config.ledger.key and config.ledger.key not in config.keys:
         raise ConfigError(f"ledger.key: {config.ledger.key!r} is not a configured key alias")
     _validate_exchange(config)
+    _validate_csc(config.csc)
+    for name, provider in config.remote.items():
+        _validate_remote(name, provider)
     side = config.client
     for name in ("ca_file", "certificate", "private_key"):
         path = getattr(side, name)
@@ -670,6 +725,43 @@ def _validate_package_limits(config: Config) -> None:
             f" under server.max_message_bytes ({config.server.max_message_bytes}, of which"
             f" {MESSAGE_RESERVE} are kept for its other fields); at most {room}"
         )
+
+
+def _validate_csc(csc: CscConfig) -> None:
+    if csc.address:
+        parse_address(csc.address, key="csc.address")
+    for name in ("token_seconds", "sad_seconds"):
+        if getattr(csc, name) <= 0:
+            raise ConfigError(f"csc.{name}: must be more than 0 seconds")
+    if csc.max_batch < 1:
+        raise ConfigError("csc.max_batch: at least 1 hash per authorisation")
+    if (csc.certificate is None) != (csc.private_key is None):
+        raise ConfigError("csc.private_key: give csc.certificate and private_key together")
+    for name in ("certificate", "private_key"):
+        path = getattr(csc, name)
+        if path is not None:
+            _readable(path, f"csc.{name}")
+
+
+def _validate_remote(name: str, provider: RemoteProviderConfig) -> None:
+    where = f"remote.{name}"
+    if not provider.url.startswith(("https://", "http://")):
+        raise ConfigError(f"{where}.url: give the provider's http(s) URL")
+    if not provider.client_id:
+        raise ConfigError(f"{where}.client_id: required (SmartCA: the sp_id)")
+    if provider.client_secret_file is None and not provider.client_secret_env:
+        raise ConfigError(
+            f"{where}: give client_secret_file or client_secret_env (secrets are never inline)"
+        )
+    if provider.client_secret_file is not None:
+        _readable(provider.client_secret_file, f"{where}.client_secret_file")
+    if provider.ca_file is not None:
+        _readable(provider.ca_file, f"{where}.ca_file")
+    for key in ("approval_seconds", "poll_seconds", "timeout_seconds"):
+        if getattr(provider, key) <= 0:
+            raise ConfigError(f"{where}.{key}: must be more than 0 seconds")
+    if provider.multisign < 1:
+        raise ConfigError(f"{where}.multisign: at least 1 document per approval")
 
 
 def _validate_exchange(config: Config) -> None:

@@ -114,7 +114,7 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
     import hsm
     import signer
     import storage
-    from signer import twophase
+    from signer import remote, twophase
 
     code = grpc.StatusCode
     return [
@@ -150,6 +150,10 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         (twophase.SessionClosed, code.FAILED_PRECONDITION),
         (twophase.CertificateRejected, code.FAILED_PRECONDITION),
         (twophase.PreparedDocumentAltered, code.FAILED_PRECONDITION),
+        (twophase.RemoteRequestNotFound, code.NOT_FOUND),
+        (remote.ProviderUnavailable, code.UNAVAILABLE),
+        (remote.ProviderRefused, code.FAILED_PRECONDITION),
+        (remote.BatchMismatch, code.FAILED_PRECONDITION),
         (signer.SigningError, code.INVALID_ARGUMENT),
         # hsm/: a request never names a token; every failure of the server's device is
         # UNAVAILABLE (retry after the operator fixes it), except a key the policy refuses.

@@ -24,6 +24,7 @@ from kyso import status
 from kyso.app import Application
 from kyso.authz import Authenticator
 from kyso.config import Config, parse_address
+from kyso.errors import ConfigError
 from kyso.health import ExplainingHealthServicer, HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
@@ -183,8 +184,24 @@ async def serve(config: Config) -> None:
         if explained is None:
             raise
         raise explained from exc
-    await stop.wait()
-    await server.stop()
+    facade = None
+    try:
+        if config.csc.address:
+            # [csc] address set: the CSC facade runs beside the gRPC server, over the same keys.
+            try:
+                from kyso.csc.serve import FacadeServer
+            except ImportError:
+                raise ConfigError(
+                    "csc.address is set but the csc extra (Starlette, uvicorn) is not "
+                    "installed: pip install 'kyso[csc]', or leave csc.address empty"
+                ) from None
+            facade = FacadeServer(server.app)
+            await facade.start()
+        await stop.wait()
+    finally:
+        if facade is not None:
+            await facade.stop()
+        await server.stop()
 
 
 async def _start(config: Config) -> Server:

@@ -8,7 +8,15 @@ State machine of ``state`` (only these transitions, each a conditional UPDATE)::
     open ──claim──▶ completing ──finish──▶ completed
       │  ◀─release──┘   (a failed completion; or a claim older than the lease)
       ├──cancel──▶ cancelled
-      └──expire──▶ expired      (when ``expires_at`` has passed)
+      ├──expire──▶ expired      (when ``expires_at`` has passed)
+      └──sent to a remote provider──▶ waiting_approval ──claim──▶ completing ──▶ completed
+                                        ├──▶ rejected   (the official refused)
+                                        └──▶ expired    (no answer in time)
+
+``signing_remote_requests`` (migration 2): one row per batch sent to a remote-signing provider
+(``signer.remote``), its sessions in order (``session_ids``, comma-separated), the provider's
+transaction id (not a secret), and its state ``waiting`` → ``completed`` / ``rejected`` /
+``expired`` / ``failed``. No SAD, token, OTP or signature value is stored.
 
 The prepared document's bytes live in object storage (``prepared_ref``), never in this table.
 """
@@ -19,7 +27,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-__all__ = ["MIGRATIONS", "metadata", "sessions"]
+__all__ = ["MIGRATIONS", "metadata", "remote_requests", "sessions"]
 
 metadata = sa.MetaData()
 
@@ -61,10 +69,36 @@ sessions = sa.Table(
 )
 
 
+remote_requests = sa.Table(
+    "signing_remote_requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("provider", sa.String(100), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("credential_id", sa.String(200), nullable=False),
+    sa.Column("reference", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("session_ids", sa.Text, nullable=False),
+    sa.Column("requester", sa.String(200), nullable=False),
+    sa.Column("unit_code", sa.String(32), nullable=False, server_default=""),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+    sa.Column("closed_us", sa.BigInteger, nullable=True),
+    sa.Column("reason", sa.String(500), nullable=False, server_default=""),
+    sa.Index("signing_remote_waiting", "state", "created_us"),
+)
+
+
 def _create(conn: sa.Connection) -> None:
-    metadata.create_all(conn)
+    # Only the version-1 table: later tables are their own migrations.
+    sessions.create(conn)
+
+
+def _create_remote(conn: sa.Connection) -> None:
+    remote_requests.create(conn)
 
 
 MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
     (1, "two-phase signing sessions", _create),
+    (2, "remote signing requests (sessions waiting for a provider's approval)", _create_remote),
 )

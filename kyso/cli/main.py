@@ -61,6 +61,10 @@ COMMANDS: dict[str, Command] = {
     "exchange": Command("exchange_cmd", "operate the exchange: the quarantine"),
     "directory": Command("directory_cmd", "import or export the unit directory"),
     "web": Command("web_cmd", "serve the auditors' console (a client of the gRPC API)"),
+    "csc": Command(
+        "csc_cmd", "the Cloud Signature Consortium (CSC v2) facade over this server's keys"
+    ),
+    "remote": Command("remote_cmd", "remote-signing providers ([remote.NAME]) and their requests"),
     "evidence": Command("web_cmd", "evidence bundles from the console"),
 }
 

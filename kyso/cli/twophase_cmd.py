@@ -16,6 +16,7 @@ import grpc
 from asn1crypto import pem
 
 from kyso.cli.common import add_client_arguments, client_target, die, open_channel
+from kyso.cli.remote_cmd import add_remote_arguments, request_remote
 from kyso.cli.signing_args import (
     APPEARANCES,
     LEVELS,
@@ -33,11 +34,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "request-signature",
         help="ask an official to sign a PDF with their token; prints the session id",
     )
-    parser.add_argument("file", type=Path, help="the PDF to sign")
+    parser.add_argument(
+        "file", type=Path, nargs="+", help="the PDF to sign (with --remote: one or more)"
+    )
     parser.add_argument(
         "--official",
         type=Path,
-        required=True,
         help="the official's certificate (PEM or DER; a PEM may continue with its chain)",
     )
     parser.add_argument(
@@ -45,16 +47,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--appearance", choices=sorted(APPEARANCES), default="none")
     add_placement_arguments(parser)
-    parser.add_argument("--level", choices=list(LEVELS), default="B-B")
+    parser.add_argument(
+        "--level",
+        choices=list(LEVELS),
+        default=None,
+        help="PAdES level (default B-B; with --remote the provider's level, B-LT)",
+    )
     parser.add_argument("--title", default="", help="shown to the official (default: file name)")
     parser.add_argument("--reason", default="")
     parser.add_argument("--location", default="")
     add_client_arguments(parser)
+    add_remote_arguments(parser)
     parser.set_defaults(func=_request)
 
 
 def _request(args: argparse.Namespace) -> int:
-    path: Path = args.file
+    args.level_given = args.level is not None
+    args.level = args.level or "B-B"
+    if args.remote:
+        return request_remote(args, args.file)
+    if args.official is None:
+        die("--official: give the official's certificate (or --remote PROVIDER --user ID)")
+    if len(args.file) != 1:
+        die("give one PDF (several only with --remote)")
+    path: Path = args.file[0]
     if not path.is_file():
         die(f"{path}: no such file")
     certificates = _read_certificates(args.official)

@@ -188,6 +188,37 @@ class TwoPhase:
             claim = await self._run(self._sessions.claim, session.id, now=datetime.now(UTC))
         except SessionClosed as exc:
             raise FailedPrecondition(str(exc)) from exc
+        return await self._complete_claimed(actor, session, signature_value, claim=claim)
+
+    async def complete_remote(
+        self, actor: Identity, session: SigningSession, signature_value: bytes
+    ) -> Completed:
+        """Complete a session WAITING_APPROVAL with the value a remote provider returned
+        (``kyso.operations.remote``; the caller has verified it). A failure puts the session
+        back to waiting, so a later poll may try again; nothing half-signed is stored."""
+        verify_signature_value(session, signature_value)
+        try:
+            claim = await self._run(
+                self._sessions.claim,
+                session.id,
+                now=datetime.now(UTC),
+                source=SessionState.WAITING_APPROVAL,
+            )
+        except SessionClosed as exc:
+            raise FailedPrecondition(str(exc)) from exc
+        return await self._complete_claimed(
+            actor, session, signature_value, claim=claim, back_to=SessionState.WAITING_APPROVAL
+        )
+
+    async def _complete_claimed(
+        self,
+        actor: Identity,
+        session: SigningSession,
+        signature_value: bytes,
+        *,
+        claim: str,
+        back_to: SessionState = SessionState.OPEN,
+    ) -> Completed:
         staging = Staging()
         try:
             prepared = await self._run(self._documents.read_whole, session.prepared_ref)
@@ -237,7 +268,9 @@ class TwoPhase:
                 journal=journal,
             )
         except BaseException as exc:
-            await asyncio.shield(self._run(self._sessions.release, session.id, claim=claim))
+            await asyncio.shield(
+                self._run(self._sessions.release, session.id, claim=claim, back_to=back_to)
+            )
             if isinstance(exc, SessionClosed | PreparedDocumentAltered):
                 raise FailedPrecondition(str(exc)) from exc
             raise

@@ -27,6 +27,12 @@ from signer.twophase.pdf import (
     PrepareRequest,
     TwoPhaseSigner,
 )
+from signer.twophase.remote import (
+    RemoteRequest,
+    RemoteRequestNotFound,
+    RemoteState,
+    RemoteStore,
+)
 from signer.twophase.sessions import (
     SessionClosed,
     SessionNotFound,
@@ -47,6 +53,10 @@ __all__ = [
     "PreparedDocumentAltered",
     "PreparedSignature",
     "RejectionReason",
+    "RemoteRequest",
+    "RemoteRequestNotFound",
+    "RemoteState",
+    "RemoteStore",
     "SessionClosed",
     "SessionNotFound",
     "SessionState",

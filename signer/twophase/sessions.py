@@ -47,6 +47,10 @@ class SessionState(enum.Enum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    WAITING_APPROVAL = "waiting_approval"
+    """Sent to a remote-signing provider; the official's approval is awaited."""
+    REJECTED = "rejected"
+    """The official (or the provider) refused the remote signature."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,8 +194,11 @@ class SessionStore:
         with self._engine.connect() as conn:
             return [_session(row) for row in conn.execute(query)]
 
-    def claim(self, session_id: str, *, now: datetime) -> str:
-        """Take the right to complete the session; the claim token, or ``SessionClosed``."""
+    def claim(
+        self, session_id: str, *, now: datetime, source: SessionState = SessionState.OPEN
+    ) -> str:
+        """Take the right to complete the session (``source``: OPEN, or WAITING_APPROVAL for a
+        remote signature); the claim token, or ``SessionClosed``."""
         token = secrets.token_hex(16)
         stale = _us(now - self._lease)
         with self._engine.begin() as conn:
@@ -201,7 +208,7 @@ class SessionStore:
                     sessions.c.id == session_id,
                     sessions.c.expires_us > _us(now),
                     sa.or_(
-                        sessions.c.state == SessionState.OPEN.value,
+                        sessions.c.state == source.value,
                         sa.and_(
                             sessions.c.state == SessionState.COMPLETING.value,
                             sessions.c.claimed_us < stale,
@@ -244,8 +251,10 @@ class SessionStore:
                 state=SessionState.COMPLETING,
             )
 
-    def release(self, session_id: str, *, claim: str) -> None:
-        """Give a claim back after a failed completion: the session is open again."""
+    def release(
+        self, session_id: str, *, claim: str, back_to: SessionState = SessionState.OPEN
+    ) -> None:
+        """Give a claim back after a failed completion: the session is ``back_to`` again."""
         with self._engine.begin() as conn:
             conn.execute(
                 sessions.update()
@@ -254,8 +263,48 @@ class SessionStore:
                     sessions.c.claim == claim,
                     sessions.c.state == SessionState.COMPLETING.value,
                 )
-                .values(state=SessionState.OPEN.value, claim=None, claimed_us=None)
+                .values(state=back_to.value, claim=None, claimed_us=None)
             )
+
+    def await_approval(self, session_ids: list[str], *, conn: sa.Connection, now: datetime) -> None:
+        """OPEN → WAITING_APPROVAL for every one of ``session_ids`` in ``conn``'s transaction
+        (the caller's, which records the remote request): all of them or ``SessionClosed``."""
+        moved = conn.execute(
+            sessions.update()
+            .where(
+                sessions.c.id.in_(session_ids),
+                sessions.c.state == SessionState.OPEN.value,
+                sessions.c.expires_us > _us(now),
+            )
+            .values(state=SessionState.WAITING_APPROVAL.value)
+        ).rowcount
+        if moved != len(session_ids):
+            raise SessionClosed(
+                "a session of the batch is no longer open; nothing was sent for approval",
+                state=SessionState.OPEN,
+            )
+
+    def close_waiting(
+        self,
+        session_ids: list[str],
+        *,
+        state: SessionState,
+        conn: sa.Connection,
+        now: datetime,
+    ) -> int:
+        """WAITING_APPROVAL → ``state`` (REJECTED or EXPIRED) in ``conn``'s transaction; how
+        many sessions moved (sessions completed or claimed meanwhile are left alone)."""
+        assert state in (SessionState.REJECTED, SessionState.EXPIRED)
+        return int(
+            conn.execute(
+                sessions.update()
+                .where(
+                    sessions.c.id.in_(session_ids),
+                    sessions.c.state == SessionState.WAITING_APPROVAL.value,
+                )
+                .values(state=state.value, closed_us=_us(now))
+            ).rowcount
+        )
 
     def cancel(
         self, session_id: str, *, by: str, now: datetime, journal: Journal | None = None
@@ -322,6 +371,8 @@ def closed_error(session: SigningSession, now: datetime) -> SessionClosed:
         SessionState.EXPIRED: f"expired at {session.expires_at:%Y-%m-%d %H:%M:%S} UTC",
         SessionState.COMPLETING: "is being completed by another request",
         SessionState.OPEN: "is open",
+        SessionState.WAITING_APPROVAL: "is waiting for the official's remote approval",
+        SessionState.REJECTED: "was refused by the official (remote signing)",
     }[state]
     return SessionClosed(
         f"signing session {session.id} {why}; ask for a new PrepareSignature if the document "
