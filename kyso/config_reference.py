@@ -106,6 +106,48 @@ DESCRIPTIONS: Mapping[str, str] = {
     "exchange.client_key": "its private key (PEM)",
     "exchange.server_ca": "CA (PEM) other hubs' servers chain to; none: plaintext (loopback)",
     "exchange.hub_token_file": "API token presented to other hubs",
+    "limits.transfer_threads": "threads for streamed uploads (one per upload in progress)",
+    "limits.xml_threads": "threads for parsing and checking edXML packages",
+    "limits.pdf_threads": "threads waiting on the signing and verifying worker processes",
+    "limits.queue_per_thread": "calls that may wait per thread of the transfer, XML and PDF"
+    " pools; more are refused (RESOURCE_EXHAUSTED)",
+    "limits.saturated_after_seconds": "a pool whose oldest waiting call waited longer is"
+    " saturated: health NOT_SERVING for the services needing it",
+    "limits.stream_idle_seconds": "a client stream that sends nothing, or a server stream whose"
+    " client reads nothing, for this long is ended (DEADLINE_EXCEEDED)",
+    "limits.calls_in_flight": "calls one client may have in flight",
+    "limits.streams_in_flight": "streams (uploads, downloads, Receive) one client may have open",
+    "limits.calls_per_second": "sustained call rate of one client (token bucket)",
+    "limits.burst": "calls one client may make at once above its rate",
+    "trust.fetch_allow": "what online verification may fetch beyond URLs of certificates that"
+    " chain to an anchor: URL prefixes, hosts, addresses, networks (private ones only if listed)",
+    "verify.algorithms": "TOML file of dated algorithm rules replacing the shipped ones",
+    "exchange.max_package_bytes": "largest package accepted (at most max_message_bytes - 1 MiB)",
+    "exchange.max_attachments": "attachments in one package",
+    "exchange.max_attachment_bytes": "one attachment, decoded and unpacked",
+    "exchange.max_expanded_bytes": "all attachments of a package decoded and unpacked together",
+    "exchange.max_zip_ratio": "unpacked over packed size of a one-file ZIP attachment",
+    "exchange.max_delivery_attempts": "failed hand-overs before a delivery is quarantined",
+    "exchange.max_forward_attempts": "refusals by the next hub before a hop is quarantined",
+    "csc.address": "where the CSC v2 facade serves HTTP(S), `host:port`; empty: not served",
+    "csc.token_seconds": "lifetime of an OAuth2 access token",
+    "csc.sad_seconds": "lifetime of a SAD (single use, bound to the credential and the hashes)",
+    "csc.max_batch": "most hashes one authorisation covers (multisign)",
+    "csc.certificate": "TLS certificate (PEM) of the facade; with private_key it speaks HTTPS",
+    "csc.private_key": "its private key (PEM)",
+    "remote.NAME.kind": "`csc` (CSC v1.0.4/v2 server) or `smartca` (asynchronous gateway)",
+    "remote.NAME.url": "the provider's base URL",
+    "remote.NAME.api_version": "CSC API version of the provider",
+    "remote.NAME.grant": "OAuth2 grant used with a CSC provider",
+    "remote.NAME.client_id": "OAuth2 client id (CSC) or SmartCA's sp_id",
+    "remote.NAME.client_secret_file": "file holding the client secret",
+    "remote.NAME.client_secret_env": "environment variable holding the client secret",
+    "remote.NAME.ca_file": "CA (PEM) the provider's server chains to",
+    "remote.NAME.level": "PAdES level of documents signed through this provider",
+    "remote.NAME.approval_seconds": "how long the official has to approve",
+    "remote.NAME.poll_seconds": "how often a waiting request is asked about",
+    "remote.NAME.timeout_seconds": "timeout of one HTTP call to the provider",
+    "remote.NAME.multisign": "most documents one approval covers (SmartCA)",
     "client.server": "`kyso` command: the server's `host:port`",
     "client.token_file": "`kyso` command: the API token file",
     "client.ca_file": "`kyso` command: the CA to trust for TLS",
@@ -113,7 +155,7 @@ DESCRIPTIONS: Mapping[str, str] = {
     "client.private_key": "`kyso` command: its private key",
 }
 
-_PLACEHOLDER = {"keys": "ALIAS", "clients": "NAME", "hubs": "ID"}
+_PLACEHOLDER = {"keys": "ALIAS", "clients": "NAME", "hubs": "ID", "remote": "NAME"}
 
 
 def _describe_type(hint: Any) -> str:
