@@ -38,6 +38,7 @@ from kyso.certificates import read_certificates
 from kyso.config import Config
 from kyso.errors import ConfigError
 from kyso.operations.ledger import EventLog
+from kyso.operations.refusals import Refusals
 from kyso.operations.running import Blocking
 from signer import verify
 from signer.twophase import SessionStore, TwoPhaseSigner
@@ -100,6 +101,7 @@ class Application:
     directory: Directory | None = None
     verifier: verify.Verifier | None = None
     outbox_listeners: list[Callable[[], None]] = field(default_factory=list)
+    refusals: Refusals | None = None
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
@@ -147,7 +149,10 @@ class Application:
                 ),
                 _closers=stack,
             )
-            app.directory, app.router = open_exchange(config, engine, store, package_policy)
+            app.refusals = Refusals(app.events)
+            app.directory, app.router = open_exchange(
+                config, engine, store, package_policy, key_fingerprints(keyring)
+            )
             app.verifier = verify.Verifier(workers=config.signing.workers or None)
             stack.callback(app.verifier.close)
         except BaseException:
@@ -170,14 +175,11 @@ class Application:
             listener()
 
     async def record_denied(self, identity: Identity, method: str, reason: str) -> None:
-        """Ledger an authorisation refusal (the interceptor calls this for every one)."""
-        await self.events.record(
-            self.events.event(
-                audit.EventType.AUTHZ_DENIED,
-                actor=identity,
-                details={"rpc": method, "reason": reason},
-            )
-        )
+        """Count a refusal for the ledger (the interceptor calls this for every one: not
+        authenticated, not authorised, a key or unit not the caller's). The ledger gets one
+        event per caller and minute (``kyso.operations.refusals``)."""
+        if self.refusals is not None:
+            self.refusals.note(identity, method, reason)
 
     def verification_policy(self, *, online: bool = False) -> verify.VerificationPolicy:
         """How PDFs are verified here (see :func:`verification_policy`), read once at open."""
@@ -260,13 +262,31 @@ def package_trust(config: Config) -> TrustPolicy:
     )
 
 
-def open_exchange(
-    config: Config, engine: sa.Engine, store: storage.ObjectStore, policy: TrustPolicy
-) -> tuple[Directory | None, Router | None]:
-    """The unit directory and this hub's router (both None when the server routes nothing)."""
+def key_fingerprints(keyring: hsm.KeyRing | None) -> dict[str, str]:
+    """The SHA-256 (hex) of each key's certificate, by alias."""
+    if keyring is None:
+        return {}
+    return {
+        alias: hashlib.sha256(keyring.certificate(alias).dump()).hexdigest()
+        for alias in keyring.aliases()
+    }
 
+
+def open_exchange(
+    config: Config,
+    engine: sa.Engine,
+    store: storage.ObjectStore,
+    policy: TrustPolicy,
+    keys: Mapping[str, str] | None = None,
+) -> tuple[Directory | None, Router | None]:
+    """The unit directory and this hub's router (both None when the server routes nothing).
+
+    A package from a unit must be signed by a certificate bound to it or to its hub
+    (``kyso.operations.bindings``); ``keys`` are the configured keys' certificate fingerprints.
+    """
     from exchange.adapters import StoredPackages
     from exchange.hubs import Hub, Topology
+    from kyso.operations.bindings import UnitSigners
 
     settings = config.exchange
     if not settings.hub_id:
@@ -295,6 +315,7 @@ def open_exchange(
         store=StoredPackages(store),
         policy=policy,
         lease=timedelta(seconds=settings.lease_seconds),
+        unit_certificates=UnitSigners(config, directory, keys or {}),
     )
     return directory, router
 

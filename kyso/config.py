@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import string
 import tomllib
 import types
 import typing
@@ -188,12 +189,19 @@ class LedgerConfig:
 @dataclass(frozen=True, slots=True)
 class HubConfig:
     """A hub of the exchange: the unit at the top of the subtree it serves, its parent hub,
-    the address of its kyso server, and the hubs it may send to directly (peers)."""
+    the address of its kyso server, and the hubs it may send to directly (peers).
+
+    ``certificate_sha256``: the SHA-256 fingerprints of the certificates of the hub's own
+    ``[exchange] key`` — the only certificates its hop receipts may be signed with, and the
+    ones allowed to sign packages on behalf of the units it serves. Required for every other
+    hub this hub sends to or takes packages from.
+    """
 
     root_unit: str
     parent: str = ""
     address: str = ""
     peers: tuple[str, ...] = ()
+    certificate_sha256: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +509,12 @@ def _validate_exchange(config: Config) -> None:
                 raise ConfigError(f"exchange.hubs.{name}.peers: no hub {peer!r}")
         if hub.address:
             parse_address(hub.address, key=f"exchange.hubs.{name}.address")
+        for i, fingerprint in enumerate(hub.certificate_sha256):
+            if len(fingerprint) != 64 or any(c not in string.hexdigits for c in fingerprint):
+                raise ConfigError(
+                    f"exchange.hubs.{name}.certificate_sha256[{i}]: not a SHA-256 fingerprint"
+                    " (64 hex digits)"
+                )
     if exchange.key and exchange.key not in config.keys:
         raise ConfigError(f"exchange.key: {exchange.key!r} is not a configured key alias")
     for name in ("directory", "client_certificate", "client_key", "server_ca", "hub_token_file"):

@@ -44,7 +44,8 @@ def current_request_id() -> str:
 
 
 DeniedHook = Callable[[Identity, str, str], Awaitable[None]]
-"""Called with (identity, method, reason) when an authenticated caller is refused."""
+"""Called with (identity, method, reason) when a caller is refused: not authenticated (the
+identity is then ``unauthenticated <peer address>``, without roles) or not authorised."""
 
 
 class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -105,7 +106,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = await self._status(method, exc)
+                status = await self._status(method, exc, context)
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -132,7 +133,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = await self._status(method, exc)
+                status = await self._status(method, exc, context)
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -170,7 +171,9 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             "no credentials: send 'authorization: Bearer <API token>' or use a client certificate"
         )
 
-    async def _status(self, method: str, exc: Exception) -> StatusInfo:
+    async def _status(
+        self, method: str, exc: Exception, context: aio.ServicerContext[Any, Any]
+    ) -> StatusInfo:
         request_id = _request_id.get()
         status = to_status(exc, request_id=request_id)
         if status.code is grpc.StatusCode.INTERNAL:
@@ -178,7 +181,9 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 "unexpected error", exc_info=exc, extra={"rpc": method, "request_id": request_id}
             )
         identity = _identity.get(None)
-        if isinstance(exc, PermissionDenied) and identity is not None and self._on_denied:
+        if isinstance(exc, AuthenticationError):
+            identity = Identity(name=_anonymous(context), unit="", roles=frozenset())
+        if isinstance(exc, PermissionDenied | AuthenticationError) and identity and self._on_denied:
             try:
                 await self._on_denied(identity, method, str(exc))
             except Exception:  # the refusal stands even if the ledger cannot take it now
@@ -201,6 +206,13 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 "duration_ms": round(elapsed * 1000, 2),
             },
         )
+
+
+def _anonymous(context: aio.ServicerContext[Any, Any]) -> str:
+    """An unauthenticated caller, named by its address without the port (one per host)."""
+    peer = context.peer() or "unknown"
+    host = peer.rsplit(":", 1)[0] if peer.startswith(("ipv4:", "ipv6:")) else peer
+    return f"unauthenticated {host}"
 
 
 async def _abort(context: aio.ServicerContext[Any, Any], status: StatusInfo) -> None:

@@ -33,6 +33,8 @@ __all__ = ["Server", "serve"]
 
 log = logging.getLogger(__name__)
 
+_REFUSALS_FLUSH_SECONDS = 5.0
+
 
 class Server:
     """A started kyso server bound to its port; ``port`` is the real one (for ``:0``)."""
@@ -67,6 +69,7 @@ class Server:
         self._heads: asyncio.Task[None] | None = None
         self.reconcile: ReconcileTask | None = None
         self._dispatcher: Dispatcher | None = None
+        self._refusals: asyncio.Task[None] | None = None
 
     def _bind(self) -> int:
         address = self.config.server.address
@@ -101,6 +104,7 @@ class Server:
         if self.config.server.metrics_address:
             host, port = parse_address(self.config.server.metrics_address, key="metrics")
             self.metrics.serve(host, port)
+        self._refusals = asyncio.get_running_loop().create_task(self._flush_refusals())
         # exchange: the hub-to-hub dispatcher (kyso.hubs), when this server routes documents
         self._dispatcher = start_dispatcher(self.app)
         if self._dispatcher is not None:
@@ -118,10 +122,23 @@ class Server:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heads
+        if self._refusals is not None:
+            self._refusals.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refusals
+        if self.app.refusals is not None:
+            await self.app.refusals.flush(everything=True)
         if self.reconcile is not None:
             await asyncio.to_thread(self.reconcile.stop)
         self.app.close()
         log.info("stopped")
+
+    async def _flush_refusals(self) -> None:
+        """Every few seconds, the refusals of the minutes that are over go to the ledger."""
+        assert self.app.refusals is not None
+        while True:
+            await asyncio.sleep(_REFUSALS_FLUSH_SECONDS)
+            await self.app.refusals.flush()
 
 
 async def serve(config: Config) -> None:
