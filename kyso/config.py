@@ -33,6 +33,7 @@ __all__ = [
     "ClientConfig",
     "Config",
     "DatabaseConfig",
+    "DocumentsConfig",
     "ExchangeConfig",
     "HsmConfig",
     "HubConfig",
@@ -107,6 +108,17 @@ class StorageConfig:
     backend: Literal["filesystem", "s3"] = "filesystem"
     path: Path = Path("objects")
     s3: S3Config = field(default_factory=S3Config)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentsConfig:
+    """Who reads stored documents beyond their units (see docs/api.md, "Documents").
+
+    ``auditors_download``: auditors get the bytes of any document (Download), not only its
+    metadata (Stat). Off by default.
+    """
+
+    auditors_download: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +264,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     hsm: HsmConfig = field(default_factory=HsmConfig)
     keys: Mapping[str, KeyConfig] = field(default_factory=dict)
     clients: Mapping[str, ClientConfig] = field(default_factory=dict)

@@ -227,6 +227,17 @@ class Statuses(HubBase):
                 journal(conn, status)
         return status
 
+    def package_units(self, package_ref: str) -> frozenset[str]:
+        """The units a stored package concerns here: its senders and its recipients."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(messages.c.sender, deliveries.c.recipient)
+                .select_from(messages)
+                .outerjoin(deliveries, deliveries.c.message_id == messages.c.id)
+                .where(messages.c.package_ref == package_ref)
+            ).all()
+        return frozenset(unit for row in rows for unit in row if unit)
+
     def track(
         self, *, document_id: str, sender: str | None = None, recipient: str | None = None
     ) -> list[TrackEntry]:
