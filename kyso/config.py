@@ -45,6 +45,7 @@ __all__ = [
     "StorageConfig",
     "TlsConfig",
     "TrustConfig",
+    "is_loopback",
     "load_config",
     "parse_address",
 ]
@@ -57,7 +58,12 @@ Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """Where and how the gRPC server listens."""
+    """Where and how the gRPC server listens.
+
+    ``insecure``: listen without TLS on an address other than loopback. Off by default: such
+    a configuration is refused at start unless this is written in it (and then every start
+    warns), since API tokens and documents would cross the network in the clear.
+    """
 
     address: str = "127.0.0.1:50051"
     metrics_address: str = "127.0.0.1:9464"
@@ -67,6 +73,7 @@ class ServerConfig:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_interval_seconds: float = 2.0
     io_threads: int = 32
+    insecure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,8 +448,29 @@ def parse_address(text: str, *, key: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def is_loopback(address: str) -> bool:
+    """Whether ``host:port`` names this machine only (127.0.0.0/8, ::1, localhost, a Unix
+    socket): what travels there does not cross a network."""
+    if address.startswith("unix:"):
+        return True
+    host = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _validate(config: Config) -> None:
     parse_address(config.server.address, key="server.address")
+    plain = not config.tls.enabled and not config.server.insecure
+    if plain and not is_loopback(config.server.address):
+        raise ConfigError(
+            f"server.address: {config.server.address} is not a loopback address and TLS is"
+            " off, so tokens and documents would cross the network in the clear; enable"
+            " [tls], listen on 127.0.0.1, or write server.insecure = true"
+        )
     if config.server.io_threads < 1:
         raise ConfigError("server.io_threads: at least 1 thread is needed for blocking work")
     if config.server.metrics_address:
@@ -536,6 +564,19 @@ def _validate_exchange(config: Config) -> None:
             _readable(path, f"exchange.{name}")
     if (exchange.client_certificate is None) != (exchange.client_key is None):
         raise ConfigError("exchange.client_key: give client_certificate and client_key together")
+    if exchange.client_certificate is not None and exchange.server_ca is None:
+        raise ConfigError(
+            "exchange.server_ca: hub links with a client certificate trust only this CA (never"
+            " the system's roots); give the CA that issued the other hubs' server certificates"
+        )
+    if exchange.client_certificate is None and exchange.hub_token_file is not None:
+        for name, hub in exchange.hubs.items():
+            if name != exchange.hub_id and hub.address and not is_loopback(hub.address):
+                raise ConfigError(
+                    f"exchange.hub_token_file: the hub token would travel in the clear to hub"
+                    f" {name} at {hub.address}; hub links off this machine use mutual TLS"
+                    " (client_certificate, client_key, server_ca)"
+                )
 
 
 def _readable(path: Path, key: str) -> None:

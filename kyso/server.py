@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 import audit
 from kyso.app import Application
 from kyso.authz import Authenticator
-from kyso.config import Config, parse_address
+from kyso.config import Config, is_loopback, parse_address
 from kyso.health import HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
@@ -75,6 +75,12 @@ class Server:
         address = self.config.server.address
         tls = self.config.tls
         if not tls.enabled:
+            if not is_loopback(address):  # allowed only by server.insecure (kyso.config)
+                log.warning(
+                    "listening WITHOUT TLS on a network address (server.insecure = true):"
+                    " API tokens and documents cross the network in the clear",
+                    extra={"address": address},
+                )
             port = self.grpc.add_insecure_port(address)
         else:
             assert tls.certificate is not None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
-from kyso.config import Config, load_config
+from kyso.config import Config, is_loopback, load_config
 from kyso.errors import ConfigError
 
 __all__ = [
@@ -91,6 +91,11 @@ def client_target(args: argparse.Namespace, *, need_token: bool = True) -> Clien
         certificate_pem = private_key_pem = None
     if need_token and not token and certificate_pem is None:
         die("no credential: set KYSO_API_TOKEN, client.token_file or client.certificate")
+    if token and ca_pem is None and not is_loopback(address):
+        die(
+            f"refusing to send the API token in the clear to {address}: give client.ca_file"
+            " (TLS) or reach the server on a loopback address"
+        )
     return ClientTarget(
         address=address,
         token=token,
