@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import grp
 import hashlib
 import logging
 import os
@@ -27,6 +28,7 @@ import hsm
 import signer
 import signer.schema
 import storage
+import workers
 from audit.hsm_signer import KeyRingHeadSigner
 from exchange.directory import Directory
 from exchange.edxml.dsig import TrustPolicy
@@ -58,10 +60,15 @@ def components() -> list[db.Component]:
     ]
 
 
+def operators_group(config: Config) -> int | None:
+    """The id of ``storage.group`` (checked to exist when the configuration was loaded)."""
+    return grp.getgrnam(config.storage.group).gr_gid if config.storage.group else None
+
+
 def open_store(config: Config) -> storage.ObjectStore:
     """The object store the configuration names (filesystem by default)."""
     if config.storage.backend == "filesystem":
-        return storage.FilesystemStore(config.storage.path)
+        return storage.FilesystemStore(config.storage.path, group=operators_group(config))
     s3 = config.storage.s3
     try:
         credentials = storage.S3Credentials.from_env()
@@ -108,6 +115,7 @@ class Application:
     def open(cls, config: Config) -> Application:
         stack = contextlib.ExitStack()
         try:
+            db.restrict_sqlite(config.database.url, group=operators_group(config))
             engine = db.create_engine(config.database.url)
             stack.callback(engine.dispose)
             db.upgrade(engine, components())
@@ -119,6 +127,8 @@ class Application:
             stack.callback(appender.close)
             blocking = Blocking(threads=config.server.io_threads)
             stack.callback(blocking.close)
+            if config.keys:  # this process reads the keys' PINs: no core file may hold one
+                workers.forbid_core_dumps()
             keyring = open_keyring(config)
             if keyring is not None:
                 stack.callback(keyring.close)

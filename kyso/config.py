@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import grp
 import ipaddress
 import os
 import string
@@ -112,9 +113,17 @@ class S3Config:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
+    """Where documents are stored.
+
+    ``group``: the operators' group (a name). Without it only the service's user reads the
+    filesystem store and the SQLite database (directories 0700, files 0600, objects 0400);
+    with it, that group reads them too (0750, 0640, 0440), and never writes.
+    """
+
     backend: Literal["filesystem", "s3"] = "filesystem"
     path: Path = Path("objects")
     s3: S3Config = field(default_factory=S3Config)
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,6 +537,13 @@ def _validate(config: Config) -> None:
         _readable(certificate, f"ledger.certificates[{i}]")
     for i, anchor in enumerate(config.trust.anchors):
         _readable(anchor, f"trust.anchors[{i}]")
+    if config.storage.group:
+        try:
+            grp.getgrnam(config.storage.group)
+        except KeyError:
+            raise ConfigError(
+                f"storage.group: no group {config.storage.group!r} on this machine"
+            ) from None
     if config.storage.backend == "s3" and not config.storage.s3.endpoint:
         raise ConfigError("storage.s3.endpoint: required when storage.backend is 's3'")
     if config.storage.s3.retention_mode and config.storage.s3.retention_days < 1:

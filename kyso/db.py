@@ -10,10 +10,13 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,6 +71,27 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def restrict_sqlite(url: str, *, group: int | None = None) -> None:
+    """Make an SQLite database and its WAL files readable by the service's user only (0600),
+    or also by the operators' ``group`` (0640); create the database file so, if it is absent.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so they stay
+    as private as it. Other databases are left alone (their server owns its files).
+    """
+    database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    mode = 0o640 if group is not None else 0o600
+    path = Path(database)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if name.exists():
+            if group is not None:
+                os.chown(name, -1, group)
+            os.chmod(name, mode)
 
 
 def applied_versions(engine: sa.Engine) -> dict[str, set[int]]:

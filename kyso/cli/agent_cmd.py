@@ -35,6 +35,7 @@ import grpc
 from asn1crypto import x509
 
 import hsm
+import workers
 from kyso.cli.common import ClientTarget, add_client_arguments, client_target, die
 from kyso.v1 import signing_pb2, signing_pb2_grpc
 
@@ -125,6 +126,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _agent(args: argparse.Namespace) -> int:
     target = client_target(args)
+    workers.forbid_core_dumps()  # this process will hold the token's PIN
     pin = _pin_source(args.pin_file)
     try:
         key = hsm.open_token_key(args.module, args.token, args.key)
