@@ -9,7 +9,8 @@ transaction.
 
 Who reads a stored document (``Download``: its bytes; ``Stat``: its metadata): a client acting
 for one of the document's units — the unit that stored it (its catalogue row), the units of the
-keys that signed it, and for an exchanged package its sender and recipients — where acting for
+keys that signed it, for an exchanged package its sender and recipients, and for a PDF prepared
+for an official's signature (or its source) the unit that asked for it — where acting for
 a unit means being configured with that unit or one above it. Auditors read every document's
 metadata, and its bytes only with ``[documents] auditors_download = true``. Everyone else,
 hubs included, is refused (PERMISSION_DENIED, recorded like every refusal); a ref that nothing
@@ -252,6 +253,9 @@ class Documents:
             units.update(keys[s.key_alias].unit for s in entry.signatures if s.key_alias in keys)
         if self._app.router is not None:
             units |= self._app.router.package_units(ref)
+        # a prepared PDF (or its source) belongs to the unit that asked for the signature: its
+        # clients, the official's agent among them, check it before the official signs
+        units |= self._app.sessions.units_of_document(ref)
         return frozenset(u for u in units if u)
 
     def _may_read(self, actor: Identity, ref: str, *, content: bool) -> None:
