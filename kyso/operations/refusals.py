@@ -25,11 +25,15 @@ from audit.entry import format_time
 from kyso.authz import Identity
 from kyso.operations.ledger import EventLog
 
-__all__ = ["MAX_RPCS", "Refusals"]
+__all__ = ["MAX_RPCS", "MAX_TALLIES", "OVERFLOW", "Refusals"]
 
 log = logging.getLogger(__name__)
 
 MAX_RPCS = 10
+MAX_TALLIES = 10_000
+"""Callers tallied at once; beyond, refusals of new callers are tallied together as
+``OVERFLOW`` (a flood from many addresses stays bounded in memory and in the ledger)."""
+OVERFLOW = Identity(name="refusals of other callers", unit="", roles=frozenset())
 _MAX_REASON_CHARS = 300
 
 
@@ -59,6 +63,8 @@ class Refusals:
         now = self._clock()
         minute = now.replace(second=0, microsecond=0)
         with self._lock:
+            if (actor.name, minute) not in self._tallies and len(self._tallies) >= MAX_TALLIES:
+                actor = OVERFLOW
             tally = self._tallies.get((actor.name, minute))
             if tally is None:
                 tally = _Tally(actor=actor, first=now, last=now, reason=reason[:_MAX_REASON_CHARS])
