@@ -179,10 +179,8 @@ async def test_documents_are_read_only_by_their_units_and_auditors_see_metadata(
     (tmp_path / "province.token").write_text("token-of-the-province")
     config = load_config(
         write_config(
-            f"""
-[documents]
-auditors_download = {"true" if auditors_download else "false"}
-
+            ("[documents]\nauditors_download = true\n" if auditors_download else "")
+            + """
 [clients.other]
 roles = ["workflow"]
 unit = "000.00.02.H49"
