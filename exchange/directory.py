@@ -191,6 +191,35 @@ class Directory:
             )
         return RouteDecision(kind=RouteKind.UP, next_hub=here.parent_hub, serving_hub=target)
 
+    def lineage(self, code: str) -> tuple[str, ...]:
+        """``code`` and the units above it, nearest first (``UnitNotFound`` when unknown)."""
+        index = self._load_index()
+        if code not in index:
+            validate_unit_code(code)
+            raise UnitNotFound(f"unit {code} is not in the directory", field="code")
+        chain: list[str] = []
+        current: str | None = code
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = index.get(current, (None, None))[0]
+        return tuple(chain)
+
+    def path(self, *, from_hub: str, to_unit: str) -> tuple[str, ...]:
+        """The hubs a message at ``from_hub`` passes through to reach ``to_unit``: ``from_hub``
+        first, the serving hub last (``route`` hop by hop; ``NoRoute`` when there is none)."""
+        hubs = [from_hub]
+        limit = len(self.topology.hubs())
+        while True:
+            decision = self.route(from_hub=hubs[-1], to_unit=to_unit)
+            if decision.next_hub is None:
+                return tuple(hubs)
+            if decision.next_hub in hubs or len(hubs) > limit:
+                raise NoRoute(
+                    f"the route to unit {to_unit} loops through hub {decision.next_hub}: the"
+                    " hubs' parents and peers disagree"
+                )
+            hubs.append(decision.next_hub)
+
     # -- import and export ---------------------------------------------------------------------
 
     def import_csv(self, source: TextIO) -> int:

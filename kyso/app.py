@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import grp
 import hashlib
 import logging
 import os
@@ -27,6 +28,7 @@ import hsm
 import signer
 import signer.schema
 import storage
+import workers
 from audit.hsm_signer import KeyRingHeadSigner
 from exchange.directory import Directory
 from exchange.edxml.dsig import TrustPolicy
@@ -39,6 +41,7 @@ from kyso.certificates import read_certificates
 from kyso.config import Config
 from kyso.errors import ConfigError
 from kyso.operations.ledger import EventLog
+from kyso.operations.refusals import Refusals
 from kyso.operations.running import Blocking, Executors
 from signer import verify
 from signer.twophase import SessionStore, TwoPhaseSigner
@@ -58,10 +61,15 @@ def components() -> list[db.Component]:
     ]
 
 
+def operators_group(config: Config) -> int | None:
+    """The id of ``storage.group`` (checked to exist when the configuration was loaded)."""
+    return grp.getgrnam(config.storage.group).gr_gid if config.storage.group else None
+
+
 def open_store(config: Config) -> storage.ObjectStore:
     """The object store the configuration names (filesystem by default)."""
     if config.storage.backend == "filesystem":
-        return storage.FilesystemStore(config.storage.path)
+        return storage.FilesystemStore(config.storage.path, group=operators_group(config))
     s3 = config.storage.s3
     try:
         credentials = storage.S3Credentials.from_env()
@@ -101,12 +109,14 @@ class Application:
     directory: Directory | None = None
     verifier: verify.Verifier | None = None
     outbox_listeners: list[Callable[[], None]] = field(default_factory=list)
+    refusals: Refusals | None = None
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
     def open(cls, config: Config) -> Application:
         stack = contextlib.ExitStack()
         try:
+            db.restrict_sqlite(config.database.url, group=operators_group(config))
             engine = db.open_engine(config.database)
             stack.callback(engine.dispose)
             db.wait_until_reachable(engine, timeout=config.database.start_timeout_seconds)
@@ -119,6 +129,8 @@ class Application:
             stack.callback(appender.close)
             executors = open_executors(config)
             stack.callback(executors.close)
+            if config.keys:  # this process reads the keys' PINs: no core file may hold one
+                workers.forbid_core_dumps()
             keyring = open_keyring(config)
             if keyring is not None:
                 stack.callback(keyring.close)
@@ -149,7 +161,10 @@ class Application:
                 ),
                 _closers=stack,
             )
-            app.directory, app.router = open_exchange(config, engine, store, package_policy)
+            app.refusals = Refusals(app.events)
+            app.directory, app.router = open_exchange(
+                config, engine, store, package_policy, key_fingerprints(keyring)
+            )
             app.verifier = verify.Verifier(workers=config.signing.workers or None)
             stack.callback(app.verifier.close)
         except BaseException:
@@ -172,14 +187,11 @@ class Application:
             listener()
 
     async def record_denied(self, identity: Identity, method: str, reason: str) -> None:
-        """Ledger an authorisation refusal (the interceptor calls this for every one)."""
-        await self.events.record(
-            self.events.event(
-                audit.EventType.AUTHZ_DENIED,
-                actor=identity,
-                details={"rpc": method, "reason": reason},
-            )
-        )
+        """Count a refusal for the ledger (the interceptor calls this for every one: not
+        authenticated, not authorised, a key or unit not the caller's). The ledger gets one
+        event per caller and minute (``kyso.operations.refusals``)."""
+        if self.refusals is not None:
+            self.refusals.note(identity, method, reason)
 
     def verification_policy(self, *, online: bool = False) -> verify.VerificationPolicy:
         """How PDFs are verified here (see :func:`verification_policy`), read once at open."""
@@ -280,6 +292,16 @@ def package_trust(config: Config) -> TrustPolicy:
     )
 
 
+def key_fingerprints(keyring: hsm.KeyRing | None) -> dict[str, str]:
+    """The SHA-256 (hex) of each key's certificate, by alias."""
+    if keyring is None:
+        return {}
+    return {
+        alias: hashlib.sha256(keyring.certificate(alias).dump()).hexdigest()
+        for alias in keyring.aliases()
+    }
+
+
 def package_limits(config: Config) -> Limits:
     """The limits every package arriving at this hub is read within (``[exchange]``)."""
     settings = config.exchange
@@ -293,12 +315,20 @@ def package_limits(config: Config) -> Limits:
 
 
 def open_exchange(
-    config: Config, engine: sa.Engine, store: storage.ObjectStore, policy: TrustPolicy
+    config: Config,
+    engine: sa.Engine,
+    store: storage.ObjectStore,
+    policy: TrustPolicy,
+    keys: Mapping[str, str] | None = None,
 ) -> tuple[Directory | None, Router | None]:
-    """The unit directory and this hub's router (both None when the server routes nothing)."""
+    """The unit directory and this hub's router (both None when the server routes nothing).
 
+    A package from a unit must be signed by a certificate bound to it or to its hub
+    (``kyso.operations.bindings``); ``keys`` are the configured keys' certificate fingerprints.
+    """
     from exchange.adapters import StoredPackages
     from exchange.hubs import Hub, Topology
+    from kyso.operations.bindings import UnitSigners
 
     settings = config.exchange
     if not settings.hub_id:
@@ -328,6 +358,7 @@ def open_exchange(
         policy=policy,
         limits=package_limits(config),
         lease=timedelta(seconds=settings.lease_seconds),
+        unit_certificates=UnitSigners(config, directory, keys or {}),
         max_delivery_attempts=settings.max_delivery_attempts,
         max_forward_attempts=settings.max_forward_attempts,
     )

@@ -15,8 +15,10 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import grp
 import ipaddress
 import os
+import string
 import tomllib
 import types
 import typing
@@ -34,6 +36,7 @@ __all__ = [
     "Config",
     "CscConfig",
     "DatabaseConfig",
+    "DocumentsConfig",
     "ExchangeConfig",
     "HsmConfig",
     "HubConfig",
@@ -48,6 +51,7 @@ __all__ = [
     "TlsConfig",
     "TrustConfig",
     "VerifyConfig",
+    "is_loopback",
     "load_config",
     "normalise_fingerprint",
     "parse_address",
@@ -61,7 +65,12 @@ Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """Where and how the gRPC server listens."""
+    """Where and how the gRPC server listens.
+
+    ``insecure``: listen without TLS on an address other than loopback. Off by default: such
+    a configuration is refused at start unless this is written in it (and then every start
+    warns), since API tokens and documents would cross the network in the clear.
+    """
 
     address: str = "127.0.0.1:50051"
     metrics_address: str = "127.0.0.1:9464"
@@ -72,6 +81,7 @@ class ServerConfig:
     health_interval_seconds: float = 2.0
     io_threads: int = 32
     certificate_warning_days: int = 30
+    insecure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +160,28 @@ class S3Config:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
+    """Where documents are stored.
+
+    ``group``: the operators' group (a name). Without it only the service's user reads the
+    filesystem store and the SQLite database (directories 0700, files 0600, objects 0400);
+    with it, that group reads them too (0750, 0640, 0440), and never writes.
+    """
+
     backend: Literal["filesystem", "s3"] = "filesystem"
     path: Path = Path("objects")
     s3: S3Config = field(default_factory=S3Config)
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentsConfig:
+    """Who reads stored documents beyond their units (see docs/api.md, "Documents").
+
+    ``auditors_download``: auditors get the bytes of any document (Download), not only its
+    metadata (Stat). Off by default.
+    """
+
+    auditors_download: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,12 +284,19 @@ class LedgerConfig:
 @dataclass(frozen=True, slots=True)
 class HubConfig:
     """A hub of the exchange: the unit at the top of the subtree it serves, its parent hub,
-    the address of its kyso server, and the hubs it may send to directly (peers)."""
+    the address of its kyso server, and the hubs it may send to directly (peers).
+
+    ``certificate_sha256``: the SHA-256 fingerprints of the certificates of the hub's own
+    ``[exchange] key`` — the only certificates its hop receipts may be signed with, and the
+    ones allowed to sign packages on behalf of the units it serves. Required for every other
+    hub this hub sends to or takes packages from.
+    """
 
     root_unit: str
     parent: str = ""
     address: str = ""
     peers: tuple[str, ...] = ()
+    certificate_sha256: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +417,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     hsm: HsmConfig = field(default_factory=HsmConfig)
     keys: Mapping[str, KeyConfig] = field(default_factory=dict)
     clients: Mapping[str, ClientConfig] = field(default_factory=dict)
@@ -629,9 +666,30 @@ def _validate_database(database: DatabaseConfig) -> None:
         raise ConfigError("database.start_timeout_seconds: must be 0 or more")
 
 
+def is_loopback(address: str) -> bool:
+    """Whether ``host:port`` names this machine only (127.0.0.0/8, ::1, localhost, a Unix
+    socket): what travels there does not cross a network."""
+    if address.startswith("unix:"):
+        return True
+    host = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _validate(config: Config) -> None:
     parse_address(config.server.address, key="server.address")
     _validate_database(config.database)
+    plain = not config.tls.enabled and not config.server.insecure
+    if plain and not is_loopback(config.server.address):
+        raise ConfigError(
+            f"server.address: {config.server.address} is not a loopback address and TLS is"
+            " off, so tokens and documents would cross the network in the clear; enable"
+            " [tls], listen on 127.0.0.1, or write server.insecure = true"
+        )
     if config.server.io_threads < 1:
         raise ConfigError("server.io_threads: at least 1 thread is needed for blocking work")
     _validate_limits(config.limits)
@@ -699,6 +757,13 @@ def _validate(config: Config) -> None:
         _readable(anchor, f"trust.anchors[{i}]")
     if config.verify.algorithms is not None:
         _readable(config.verify.algorithms, "verify.algorithms")
+    if config.storage.group:
+        try:
+            grp.getgrnam(config.storage.group)
+        except KeyError:
+            raise ConfigError(
+                f"storage.group: no group {config.storage.group!r} on this machine"
+            ) from None
     if config.storage.backend == "s3" and not config.storage.s3.endpoint:
         raise ConfigError("storage.s3.endpoint: required when storage.backend is 's3'")
     if config.storage.s3.retention_mode and config.storage.s3.retention_days < 1:
@@ -781,6 +846,12 @@ def _validate_exchange(config: Config) -> None:
                 raise ConfigError(f"exchange.hubs.{name}.peers: no hub {peer!r}")
         if hub.address:
             parse_address(hub.address, key=f"exchange.hubs.{name}.address")
+        for i, fingerprint in enumerate(hub.certificate_sha256):
+            if len(fingerprint) != 64 or any(c not in string.hexdigits for c in fingerprint):
+                raise ConfigError(
+                    f"exchange.hubs.{name}.certificate_sha256[{i}]: not a SHA-256 fingerprint"
+                    " (64 hex digits)"
+                )
     if exchange.key and exchange.key not in config.keys:
         raise ConfigError(f"exchange.key: {exchange.key!r} is not a configured key alias")
     for name in ("directory", "client_certificate", "client_key", "server_ca", "hub_token_file"):
@@ -789,6 +860,19 @@ def _validate_exchange(config: Config) -> None:
             _readable(path, f"exchange.{name}")
     if (exchange.client_certificate is None) != (exchange.client_key is None):
         raise ConfigError("exchange.client_key: give client_certificate and client_key together")
+    if exchange.client_certificate is not None and exchange.server_ca is None:
+        raise ConfigError(
+            "exchange.server_ca: hub links with a client certificate trust only this CA (never"
+            " the system's roots); give the CA that issued the other hubs' server certificates"
+        )
+    if exchange.client_certificate is None and exchange.hub_token_file is not None:
+        for name, hub in exchange.hubs.items():
+            if name != exchange.hub_id and hub.address and not is_loopback(hub.address):
+                raise ConfigError(
+                    f"exchange.hub_token_file: the hub token would travel in the clear to hub"
+                    f" {name} at {hub.address}; hub links off this machine use mutual TLS"
+                    " (client_certificate, client_key, server_ca)"
+                )
 
 
 def _readable(path: Path, key: str) -> None:

@@ -106,6 +106,12 @@ DESCRIPTIONS: Mapping[str, str] = {
     "exchange.client_key": "its private key (PEM)",
     "exchange.server_ca": "CA (PEM) other hubs' servers chain to; none: plaintext (loopback)",
     "exchange.hub_token_file": "API token presented to other hubs",
+    "server.insecure": "listen without TLS on a non-loopback address (behind a TLS proxy or a"
+    " loopback-published container); warned at every start",
+    "storage.group": "the operators' group that may read the store and the SQLite files",
+    "documents.auditors_download": "auditors get documents' bytes, not only their metadata",
+    "exchange.hubs.ID.certificate_sha256": "SHA-256 of the hub's `[exchange] key` certificate(s):"
+    " its receipts and the packages it signs for its units",
     "limits.transfer_threads": "threads for streamed uploads (one per upload in progress)",
     "limits.xml_threads": "threads for parsing and checking edXML packages",
     "limits.pdf_threads": "threads waiting on the signing and verifying worker processes",

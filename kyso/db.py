@@ -10,6 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -172,6 +174,27 @@ def wait_until_reachable(
             )
             time.sleep(min(delay * random.uniform(0.8, 1.2), left))  # noqa: S311 (jitter)
             delay = min(delay * 2, backoff[1])
+
+
+def restrict_sqlite(url: str, *, group: int | None = None) -> None:
+    """Make an SQLite database and its WAL files readable by the service's user only (0600),
+    or also by the operators' ``group`` (0640); create the database file so, if it is absent.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so they stay
+    as private as it. Other databases are left alone (their server owns its files).
+    """
+    database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    mode = 0o640 if group is not None else 0o600
+    path = Path(database)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if name.exists():
+            if group is not None:
+                os.chown(name, -1, group)
+            os.chmod(name, mode)
 
 
 def applied_versions(engine: sa.Engine) -> dict[str, set[int]]:

@@ -364,6 +364,7 @@ class Dispatcher:
             sha256=digest,
             hub=item.next_hub,
             anchors=self._anchors,
+            pinned=self._pinned(item.next_hub),
         )
         event = self._app.events.event(
             audit.EventType.PACKAGE_FORWARDED,
@@ -403,8 +404,14 @@ class Dispatcher:
                 sha256=hashlib.sha256(packet).hexdigest(),
                 hub=item.next_hub,
                 anchors=self._anchors,
+                pinned=self._pinned(item.next_hub),
             )
         await asyncio.to_thread(self._router.mark_forwarded, [item.id])
+
+    def _pinned(self, hub_id: str) -> tuple[str, ...]:
+        """The certificates the next hub's receipts must be signed with (its pinned key)."""
+        hub = self._app.config.exchange.hubs.get(hub_id)
+        return hub.certificate_sha256 if hub is not None else ()
 
     def _read_package(self, ref: str) -> bytes:
         with self._app.store.open(ref) as reader:

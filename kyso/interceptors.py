@@ -48,7 +48,8 @@ def current_request_id() -> str:
 
 
 DeniedHook = Callable[[Identity, str, str], Awaitable[None]]
-"""Called with (identity, method, reason) when an authenticated caller is refused."""
+"""Called with (identity, method, reason) when a caller is refused: not authenticated (the
+identity is then ``unauthenticated <peer address>``, without roles) or not authorised."""
 
 
 class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -121,7 +122,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = await self._status(method, exc, peer=context.peer())
+                status = await self._status(method, exc, context)
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -157,7 +158,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:  # every error leaves through the one mapping table
-                status = await self._status(method, exc, peer=context.peer())
+                status = await self._status(method, exc, context)
                 code = status.code
                 await _abort(context, status)
             finally:
@@ -211,9 +212,12 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 break
         return self._authenticator.identify(certificate_der=der, token=token)
 
-    async def _status(self, method: str, exc: Exception, *, peer: str = "") -> StatusInfo:
+    async def _status(
+        self, method: str, exc: Exception, context: aio.ServicerContext[Any, Any]
+    ) -> StatusInfo:
         request_id = _request_id.get()
         status = to_status(exc, request_id=request_id)
+        peer = context.peer()
         if isinstance(exc, AuthenticationError | PermissionDenied):
             # Who was refused and from where: the address is what a firewall rule needs.
             identity = _identity.get(None)
@@ -233,7 +237,9 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 "unexpected error", exc_info=exc, extra={"rpc": method, "request_id": request_id}
             )
         identity = _identity.get(None)
-        if isinstance(exc, PermissionDenied) and identity is not None and self._on_denied:
+        if isinstance(exc, AuthenticationError):
+            identity = Identity(name=_anonymous(context), unit="", roles=frozenset())
+        if isinstance(exc, PermissionDenied | AuthenticationError) and identity and self._on_denied:
             try:
                 await self._on_denied(identity, method, str(exc))
             except Exception:  # the refusal stands even if the ledger cannot take it now
@@ -256,6 +262,13 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 "duration_ms": round(elapsed * 1000, 2),
             },
         )
+
+
+def _anonymous(context: aio.ServicerContext[Any, Any]) -> str:
+    """An unauthenticated caller, named by its address without the port (one per host)."""
+    peer = context.peer() or "unknown"
+    host = peer.rsplit(":", 1)[0] if peer.startswith(("ipv4:", "ipv6:")) else peer
+    return f"unauthenticated {host}"
 
 
 async def _abort(context: aio.ServicerContext[Any, Any], status: StatusInfo) -> None:

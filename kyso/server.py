@@ -23,7 +23,7 @@ import audit
 from kyso import status
 from kyso.app import Application
 from kyso.authz import Authenticator
-from kyso.config import Config, parse_address
+from kyso.config import Config, is_loopback, parse_address
 from kyso.errors import ConfigError
 from kyso.health import ExplainingHealthServicer, HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
@@ -38,6 +38,8 @@ __all__ = ["Server", "serve"]
 _OBSERVE_EVERY_S = 10.0
 
 log = logging.getLogger(__name__)
+
+_REFUSALS_FLUSH_SECONDS = 5.0
 
 
 class Server:
@@ -85,11 +87,18 @@ class Server:
         self._heads: asyncio.Task[None] | None = None
         self.reconcile: ReconcileTask | None = None
         self._dispatcher: Dispatcher | None = None
+        self._refusals: asyncio.Task[None] | None = None
 
     def _bind(self) -> int:
         address = self.config.server.address
         tls = self.config.tls
         if not tls.enabled:
+            if not is_loopback(address):  # allowed only by server.insecure (kyso.config)
+                log.warning(
+                    "listening WITHOUT TLS on a network address (server.insecure = true):"
+                    " API tokens and documents cross the network in the clear",
+                    extra={"address": address},
+                )
             port = self.grpc.add_insecure_port(address)
         else:
             assert tls.certificate is not None
@@ -144,6 +153,7 @@ class Server:
         if self.config.server.metrics_address:
             host, port = parse_address(self.config.server.metrics_address, key="metrics")
             self.metrics.serve(host, port)
+        self._refusals = asyncio.get_running_loop().create_task(self._flush_refusals())
         # exchange: the hub-to-hub dispatcher (kyso.hubs), when this server routes documents
         self._dispatcher = start_dispatcher(self.app)
         if self._dispatcher is not None:
@@ -161,10 +171,23 @@ class Server:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heads
+        if self._refusals is not None:
+            self._refusals.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refusals
+        if self.app.refusals is not None:
+            await self.app.refusals.flush(everything=True)
         if self.reconcile is not None:
             await asyncio.to_thread(self.reconcile.stop)
         self.app.close()
         log.info("stopped")
+
+    async def _flush_refusals(self) -> None:
+        """Every few seconds, the refusals of the minutes that are over go to the ledger."""
+        assert self.app.refusals is not None
+        while True:
+            await asyncio.sleep(_REFUSALS_FLUSH_SECONDS)
+            await self.app.refusals.flush()
 
 
 async def serve(config: Config) -> None:

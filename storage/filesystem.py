@@ -2,9 +2,13 @@
 
 Layout under ``root``::
 
-    objects/ab/cd/abcd…(64 hex)         the content, read-only (0444)
+    objects/ab/cd/abcd…(64 hex)         the content, read-only for its owner (0400)
     objects/ab/cd/abcd….json            its description (size, content type, metadata, retention)
     tmp/                                staging for puts in progress
+
+Only the service's user reads the store: directories are 0700, content 0400, descriptions
+0600. With ``group`` (the operators' group id), directories are 0750, content 0440 and
+descriptions 0640, owned by that group, so its members can read (never change) the store.
 
 Invariants:
 - a put streams into a staging file in ``tmp/`` while hashing (the shard directory is not known
@@ -78,14 +82,21 @@ _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
 class FilesystemStore:
     """Content-addressed, write-once object store in a local directory (see module doc)."""
 
-    def __init__(self, root: Path, *, create: bool = True) -> None:
+    def __init__(self, root: Path, *, create: bool = True, group: int | None = None) -> None:
         self.root = root
         self._objects = root / "objects"
         self._tmp = root / "tmp"
+        self._group = group
+        self._dir_mode = 0o750 if group is not None else 0o700
+        self._file_mode = 0o440 if group is not None else 0o400
+        self._meta_mode = 0o640 if group is not None else 0o600
         try:
             if create:
                 self._objects.mkdir(parents=True, exist_ok=True)
                 self._tmp.mkdir(exist_ok=True)
+                for directory in (root, self._objects, self._tmp):
+                    if directory.stat().st_uid == os.geteuid():  # not a parent someone else owns
+                        self._restrict(directory, self._dir_mode)
             devices = {os.stat(self._objects).st_dev, os.stat(self._tmp).st_dev}
         except FileNotFoundError as exc:
             raise StorageConfigError(
@@ -199,7 +210,7 @@ class FilesystemStore:
                 }
                 dirty |= self._make_dirs(final.parent, durable=False)
                 pending.append(self._write_temp_json(final.parent, record, durable=False))
-                os.chmod(entry.path, 0o444)
+                self._restrict(entry.path, self._file_mode)
                 fresh[entry.sha256] = (entry, final, record)
             self._flush(root_fd, [*(e.path for e, _, _ in fresh.values()), *pending])
             for (entry, final, record), temp in zip(fresh.values(), pending, strict=True):
@@ -344,7 +355,7 @@ class FilesystemStore:
             self._make_dirs(final.parent)
             if _link_new(self._write_temp_json(final.parent, record), meta_path):
                 created.append(meta_path)
-            os.chmod(staged, 0o444)
+            self._restrict(staged, self._file_mode)
             if _link_new(staged, final):
                 created.append(final)
             _fsync_dir(final.parent)
@@ -358,6 +369,7 @@ class FilesystemStore:
     ) -> Path:
         fd, name = tempfile.mkstemp(dir=directory, prefix=".meta-")
         try:
+            self._restrict(Path(name), self._meta_mode)
             with os.fdopen(fd, "wb") as out:
                 out.write(json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
                 out.flush()
@@ -379,11 +391,18 @@ class FilesystemStore:
         changed: set[Path] = set()
         for path in reversed(missing):
             with contextlib.suppress(FileExistsError):
-                path.mkdir()
+                path.mkdir(mode=self._dir_mode)
+                self._restrict(path, self._dir_mode)
             if durable:
                 _fsync_dir(path.parent)
             changed.add(path.parent)
         return changed
+
+    def _restrict(self, path: Path, mode: int) -> None:
+        """Give ``path`` its mode (whatever the umask) and the operators' group, if any."""
+        if self._group is not None:
+            os.chown(path, -1, self._group)
+        os.chmod(path, mode)
 
     def _extend_retention(self, ref: ObjectRef, retention: Retention | None) -> StoredObject:
         """Re-put of stored content: keep it, but lengthen (never shorten) its retention record."""

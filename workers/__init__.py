@@ -25,6 +25,7 @@ from workers.errors import (
     WorkerTimedOut,
     WorkerUnavailable,
 )
+from workers.hardening import forbid_core_dumps, minimal_environment
 from workers.pool import Heartbeat, PoolSpec, PoolState, StartCheck, WorkerPool
 
 __all__ = [
@@ -45,4 +46,6 @@ __all__ = [
     "WorkerStartFailed",
     "WorkerTimedOut",
     "WorkerUnavailable",
+    "forbid_core_dumps",
+    "minimal_environment",
 ]

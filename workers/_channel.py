@@ -37,6 +37,7 @@ from typing import Protocol
 
 from workers import wire
 from workers.errors import WorkerLost, WorkerStartFailed, WorkerTimedOut
+from workers.hardening import minimal_environment
 
 __all__ = ["Answer", "Call", "Channel", "ChannelSettings", "Owner"]
 
@@ -64,6 +65,8 @@ class ChannelSettings:
     expected_errors: tuple[type[BaseException], ...]
     bounded: bool
     """The pool limits the requests in flight per worker: tell it after every answer."""
+    minimal_environment: bool = False
+    """The workers get only ``hardening.MINIMAL_ENVIRONMENT`` of this process's variables."""
 
 
 class Owner(Protocol):
@@ -195,7 +198,8 @@ class Channel:
     def start(self) -> None:
         """Start the process and its reader; ``WorkerStartFailed`` if it cannot run at all."""
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
+        inherited = os.environ
+        env = minimal_environment(inherited) if self.settings.minimal_environment else {**inherited}
         # The worker imports the same packages as this process, wherever it was started from.
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p

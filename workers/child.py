@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from workers import wire
 from workers.errors import RemoteError
+from workers.hardening import forbid_core_dumps
 
 __all__ = ["Handler", "Reply", "WorkerSetup", "main"]
 
@@ -75,6 +76,7 @@ def main(fd: int) -> None:
         return  # the parent went away before it sent anything
     assert isinstance(boot, wire.Boot)
     try:
+        forbid_core_dumps()  # before the configuration (PINs included) is used
         module, _, name = boot.entry.partition(":")
         entry: Callable[[object], WorkerSetup] = getattr(importlib.import_module(module), name)
         setup = entry(boot.config)

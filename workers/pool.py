@@ -89,7 +89,9 @@ class PoolSpec:
     ``request_timeout``: the default deadline of a request (``None``: none). ``memory_bytes``:
     the workers' address-space limit (RLIMIT_AS), set before they read any request.
     ``expected_errors``: failures of the workers' code that are the caller's business; others
-    are logged here with the worker's traceback.
+    are logged here with the worker's traceback. ``environment``: ``"inherit"`` (the parent's
+    variables) or ``"minimal"`` (only ``hardening.MINIMAL_ENVIRONMENT``: for workers that need
+    no secret, so a PIN in an environment variable never reaches them).
     """
 
     name: str
@@ -108,6 +110,7 @@ class PoolSpec:
     retry_start: tuple[type[BaseException], ...] = ()
     permanent: tuple[type[BaseException], ...] = ()
     expected_errors: tuple[type[BaseException], ...] = ()
+    environment: Literal["inherit", "minimal"] = "inherit"
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -168,6 +171,7 @@ class WorkerPool:
             stop_grace=spec.stop_grace,
             expected_errors=spec.expected_errors,
             bounded=spec.max_in_flight is not None,
+            minimal_environment=spec.environment == "minimal",
         )
         self._boot = wire.Boot(entry=spec.entry, config=spec.config, memory_bytes=spec.memory_bytes)
         self._request_timeout = spec.request_timeout

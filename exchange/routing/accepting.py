@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -11,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from exchange.directory import RouteKind
 from exchange.edxml.model import BusinessType, StatusCode, TraceHeader
@@ -137,13 +139,20 @@ class Accepting(HubBase):
         )
 
     def _check_sender_key(self, sender: str, signer: x509.Certificate | None) -> None:
-        # Checked on the signed From only, after verification: the unit's own keys, when known.
-        allowed = self._unit_certificates(sender) if self._unit_certificates else ()
-        if allowed and signer not in allowed:
+        # Checked on the signed From only, after verification: the unit's bound certificates
+        # (its own keys, and its hub's for packages the hub signs on its behalf).
+        unsigned_allowed = signer is None and not self._policy.require_signature
+        if self._unit_certificates is None or unsigned_allowed:
+            return
+        allowed = self._unit_certificates(sender)
+        fingerprint = (
+            hashlib.sha256(signer.public_bytes(Encoding.DER)).hexdigest() if signer else ""
+        )
+        if fingerprint not in allowed:
             who = signer.subject.rfc4514_string() if signer is not None else "nobody"
             raise UntrustedSigner(
-                f"the package from unit {sender} is signed by {who}, which is not a key of"
-                f" unit {sender}"
+                f"the package from unit {sender} is signed by {who} (SHA-256 {fingerprint[:16]}…),"
+                f" which is not a certificate bound to unit {sender} or to the hub serving it"
             )
 
     def accept(

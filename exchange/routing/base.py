@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from cryptography import x509
 
 from exchange.codes import validate_unit_code
 from exchange.directory import Directory
@@ -61,7 +60,7 @@ class HubBase:
     _backoff: Backoff
     _clock: Callable[[], datetime]
     _skip_locked: bool
-    _unit_certificates: Callable[[str], Sequence[x509.Certificate]] | None
+    _unit_certificates: Callable[[str], Collection[str]] | None
 
     @contextmanager
     def _deciding(self) -> Iterator[sa.Connection]:

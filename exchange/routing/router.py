@@ -25,11 +25,10 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from cryptography import x509
 
 from exchange.directory import Directory
 from exchange.edxml.dsig import TrustPolicy
@@ -51,8 +50,10 @@ class Router(Accepting, Inbox, Outbox, Statuses):
     """One hub's routing state machine (thread-safe: it keeps no per-call state).
 
     ``policy`` says whom to trust for every package and status; ``unit_certificates(code)``,
-    when given, names the certificates allowed to sign for a sending unit (none known: any
-    certificate the policy trusts). ``clock`` is injectable for leases, claims and backoff.
+    when given, names the SHA-256 fingerprints (hex) of the certificates allowed to sign a
+    package from a sending unit: a package signed by any other is ``UntrustedSigner``, and with
+    none named for a unit, its packages are refused. Without it, any certificate the policy
+    trusts may sign for any unit. ``clock`` is injectable for leases, claims and backoff.
     ``max_delivery_attempts`` and ``max_forward_attempts`` bound the failures before a
     delivery or a hop is quarantined (see ``quarantine``).
     """
@@ -69,7 +70,7 @@ class Router(Accepting, Inbox, Outbox, Statuses):
         lease: timedelta = timedelta(minutes=5),
         backoff: Backoff = _DEFAULT_BACKOFF,
         clock: Callable[[], datetime] = utcnow,
-        unit_certificates: Callable[[str], Sequence[x509.Certificate]] | None = None,
+        unit_certificates: Callable[[str], Collection[str]] | None = None,
         max_delivery_attempts: int = 5,
         max_forward_attempts: int = 10,
     ) -> None:

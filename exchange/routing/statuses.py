@@ -29,6 +29,7 @@ class Statuses(HubBase):
         sender: str | None,
         code: StatusCode,
         local_only: bool,
+        through_hub: str | None = None,
     ) -> sa.RowMapping | None:
         query = (
             sa.select(
@@ -48,6 +49,8 @@ class Statuses(HubBase):
             query = query.where(messages.c.sender == sender)
         if local_only:
             query = query.where(deliveries.c.next_hub.is_(None))
+        if through_hub is not None:
+            query = query.where(deliveries.c.next_hub == through_hub)
         if code in BUSINESS_CODES:
             query = query.where(messages.c.business_type != int(BusinessType.NEW))
         elif code is not StatusCode.ARRIVED:
@@ -151,7 +154,9 @@ class Statuses(HubBase):
 
         Statuses may arrive out of order or twice: every new code is kept in the history and the
         current status is the furthest one seen. A code already in the history changes nothing
-        (``journal`` is not called).
+        (``journal`` is not called). A hub's status applies only to a delivery this hub sent on
+        through that hub (``next_hub`` is ``via_hub``): a hub cannot set the status of a local
+        delivery or of one that went another way (``DeliveryNotFound``).
         """
         opened = open_status(packet, policy=self._policy, limits=self._limits)
         status = opened.status
@@ -166,10 +171,12 @@ class Statuses(HubBase):
                 sender=status.response_for.organ_id,
                 code=status.code,
                 local_only=False,
+                through_hub=via_hub,
             )
             if row is None:
                 raise DeliveryNotFound(
-                    f"this hub has no delivery of document {document_id} to unit {recipient}",
+                    f"this hub sent no delivery of document {document_id} to unit {recipient}"
+                    f" through hub {via_hub}",
                     field="ResponseFor/DocumentId",
                 )
             seen = conn.execute(
@@ -219,6 +226,17 @@ class Statuses(HubBase):
             if journal is not None:
                 journal(conn, status)
         return status
+
+    def package_units(self, package_ref: str) -> frozenset[str]:
+        """The units a stored package concerns here: its senders and its recipients."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(messages.c.sender, deliveries.c.recipient)
+                .select_from(messages)
+                .outerjoin(deliveries, deliveries.c.message_id == messages.c.id)
+                .where(messages.c.package_ref == package_ref)
+            ).all()
+        return frozenset(unit for row in rows for unit in row if unit)
 
     def track(
         self, *, document_id: str, sender: str | None = None, recipient: str | None = None

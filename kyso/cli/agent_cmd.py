@@ -1,8 +1,12 @@
 """``kyso agent``: the official's workstation signs what waits for them, with one PIN entry.
 
-Reads the certificate on the token (no PIN needed), lists the sessions pending for it, shows each
-(title, unit, requester, document SHA-256), asks which to sign (all with ``--yes``), asks the PIN
-once, signs the chosen ones in one batch and prints ``signed / failed / left``.
+Reads the certificate on the token (no PIN needed), lists the sessions pending for it, fetches
+each prepared PDF and checks that the digest to sign commits to exactly those bytes
+(``kyso.cli.agent_check``: a mismatch is refused, never signed), shows each (title, number,
+requester, unit, page count and SHA-256 read from the PDF itself), asks which to sign, asks the
+PIN once, signs the chosen ones in one batch and prints ``signed / failed / left``. ``--yes``
+signs without asking, and only with an explicit selection: ``--session ID`` (repeatable) or
+``--requester NAME``.
 
 Pipelining: the token is the slow part (0.5–2 s a signature on a USB token), so it is never kept
 waiting. Every document's ``data_to_sign`` arrives with the list, one thread feeds the token
@@ -35,14 +39,17 @@ import grpc
 from asn1crypto import x509
 
 import hsm
+import workers
+from kyso.cli.agent_check import Inspected, PreparedMismatch, inspect_prepared
 from kyso.cli.common import ClientTarget, add_client_arguments, client_target, die
-from kyso.v1 import signing_pb2, signing_pb2_grpc
+from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc, signing_pb2, signing_pb2_grpc
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_STOPPED",
     "PIN_ENV",
     "BatchResult",
+    "Selection",
     "TokenKey",
     "list_pending",
     "register",
@@ -118,20 +125,44 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     agent.add_argument("--module", required=True, help="the token vendor's PKCS#11 library")
     agent.add_argument("--token", help="token label (needed when several tokens are present)")
     agent.add_argument("--key", help="key/certificate label (needed when the token has several)")
-    agent.add_argument("--yes", action="store_true", help="sign everything pending, no questions")
+    agent.add_argument(
+        "--yes",
+        action="store_true",
+        help="sign the selected documents without asking (needs --session or --requester)",
+    )
+    agent.add_argument(
+        "--session",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this session (repeatable)",
+    )
+    agent.add_argument("--requester", help="only the documents this client requested")
     agent.add_argument("--pin-file", help="read the PIN from this file (mode 0600)")
     agent.set_defaults(func=_agent)
 
 
 def _agent(args: argparse.Namespace) -> int:
+    if args.yes and not (args.session or args.requester):
+        die(
+            "--yes signs without asking, so it needs an explicit selection: --session ID"
+            " (repeatable) or --requester NAME"
+        )
     target = client_target(args)
+    workers.forbid_core_dumps()  # this process will hold the token's PIN
     pin = _pin_source(args.pin_file)
     try:
         key = hsm.open_token_key(args.module, args.token, args.key)
     except hsm.HsmError as exc:
         die(f"cannot use the token: {exc}")
     with key:
-        return run_agent(target=target, key=key, pin=pin, assume_yes=args.yes)
+        return run_agent(
+            target=target,
+            key=key,
+            pin=pin,
+            assume_yes=args.yes,
+            selection=Selection(sessions=tuple(args.session), requester=args.requester),
+        )
 
 
 def _pin_source(pin_file: str | None) -> hsm.PinSource:
@@ -142,12 +173,31 @@ def _pin_source(pin_file: str | None) -> hsm.PinSource:
     return hsm.PinSource.prompt("PIN of the token: ")
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which pending documents the agent considers: these sessions and/or this requester's
+    (empty: all of them, to choose from interactively)."""
+
+    sessions: tuple[str, ...] = ()
+    requester: str | None = None
+
+    @property
+    def explicit(self) -> bool:
+        return bool(self.sessions) or self.requester is not None
+
+    def keeps(self, item: signing_pb2.PendingSignature) -> bool:
+        if self.sessions and item.session_id not in self.sessions:
+            return False
+        return self.requester is None or item.requester == self.requester
+
+
 def run_agent(
     *,
     target: ClientTarget,
     key: TokenKey,
     pin: hsm.PinSource,
     assume_yes: bool,
+    selection: Selection = Selection(),
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     choose: Callable[[int], list[int] | None] | None = None,
@@ -155,8 +205,11 @@ def run_agent(
     """The whole agent session over an opened key; the process exit code.
 
     ``choose(count)`` returns the 0-based indexes to sign (None: none); the default asks on the
-    terminal. Not asked with ``assume_yes``.
+    terminal. Not asked with ``assume_yes``, which needs an explicit ``selection``. A document
+    whose prepared PDF does not match its digest to sign is refused (never shown as signable).
     """
+    if assume_yes and not selection.explicit:
+        die("--yes needs an explicit selection: --session ID or --requester NAME")
     fingerprint = hashlib.sha256(key.certificate.dump()).hexdigest()
     print(f"Token certificate: {key.certificate.subject.human_friendly}", file=out)
     print(f"  SHA-256 {fingerprint}", file=out)
@@ -164,10 +217,28 @@ def run_agent(
         pending = asyncio.run(list_pending(target, fingerprint))
     except grpc.RpcError as exc:
         die(f"cannot list pending signatures: {_rpc_text(exc)}")
+    pending = [item for item in pending if selection.keeps(item)]
     if not pending:
         print("Nothing waits for this certificate.", file=out)
         return 0
-    _show(pending, out)
+    try:
+        fetched = asyncio.run(fetch_prepared(target, pending))
+    except grpc.RpcError as exc:
+        die(f"cannot fetch the prepared documents: {_rpc_text(exc)}")
+    refused: list[tuple[str, str]] = []
+    checked: list[tuple[signing_pb2.PendingSignature, Inspected]] = []
+    for item in pending:
+        try:
+            checked.append((item, _inspect(item, fetched[item.session_id])))
+        except PreparedMismatch as exc:
+            refused.append((item.title or item.session_id, f"refused, not signed: {exc}"))
+    for title, why in refused:
+        print(f"refused: {title}: {why}", file=out)
+    if not checked:
+        print("Nothing can be signed.", file=out)
+        return EXIT_FAILED if refused else 0
+    pending = [item for item, _ in checked]
+    _show(checked, out)
     if assume_yes:
         indexes: list[int] | None = list(range(len(pending)))
     else:
@@ -182,6 +253,8 @@ def run_agent(
         die(f"the token did not accept the login: {exc}")
     progress = _Progress(len(chosen), err)
     result = asyncio.run(sign_batch(target, key, chosen, progress=progress.update))
+    result.chosen += len(refused)
+    result.failed.extend(refused)
     progress.done()
     _summary(result, out)
     return result.exit_code
@@ -279,6 +352,36 @@ async def list_pending(
                 return pending
 
 
+async def fetch_prepared(
+    target: ClientTarget, items: Sequence[signing_pb2.PendingSignature]
+) -> dict[str, bytes]:
+    """Each session's prepared PDF, fetched from the server (by ``prepared_ref``)."""
+    fetched: dict[str, bytes] = {}
+    async with _channel(target) as channel:
+        stub = documents_pb2_grpc.DocumentServiceStub(channel)
+        for item in items:
+            request = documents_pb2.DownloadRequest(
+                ref=common_pb2.DocumentRef(ref=item.prepared_ref)
+            )
+            if not item.prepared_ref:
+                fetched[item.session_id] = b""
+                continue
+            pieces = stub.Download(request, metadata=_metadata(target), timeout=_RPC_TIMEOUT)
+            fetched[item.session_id] = b"".join([piece.chunk async for piece in pieces])
+    return fetched
+
+
+def _inspect(item: signing_pb2.PendingSignature, pdf: bytes) -> Inspected:
+    if not pdf:
+        raise PreparedMismatch("the server gave no prepared PDF to check")
+    return inspect_prepared(
+        pdf,
+        digest_algorithm=item.digest_algorithm,
+        signed_attributes=item.signed_attributes,
+        data_to_sign=item.data_to_sign,
+    )
+
+
 def _channel(target: ClientTarget) -> grpc.aio.Channel:
     options = [
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -294,16 +397,18 @@ def _metadata(target: ClientTarget) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {target.token}"),) if target.token else ()
 
 
-def _show(pending: Sequence[signing_pb2.PendingSignature], out: TextIO) -> None:
-    print(f"{len(pending)} document(s) wait for this certificate:", file=out)
-    for number, item in enumerate(pending, start=1):
+def _show(checked: Sequence[tuple[signing_pb2.PendingSignature, Inspected]], out: TextIO) -> None:
+    print(f"{len(checked)} document(s) wait for this certificate:", file=out)
+    for number, (item, seen) in enumerate(checked, start=1):
         created = item.created_at.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        pages = f"{seen.pages} page(s)" if seen.pages is not None else "pages unknown"
         print(f"{number:>4}. {item.title or '(untitled)'}", file=out)
+        print(f"      number {number} · session {item.session_id} · {pages}", file=out)
         print(
             f"      unit {item.unit_code or '-'} · requested by {item.requester} · {created}",
             file=out,
         )
-        print(f"      SHA-256 {item.document_sha256}", file=out)
+        print(f"      SHA-256 {seen.sha256} (the prepared PDF, as checked)", file=out)
 
 
 def _ask(count: int) -> list[int] | None:

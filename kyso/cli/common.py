@@ -97,6 +97,13 @@ def client_target(args: argparse.Namespace, *, need_token: bool = True) -> Clien
         certificate_pem = private_key_pem = None
     if need_token and not token and certificate_pem is None:
         die("no credential: set KYSO_API_TOKEN, client.token_file or client.certificate")
+    from kyso.config import is_loopback
+
+    if token and ca_pem is None and not is_loopback(address):
+        die(
+            f"refusing to send the API token in the clear to {address}: give client.ca_file"
+            " (TLS) or reach the server on a loopback address"
+        )
     return ClientTarget(
         address=address,
         token=token,

@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 DEV_HUB = "H49"
+DEV_ROOT_UNIT = "000.00.00.H49"
 DEV_DIRECTORY = Path(__file__).parent / "assets" / "units-quangninh.csv"
 """The test and demo directory: Quảng Ninh's units (plus a few outside), imported at first start."""
 
@@ -94,9 +95,11 @@ def render_config(
         "[hsm.environment]",
         f"SOFTHSM2_CONF = {_q(env.softhsm_conf)}",
         "",
+        "# The province's client: a client acts for its unit and the units below it only, so",
+        "# the development client is the province's (the hub's root unit) to reach them all.",
         "[clients.dev]",
         f"roles = {_ALL_ROLES}",
-        f"unit = {_q(org.code)}",
+        f"unit = {_q(DEV_ROOT_UNIT)}",
         f"token_file = {_q(env.api_token_path)}",
         "",
         "[clients.web]",
@@ -137,15 +140,15 @@ def render_config(
         "head_interval_seconds = 60",
         f"certificates = [{_q(env.keys['ledger'].certificate_path)}]",
         "",
-        "# One hub, the province of Quảng Ninh. The dev client may use the `seal` key, so it may",
-        "# send for every unit this hub serves (see kyso/operations/exchange.py).",
+        "# One hub, the province of Quảng Ninh. Packages built from fields are signed with the",
+        "# `seal` key, which the dev client may use (see kyso/operations/exchange.py).",
         "[exchange]",
         f"hub_id = {_q(DEV_HUB)}",
         f"directory = {_q(DEV_DIRECTORY)}",
         'key = "seal"',
         "",
         f"[exchange.hubs.{DEV_HUB}]",
-        'root_unit = "000.00.00.H49"',
+        f"root_unit = {_q(DEV_ROOT_UNIT)}",
         f"address = {_q(address)}",
         "",
         "[client]",

@@ -7,6 +7,15 @@ content-addressed and immutable: an object without a row is only an orphan, cata
 start-up reconciliation), then its catalogue row and its ``document.stored`` event commit in one
 transaction.
 
+Who reads a stored document (``Download``: its bytes; ``Stat``: its metadata): a client acting
+for one of the document's units — the unit that stored it (its catalogue row), the units of the
+keys that signed it, for an exchanged package its sender and recipients, and for a PDF prepared
+for an official's signature (or its source) the unit that asked for it — where acting for
+a unit means being configured with that unit or one above it. Auditors read every document's
+metadata, and its bytes only with ``[documents] auditors_download = true``. Everyone else,
+hubs included, is refused (PERMISSION_DENIED, recorded like every refusal); a ref that nothing
+stored is NOT_FOUND.
+
 Invariants: an upload that fails leaves no object, no row and no event; every stored document has
 its catalogue row and exactly one ``document.stored`` event per upload that catalogued it.
 """
@@ -24,7 +33,7 @@ import storage
 from kyso.app import Application
 from kyso.authz import Identity
 from kyso.catalogue import CatalogueEntry
-from kyso.errors import RequestInvalid
+from kyso.errors import NotFound, PermissionDenied, RequestInvalid
 from kyso.operations.ledger import Staging
 
 __all__ = ["INLINE_LIMIT", "ChunkPipe", "DocumentSource", "Documents", "UploadMeta"]
@@ -275,6 +284,55 @@ class Documents:
         with self._store.open(ref) as reader:
             data: bytes = reader.read()
             return data
+
+    def units_of(self, ref: str) -> frozenset[str]:
+        """The units a stored document belongs to (see the module docstring; blocking)."""
+        units: set[str] = set()
+        try:
+            entry = self._app.catalogue.get(ref)
+        except NotFound:
+            pass
+        else:
+            units.add(entry.unit_code)
+            keys = self._app.config.keys
+            units.update(keys[s.key_alias].unit for s in entry.signatures if s.key_alias in keys)
+        if self._app.router is not None:
+            units |= self._app.router.package_units(ref)
+        # a prepared PDF (or its source) belongs to the unit that asked for the signature: its
+        # clients, the official's agent among them, check it before the official signs
+        units |= self._app.sessions.units_of_document(ref)
+        return frozenset(u for u in units if u)
+
+    def _may_read(self, actor: Identity, ref: str, *, content: bool) -> None:
+        if "auditor" in actor.roles and (
+            not content or self._app.config.documents.auditors_download
+        ):
+            return
+        directory = self._app.directory
+        if actor.unit:
+            for unit in self.units_of(ref):
+                lineage = directory.lineage(unit) if directory is not None else (unit,)
+                if actor.unit in lineage:
+                    return
+        self._store.stat(storage.ObjectRef.parse(ref))  # NOT_FOUND when nothing is stored
+        what = "the bytes of" if content else "the description of"
+        raise PermissionDenied(
+            f"client {actor.name!r} (unit {actor.unit or 'none'}) may not read {what} document"
+            f" {ref}: it acts for none of the units that stored, signed, sent or received it"
+        )
+
+    async def download(self, actor: Identity, ref: str) -> AsyncIterator[bytes]:
+        """``chunks`` of a document ``actor`` may read (see the module docstring)."""
+        parsed = str(storage.ObjectRef.parse(ref))
+        await self._run(lambda: self._may_read(actor, parsed, content=True))
+        async for piece in self.chunks(parsed):
+            yield piece
+
+    async def stat(self, actor: Identity, ref: str) -> CatalogueEntry:
+        """``describe`` a document ``actor`` may read (see the module docstring)."""
+        parsed = str(storage.ObjectRef.parse(ref))
+        await self._run(lambda: self._may_read(actor, parsed, content=False))
+        return await self.describe(parsed)
 
     async def chunks(self, ref: str) -> AsyncIterator[bytes]:
         """A stored object's bytes, chunk by chunk, each verified before it is given.

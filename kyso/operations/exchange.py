@@ -1,11 +1,13 @@
 """Exchange operations: send, forward, receive, acknowledge, set and track statuses.
 
-Who may act for a unit (send as it, read its inbox, set its statuses, track what it sent):
-a client whose configured ``unit`` is that unit or one of its ancestors in the directory; and a
-client allowed to use this hub's ``[exchange] key`` (``keys.<alias>.clients``) for every unit
-this hub serves — such a client can already have packages built and signed with the hub's key
-on any unit's behalf. Hubs never use Send; they use Forward, where the caller must be the hub
-named in ``from_hub`` (its client's name is the hub id, or its unit is the hub's root unit).
+Who may act for a unit (send as it, read its inbox, acknowledge and set its statuses, track
+what it sent): a client whose configured ``unit`` is that unit or one of its ancestors in the
+directory — nothing else. Being allowed to use this hub's ``[exchange] key`` is not a pass to
+every unit: it only lets a client have packages built from fields and signed with that key
+(``Send`` with ``fields``), and a client not in ``keys.<alias>.clients`` must send a package it
+signed itself. Hubs never use Send; they use Forward, where the caller must be the hub named in
+``from_hub`` (its client's name is the hub id, or its unit is the hub's root unit) and the
+package's route must reach this hub directly from that hub (``bindings.check_route``).
 
 Order of a package's arrival (Send, or Forward from another hub): verify and route it (the
 router stores its bytes) → store its attachments (content addresses) → when it has local
@@ -81,8 +83,15 @@ from exchange.routing.model import Prepared
 from kyso.app import Application, package_limits
 from kyso.authz import Identity
 from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid
+from kyso.operations.bindings import check_route
 from kyso.operations.documents import Documents
-from kyso.operations.hops import Receipt, SignedReceipt, exchange_key, sign_receipt
+from kyso.operations.hops import (
+    Receipt,
+    SignedReceipt,
+    exchange_key,
+    exchange_key_for,
+    sign_receipt,
+)
 from kyso.operations.ledger import Staging
 
 __all__ = [
@@ -179,35 +188,19 @@ class Delivery:
 class SenderPolicy:
     """Which units a caller may act for (see the module docstring)."""
 
-    def __init__(self, app: Application, directory: Directory, hub_id: str) -> None:
-        key = app.config.keys.get(app.config.exchange.key)
-        self._hub_clients = frozenset(key.clients) if key is not None else frozenset()
+    def __init__(self, directory: Directory) -> None:
         self._directory = directory
-        self._hub_id = hub_id
 
     def check(self, identity: Identity, unit: str, *, field: str) -> None:
         """Return when ``identity`` may act for ``unit``; raise ``PermissionDenied`` otherwise."""
         if not unit:
             raise RequestInvalid("name the unit (its code, e.g. 000.00.02.H49)", field=field)
-        lineage = self._lineage(unit)
-        if identity.unit and identity.unit in lineage:
-            return
-        if identity.name in self._hub_clients and self._directory.serving_hub(unit) == (
-            self._hub_id
-        ):
+        if identity.unit and identity.unit in self._directory.lineage(unit):
             return
         raise PermissionDenied(
             f"client {identity.name!r} (unit {identity.unit or 'none'}) may not act for unit"
             f" {unit}; configure the client with that unit or one above it"
         )
-
-    def _lineage(self, unit: str) -> list[str]:
-        chain: list[str] = []
-        current: str | None = unit
-        while current is not None and current not in chain:
-            chain.append(current)
-            current = self._directory.get(current).parent_code
-        return chain
 
 
 class Exchange:
@@ -226,9 +219,7 @@ class Exchange:
         self._policy = app.package_trust()
         self._limits = package_limits(app.config)
         self._max_message = app.config.server.max_message_bytes
-        self._senders = (
-            SenderPolicy(app, app.directory, self._hub_id) if app.directory is not None else None
-        )
+        self._senders = SenderPolicy(app.directory) if app.directory is not None else None
 
     # -- authority -----------------------------------------------------------------------------
 
@@ -264,6 +255,7 @@ class Exchange:
         if order.package is not None:
             data = order.package
         elif order.fields is not None:
+            exchange_key_for(self._app, actor)
             data = await self._build(order, order.fields)
         else:
             raise RequestInvalid("give the package or the fields to build one from", field="body")
@@ -739,7 +731,7 @@ class Exchange:
 
     async def forward(self, actor: Identity, order: ForwardOrder) -> SignedReceipt:
         """Take a hop from another hub and answer with this hub's signed receipt."""
-        router, _, _ = self._routing()
+        router, directory, _ = self._routing()
         self._check_hub(actor, order.from_hub)
         if not order.hop_id:
             raise RequestInvalid("a hop needs its hop_id (the idempotency key)", field="hop_id")
@@ -752,6 +744,16 @@ class Exchange:
             data = order.package
             opened = await self._open(data, field="package")
             self._check_deliverable(data, opened, field="package")
+            header = opened.package.header
+            await self._run(
+                lambda: check_route(
+                    directory,
+                    here=self._hub_id,
+                    via_hub=order.from_hub,
+                    sender=header.from_.organ_id,
+                    recipients=order.to_units or [org.organ_id for org in header.to],
+                )
+            )
             submission = Submission(
                 package=data,
                 via_hub=order.from_hub,

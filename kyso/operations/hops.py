@@ -15,13 +15,15 @@ signed by the receiving hub's ``[exchange] key`` (RSA PKCS#1 v1.5 or ECDSA, SHA-
 certificate travels as PEM, the signing certificate first, then its issuers.
 
 Invariant: a receipt is accepted only when its hop id, package SHA-256 and hub are the ones sent
-to, its signature verifies with its certificate, and the certificate chains to a configured
-anchor.
+to, its signature verifies with its certificate, that certificate is one pinned for the next
+hub (``exchange.hubs.<id>.certificate_sha256``: a certificate of another hub, however well it
+chains, is refused), and it chains to a configured anchor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -36,7 +38,7 @@ from exchange.adapters import HsmSigningKey
 from exchange.edxml.dsig import SigningKey
 from kyso.app import Application
 from kyso.authz import Identity
-from kyso.errors import ConfigError, KysoError
+from kyso.errors import ConfigError, KysoError, PermissionDenied
 
 __all__ = [
     "RECEIPT_FORMAT",
@@ -44,6 +46,7 @@ __all__ = [
     "ReceiptInvalid",
     "SignedReceipt",
     "exchange_key",
+    "exchange_key_for",
     "hub_identity",
     "sign_receipt",
     "verify_receipt",
@@ -135,8 +138,12 @@ def verify_receipt(
     sha256: str,
     hub: str,
     anchors: Sequence[x509.Certificate],
+    pinned: Collection[str],
 ) -> Receipt:
-    """Check a next hub's answer (see the module's invariants); return the receipt."""
+    """Check a next hub's answer (see the module's invariants); return the receipt.
+
+    ``pinned``: the SHA-256 fingerprints (hex) of the certificates the next hub signs with.
+    """
     receipt = Receipt.parse(response.receipt)
     expected = (hop_id, sha256, hub)
     if (receipt.hop_id, receipt.sha256, receipt.hub) != expected:
@@ -149,6 +156,13 @@ def verify_receipt(
     except ValueError:
         raise ReceiptInvalid(f"hub {hub} sent no readable receipt certificate") from None
     leaf, issuers = certificates[0], certificates[1:]
+    fingerprint = hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()
+    if fingerprint not in {p.lower() for p in pinned}:
+        raise ReceiptInvalid(
+            f"hub {hub}'s receipt is signed by a certificate (SHA-256 {fingerprint[:16]}…) that is"
+            f" not pinned for it; set exchange.hubs.{hub}.certificate_sha256 to its key's"
+            " certificate"
+        )
     public = leaf.public_key()
     try:
         if isinstance(public, rsa.RSAPublicKey):
@@ -189,6 +203,19 @@ def exchange_key(app: Application) -> HsmSigningKey:
             " name one of [keys]"
         )
     return HsmSigningKey(ring=app.keyring, alias=alias)
+
+
+def exchange_key_for(app: Application, actor: Identity) -> HsmSigningKey:
+    """This hub's ``[exchange] key``, to sign a package built for ``actor``: a key use like any
+    other, so ``actor`` must be one of ``keys.<alias>.clients`` (``PermissionDenied``)."""
+    key = exchange_key(app)
+    alias = app.config.exchange.key
+    if actor.name not in app.config.keys[alias].clients:
+        raise PermissionDenied(
+            f"client {actor.name!r} may not have packages signed with this hub's key {alias!r};"
+            f" send a package it signed itself, or add it to keys.{alias}.clients"
+        )
+    return key
 
 
 def hub_identity(app: Application) -> Identity:

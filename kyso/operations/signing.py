@@ -1,9 +1,10 @@
 """Seal a PDF on the server with a key held in the HSM.
 
 Steps: the caller may use the key (``keys.<alias>.clients``; the ledger's key never signs
-documents) → read the document (inline or stored) → sign in the PDF signing pool (worker
-processes) → store the result (content address; object lock when configured) → catalogue row
-and ``signature.sealed`` event in one transaction → the ledger index.
+documents: PERMISSION_DENIED, recorded like every refusal) → read the document (inline or
+stored) → sign in the PDF signing pool (worker processes) → store the result (content
+address; object lock when configured) → catalogue row and ``signature.sealed`` event in one
+transaction → the ledger index.
 
 Invariant: nothing is stored unless the signature is complete; a stored signed document always
 has its catalogue row and its event (an object whose row never committed is an orphan that the
@@ -67,8 +68,13 @@ class Sealing:
         if not alias:
             raise RequestInvalid("name the key to sign with (key_alias)", field="key_alias")
         key = self._app.config.keys.get(alias)
-        if key is None or alias == self._app.config.ledger.key:
+        if key is None:
             raise NotFound(f"no signing key {alias!r} is configured on this server")
+        if alias == self._app.config.ledger.key:
+            # a refusal like any other key not allowed: recorded in the ledger
+            raise PermissionDenied(
+                f"key {alias!r} signs only the ledger's tree heads, never documents"
+            )
         if actor.name not in key.clients:
             raise PermissionDenied(f"client {actor.name!r} may not sign with key {alias!r}")
         return key

@@ -292,6 +292,8 @@ def pending_page(page: PendingPage) -> signing_pb2.ListPendingSignaturesResponse
                 data_to_sign=s.data_to_sign,
                 digest_algorithm=s.digest_algorithm,
                 signature_mechanism=s.mechanism,
+                prepared_ref=s.prepared_ref,
+                signed_attributes=s.signed_attributes,
             )
             for s in page.sessions
         ],

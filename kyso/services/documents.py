@@ -39,11 +39,12 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
     async def Download(  # noqa: N802
         self, request: documents_pb2.DownloadRequest, context: Any
     ) -> AsyncIterator[documents_pb2.DownloadChunk]:
-        async for piece in self._documents.chunks(request.ref.ref):
+        async for piece in self._documents.download(current_identity(), request.ref.ref):
             for start in range(0, len(piece), DOWNLOAD_CHUNK):
                 yield documents_pb2.DownloadChunk(chunk=piece[start : start + DOWNLOAD_CHUNK])
 
     async def Stat(  # noqa: N802
         self, request: documents_pb2.StatRequest, context: Any
     ) -> documents_pb2.DocumentInfo:
-        return convert.document_info(await self._documents.describe(request.ref.ref))
+        info = await self._documents.stat(current_identity(), request.ref.ref)
+        return convert.document_info(info)

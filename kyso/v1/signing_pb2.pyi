@@ -167,7 +167,7 @@ class ListPendingSignaturesRequest(_message.Message):
     def __init__(self, certificate_sha256: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class PendingSignature(_message.Message):
-    __slots__ = ("session_id", "title", "unit_code", "requester", "created_at", "expires_at", "document_sha256", "data_to_sign", "digest_algorithm", "signature_mechanism")
+    __slots__ = ("session_id", "title", "unit_code", "requester", "created_at", "expires_at", "document_sha256", "data_to_sign", "digest_algorithm", "signature_mechanism", "prepared_ref", "signed_attributes")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     UNIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +178,8 @@ class PendingSignature(_message.Message):
     DATA_TO_SIGN_FIELD_NUMBER: _ClassVar[int]
     DIGEST_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    PREPARED_REF_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     title: str
     unit_code: str
@@ -188,7 +190,9 @@ class PendingSignature(_message.Message):
     data_to_sign: bytes
     digest_algorithm: str
     signature_mechanism: str
-    def __init__(self, session_id: _Optional[str] = ..., title: _Optional[str] = ..., unit_code: _Optional[str] = ..., requester: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_sha256: _Optional[str] = ..., data_to_sign: _Optional[bytes] = ..., digest_algorithm: _Optional[str] = ..., signature_mechanism: _Optional[str] = ...) -> None: ...
+    prepared_ref: str
+    signed_attributes: bytes
+    def __init__(self, session_id: _Optional[str] = ..., title: _Optional[str] = ..., unit_code: _Optional[str] = ..., requester: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_sha256: _Optional[str] = ..., data_to_sign: _Optional[bytes] = ..., digest_algorithm: _Optional[str] = ..., signature_mechanism: _Optional[str] = ..., prepared_ref: _Optional[str] = ..., signed_attributes: _Optional[bytes] = ...) -> None: ...
 
 class ListPendingSignaturesResponse(_message.Message):
     __slots__ = ("pending", "next_page_token")

@@ -165,6 +165,14 @@ class SessionStore:
             )
         return _session(row)
 
+    def units_of_document(self, ref: str) -> frozenset[str]:
+        """The units of the sessions that prepared ``ref`` or were prepared from it."""
+        query = sa.select(sessions.c.unit_code).where(
+            sa.or_(sessions.c.prepared_ref == ref, sessions.c.source_ref == ref)
+        )
+        with self._engine.connect() as conn:
+            return frozenset(unit for (unit,) in conn.execute(query) if unit)
+
     def list_open(
         self,
         *,

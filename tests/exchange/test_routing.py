@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
@@ -527,9 +528,52 @@ def test_a_unit_can_be_held_to_its_own_keys(
         hub_id="H49",
         store=store,
         policy=policy,
-        unit_certificates=lambda unit: (ec_key.certificate,) if unit == WARD else (),
+        unit_certificates=lambda unit: {_fingerprint(ec_key.certificate)} if unit == WARD else (),
     )
     with pytest.raises(UntrustedSigner, match="from unit 000.21.30.H49 is signed by CN=Sở Nội vụ"):
         send(router, rsa_key, sender=WARD, to=(NOI_VU_QN,))
     assert send(router, ec_key, sender=WARD, to=(NOI_VU_QN,)).local == (NOI_VU_QN,)
-    assert send(router, rsa_key, sender=TU_PHAP_QN, to=(NOI_VU_QN,), document_id="x").local
+    # a unit with no certificate bound to it sends nothing, whoever signed
+    with pytest.raises(UntrustedSigner, match="not a certificate bound to unit 000.00.03.H49"):
+        send(router, rsa_key, sender=TU_PHAP_QN, to=(NOI_VU_QN,), document_id="x")
+
+
+def _fingerprint(certificate) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+
+
+def test_a_hub_sets_statuses_only_on_deliveries_it_carried(router: Router, rsa_key, clock) -> None:
+    """A status packet relayed by a hub applies only to a delivery sent on through that hub:
+    not to a local delivery (the recipient's own status would be blocked), nor to one that
+    went through another hub."""
+    send(router, rsa_key, sender=WARD, to=(NOI_VU_QN,))  # local: no hub carried it
+    completed = build_status(
+        StatusPacket(
+            response_for=ResponseFor(organ_id=WARD, document_id="doc-1"),
+            from_=Organization(organ_id=NOI_VU_QN),
+            code=StatusCode.COMPLETED,
+            timestamp=clock.now,
+        ),
+        key=rsa_key,
+    )
+    with pytest.raises(DeliveryNotFound, match="through hub G22"):
+        router.accept_status(completed, via_hub="G22")
+    send(router, rsa_key, sender=WARD, to=(NOI_VU_NA,), document_id="doc-2")  # through G22
+    arrived = build_status(
+        StatusPacket(
+            response_for=ResponseFor(organ_id=WARD, document_id="doc-2"),
+            from_=Organization(organ_id=NOI_VU_NA),
+            code=StatusCode.ACCEPTED,
+            timestamp=clock.now,
+        ),
+        key=rsa_key,
+    )
+    with pytest.raises(DeliveryNotFound, match="through hub H41"):
+        router.accept_status(arrived, via_hub="H41")
+    assert router.accept_status(arrived, via_hub="G22").code is StatusCode.ACCEPTED
+    # the recipient's own status changes are not blocked by anything a hub said
+    router.set_status(NOI_VU_QN, document_id="doc-1", code=StatusCode.ACCEPTED)
+    [entry] = router.track(document_id="doc-1")
+    assert [e.code for e in entry.history] == [StatusCode.ARRIVED, StatusCode.ACCEPTED]

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from kyso.certificates import read_certificates
 from kyso.dev.init import DevEnvironment
 from tests.exchange.conftest import UNITS_CSV
 from tests.kyso.served import free_port
@@ -241,7 +242,7 @@ class Topology:
             if hub.front is not None:
                 hub.front.config.write_text(
                     self._server(hub.front_port)
-                    + common
+                    + self._common(hub, seal_clients=("system",))
                     + "[clients.system]\n"
                     + 'roles = ["workflow", "clerk"]\n'
                     + f"unit = {_q(HUBS[hub.id])}\n"
@@ -261,9 +262,13 @@ class Topology:
             "grace_seconds = 2\n\n"
         )
 
-    def _common(self, hub: Hub) -> str:
+    def _common(self, hub: Hub, *, seal_clients: tuple[str, ...] = ()) -> str:
         env = self.dev_env
         seal = env.keys["seal"]
+        # every hub signs with the development seal: its certificate is each hub's pinned one
+        seal_sha256 = hashlib.sha256(
+            read_certificates([seal.certificate_path])[0].dump()
+        ).hexdigest()
         cert, key, _ = self.client_certs[hub.id]
         lines = [
             "[database]",
@@ -283,6 +288,7 @@ class Topology:
             f"uri = {_q(seal.uri)}",
             f"pin_file = {_q(seal.pin_path)}",
             f"chain = [{_q(env.intermediate_certificate_path)}]",
+            f"clients = [{', '.join(_q(c) for c in seal_clients)}]",
             "",
             "[trust]",
             f"anchors = [{_q(env.root_certificate_path)}]",
@@ -312,6 +318,7 @@ class Topology:
                 f"[exchange.hubs.{hub_id}]",
                 f"root_unit = {_q(root_unit)}",
                 f"address = {_q(f'127.0.0.1:{self.hubs[hub_id].port}')}",
+                f"certificate_sha256 = [{_q(seal_sha256)}]",
             ]
             if PARENTS[hub_id]:
                 lines.append(f"parent = {_q(PARENTS[hub_id])}")

@@ -162,3 +162,70 @@ async def test_auditor_cannot_upload(channel, config):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.Upload(_upload_requests(b"x"), metadata=_auth(config, "auditor"))
     assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("auditors_download", [False, True])
+async def test_documents_are_read_only_by_their_units_and_auditors_see_metadata(
+    write_config, tmp_path, auditors_download
+):
+    """Observation 3: Download and Stat serve a document only to clients acting for its unit;
+    auditors read its metadata, and its bytes only when the configuration says so; hubs and
+    other units' clients are refused."""
+    from kyso.app import Application
+    from kyso.config import load_config
+    from kyso.server import Server
+
+    (tmp_path / "other.token").write_text("token-of-another-unit")
+    (tmp_path / "province.token").write_text("token-of-the-province")
+    config = load_config(
+        write_config(
+            ("[documents]\nauditors_download = true\n" if auditors_download else "")
+            + """
+[clients.other]
+roles = ["workflow"]
+unit = "000.00.02.H49"
+token_file = "other.token"
+
+[clients.province]
+roles = ["workflow"]
+unit = "000.00.00.H49"
+token_file = "province.token"
+"""
+        )
+    )
+    app = Application.open(config)
+    server = Server(config, app)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = documents_pb2_grpc.DocumentServiceStub(channel)
+            data = os.urandom(5000)
+            stored = await stub.Upload(_upload_requests(data), metadata=_auth(config))
+
+            async def download(client):
+                request = documents_pb2.DownloadRequest(ref=stored.ref)
+                pieces = stub.Download(request, metadata=_auth(config, client))
+                return b"".join([p.chunk async for p in pieces])
+
+            async def stat(client):
+                request = documents_pb2.StatRequest(ref=stored.ref)
+                return await stub.Stat(request, metadata=_auth(config, client))
+
+            assert await download("workflow") == data
+            assert (await stat("auditor")).unit_code == "000.00.21.H49"
+            refused = ["other", "hub", "province"]  # no directory here: exact units only
+            if auditors_download:
+                assert await download("auditor") == data
+            else:
+                refused.append("auditor")
+            for client in refused:
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await download(client)
+                assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED, client
+                assert "may not read the bytes of document" in err.value.details()
+            for client in ("other", "hub", "province"):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stat(client)
+                assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED, client
+    finally:
+        await server.stop()

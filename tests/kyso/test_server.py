@@ -115,6 +115,8 @@ async def test_refusals_are_in_the_ledger(channel, config, server):
             audit_pb2.GetTreeHeadRequest(),
             metadata=[("authorization", f"Bearer {token(config, 'workflow')}")],
         )
+    assert server.app.refusals is not None
+    await server.app.refusals.flush(everything=True)  # a minute's refusals make one event
     event = await stub.GetEvent(
         audit_pb2.GetEventRequest(index=0),
         metadata=[("authorization", f"Bearer {token(config, 'auditor')}")],

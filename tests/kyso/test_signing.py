@@ -96,7 +96,7 @@ async def test_sign_stored_document_by_ref(dev_channel, dev_config):
     ("request_fields", "code", "needle"),
     [
         ({"key_alias": "nope"}, grpc.StatusCode.NOT_FOUND, "no signing key 'nope'"),
-        ({"key_alias": "ledger"}, grpc.StatusCode.NOT_FOUND, "no signing key 'ledger'"),
+        ({"key_alias": "ledger"}, grpc.StatusCode.PERMISSION_DENIED, "never documents"),
         ({"key_alias": ""}, grpc.StatusCode.INVALID_ARGUMENT, "key_alias"),
         (
             {"key_alias": "seal", "content": b"not a pdf at all"},

@@ -34,7 +34,7 @@ def test_layout_is_sharded_with_the_description_beside_and_no_leftovers(tmp_path
     hexdigest = hashlib.sha256(b"hello").hexdigest()
     path = tmp_path / "objects" / hexdigest[:2] / hexdigest[2:4] / hexdigest
     assert path.read_bytes() == b"hello"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
     assert (path.parent / (hexdigest + ".json")).exists()
     assert sorted(p.name for p in path.parent.iterdir()) == [hexdigest, hexdigest + ".json"]
     assert list((tmp_path / "tmp").iterdir()) == []
@@ -157,7 +157,7 @@ def test_put_many_lays_out_like_put_and_leaves_nothing_behind(
     assert len({s.ref for s in stored}) == 40
     for s in stored:
         path = tmp_path / "objects" / s.ref.sha256[:2] / s.ref.sha256[2:4] / s.ref.sha256
-        assert stat.S_IMODE(path.stat().st_mode) == 0o444
+        assert stat.S_IMODE(path.stat().st_mode) == 0o400
         assert sorted(p.name for p in path.parent.iterdir()) == [
             s.ref.sha256,
             s.ref.sha256 + ".json",
@@ -223,3 +223,29 @@ def test_a_writer_killed_during_put_many_leaves_only_complete_described_objects(
             assert len(reader.read()) == 8 * 32768  # verified against the ref while read
     # The killed batch's leftovers are staging files only, never under objects/ as content.
     assert all(not p.name.startswith(".put-") for p in (root / "objects").rglob("*"))
+
+
+@pytest.mark.parametrize("operators", [False, True])
+def test_only_the_service_and_its_operators_group_read_the_store(
+    tmp_path: Path, operators: bool
+) -> None:
+    """Issue 15, observation 6: no other local user reads a stored document."""
+    group = os.getgid() if operators else None
+    root = tmp_path / "store"
+    store = FilesystemStore(root, group=group)
+    one = store.put(io.BytesIO(b"one"), content_type="text/plain", metadata={})
+    [two] = store.put_many([PutItem(source=b"two", content_type="text/plain")])
+    directories = [root, root / "objects", root / "tmp"]
+    files: list[Path] = []
+    for ref in (one.ref, two.ref):
+        path = root / "objects" / ref.sha256[:2] / ref.sha256[2:4] / ref.sha256
+        directories += [path.parent, path.parent.parent]
+        files.append(path)
+        assert stat.S_IMODE(path.stat().st_mode) == (0o440 if operators else 0o400)
+        meta = path.with_name(path.name + ".json")
+        assert stat.S_IMODE(meta.stat().st_mode) == (0o640 if operators else 0o600)
+        files.append(meta)
+    for directory in directories:
+        assert stat.S_IMODE(directory.stat().st_mode) == (0o750 if operators else 0o700)
+    if operators:
+        assert {p.stat().st_gid for p in [*directories, *files]} == {os.getgid()}

@@ -55,7 +55,8 @@ def agent(running, dev_env, *extra, pin_env=True, module="kyso.cli.main"):
     if module != "kyso.cli.main":
         argv += [*extra, "--"]
         extra = ()
-    argv += ["agent", "--yes", "--module", str(dev_env.module_path), "--token", key.token_label]
+    argv += ["agent", "--yes", "--requester", "dev"]
+    argv += ["--module", str(dev_env.module_path), "--token", key.token_label]
     argv += ["--config", str(running.config.source), "--server", running.address, *extra]
     return subprocess.run(
         argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=240, check=False
@@ -168,6 +169,8 @@ def test_server_gone_mid_batch_stops_cleanly(dev_env, tmp_path, capsys):
                 "1.0",
                 "--",
                 "--yes",
+                "--requester",
+                "dev",
                 "--module",
                 str(dev_env.module_path),
                 "--token",
@@ -309,6 +312,8 @@ async def test_a_key_that_wants_the_pin_for_every_signature(running, dev_env, tm
             "kyso.cli.main",
             "agent",
             "--yes",
+            "--requester",
+            "dev",
             "--module",
             module,
             "--token",

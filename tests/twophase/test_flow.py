@@ -84,7 +84,7 @@ async def test_full_flow_at_each_level(server, stub, dev_env, token, nss, tmp_pa
     assert mine[0].title == "Quyết định cấp giấy phép"
     assert mine[0].data_to_sign == prepared.data_to_sign
     assert mine[0].requester == "dev"
-    assert mine[0].unit_code == dev_env.organisation.code
+    assert mine[0].unit_code == server.config.clients["dev"].unit
 
     value = token.sign(prepared.data_to_sign)
     done = stub.CompleteSignature(
