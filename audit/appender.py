@@ -249,13 +249,9 @@ class GroupCommitAppender:
 
     def _drain(self) -> None:
         """Append every pending outbox row, then answer the waiters whose rows are in."""
-        if self._failures and time.monotonic() < self._retry_at:
-            # Backing off: whoever waits now hears the last failure rather than waiting out
-            # the backoff (the rows stay staged; a later drain appends them).
-            assert self._last_failure is not None
-            for waiter in self._waiting:
-                _answer(waiter.future, self._last_failure)
-            self._waiting.clear()
+        if self._failures and time.monotonic() < self._retry_at and not self._waiting:
+            # Backing off the polls. A waiter drains at once instead: it has just committed
+            # its change, so the database answers again, and it must not hear a stale failure.
             return
         appended: dict[int, int] = {}
         try:

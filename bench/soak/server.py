@@ -44,7 +44,7 @@ HOSTILE_UNIT = "000.00.04.H49"  # Sở Kế hoạch và Đầu tư, whose sub-un
 CLIENTS: dict[str, tuple[str, str]] = {
     "soak-signer": ('["workflow", "clerk"]', "000.00.21.H49"),
     "soak-verifier": ('["auditor"]', ""),
-    "soak-documents": ('["workflow"]', ""),
+    "soak-documents": ('["workflow"]', "000.00.21.H49"),  # a unit: it reads what it stored
     "soak-sender": ('["workflow"]', SENDER_UNIT),
     "soak-receiver": ('["workflow"]', RECEIVER_UNIT),
     "soak-hostile": ('["workflow", "auditor"]', HOSTILE_UNIT),
@@ -76,7 +76,11 @@ def _config_text(
     key_clients = 'clients = ["dev"]'
     if key_clients not in text:
         raise RuntimeError("the development configuration no longer lists its key clients")
-    text = text.replace(key_clients, 'clients = ["dev", "soak-signer"]')
+    # The seal is also the hub's exchange key: clients that Send packages built from fields
+    # must be on its list (docs/api.md, "Exchange: who may act for a unit").
+    text = text.replace(
+        key_clients, 'clients = ["dev", "soak-signer", "soak-sender", "soak-hostile"]'
+    )
     text = text.replace("[signing]\n", f"[signing]\nmax_document_bytes = {max_document_bytes}\n")
     for name, (roles, unit) in CLIENTS.items():
         text += f'\n[clients.{name}]\nroles = {roles}\ntoken_file = "tokens/{name}"\n'

@@ -600,6 +600,8 @@ def test_cli_round_trip_of_200_mb_keeps_the_server_memory_bounded(
     token_file = tmp_path / "workflow.token"
     with config_path.open("a") as handle:
         handle.write(f'\n[client]\nserver = "127.0.0.1:{port}"\ntoken_file = "{token_file}"\n')
+        # uploads are bounded by max_document_bytes (64 MiB by default): room for this one
+        handle.write("\n[signing]\nmax_document_bytes = 268435456\n")
     size = 200 * 1000 * 1000
     source = tmp_path / "big.pdf"
     digest = hashlib.sha256()
