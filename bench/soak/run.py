@@ -88,7 +88,7 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
         await running
     unacked = await legit.drain(60)
     checked, failures = await check_intact(
-        server.address, server.tokens["soak-documents"], legit.book, deadline=60
+        server.address, server.tokens["soak-verifier"], legit.book, deadline=60
     )
     if unacked:
         failures.append(f"{unacked} sent documents never reached the receiver")

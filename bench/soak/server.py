@@ -86,6 +86,9 @@ def _config_text(
         text += f'\n[clients.{name}]\nroles = {roles}\ntoken_file = "tokens/{name}"\n'
         if unit:
             text += f'unit = "{unit}"\n'
+    # The check afterwards reads every document, whoever stored it, as an auditor may when
+    # the operator allows it (docs/api.md, "Who reads a stored document").
+    text += "\n[documents]\nauditors_download = true\n"
     return text
 
 
