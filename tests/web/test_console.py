@@ -14,7 +14,9 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -67,7 +69,6 @@ def _send(console: Console, pdf: bytes) -> str:
 
 def _sign_in(driver, console: Console, token: str | None = None) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     driver.get(f"{console.url}/dang-nhap")
@@ -75,7 +76,7 @@ def _sign_in(driver, console: Console, token: str | None = None) -> None:
     field.send_keys(token or console.auditor_token)
     driver.find_element(By.ID, "sign-in").click()
     # The next page replaces this one before anything else is asked of the browser.
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(field))
+    WebDriverWait(driver, 60).until(_replaced(field))
 
 
 def _upload(driver, form: str, path: Path) -> None:
@@ -303,14 +304,13 @@ def test_english_switch_and_the_ledger_consistency_check(browser, console: Conso
 
 def _check_consistency(driver, head: object) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     box = driver.find_element(By.ID, "old_head")
     text = head if isinstance(head, str) else json.dumps(head)
     driver.execute_script("arguments[0].value = arguments[1];", box, text)
     driver.find_element(By.ID, "check-consistency").click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(box))
+    WebDriverWait(driver, 60).until(_replaced(box))
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -402,3 +402,19 @@ def test_the_console_logs_no_document_token_or_query(console: Console) -> None:
     assert "?" not in "".join(
         line.partition("route=")[2].split()[0] for line in log.splitlines() if "route=" in line
     )
+
+
+def _replaced(element: Any) -> Callable[[Any], bool]:
+    """Wait condition: ``element`` belongs to a page that has been replaced. Chromium reports
+    an element of the old page as stale or, while the new page loads, as a node that "does not
+    belong to the document": both mean the page moved on."""
+    from selenium.common.exceptions import WebDriverException
+
+    def check(_driver: Any) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    return check
