@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grpc import aio
+from grpc import StatusCode, aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.soak.payloads import pdf
@@ -307,6 +307,23 @@ async def _download(
     return b"".join(parts)
 
 
+_PATIENCE = 30
+"""How many times the check asks again for a document refused for its client's rate."""
+
+
+async def _download_patiently(stub: Any, ref: str, kw: dict[str, Any]) -> bytes:
+    """The check is one client reading thousands of documents: it keeps to its rate as any
+    client must, coming back a second after RESOURCE_EXHAUSTED."""
+    for _ in range(_PATIENCE - 1):
+        try:
+            return await _download(stub, ref, kw)
+        except aio.AioRpcError as exc:
+            if exc.code() != StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            await asyncio.sleep(1.0)
+    return await _download(stub, ref, kw)
+
+
 async def check_intact(
     address: str, token: str, book: Ledgerbook, *, deadline: float
 ) -> tuple[int, list[str]]:
@@ -321,7 +338,7 @@ async def check_intact(
         stub = documents_pb2_grpc.DocumentServiceStub(ch)
         for ref, digest in expected.items():
             try:
-                body = await _download(stub, ref, kw)
+                body = await _download_patiently(stub, ref, kw)
             except aio.AioRpcError as exc:
                 failures.append(f"{ref}: {exc.code().name} {exc.details()}")
                 continue
