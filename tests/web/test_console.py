@@ -72,18 +72,27 @@ def _sign_in(driver, console: Console, token: str | None = None) -> None:
     from selenium.webdriver.support.wait import WebDriverWait
 
     driver.get(f"{console.url}/dang-nhap")
-    field = driver.find_element(By.ID, "token")
-    field.send_keys(token or console.auditor_token)
-    driver.find_element(By.ID, "sign-in").click()
-    # The next page replaces this one before anything else is asked of the browser.
-    WebDriverWait(driver, 60).until(_replaced(field))
+    driver.find_element(By.ID, "token").send_keys(token or console.auditor_token)
+    _navigate(driver, "sign-in")
+
+
+def _navigate(driver, element_id: str) -> None:
+    """Click ``element_id`` and wait until the page it leads to has replaced this one: a
+    click returns before the browser has loaded anything, so reading the page straight
+    after it would read the old one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    element = driver.find_element(By.ID, element_id)
+    element.click()
+    WebDriverWait(driver, 60).until(_replaced(element))
 
 
 def _upload(driver, form: str, path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.ID, f"{form}-file").send_keys(str(path))
-    driver.find_element(By.ID, f"{form}-submit").click()
+    _navigate(driver, f"{form}-submit")
 
 
 def _text(driver, element_id: str) -> str:
@@ -163,7 +172,7 @@ def test_verify_history_and_evidence_bundle(
     assert report["indication"] == "TOTAL-PASSED"
 
     # The history: the sealing event, proven once a head covers it (heads every second).
-    driver.find_element(By.ID, "see-history").click()
+    _navigate(driver, "see-history")
     deadline = time.monotonic() + 60
     while "đã kiểm tra ✓" not in _text(driver, "events"):
         assert time.monotonic() < deadline, _text(driver, "events")
@@ -236,7 +245,7 @@ def test_a_tampered_copy_is_not_valid_with_the_reason_in_vietnamese(
     assert signature.startswith("Chữ ký 1: Không hợp lệ")
     assert "nội dung đã bị thay đổi" in signature
     # The ledger knows nothing of the altered bytes: no bundle, and the reason in words.
-    driver.find_element(By.ID, "download-bundle").click()
+    _navigate(driver, "download-bundle")
     assert _text(driver, "error").startswith("Chưa thể lập gói bằng chứng")
     driver.back()
 
@@ -250,7 +259,7 @@ def test_history_by_document_id_shows_the_route(browser, console: Console, tmp_p
     _sign_in(driver, console)
     driver.get(f"{console.url}/lich-su")
     driver.find_element(By.ID, "document_id").send_keys(document_id)
-    driver.find_element(By.ID, "look-up").click()
+    _navigate(driver, "look-up")
     events = _text(driver, "events")
     assert "Gửi văn bản" in events
     assert "Đến hộp thư đơn vị nhận" in events
@@ -295,10 +304,10 @@ def test_english_switch_and_the_ledger_consistency_check(browser, console: Conso
     _check_consistency(driver, "không phải đầu cây")
     assert _text(driver, "consistency").startswith("Không đọc được đầu cây đã dán")
 
-    driver.find_element(By.ID, "lang-switch").click()
+    _navigate(driver, "lang-switch")
     assert driver.find_element(By.TAG_NAME, "h1").text == "The audit ledger"
     assert _text(driver, "head-signature") == "Valid"
-    driver.find_element(By.ID, "lang-switch").click()
+    _navigate(driver, "lang-switch")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Sổ cái kiểm toán"
 
 
