@@ -13,9 +13,14 @@ test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 	@# the modules that read the calendar, once more with the clock a year ahead
 	scripts/test-under.sh future $(CLOCK_TESTS)
+
+# Test processes (pytest-xdist). A file's tests stay in one process, so module-scoped servers
+# start once; most of the suite waits on child processes, so two processes overlap well even
+# on two cores. `make test TEST_WORKERS=0` runs everything in one process.
+TEST_WORKERS ?= auto
 
 # Modules whose results depend on the date (certificates, sessions, heads, time-stamps, leases).
 # Not the whole suite: under libfaketime the kernel's file times stay real (the reconcile's
