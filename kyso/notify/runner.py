@@ -1,0 +1,112 @@
+"""The background task that delivers notifications, and the live stream's wake-ups.
+
+It runs in the server's event loop; the work (database, sockets) runs in its own pool of
+``[notify] delivery_threads`` threads, one endpoint per thread at a time. It runs a round when
+woken (an operation committed notifications: ``EventLog.listeners``), when the earliest
+pending delivery is due, and at least every second otherwise (another process may have
+written events). A round that fails (the database is away) is logged and tried again with a
+growing pause, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kyso.notify.citizens import Citizens
+from kyso.notify.webhooks import Webhooks
+
+__all__ = ["Notifier"]
+
+log = logging.getLogger(__name__)
+
+_IDLE_SECONDS = 1.0
+T = TypeVar("T")
+
+
+class Notifier:
+    """Delivers webhooks and citizens' messages; wakes the live streams (``watch``)."""
+
+    def __init__(self, webhooks: Webhooks, citizens: Citizens, *, threads: int = 8) -> None:
+        self.webhooks = webhooks
+        self.citizens = citizens
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="notify")
+        self._wake = asyncio.Event()
+        self._watchers: set[asyncio.Event] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
+
+    def wake(self) -> None:
+        """Something was committed: deliver now, and wake every live stream."""
+        if self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._set_all)
+
+    def _set_all(self) -> None:
+        self._wake.set()
+        for watcher in self._watchers:
+            watcher.set()
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[asyncio.Event]:
+        """An event set whenever notifications were committed (for a live stream)."""
+        event = asyncio.Event()
+        self._watchers.add(event)
+        try:
+            yield event
+        finally:
+            self._watchers.discard(event)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _run(self) -> None:
+        pause = 0.5
+        while True:
+            self._wake.clear()
+            try:
+                await self._round()
+                timeout = await self._idle()
+                pause = 0.5
+            except Exception:
+                log.exception("notification round failed; trying again", extra={"pause": pause})
+                timeout = pause
+                pause = min(pause * 2, 30.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _in_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._pool, fn, *args)
+
+    async def _round(self) -> None:
+        active = await self._in_pool(self.webhooks.active)
+        work: list[Awaitable[object]] = [
+            self._in_pool(self.webhooks.run_endpoint, endpoint) for endpoint in active
+        ]
+        if self.citizens.enabled:
+            work.append(self._citizens())
+        await asyncio.gather(*work)
+
+    async def _citizens(self) -> None:
+        await self._in_pool(self.citizens.collect)
+        await self._in_pool(self.citizens.send_due)
+
+    async def _idle(self) -> float:
+        due = await self._in_pool(self.webhooks.next_due)
+        if due is None:
+            return _IDLE_SECONDS
+        return max(0.0, min(_IDLE_SECONDS, (due - datetime.now(UTC)).total_seconds()))
