@@ -117,6 +117,10 @@ class _Round:
     delivered: int = 0
     failed: int = 0
     blocked: set[str] = field(default_factory=set)
+    succeeded: list[tuple[int, int, int]] = field(default_factory=list)
+    """(delivery id, attempts, status) answered 2xx, recorded together at the round's end (a
+    crash before that sends them again: at least once)."""
+    slowed: bool = False
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -414,7 +418,7 @@ class Webhooks:
     def run_endpoint(self, endpoint_id: str) -> int:
         """Fan out and deliver for one endpoint, if no other process holds it now."""
         now = self._clock()
-        with self._engine.begin() as conn:
+        with self._engine.begin() as conn:  # the claim and the fan-out: one commit
             claimed = conn.execute(
                 endpoints.update()
                 .where(
@@ -424,52 +428,52 @@ class Webhooks:
                 )
                 .values(lease_until=now + _LEASE)
             ).rowcount
+            if claimed:
+                self._fan_out(conn, endpoint_id, now)
         if not claimed:
             return 0
         try:
-            self._fan_out(endpoint_id)
             return self._deliver(endpoint_id).delivered
-        finally:
-            with self._engine.begin() as conn:
+        except Exception:
+            with self._engine.begin() as conn:  # let the next round (or process) go on
                 conn.execute(
                     endpoints.update().where(endpoints.c.id == endpoint_id).values(lease_until=None)
                 )
+            raise
 
-    def _fan_out(self, endpoint_id: str) -> None:
-        now = self._clock()
-        with self._engine.begin() as conn:
-            row = conn.execute(sa.select(endpoints).where(endpoints.c.id == endpoint_id)).one()
-            endpoint = _endpoint_view(row)
-            fresh = conn.execute(
-                sa.select(events).where(events.c.id > row.cursor).order_by(events.c.id).limit(5000)
-            ).all()
-            if not fresh:
-                return
-            replayed = set(  # a replay may have queued some of them already
-                conn.execute(
-                    sa.select(deliveries.c.event).where(
-                        deliveries.c.endpoint_id == endpoint_id,
-                        deliveries.c.event > row.cursor,
-                    )
-                ).scalars()
-            )
-            rows = [
-                {
-                    "endpoint_id": endpoint_id,
-                    "event": e.id,
-                    "key": e.key,
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_at": now,
-                }
-                for e in fresh
-                if _matches(endpoint, e) and e.id not in replayed
-            ]
-            if rows:
-                conn.execute(deliveries.insert(), rows)
+    def _fan_out(self, conn: sa.Connection, endpoint_id: str, now: datetime) -> None:
+        row = conn.execute(sa.select(endpoints).where(endpoints.c.id == endpoint_id)).one()
+        endpoint = _endpoint_view(row)
+        fresh = conn.execute(
+            sa.select(events).where(events.c.id > row.cursor).order_by(events.c.id).limit(5000)
+        ).all()
+        if not fresh:
+            return
+        replayed = set(  # a replay may have queued some of them already
             conn.execute(
-                endpoints.update().where(endpoints.c.id == endpoint_id).values(cursor=fresh[-1].id)
-            )
+                sa.select(deliveries.c.event).where(
+                    deliveries.c.endpoint_id == endpoint_id,
+                    deliveries.c.event > row.cursor,
+                )
+            ).scalars()
+        )
+        rows = [
+            {
+                "endpoint_id": endpoint_id,
+                "event": e.id,
+                "key": e.key,
+                "state": "pending",
+                "attempts": 0,
+                "next_at": now,
+            }
+            for e in fresh
+            if _matches(endpoint, e) and e.id not in replayed
+        ]
+        if rows:
+            conn.execute(deliveries.insert(), rows)
+        conn.execute(
+            endpoints.update().where(endpoints.c.id == endpoint_id).values(cursor=fresh[-1].id)
+        )
 
     def _deliver(self, endpoint_id: str) -> _Round:
         done = _Round()
@@ -484,6 +488,7 @@ class Webhooks:
                 .limit(_BATCH)
             ).all()
         if not pending:
+            self._finish(row, done)
             return done
         now = self._clock()
         secrets = [
@@ -491,17 +496,52 @@ class Webhooks:
             for s in row.secrets
             if s["until"] is None or datetime.fromisoformat(s["until"]) > now
         ]
-        for item in pending:
-            if item.key in done.blocked:
-                continue
-            if (_utc(item.next_at) or now) > now:
-                done.blocked.add(item.key)
-                continue
-            body = _payload(item, personal=row.personal_data)
-            stop = self._attempt(row, item, body, secrets, done)
-            if stop:
-                break
+        try:
+            for item in pending:
+                if item.key in done.blocked:
+                    continue
+                if (_utc(item.next_at) or now) > now:
+                    done.blocked.add(item.key)
+                    continue
+                body = _payload(item, personal=row.personal_data)
+                stop = self._attempt(row, item, body, secrets, done)
+                if stop:
+                    break
+        finally:
+            self._finish(row, done)
         return done
+
+    def _finish(self, endpoint: Any, done: _Round) -> None:
+        """Record the round's deliveries and release the endpoint, in one commit."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            conn.execute(
+                endpoints.update().where(endpoints.c.id == endpoint.id).values(lease_until=None)
+            )
+            if not done.succeeded:
+                return
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == sa.bindparam("delivery"))
+                .values(
+                    state="delivered",
+                    attempts=sa.bindparam("tries"),
+                    last_status=sa.bindparam("status"),
+                    last_error="",
+                    delivered_at=now,
+                ),
+                [
+                    {"delivery": delivery, "tries": tries, "status": status}
+                    for delivery, tries, status in done.succeeded
+                ],
+            )
+            healthy = endpoint.failing_since is None and endpoint.paused_until is None
+            if not healthy and not done.slowed:
+                conn.execute(
+                    endpoints.update()
+                    .where(endpoints.c.id == endpoint.id)
+                    .values(failing_since=None, paused_until=None)
+                )
 
     def _attempt(
         self, endpoint: Any, item: Any, body: bytes, secrets: Sequence[str], done: _Round
@@ -525,28 +565,11 @@ class Webhooks:
         except OSError as exc:
             self._failed(endpoint, item, 0, f"{type(exc).__name__}: {exc}"[:500], slow=True)
             done.blocked.add(item.key)
+            done.slowed = True
             return True
         status = answer.status
         if 200 <= status < 300:
-            now = self._clock()
-            with self._engine.begin() as conn:
-                conn.execute(
-                    deliveries.update()
-                    .where(deliveries.c.id == item.id)
-                    .values(
-                        state="delivered",
-                        attempts=item.attempts + 1,
-                        last_status=status,
-                        last_error="",
-                        delivered_at=now,
-                    )
-                )
-                if endpoint.failing_since is not None or endpoint.paused_until is not None:
-                    conn.execute(
-                        endpoints.update()
-                        .where(endpoints.c.id == endpoint.id)
-                        .values(failing_since=None, paused_until=None)
-                    )
+            done.succeeded.append((item.id, item.attempts + 1, status))
             done.delivered += 1
             return False
         if status == 410:
@@ -557,6 +580,7 @@ class Webhooks:
         self._failed(endpoint, item, status, f"HTTP {status}", slow=slow, retry_after=retry_after)
         done.blocked.add(item.key)
         done.failed += 1
+        done.slowed = done.slowed or slow
         return slow
 
     def _failed(

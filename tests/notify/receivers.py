@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ class Received:
     type: str
     data: dict[str, Any]
     signatures: int
+    at: float = 0.0
+    """``time.perf_counter()`` when it arrived, verified."""
 
 
 @dataclass
@@ -32,7 +35,7 @@ class Receiver:
     rejected: list[str] = field(default_factory=list)
     port: int = 0
     _server: http.server.ThreadingHTTPServer | None = None
-    arrived: threading.Event = field(default_factory=threading.Event)
+    condition: threading.Condition = field(default_factory=threading.Condition)
 
     @property
     def url(self) -> str:
@@ -64,9 +67,11 @@ class Receiver:
                             type=verified["type"],
                             data=verified["data"],
                             signatures=len(headers["webhook-signature"].split()),
+                            at=time.perf_counter(),
                         )
                     )
-                    receiver.arrived.set()
+                    with receiver.condition:
+                        receiver.condition.notify_all()
                 self.send_response(receiver.status)
                 if receiver.retry_after:
                     self.send_header("retry-after", receiver.retry_after)
@@ -85,6 +90,11 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """True once ``count`` deliveries arrived (False at ``timeout``)."""
+        with self.condition:
+            return self.condition.wait_for(lambda: len(self.received) >= count, timeout)
 
     def ids(self) -> list[str]:
         return [r.id for r in self.received]
