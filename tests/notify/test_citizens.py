@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -123,11 +122,10 @@ class Clock:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = db.create_engine(f"sqlite:///{tmp_path / 'citizens.db'}")
-    db.upgrade(engine, components())
-    yield engine
-    engine.dispose()
+def engine(db_engine: sa.Engine) -> sa.Engine:
+    """A new database with every component's tables, on SQLite and on PostgreSQL."""
+    db.upgrade(db_engine, components())
+    return db_engine
 
 
 def _status(engine: sa.Engine, document_id: str, code: str) -> None:
