@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -30,6 +31,7 @@ from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
 from kyso.notify.runner import Notifier
+from kyso.notify.runner import backlog as notify_backlog
 from kyso.reconcile import ReconcileTask, start_reconcile
 from kyso.services import register_all
 from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair, explain
@@ -53,6 +55,8 @@ class Server:
         self.metrics.watch_pools(app.executors)
         if app.router is not None:
             self.metrics.watch_quarantine(app.router.quarantine_counts)
+        if config.notify.enabled:
+            self.metrics.watch_notify(functools.partial(notify_backlog, app.engine))
         limit = config.server.max_message_bytes
         self.grpc = aio.server(
             interceptors=[

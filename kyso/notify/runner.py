@@ -18,10 +18,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+
 from kyso.notify.citizens import Citizens
+from kyso.notify.schema import deliveries, endpoints, messages
 from kyso.notify.webhooks import Webhooks
 
-__all__ = ["Notifier"]
+__all__ = ["Notifier", "backlog"]
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +113,36 @@ class Notifier:
         if due is None:
             return _IDLE_SECONDS
         return max(0.0, min(_IDLE_SECONDS, (due - datetime.now(UTC)).total_seconds()))
+
+
+def backlog(engine: sa.Engine) -> dict[str, int]:
+    """What an operator watches (``kyso_notify_*``): deliveries pending and failed, endpoints
+    disabled, citizens' messages pending and failed."""
+    counts = {
+        "deliveries_pending": 0,
+        "deliveries_failed": 0,
+        "endpoints_disabled": 0,
+        "messages_pending": 0,
+        "messages_failed": 0,
+    }
+    with engine.connect() as conn:
+        for state, count in conn.execute(
+            sa.select(deliveries.c.state, sa.func.count())
+            .where(deliveries.c.state != "delivered")
+            .group_by(deliveries.c.state)
+        ):
+            counts[f"deliveries_{state}"] = int(count)
+        for state, count in conn.execute(
+            sa.select(messages.c.state, sa.func.count())
+            .where(messages.c.state != "sent")
+            .group_by(messages.c.state)
+        ):
+            counts[f"messages_{state}"] = int(count)
+        counts["endpoints_disabled"] = int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(endpoints)
+                .where(endpoints.c.disabled_at.is_not(None))
+            ).scalar_one()
+        )
+    return counts

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 
 import audit
 from kyso import db
 from kyso.app import components
 from kyso.dev.gateways import StandInGateways
+from kyso.metrics import Metrics
 from kyso.notify.citizens import (
     RETRIES,
     Citizens,
@@ -23,6 +25,7 @@ from kyso.notify.citizens import (
     fold,
     normalise_phone,
 )
+from kyso.notify.runner import backlog
 from kyso.notify.schema import events
 from kyso.operations.ledger import Staging
 
@@ -180,6 +183,11 @@ def test_both_gateways_failing_is_retried_then_failed_and_visible(
     assert "zns: ZNS error -124" in message.last_error
     assert "sms: SMS error 103" in message.last_error
     assert citizens.messages(state="failed") == [message]
+    assert backlog(engine)["messages_failed"] == 1
+    metrics = Metrics()
+    metrics.watch_notify(lambda: backlog(engine))
+    scraped = generate_latest(metrics.registry).decode()
+    assert 'kyso_notify_messages{state="failed"} 1.0' in scraped
 
 
 def test_a_change_that_rolls_back_notifies_nothing(engine: sa.Engine) -> None:

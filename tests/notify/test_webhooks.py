@@ -13,6 +13,7 @@ import audit
 from kyso import db
 from kyso.app import components
 from kyso.notify import signing
+from kyso.notify.runner import backlog
 from kyso.notify.webhooks import TargetRefused, Webhooks, WebhookSettings
 from kyso.operations.ledger import Staging
 from tests.notify.receivers import Receiver
@@ -144,6 +145,7 @@ def test_410_disables_the_endpoint(engine: sa.Engine, clock: Clock, receiver: Re
     disabled = webhooks.get(endpoint.id)
     assert disabled.disabled_at is not None
     assert "410" in disabled.disabled_reason
+    assert backlog(engine)["endpoints_disabled"] == 1
     receiver.status = 204
     set_status(engine, "DOC-1", "04")
     clock.advance(timedelta(days=1))
