@@ -262,6 +262,7 @@ def open_notify(config: Config, engine: sa.Engine) -> tuple[Webhooks, Citizens]:
             http_loopback=settings.webhook_http_loopback,
             timeout=settings.webhook_timeout_seconds,
             secret_overlap=timedelta(hours=settings.secret_overlap_hours),
+            ca_file=settings.webhook_ca_file,
         ),
     )
     zns = sms = None

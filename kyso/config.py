@@ -436,6 +436,7 @@ class NotifyConfig:
     webhook_allow: tuple[str, ...] = ()
     webhook_http_loopback: bool = False
     webhook_timeout_seconds: float = 15.0
+    webhook_ca_file: Path | None = None
     secret_overlap_hours: float = 24.0
     delivery_threads: int = 8
     citizen_statuses: tuple[str, ...] = ("03", "06")
@@ -676,6 +677,8 @@ def _validate_notify(notify: NotifyConfig) -> None:
             FetchRules(notify.webhook_allow)
         except ValueError as exc:
             raise ConfigError(f"notify.webhook_allow: {exc}") from None
+    if notify.webhook_ca_file is not None:
+        _readable(notify.webhook_ca_file, "notify.webhook_ca_file")
     if not 0 < notify.webhook_timeout_seconds <= 60:
         raise ConfigError("notify.webhook_timeout_seconds: give a number of seconds from 0 to 60")
     if notify.delivery_threads < 1:

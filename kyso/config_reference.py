@@ -142,6 +142,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     "notify.webhook_http_loopback": "allow `http://` webhook targets on a loopback address"
     " (development only; otherwise `https://` only)",
     "notify.webhook_timeout_seconds": "one delivery attempt's limit: connect, send and answer",
+    "notify.webhook_ca_file": "PEM: the CAs https:// webhook targets are checked against instead"
+    " of the system's (a government network's own CA)",
     "notify.secret_overlap_hours": "after a secret is rotated, how long the previous one keeps"
     " signing beside it",
     "notify.delivery_threads": "endpoints delivered to at once (each endpoint one at a time, in"

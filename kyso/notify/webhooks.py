@@ -25,10 +25,12 @@ import json
 import logging
 import random
 import secrets as secrets_module
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,6 +81,9 @@ class WebhookSettings:
     http_loopback: bool = False
     timeout: float = 15.0
     secret_overlap: timedelta = timedelta(hours=24)
+    ca_file: Path | None = None
+    """Trust these CAs for https:// targets instead of the system's (``[notify]
+    webhook_ca_file``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +150,11 @@ class Webhooks:
         self._engine = engine
         self._settings = settings
         self._rules = FetchRules(settings.allow)
+        self._tls = (
+            ssl.create_default_context(cafile=str(settings.ca_file))
+            if settings.ca_file is not None
+            else None
+        )
         self._clock = clock
         self._wall = wall
         self._post = poster
@@ -558,6 +568,7 @@ class Webhooks:
                 rules=self._rules,
                 http_loopback=self._settings.http_loopback,
                 timeout=self._settings.timeout,
+                context=self._tls,
             )
         except TargetRefused as exc:
             self._disable(endpoint.id, f"target refused: {exc}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from kyso.notify import signing
 from kyso.notify.runner import backlog
 from kyso.notify.webhooks import TargetRefused, Webhooks, WebhookSettings
 from kyso.operations.ledger import Staging
-from tests.notify.receivers import Receiver
+from tests.notify.receivers import Receiver, tls_pair
 
 UNIT = "000.00.21.H49"
 SENDER = "000.00.02.H49"
@@ -233,3 +234,28 @@ def test_signature_matches_the_reference_library() -> None:
     when = datetime.now(UTC)
     ours = signing.signature(secret, msg_id="evt_1", timestamp=int(when.timestamp()), body=b"{}")
     assert ours == Webhook(secret).sign("evt_1", when, b"{}")
+
+
+def test_https_targets_are_checked_against_the_configured_ca(
+    engine: sa.Engine, clock: Clock, tmp_path: Path
+) -> None:
+    context, ca_file = tls_pair(tmp_path)
+    receiver = Receiver(tls=context)
+    receiver.start()
+    try:
+        settings = WebhookSettings(allow=("127.0.0.1",), ca_file=ca_file)
+        webhooks = Webhooks(engine, settings, clock=clock)
+        endpoint, secret = webhooks.create(owner="workflow", unit=UNIT, url=receiver.url)
+        assert receiver.url.startswith("https://")
+        receiver.secrets = [secret]
+        set_status(engine, "DOC-1", "03")
+        assert webhooks.run_once() == 1
+        assert [r.data["status"] for r in receiver.received] == ["03"]
+        # trusting only the system's CAs, the same receiver is not believed: nothing delivered
+        untrusting = Webhooks(engine, WebhookSettings(allow=("127.0.0.1",)), clock=clock)
+        set_status(engine, "DOC-1", "04")
+        assert untrusting.run_once() == 0
+        [failed] = untrusting.deliveries(endpoint.id, state="pending")
+        assert "CERTIFICATE_VERIFY_FAILED" in failed.last_error
+    finally:
+        receiver.stop()
