@@ -439,6 +439,7 @@ class NotifyConfig:
     webhook_ca_file: Path | None = None
     secret_overlap_hours: float = 24.0
     delivery_threads: int = 8
+    keep_days: float = 30.0
     citizen_statuses: tuple[str, ...] = ("03", "06")
     zns: ZnsConfig = field(default_factory=ZnsConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
@@ -681,6 +682,11 @@ def _validate_notify(notify: NotifyConfig) -> None:
         _readable(notify.webhook_ca_file, "notify.webhook_ca_file")
     if not 0 < notify.webhook_timeout_seconds <= 60:
         raise ConfigError("notify.webhook_timeout_seconds: give a number of seconds from 0 to 60")
+    if notify.keep_days < 4:
+        raise ConfigError(
+            "notify.keep_days: keep notifications at least 4 days (the retry window is about"
+            " 3.2 days)"
+        )
     if notify.delivery_threads < 1:
         raise ConfigError("notify.delivery_threads: must be at least 1")
     for index, code in enumerate(notify.citizen_statuses):

@@ -148,6 +148,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     " signing beside it",
     "notify.delivery_threads": "endpoints delivered to at once (each endpoint one at a time, in"
     " order)",
+    "notify.keep_days": "how long delivered, failed and sent notifications are kept (and can be"
+    " replayed); pending ones are kept until they settle",
     "notify.citizen_statuses": "the status codes citizens are told about (with their consent)",
     "notify.zns.url": "Zalo ZNS template endpoint (`https://business.openapi.zalo.me/message/"
     "template`); empty: no ZNS",

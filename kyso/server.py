@@ -13,7 +13,7 @@ import functools
 import logging
 import signal
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import grpc
 from grpc import aio
@@ -170,6 +170,8 @@ class Server:
                 self.app.webhooks,
                 self.app.citizens,
                 threads=self.config.notify.delivery_threads,
+                keep=timedelta(days=self.config.notify.keep_days),
+                engine=self.app.engine,
             )
             self._notifier.start()
             self.app.notifier = self._notifier

@@ -15,29 +15,41 @@ import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from kyso.notify.citizens import Citizens
-from kyso.notify.schema import deliveries, endpoints, messages
+from kyso.notify.schema import cursors, deliveries, endpoints, events, messages
 from kyso.notify.webhooks import Webhooks
 
-__all__ = ["Notifier", "backlog"]
+__all__ = ["Notifier", "backlog", "prune"]
 
 log = logging.getLogger(__name__)
 
 _IDLE_SECONDS = 1.0
+_PRUNE_EVERY_SECONDS = 3600.0
 T = TypeVar("T")
 
 
 class Notifier:
     """Delivers webhooks and citizens' messages; wakes the live streams (``watch``)."""
 
-    def __init__(self, webhooks: Webhooks, citizens: Citizens, *, threads: int = 8) -> None:
+    def __init__(
+        self,
+        webhooks: Webhooks,
+        citizens: Citizens,
+        *,
+        threads: int = 8,
+        keep: timedelta | None = None,
+        engine: sa.Engine | None = None,
+    ) -> None:
         self.webhooks = webhooks
         self.citizens = citizens
+        self._keep = keep
+        self._engine = engine
+        self._pruned_at = float("-inf")
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="notify")
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Event] = set()
@@ -96,6 +108,14 @@ class Notifier:
         return await self._loop.run_in_executor(self._pool, fn, *args)
 
     async def _round(self) -> None:
+        assert self._loop is not None
+        due = self._loop.time() - self._pruned_at >= _PRUNE_EVERY_SECONDS
+        if due and self._keep is not None and self._engine is not None:
+            self._pruned_at = self._loop.time()
+            before = datetime.now(UTC) - self._keep
+            removed = await self._in_pool(prune, self._engine, before)
+            if any(removed.values()):
+                log.info("old notifications removed", extra=removed)
         active = await self._in_pool(self.webhooks.active)
         work: list[Awaitable[object]] = [
             self._in_pool(self.webhooks.run_endpoint, endpoint) for endpoint in active
@@ -146,3 +166,35 @@ def backlog(engine: sa.Engine) -> dict[str, int]:
             ).scalar_one()
         )
     return counts
+
+
+def prune(engine: sa.Engine, before: datetime) -> dict[str, int]:
+    """Remove what is settled and older than ``before``: deliveries delivered or failed, messages
+    sent or failed, and the events nothing refers to any more that every endpoint and the
+    citizens' cursor have passed. Pending work is never removed."""
+    settled = sa.select(events.c.id).where(events.c.occurred_at < before)
+    with engine.begin() as conn:
+        gone_deliveries = conn.execute(
+            deliveries.delete().where(
+                deliveries.c.state.in_(("delivered", "failed")), deliveries.c.event.in_(settled)
+            )
+        ).rowcount
+        gone_messages = conn.execute(
+            messages.delete().where(
+                messages.c.state.in_(("sent", "failed")), messages.c.created_at < before
+            )
+        ).rowcount
+        positions = [
+            *conn.execute(sa.select(endpoints.c.cursor)).scalars(),
+            *conn.execute(sa.select(cursors.c.position)).scalars(),
+        ]
+        bound = min(positions) if positions else 0
+        gone_events = conn.execute(
+            events.delete().where(
+                events.c.occurred_at < before,
+                events.c.id <= bound,
+                events.c.id.not_in(sa.select(deliveries.c.event)),
+                events.c.id.not_in(sa.select(messages.c.event)),
+            )
+        ).rowcount
+    return {"deliveries": gone_deliveries, "messages": gone_messages, "events": gone_events}

@@ -14,7 +14,7 @@ import audit
 from kyso import db
 from kyso.app import components
 from kyso.notify import signing
-from kyso.notify.runner import backlog
+from kyso.notify.runner import backlog, prune
 from kyso.notify.webhooks import TargetRefused, Webhooks, WebhookSettings
 from kyso.operations.ledger import Staging
 from tests.notify.receivers import Receiver, tls_pair
@@ -259,3 +259,22 @@ def test_https_targets_are_checked_against_the_configured_ca(
         assert "CERTIFICATE_VERIFY_FAILED" in failed.last_error
     finally:
         receiver.stop()
+
+
+def test_settled_notifications_are_pruned_pending_ones_kept(
+    engine: sa.Engine, clock: Clock, receiver: Receiver
+) -> None:
+    webhooks = hooks(engine, clock)
+    endpoint, secret = webhooks.create(owner="workflow", unit=UNIT, url=receiver.url)
+    receiver.secrets = [secret]
+    set_status(engine, "DOC-1", "03")
+    webhooks.run_once()  # delivered
+    receiver.status = 503
+    set_status(engine, "DOC-2", "03")
+    webhooks.run_once()  # pending
+    later = datetime.now(UTC) + timedelta(days=31)
+    removed = prune(engine, later)
+    assert removed == {"deliveries": 1, "messages": 0, "events": 1}
+    [left] = webhooks.deliveries(endpoint.id)
+    assert left.state == "pending"
+    assert left.key == "DOC-2"
