@@ -37,6 +37,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from kyso.notify.outbox import committed_prefix
 from kyso.notify.schema import consents, cursors, events, messages
 
 __all__ = [
@@ -313,12 +314,16 @@ class Citizens:
                 # message needs a consent recorded beforehand anyway.
                 position = 0
                 conn.execute(cursors.insert().values(name=_CURSOR, position=position))
-            fresh = conn.execute(
-                sa.select(events.c.id, events.c.type, events.c.data)
-                .where(events.c.id > position)
-                .order_by(events.c.id)
-                .limit(1000)
-            ).all()
+            fresh = committed_prefix(
+                conn.execute(
+                    sa.select(events.c.id, events.c.type, events.c.data, events.c.occurred_at)
+                    .where(events.c.id > position)
+                    .order_by(events.c.id)
+                    .limit(1000)
+                ).all(),
+                position,
+                now,
+            )
             if not fresh:
                 return 0
             for event in fresh:

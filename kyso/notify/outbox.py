@@ -20,16 +20,28 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 import audit
 from kyso.notify.schema import events as events_table
 
-__all__ = ["KINDS", "TEST_KIND", "Notification", "new_event_id", "notifications_of", "stage"]
+__all__ = [
+    "GAP_GRACE",
+    "KINDS",
+    "TEST_KIND",
+    "Notification",
+    "committed_prefix",
+    "new_event_id",
+    "notifications_of",
+    "stage",
+]
 
 TEST_KIND = "kyso.test"
+GAP_GRACE = timedelta(seconds=10)
+"""How long a gap in the outbox's ids is waited for (see :func:`committed_prefix`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,3 +164,26 @@ def stage(conn: sa.Connection, events: Sequence[audit.Event]) -> int:
     if rows:
         conn.execute(events_table.insert(), rows)
     return len(rows)
+
+
+def committed_prefix(
+    rows: Sequence[Any], position: int, now: datetime, *, grace: timedelta = GAP_GRACE
+) -> list[Any]:
+    """The rows (ordered by id, all after ``position``) that a reader may consume now.
+
+    Ids are given at insert, but transactions commit in their own order (PostgreSQL): a reader
+    that moved its position past a gap could miss the row of a transaction still committing.
+    So a reader stops before a gap until the row after it is ``grace`` old; then the gap is
+    taken for a rolled-back insert and passed. (SQLite, with one writer, leaves no such gap.)
+    """
+    safe = []
+    expected = position + 1
+    for row in rows:
+        occurred = (
+            row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(tzinfo=UTC)
+        )
+        if row.id != expected and now - occurred < grace:
+            break
+        safe.append(row)
+        expected = row.id + 1
+    return safe

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 from kyso.notify import signing
 from kyso.notify.http import Answer, TargetRefused, check_url, post
-from kyso.notify.outbox import KINDS, TEST_KIND, Notification, new_event_id
+from kyso.notify.outbox import KINDS, TEST_KIND, Notification, committed_prefix, new_event_id
 from kyso.notify.schema import deliveries, endpoints, events
 from signer.verify import FetchRules
 
@@ -454,9 +454,13 @@ class Webhooks:
     def _fan_out(self, conn: sa.Connection, endpoint_id: str, now: datetime) -> None:
         row = conn.execute(sa.select(endpoints).where(endpoints.c.id == endpoint_id)).one()
         endpoint = _endpoint_view(row)
-        fresh = conn.execute(
-            sa.select(events).where(events.c.id > row.cursor).order_by(events.c.id).limit(5000)
-        ).all()
+        fresh = committed_prefix(
+            conn.execute(
+                sa.select(events).where(events.c.id > row.cursor).order_by(events.c.id).limit(5000)
+            ).all(),
+            row.cursor,
+            now,
+        )
         if not fresh:
             return
         replayed = set(  # a replay may have queued some of them already

@@ -27,7 +27,7 @@ from kyso.app import Application
 from kyso.authz import Identity
 from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
 from kyso.notify.citizens import ConsentRecord, MessageRecord
-from kyso.notify.outbox import KINDS
+from kyso.notify.outbox import KINDS, committed_prefix
 from kyso.notify.schema import events
 from kyso.notify.webhooks import (
     DeliveryRecord,
@@ -294,11 +294,10 @@ class Notifications:
 
     def _after(self, position: int) -> list[Any]:
         with self._app.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    sa.select(events).where(events.c.id > position).order_by(events.c.id).limit(500)
-                )
-            )
+            rows = conn.execute(
+                sa.select(events).where(events.c.id > position).order_by(events.c.id).limit(500)
+            ).all()
+        return committed_prefix(rows, position, datetime.now(UTC))
 
     def _sees(self, identity: Identity, row: Any) -> bool:
         if not identity.unit:

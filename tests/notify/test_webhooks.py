@@ -63,17 +63,20 @@ def hooks(engine: sa.Engine, clock: Clock, *, allow: tuple[str, ...] = ("127.0.0
     )
 
 
-def set_status(engine: sa.Engine, document_id: str, code: str, *, unit: str = UNIT) -> None:
-    """Stage a status change's events as an operation does (``Staging.write``)."""
-    event = audit.Event(
+def _status_event(document_id: str, code: str, *, unit: str = UNIT) -> audit.Event:
+    return audit.Event(
         time=datetime.now(UTC),
         actor="workflow",
         unit=unit,
         type=audit.EventType.STATUS_CHANGED,
         details={"document_id": document_id, "sender": SENDER, "status": code},
     )
+
+
+def set_status(engine: sa.Engine, document_id: str, code: str, *, unit: str = UNIT) -> None:
+    """Stage a status change's events as an operation does (``Staging.write``)."""
     with engine.begin() as conn:
-        Staging().write(conn, [event])
+        Staging().write(conn, [_status_event(document_id, code, unit=unit)])
 
 
 def run_until_quiet(webhooks: Webhooks, clock: Clock, *, step: timedelta, limit: int) -> None:
@@ -278,3 +281,30 @@ def test_settled_notifications_are_pruned_pending_ones_kept(
     [left] = webhooks.deliveries(endpoint.id)
     assert left.state == "pending"
     assert left.key == "DOC-2"
+
+
+@pytest.mark.postgres
+def test_an_event_committed_after_a_later_one_is_not_skipped(
+    postgres_url: str, receiver: Receiver
+) -> None:
+    """PostgreSQL gives ids at insert but commits in any order: the delivery rounds must not
+    move past the id of a transaction that has not committed yet."""
+    engine = db.create_engine(postgres_url)
+    try:
+        db.upgrade(engine, components())
+        clock = Clock()
+        webhooks = hooks(engine, clock)
+        _, secret = webhooks.create(owner="workflow", unit=UNIT, url=receiver.url)
+        receiver.secrets = [secret]
+        slow = engine.connect()
+        transaction = slow.begin()
+        Staging().write(slow, [_status_event("DOC-A", "03")])  # id N, not committed yet
+        set_status(engine, "DOC-B", "03")  # id N + 1, committed
+        webhooks.run_once()
+        assert receiver.received == []  # N + 1 waits for the gap before it
+        transaction.commit()
+        slow.close()
+        webhooks.run_once()
+        assert [r.data["document_id"] for r in receiver.received] == ["DOC-A", "DOC-B"]
+    finally:
+        engine.dispose()
