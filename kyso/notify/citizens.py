@@ -77,6 +77,7 @@ STATUS_NAMES: Mapping[str, str] = {
 }
 
 _CURSOR = "citizens"
+_LEASE = timedelta(minutes=2)
 _PHONE_CHARS = re.compile(r"[\s.\-()]")
 
 
@@ -306,8 +307,8 @@ class Citizens:
         now = self._clock()
         queued = 0
         with self._engine.begin() as conn:
-            position = conn.execute(
-                sa.select(cursors.c.position).where(cursors.c.name == _CURSOR)
+            position = conn.execute(  # one process moves the cursor at a time
+                sa.select(cursors.c.position).where(cursors.c.name == _CURSOR).with_for_update()
             ).scalar()
             if position is None:
                 # The outbox began with this component: nothing before it to skip, and a
@@ -367,8 +368,25 @@ class Citizens:
             ).all()
         sent = 0
         for row in due:
-            sent += self._send(row)
+            if self._claim(row.id, now):
+                sent += self._send(row)
         return sent
+
+    def _claim(self, message_id: int, now: datetime) -> bool:
+        """Take a message for this process (another process sending it too would send it
+        twice): its next attempt moves ``_LEASE`` ahead, so a crash mid-send retries it then."""
+        with self._engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    messages.update()
+                    .where(
+                        messages.c.id == message_id,
+                        messages.c.state == "pending",
+                        messages.c.next_at <= now,
+                    )
+                    .values(next_at=now + _LEASE)
+                ).rowcount
+            )
 
     def _send(self, row: Any) -> int:
         data = {

@@ -41,6 +41,9 @@ __all__ = ["Notifications", "WatchedEvent"]
 
 _WATCH_POLL_SECONDS = 1.0
 _MAX_WAIT_SECONDS = 3600
+_MAX_URL = 2000
+_MAX_DESCRIPTION = 500
+_MAX_ENDPOINTS = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +107,20 @@ class Notifications:
         await self._run(self._acts_for, identity, unit)
         if not url:
             raise RequestInvalid("give the endpoint's https:// URL", field="url")
+        if len(url) > _MAX_URL:
+            raise RequestInvalid(
+                f"the URL has {len(url)} characters; at most {_MAX_URL}", field="url"
+            )
+        if len(description) > _MAX_DESCRIPTION:
+            raise RequestInvalid(
+                f"the description has at most {_MAX_DESCRIPTION} characters", field="description"
+            )
+        owned = await self._run(lambda: hooks.endpoints(owner=identity.name))
+        if len(owned) >= _MAX_ENDPOINTS:
+            raise FailedPrecondition(
+                f"client {identity.name!r} has {len(owned)} endpoints, the most one client may"
+                " have; delete one first"
+            )
         for index, kind in enumerate(types):
             if kind not in KINDS:
                 raise RequestInvalid(
