@@ -193,6 +193,10 @@ def test_notify_commands(served: Served, receiver: Receiver) -> None:
     assert refused.returncode == 1
     assert "INVALID_ARGUMENT" in refused.stderr
     assert "webhook_allow" in refused.stderr
+    long = served.kyso("notify", "create", "--unit", DEPARTMENT, "--url", receiver.url + "x" * 2000)
+    assert long.returncode == 1
+    assert "INVALID_ARGUMENT" in long.stderr
+    assert "at most 2000" in long.stderr
     rotated = json.loads(_ok(served.kyso("notify", "rotate", endpoint, "--json")))
     assert rotated["secret"].startswith("whsec_")
     _ok(served.kyso("notify", "delete", endpoint))
