@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -40,6 +41,10 @@ from kyso.catalogue import Catalogue
 from kyso.certificates import read_certificates
 from kyso.config import Config
 from kyso.errors import ConfigError
+from kyso.notify import schema as notify_schema
+from kyso.notify.citizens import Citizens, SmsGateway, ZnsGateway
+from kyso.notify.runner import Notifier
+from kyso.notify.webhooks import Webhooks, WebhookSettings
 from kyso.operations.ledger import EventLog
 from kyso.operations.refusals import Refusals
 from kyso.operations.running import Blocking, Executors
@@ -58,6 +63,7 @@ def components() -> list[db.Component]:
         db.Component("audit", audit.schema.MIGRATIONS),
         db.Component("exchange", exchange.schema.MIGRATIONS),
         db.Component("signing", signer.schema.MIGRATIONS),
+        notify_schema.COMPONENT,
     ]
 
 
@@ -110,6 +116,10 @@ class Application:
     verifier: verify.Verifier | None = None
     outbox_listeners: list[Callable[[], None]] = field(default_factory=list)
     refusals: Refusals | None = None
+    webhooks: Webhooks | None = None
+    citizens: Citizens | None = None
+    notifier: Notifier | None = None
+    """Started by the server (``kyso.notify.runner``); None in a process that delivers none."""
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
@@ -162,6 +172,7 @@ class Application:
                 _closers=stack,
             )
             app.refusals = Refusals(app.events)
+            app.webhooks, app.citizens = open_notify(config, engine)
             app.directory, app.router = open_exchange(
                 config, engine, store, package_policy, key_fingerprints(keyring)
             )
@@ -226,6 +237,63 @@ class Application:
 
     def close(self) -> None:
         self._closers.close()
+
+
+def _secret(path: Path | None, env: str, key: str) -> str:
+    """A gateway secret from its file or environment variable (never from the configuration)."""
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{key}_file: cannot read {path} ({exc.strerror})") from None
+    value = os.environ.get(env, "")
+    if not value:
+        raise ConfigError(f"{key}_env: the variable {env} is not set")
+    return value
+
+
+def open_notify(config: Config, engine: sa.Engine) -> tuple[Webhooks, Citizens]:
+    """Webhook subscriptions and the citizens' gateways of ``[notify]``."""
+    settings = config.notify
+    webhooks = Webhooks(
+        engine,
+        WebhookSettings(
+            allow=settings.webhook_allow,
+            http_loopback=settings.webhook_http_loopback,
+            timeout=settings.webhook_timeout_seconds,
+            secret_overlap=timedelta(hours=settings.secret_overlap_hours),
+            ca_file=settings.webhook_ca_file,
+        ),
+    )
+    zns = sms = None
+    if settings.zns.url:
+        zns = ZnsGateway(
+            url=settings.zns.url,
+            access_token=_secret(
+                settings.zns.access_token_file,
+                settings.zns.access_token_env,
+                "notify.zns.access_token",
+            ),
+            template_id=settings.zns.template_id,
+            timeout=settings.zns.timeout_seconds,
+        )
+    if settings.sms.url:
+        sms = SmsGateway(
+            url=settings.sms.url,
+            api_key=_secret(
+                settings.sms.api_key_file, settings.sms.api_key_env, "notify.sms.api_key"
+            ),
+            secret_key=_secret(
+                settings.sms.secret_key_file, settings.sms.secret_key_env, "notify.sms.secret_key"
+            ),
+            brandname=settings.sms.brandname,
+            template=settings.sms.template,
+            unicode=settings.sms.unicode,
+            sms_type=settings.sms.sms_type,
+            timeout=settings.sms.timeout_seconds,
+        )
+    citizens = Citizens(engine, statuses=settings.citizen_statuses, zns=zns, sms=sms)
+    return webhooks, citizens
 
 
 def trust_anchors(config: Config) -> list[bytes]:

@@ -37,6 +37,7 @@ PUBLIC_SERVICES = frozenset(
 
 _ALL = frozenset({"workflow", "official", "clerk", "auditor", "hub", "operator"})
 _READERS = frozenset({"workflow", "clerk", "official", "auditor", "hub"})
+_SUBSCRIBERS = frozenset({"workflow", "clerk", "operator"})
 
 ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
     "/kyso.v1.SigningService/SignPdf": frozenset({"workflow", "clerk"}),
@@ -68,6 +69,16 @@ ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
     "/kyso.v1.AuditService/GetInclusionProof": frozenset({"auditor", "operator"}),
     "/kyso.v1.AuditService/GetConsistencyProof": frozenset({"auditor", "operator"}),
     "/kyso.v1.AuditService/GetDocumentHistory": frozenset({"auditor", "operator"}),
+    "/kyso.v1.NotificationService/CreateEndpoint": _SUBSCRIBERS,
+    "/kyso.v1.NotificationService/ListEndpoints": _SUBSCRIBERS,
+    "/kyso.v1.NotificationService/DeleteEndpoint": _SUBSCRIBERS,
+    "/kyso.v1.NotificationService/RotateEndpointSecret": _SUBSCRIBERS,
+    "/kyso.v1.NotificationService/SendTestEvent": _SUBSCRIBERS,
+    "/kyso.v1.NotificationService/ReplayEvents": _SUBSCRIBERS,
+    "/kyso.v1.NotificationService/ListDeliveries": _SUBSCRIBERS,
+    "/kyso.v1.NotificationService/SetCitizenConsent": frozenset({"workflow", "clerk"}),
+    "/kyso.v1.NotificationService/ListCitizenMessages": frozenset({"operator"}),
+    "/kyso.v1.NotificationService/WatchEvents": frozenset({"official", "workflow", "clerk"}),
 }
 
 

@@ -43,14 +43,17 @@ __all__ = [
     "KeyConfig",
     "LedgerConfig",
     "LimitsConfig",
+    "NotifyConfig",
     "RemoteProviderConfig",
     "S3Config",
     "ServerConfig",
     "SigningConfig",
+    "SmsConfig",
     "StorageConfig",
     "TlsConfig",
     "TrustConfig",
     "VerifyConfig",
+    "ZnsConfig",
     "is_loopback",
     "load_config",
     "normalise_fingerprint",
@@ -396,6 +399,53 @@ class RemoteProviderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ZnsConfig:
+    """Zalo ZNS (``kyso.notify.citizens``): ``url`` empty means ZNS is not used. The access
+    token comes from ``access_token_file`` or the variable ``access_token_env``."""
+
+    url: str = ""
+    template_id: str = ""
+    access_token_file: Path | None = None
+    access_token_env: str = ""
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SmsConfig:
+    """An SMS brandname gateway with eSMS.vn's JSON API: ``url`` empty means no SMS. The API
+    key and secret key come from files or environment variables, never from this file."""
+
+    url: str = ""
+    brandname: str = ""
+    api_key_file: Path | None = None
+    api_key_env: str = ""
+    secret_key_file: Path | None = None
+    secret_key_env: str = ""
+    template: str = "Ho so {document_id}: {status_name}"
+    unicode: bool = False
+    sms_type: str = "2"
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """Notifications (``kyso.notify``): webhooks for systems, Zalo ZNS and SMS for citizens,
+    the live stream for officials' agents. See docs/operations.md, "Notifications"."""
+
+    enabled: bool = True
+    webhook_allow: tuple[str, ...] = ()
+    webhook_http_loopback: bool = False
+    webhook_timeout_seconds: float = 15.0
+    webhook_ca_file: Path | None = None
+    secret_overlap_hours: float = 24.0
+    delivery_threads: int = 8
+    keep_days: float = 30.0
+    citizen_statuses: tuple[str, ...] = ("03", "06")
+    zns: ZnsConfig = field(default_factory=ZnsConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class ClientSide:
     """How the ``kyso`` command reaches a server: address, API token file, the CA to trust for
     TLS, and a client certificate and key for servers that require mutual TLS."""
@@ -428,6 +478,7 @@ class Config:
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     client: ClientSide = field(default_factory=ClientSide)
     csc: CscConfig = field(default_factory=CscConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     remote: Mapping[str, RemoteProviderConfig] = field(default_factory=dict)
 
 
@@ -619,6 +670,47 @@ def _validate_limits(limits: LimitsConfig) -> None:
             raise ConfigError(f"limits.{name}: must be more than 0")
 
 
+def _validate_notify(notify: NotifyConfig) -> None:
+    if notify.webhook_allow:
+        from signer.verify import FetchRules  # pyHanko behind it: only when there is a list
+
+        try:
+            FetchRules(notify.webhook_allow)
+        except ValueError as exc:
+            raise ConfigError(f"notify.webhook_allow: {exc}") from None
+    if notify.webhook_ca_file is not None:
+        _readable(notify.webhook_ca_file, "notify.webhook_ca_file")
+    if not 0 < notify.webhook_timeout_seconds <= 60:
+        raise ConfigError("notify.webhook_timeout_seconds: give a number of seconds from 0 to 60")
+    if notify.keep_days < 4:
+        raise ConfigError(
+            "notify.keep_days: keep notifications at least 4 days (the retry window is about"
+            " 3.2 days)"
+        )
+    if notify.delivery_threads < 1:
+        raise ConfigError("notify.delivery_threads: must be at least 1")
+    for index, code in enumerate(notify.citizen_statuses):
+        if code not in {"01", "02", "03", "04", "05", "06", "13", "15", "16"}:
+            raise ConfigError(
+                f"notify.citizen_statuses[{index}]: {code!r} is not a status code (01–06, 13,"
+                " 15, 16)"
+            )
+    if notify.zns.url:
+        if not notify.zns.template_id:
+            raise ConfigError("notify.zns.template_id: required when notify.zns.url is set")
+        if not (notify.zns.access_token_file or notify.zns.access_token_env):
+            raise ConfigError(
+                "notify.zns: give access_token_file or access_token_env (never the token)"
+            )
+    if notify.sms.url:
+        if not (notify.sms.api_key_file or notify.sms.api_key_env):
+            raise ConfigError("notify.sms: give api_key_file or api_key_env")
+        if not (notify.sms.secret_key_file or notify.sms.secret_key_env):
+            raise ConfigError("notify.sms: give secret_key_file or secret_key_env")
+        if len(notify.sms.brandname) > 11:
+            raise ConfigError("notify.sms.brandname: a brandname has at most 11 characters")
+
+
 def normalise_fingerprint(text: str) -> str:
     """A SHA-256 fingerprint as lower-case hex, from the common spellings: ``ab12…``,
     ``AB:12:…`` (``openssl x509 -fingerprint``), with spaces, or prefixed ``sha256:``."""
@@ -693,6 +785,7 @@ def _validate(config: Config) -> None:
     if config.server.io_threads < 1:
         raise ConfigError("server.io_threads: at least 1 thread is needed for blocking work")
     _validate_limits(config.limits)
+    _validate_notify(config.notify)
     if config.server.metrics_address:
         parse_address(config.server.metrics_address, key="server.metrics_address")
     if config.tls.enabled:

@@ -135,6 +135,41 @@ DESCRIPTIONS: Mapping[str, str] = {
     "exchange.max_zip_ratio": "unpacked over packed size of a one-file ZIP attachment",
     "exchange.max_delivery_attempts": "failed hand-overs before a delivery is quarantined",
     "exchange.max_forward_attempts": "refusals by the next hub before a hop is quarantined",
+    "notify.enabled": "deliver notifications (webhooks, Zalo/SMS, the live stream); events are"
+    " written to the outbox either way",
+    "notify.webhook_allow": "hosts, addresses or networks webhook targets may use although they"
+    " are loopback, private or link-local (checked where the name resolves and connects)",
+    "notify.webhook_http_loopback": "allow `http://` webhook targets on a loopback address"
+    " (development only; otherwise `https://` only)",
+    "notify.webhook_timeout_seconds": "one delivery attempt's limit: connect, send and answer",
+    "notify.webhook_ca_file": "PEM: the CAs https:// webhook targets are checked against instead"
+    " of the system's (a government network's own CA)",
+    "notify.secret_overlap_hours": "after a secret is rotated, how long the previous one keeps"
+    " signing beside it",
+    "notify.delivery_threads": "endpoints delivered to at once (each endpoint one at a time, in"
+    " order)",
+    "notify.keep_days": "how long delivered, failed and sent notifications are kept (and can be"
+    " replayed); pending ones are kept until they settle",
+    "notify.citizen_statuses": "the status codes citizens are told about (with their consent)",
+    "notify.zns.url": "Zalo ZNS template endpoint (`https://business.openapi.zalo.me/message/"
+    "template`); empty: no ZNS",
+    "notify.zns.template_id": "the approved ZNS template (parameters `document_id`,"
+    " `status_code`, `status_name`)",
+    "notify.zns.access_token_file": "file holding the Zalo OA access token",
+    "notify.zns.access_token_env": "environment variable holding the Zalo OA access token",
+    "notify.zns.timeout_seconds": "one ZNS request's limit before the SMS fallback",
+    "notify.sms.url": "SMS brandname gateway (eSMS.vn JSON API: `…/SendMultipleMessage_V4_post"
+    "_json/`); empty: no SMS",
+    "notify.sms.brandname": "the registered brandname (at most 11 characters)",
+    "notify.sms.api_key_file": "file holding the gateway's API key",
+    "notify.sms.api_key_env": "environment variable holding the gateway's API key",
+    "notify.sms.secret_key_file": "file holding the gateway's secret key",
+    "notify.sms.secret_key_env": "environment variable holding the gateway's secret key",
+    "notify.sms.template": "the SMS text, with `{document_id}`, `{status_code}`, `{status_name}`",
+    "notify.sms.unicode": "the gateway takes Vietnamese text; off: text without diacritics,"
+    " at most 160 characters",
+    "notify.sms.sms_type": "the gateway's message type (eSMS: 2, customer care)",
+    "notify.sms.timeout_seconds": "one SMS request's limit",
     "csc.address": "where the CSC v2 facade serves HTTP(S), `host:port`; empty: not served",
     "csc.token_seconds": "lifetime of an OAuth2 access token",
     "csc.sad_seconds": "lifetime of a SAD (single use, bound to the credential and the hashes)",

@@ -9,6 +9,8 @@ panel in ``deploy/prometheus/kyso-rules.yml`` or docs/operations.md ("Watch").
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 if TYPE_CHECKING:
     from kyso.operations.running import Blocking, Executors
     from kyso.status import Snapshot
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Metrics"]
 
@@ -137,6 +141,36 @@ class Metrics:
         for kind in ("delivery", "hop"):
             gauge.labels(kind=kind).set_function(functools.partial(_count, counts, kind))
 
+    def watch_notify(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """``kyso_notify_deliveries{state}``, ``kyso_notify_endpoints_disabled`` and
+        ``kyso_notify_messages{state}`` (``kyso.notify.runner.backlog``), read when scraped
+        (at most once every 5 s)."""
+        cached = _Cached(counts, seconds=5.0)
+        deliveries = Gauge(
+            "kyso_notify_deliveries",
+            "Webhook deliveries not delivered yet (pending) or given up (failed), by state",
+            ["state"],
+            registry=self.registry,
+        )
+        messages = Gauge(
+            "kyso_notify_messages",
+            "Citizens' Zalo/SMS messages not sent yet (pending) or given up (failed), by state",
+            ["state"],
+            registry=self.registry,
+        )
+        for state in ("pending", "failed"):
+            deliveries.labels(state=state).set_function(
+                functools.partial(_count, cached, f"deliveries_{state}")
+            )
+            messages.labels(state=state).set_function(
+                functools.partial(_count, cached, f"messages_{state}")
+            )
+        Gauge(
+            "kyso_notify_endpoints_disabled",
+            "Webhook endpoints disabled (410 Gone, a refused target, failing too long)",
+            registry=self.registry,
+        ).set_function(functools.partial(_count, cached, "endpoints_disabled"))
+
     def watch_pools(self, executors: Executors) -> None:
         """``kyso_pool_running{pool}``, ``kyso_pool_waiting{pool}`` and
         ``kyso_pool_longest_wait_seconds{pool}``: the work pools (``kyso.operations.running``),
@@ -156,6 +190,26 @@ class Metrics:
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
+
+
+class _Cached:
+    """``read()`` at most every ``seconds``; the last value in between (and when it fails)."""
+
+    def __init__(self, read: Callable[[], Mapping[str, int]], *, seconds: float) -> None:
+        self._read = read
+        self._seconds = seconds
+        self._at = float("-inf")
+        self._value: Mapping[str, int] = {}
+
+    def __call__(self) -> Mapping[str, int]:
+        now = time.monotonic()
+        if now - self._at >= self._seconds:
+            self._at = now
+            try:
+                self._value = self._read()
+            except Exception:  # the database is away: the health check says so; keep the last
+                log.warning("cannot read the notification backlog", exc_info=True)
+        return self._value
 
 
 def _count(counts: Callable[[], Mapping[str, int]], kind: str) -> float:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import grpc
 from grpc import aio
@@ -29,6 +30,8 @@ from kyso.health import ExplainingHealthServicer, HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
+from kyso.notify.runner import Notifier
+from kyso.notify.runner import backlog as notify_backlog
 from kyso.reconcile import ReconcileTask, start_reconcile
 from kyso.services import register_all
 from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair, explain
@@ -52,6 +55,8 @@ class Server:
         self.metrics.watch_pools(app.executors)
         if app.router is not None:
             self.metrics.watch_quarantine(app.router.quarantine_counts)
+        if config.notify.enabled:
+            self.metrics.watch_notify(functools.partial(notify_backlog, app.engine))
         limit = config.server.max_message_bytes
         self.grpc = aio.server(
             interceptors=[
@@ -88,6 +93,7 @@ class Server:
         self.reconcile: ReconcileTask | None = None
         self._dispatcher: Dispatcher | None = None
         self._refusals: asyncio.Task[None] | None = None
+        self._notifier: Notifier | None = None
 
     def _bind(self) -> int:
         address = self.config.server.address
@@ -158,6 +164,18 @@ class Server:
         self._dispatcher = start_dispatcher(self.app)
         if self._dispatcher is not None:
             self.app.outbox_listeners.append(self._dispatcher.wake)
+        # notifications: webhooks, citizens' messages, the live streams (kyso.notify)
+        if self.config.notify.enabled and self.app.webhooks and self.app.citizens:
+            self._notifier = Notifier(
+                self.app.webhooks,
+                self.app.citizens,
+                threads=self.config.notify.delivery_threads,
+                keep=timedelta(days=self.config.notify.keep_days),
+                engine=self.app.engine,
+            )
+            self._notifier.start()
+            self.app.notifier = self._notifier
+            self.app.events.listeners.append(self._notifier.wake)
         log.info("serving", extra={"address": self.config.server.address, "port": self.port})
 
     async def stop(self) -> None:
@@ -167,6 +185,8 @@ class Server:
         # exchange: stop dispatching before the application (database, keys) closes
         if self._dispatcher is not None:
             await self._dispatcher.stop()
+        if self._notifier is not None:
+            await self._notifier.stop()
         if self._heads is not None:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -147,6 +147,11 @@ def _from_metrics(samples: list[tuple[str, dict[str, str], float]]) -> dict[str,
             out["backlogs"]["hops"] = out["backlogs"].get("hops", 0) + int(value)
         elif name == "kyso_exchange_deliveries_queued":
             out["backlogs"]["deliveries_queued"] = int(value)
+        elif name in ("kyso_notify_deliveries", "kyso_notify_messages"):
+            what = "webhooks" if name == "kyso_notify_deliveries" else "citizen_messages"
+            out["backlogs"][f"{what}_{labels['state']}"] = int(value)
+        elif name == "kyso_notify_endpoints_disabled":
+            out["backlogs"]["webhook_endpoints_disabled"] = int(value)
     return out
 
 

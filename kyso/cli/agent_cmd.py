@@ -33,7 +33,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Protocol, TextIO, cast
+from typing import Any, Protocol, TextIO, cast
 
 import grpc
 from asn1crypto import x509
@@ -139,6 +139,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     agent.add_argument("--requester", help="only the documents this client requested")
     agent.add_argument("--pin-file", help="read the PIN from this file (mode 0600)")
+    agent.add_argument(
+        "--follow",
+        action="store_true",
+        help="then wait for new documents on the live stream and sign each batch (Ctrl-C stops)",
+    )
+    agent.add_argument(
+        "--batches", type=int, default=0, help="with --follow: stop after this many batches"
+    )
     agent.set_defaults(func=_agent)
 
 
@@ -155,14 +163,16 @@ def _agent(args: argparse.Namespace) -> int:
         key = hsm.open_token_key(args.module, args.token, args.key)
     except hsm.HsmError as exc:
         die(f"cannot use the token: {exc}")
+    selection = Selection(sessions=tuple(args.session), requester=args.requester)
     with key:
-        return run_agent(
-            target=target,
-            key=key,
-            pin=pin,
-            assume_yes=args.yes,
-            selection=Selection(sessions=tuple(args.session), requester=args.requester),
-        )
+        if args.follow:  # the loop lives in kyso.cli.agent_follow
+            from kyso.cli.agent_follow import follow
+
+            def round_(**kw: Any) -> int:
+                return run_agent(target=target, assume_yes=args.yes, selection=selection, **kw)
+
+            return follow(run_round=round_, target=target, key=key, pin=pin, batches=args.batches)
+        return run_agent(target=target, key=key, pin=pin, assume_yes=args.yes, selection=selection)
 
 
 def _pin_source(pin_file: str | None) -> hsm.PinSource:

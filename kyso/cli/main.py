@@ -66,6 +66,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "remote": Command("remote_cmd", "remote-signing providers ([remote.NAME]) and their requests"),
     "evidence": Command("web_cmd", "evidence bundles from the console"),
+    "notify": Command("notify_cmd", "webhook endpoints, citizens' consents and Zalo/SMS messages"),
 }
 
 

@@ -8,6 +8,8 @@ Invariants:
   briefly unavailable), the events stay staged and are appended by a later drain.
 - An event that records no change (an authorisation refusal) is appended directly
   (``record``).
+- The notifications a change calls for (``kyso.notify.outbox``) are staged with its ledger
+  events, in the same transaction; ``settled`` then wakes whoever delivers them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sqlalchemy as sa
 import audit
 from audit.outbox import stage
 from kyso.authz import Identity
+from kyso.notify import outbox as notify_outbox
 
 __all__ = ["EventLog", "Staging"]
 
@@ -34,10 +37,12 @@ class Staging:
     """
 
     ids: list[int] = field(default_factory=list)
+    notified: int = 0
 
     def write(self, conn: sa.Connection, events: Sequence[audit.Event]) -> None:
         """Stage ``events`` in ``conn``'s transaction (raises ``InvalidEvent``: nothing staged)."""
         self.ids = stage(conn, events)
+        self.notified = notify_outbox.stage(conn, events)
 
     def journal(self, *events: audit.Event) -> Callable[[sa.Connection], None]:
         """A journal for a domain change that stages ``events`` in the change's transaction."""
@@ -59,6 +64,8 @@ class EventLog:
     ) -> None:
         self._appender = appender
         self._clock = clock
+        self.listeners: list[Callable[[], None]] = []
+        """Called after a commit that staged notifications (``kyso.notify`` wakes up)."""
 
     def event(
         self,
@@ -85,6 +92,9 @@ class EventLog:
 
     async def settled(self, staging: Staging) -> list[int]:
         """The ledger indexes of what ``staging`` wrote (call after its commit)."""
+        if staging.notified:
+            for listener in self.listeners:
+                listener()
         if not staging.ids:
             return []
         return await self._appender.drained_async(staging.ids)

@@ -9,6 +9,7 @@ from kyso.operations.directory import DirectoryReading
 from kyso.operations.documents import Documents
 from kyso.operations.exchange import Exchange
 from kyso.operations.ledger_reading import LedgerReading
+from kyso.operations.notifications import Notifications
 from kyso.operations.signing import Sealing
 from kyso.operations.twophase import TwoPhase
 from kyso.operations.verifying import Verifying
@@ -25,6 +26,7 @@ class Operations:
     verifying: Verifying
     directory: DirectoryReading
     ledger_reading: LedgerReading
+    notifications: Notifications
 
     @classmethod
     def build(cls, app: Application) -> Operations:
@@ -37,4 +39,5 @@ class Operations:
             verifying=Verifying(app, documents),
             directory=DirectoryReading(app),
             ledger_reading=LedgerReading(app),
+            notifications=Notifications(app),
         )

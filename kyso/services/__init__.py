@@ -14,6 +14,7 @@ from kyso.services.audit import AuditServicer
 from kyso.services.directory import DirectoryServicer
 from kyso.services.documents import DocumentServicer
 from kyso.services.exchange import ExchangeServicer
+from kyso.services.notifications import NotificationServicer
 from kyso.services.signing import SigningServicer
 from kyso.services.verification import VerificationServicer
 from kyso.v1 import (
@@ -21,6 +22,7 @@ from kyso.v1 import (
     directory_pb2_grpc,
     documents_pb2_grpc,
     exchange_pb2_grpc,
+    notifications_pb2_grpc,
     signing_pb2_grpc,
     verification_pb2_grpc,
 )
@@ -65,6 +67,11 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
             audit_pb2_grpc.add_AuditServiceServicer_to_server,
             AuditServicer(operations),
             "kyso.v1.AuditService",
+        ),
+        (
+            notifications_pb2_grpc.add_NotificationServiceServicer_to_server,
+            NotificationServicer(operations),
+            "kyso.v1.NotificationService",
         ),
     ]
     for add, servicer, _name in registrations:

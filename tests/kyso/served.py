@@ -51,9 +51,17 @@ class Served:
         return self.process.returncode
 
 
-def serve(dev_env: DevEnvironment, directory: Path, *, head_interval_seconds: int = 0) -> Served:
+def serve(
+    dev_env: DevEnvironment,
+    directory: Path,
+    *,
+    head_interval_seconds: int = 0,
+    extra: str = "",
+    env: dict[str, str] | None = None,
+) -> Served:
     """Start `kyso serve` on a free port with its own database and objects in ``directory``
-    (``head_interval_seconds``: sign tree heads that often instead of the development's 60)."""
+    (``head_interval_seconds``: sign tree heads that often instead of the development's 60;
+    ``extra``: configuration appended; ``env``: more environment for the server)."""
     port = free_port()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "kyso.toml"
@@ -67,13 +75,14 @@ def serve(dev_env: DevEnvironment, directory: Path, *, head_interval_seconds: in
         text = text.replace(
             "head_interval_seconds = 60", f"head_interval_seconds = {head_interval_seconds}"
         )
-    config.write_text(text)
+    config.write_text(text + extra)
     log = directory / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "kyso.cli.main", "serve", "--config", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     served = Served(config=config, process=process, log=log, address=f"127.0.0.1:{port}")
     deadline = time.monotonic() + 60

@@ -33,6 +33,7 @@ from kyso.v1 import (
     documents_pb2_grpc,
     exchange_pb2,
     exchange_pb2_grpc,
+    notifications_pb2,  # noqa: F401
     signing_pb2,  # noqa: F401
     verification_pb2,  # noqa: F401
 )
@@ -47,6 +48,7 @@ SERVICES = (
     "ExchangeService",
     "DirectoryService",
     "AuditService",
+    "NotificationService",
 )
 ROLE_COLUMNS = ("workflow", "official", "clerk", "auditor", "hub", "operator")
 RELATIONS = (

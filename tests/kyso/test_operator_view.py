@@ -111,6 +111,9 @@ def test_admin_status_metrics_and_json_logs(dev_env: DevEnvironment, tmp_path: P
         assert all(c["days_left"] > 0 for c in status["certificates"].values())
         assert status["ledger"]["entries"] >= 0
         assert status["backlogs"]["audit_outbox"] == 0
+        assert status["backlogs"]["webhooks_failed"] == 0
+        assert status["backlogs"]["citizen_messages_failed"] == 0
+        assert status["backlogs"]["webhook_endpoints_disabled"] == 0
         assert [hub["id"] for hub in status["hubs"]] == ["H49"]
         assert status["hubs"][0]["this_hub"] is True
 
