@@ -69,7 +69,6 @@ def _send(console: Console, pdf: bytes) -> str:
 
 def _sign_in(driver, console: Console, token: str | None = None) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.wait import WebDriverWait
 
     driver.get(f"{console.url}/dang-nhap")
     driver.find_element(By.ID, "token").send_keys(token or console.auditor_token)
@@ -228,7 +227,6 @@ def test_verify_history_and_evidence_bundle(
 def test_a_tampered_copy_is_not_valid_with_the_reason_in_vietnamese(
     browser, console: Console, tmp_path: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
 
     signed = _signed_pdf(console, "Quyet dinh 16/QD-UBND")
     # Change one byte of the signed page content (inside the signed byte range).
