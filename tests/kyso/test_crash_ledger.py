@@ -37,7 +37,8 @@ from kyso.v1 import (
 from tests.kyso.served import free_port
 from tests.signer.pdfgen import make_pdf
 
-pytestmark = pytest.mark.slow
+# Many kills and restarts of a real server: minutes on a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 COMMUNE = "000.21.30.H49"
 DEPARTMENT = "000.00.02.H49"

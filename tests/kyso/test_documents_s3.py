@@ -256,6 +256,7 @@ def test_start_up_check_over_an_s3_bucket(rgw: RgwHandle, sqlite_url: str) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a thousand uploads and kills; slow on a busy machine
 def test_sigkill_during_uploads_to_s3_loses_nothing(
     s3_config: Config, rgw: RgwHandle, tmp_path: Path
 ) -> None:

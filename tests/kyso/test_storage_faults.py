@@ -557,6 +557,7 @@ def catalogue_against(store: storage.ObjectStore, database_url: str) -> Reconcil
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a thousand uploads and kills; slow on a busy machine
 def test_sigkill_at_random_moments_during_1000_uploads_loses_nothing(
     serve_config: tuple[Path, int], tmp_path: Path
 ) -> None:
