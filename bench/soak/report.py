@@ -107,6 +107,7 @@ class Figures:
     counts: Mapping[str, Mapping[str, int]]
     examples: Mapping[str, Mapping[str, str]]
     attackers_cpu_seconds: float
+    attackers_nice: int
     load_average: tuple[float, float]
     """The machine's 1-minute load average at the start and at the end of the attack."""
     rss_quiet_mib: float
@@ -188,7 +189,8 @@ def table(f: Figures) -> str:
     cores = os.cpu_count() or 1
     lines = [
         f"soak: quiet phase {f.quiet_seconds:.0f} s, attack phase {f.attack_seconds:.0f} s;"
-        f" the attackers' own process used {f.attackers_cpu_seconds:.0f} CPU-s"
+        f" the attackers' own process (nice {f.attackers_nice})"
+        f" used {f.attackers_cpu_seconds:.0f} CPU-s"
         f" ({f.attackers_cpu_seconds / max(f.attack_seconds, 1):.2f} of {cores} cores);"
         f" load average {f.load_average[0]:.1f} → {f.load_average[1]:.1f}",
         "",

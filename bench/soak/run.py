@@ -104,6 +104,7 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
         counts=result.get("counts", {}),
         examples=result.get("examples", {}),
         attackers_cpu_seconds=float(result.get("cpu_seconds", 0.0)),
+        attackers_nice=settings.attacker_nice,
         load_average=(attack.load_start, attack.load_end),
         rss_quiet_mib=sampler.peak_mib(quiet.start, quiet.end),
         rss_attack_mib=sampler.peak_mib(attack.start, attack.end),
@@ -145,6 +146,9 @@ async def _attack(settings: Settings, server: SoakServer, window: _Window) -> di
         },
     }
     child = await asyncio.create_subprocess_exec(
+        "nice",
+        "-n",
+        str(settings.attacker_nice),
         sys.executable,
         "-m",
         "bench.soak.hostile",

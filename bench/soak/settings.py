@@ -50,6 +50,11 @@ class Settings:
     bombs_per_send: int = 90
     flood_concurrency: int = 96
     """The flooder's calls in flight at once: more than ``[limits] calls_in_flight`` (64)."""
+    attacker_nice: int = 19
+    """CPU priority of the attackers' own process (``nice``). Attackers stand for other
+    machines: on this one, their client-side work (building bombs, a flood's 96 calls in
+    flight) would otherwise take cores from the server, which a remote attacker cannot do. The
+    server's own work for every hostile call is still measured; 0 runs them as equals."""
     rss_bound_mib: int = 1024
     """The stated bound on the server's memory (its processes' resident sets added up)."""
 
