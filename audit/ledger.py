@@ -458,7 +458,8 @@ class Ledger:
         The check, the signature and the insert are one transaction under ``HEADS_LOCK``
         (PostgreSQL; taken without waiting). Signing inside it holds a connection for the
         signature's time, but no lock that appends wait for: they take the tree row, which
-        this only reads.
+        this only reads. On SQLite the transaction takes the database's write lock first, so
+        appends from other processes wait for the signature (milliseconds).
         """
         with _database("sign a tree head"), self._engine.begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -467,6 +468,8 @@ class Ledger:
                 ).scalar_one()
                 if not taken:
                     return None
+            else:  # SQLite: its one write lock, taken now (appends wait for the signature)
+                conn.execute(sa.update(tree).where(tree.c.id == 1).values(size=tree.c.size))
             size = _read_size(conn)
             signed = conn.execute(sa.select(sa.func.max(heads.c.tree_size))).scalar_one()
             if signed is not None and int(signed) >= size:

@@ -60,7 +60,10 @@ def load_or_exit(path: Path) -> Config:
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", help="server address host:port (default: from the config)")
+    parser.add_argument(
+        "--server",
+        help="server address host:port, or replicas ip:port,ip:port (default: from the config)",
+    )
     parser.add_argument(
         "--config", help="configuration file (default: $KYSO_CONFIG or ./var/dev/kyso.toml)"
     )

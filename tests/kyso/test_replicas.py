@@ -271,6 +271,14 @@ def test_three_replicas_share_the_work_and_lose_nothing_acknowledged(
             client.join(timeout=120)
         signer.close()
         proxy.stop()
+    # the `kyso` command given every replica, one of them dead: the live ones answer
+    document = tmp_path / "cli" / "a.txt"  # named as the clients' uploads (checked alike)
+    document.parent.mkdir()
+    document.write_text("gửi qua danh sách các bản sao")
+    listed = _kyso(
+        replicas[0], "upload", str(document), "--server", ",".join(r.address for r in replicas)
+    )
+    assert listed.returncode == 0, listed.stderr
     time.sleep(2.0)  # a head-signing tick and an outbox drain on the survivors
     for replica in replicas[:2]:
         replica.stop()
@@ -295,29 +303,26 @@ def test_three_replicas_share_the_work_and_lose_nothing_acknowledged(
         for digest in sealed | uploaded:  # acknowledged: catalogued, and the object is there
             assert f"sha256/{digest}" in refs
             assert store.exists(f"sha256/{digest}")
+        assert listed.stdout.strip() in refs
         assert sent <= documents
         assert count == size == top + 1  # one dense ledger
         _check_every_change_has_exactly_one_event(engine)
         _check_heads(engine, dev_env)
     finally:
         engine.dispose()
-    verified = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kyso.cli.main",
-            "audit",
-            "verify",
-            "--config",
-            str(replicas[0].config),
-        ],
+    verified = _kyso(replicas[0], "audit", "verify", "--config", str(replicas[0].config))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def _kyso(replica: Replica, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kyso.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
-        env=replicas[0].env,
+        env={**replica.env, "KYSO_CONFIG": str(replica.config)},
     )
-    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def _two_phase_across_replicas(
