@@ -1,20 +1,26 @@
-"""Three `kyso serve` replicas on one PostgreSQL database and one object store, behind HAProxy
-and behind gRPC client-side round robin.
+"""Three `kyso serve` replicas of hub H49 on one PostgreSQL database and one object store,
+behind HAProxy and behind gRPC client-side round robin, with a peer hub H41 (its own process).
 
-The replicas start at the same moment on a new database (migrations, directory import and the
-start-up check must not trip over each other). Clients then seal, upload, send, receive,
-acknowledge and answer through both front doors, while two-phase signatures are prepared on one
-replica and completed on another. One replica is killed with SIGKILL under that load. Afterwards:
-everything a client was told succeeded is there (catalogue row, object, delivery); every change
-has exactly one ledger event and the ledger is one dense tree; no staged event is left behind
-(the survivors drain what the killed replica staged); the tree heads signed by the replicas are
-each for a larger tree than the last, and consistent with each other; `kyso audit verify` passes.
+The four processes start at the same moment, the replicas on a new database (migrations,
+directory import and the start-up check must not trip over each other). Clients then seal,
+upload, send, receive, acknowledge and answer through both front doors, while two-phase
+signatures are prepared on one replica and completed on another. One replica is killed with
+SIGKILL under that load; from then on every send also goes to a unit of H41, so the surviving
+replicas' dispatchers compete for the hops. Afterwards: everything a client was told succeeded
+is there (catalogue row, object, delivery, the forwarded document at H41); H41 took every hop
+exactly once (one successful Forward per hop, one `package.forwarded` event per hop); every
+change has exactly one ledger event and the ledger is one dense tree; no staged event is left
+behind (the survivors drain what the killed replica staged); the tree heads signed by the
+replicas are each for a larger tree than the last, and consistent with each other; the `kyso`
+command given the list of replicas works with one of them dead; `kyso audit verify` passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
+import json
 import os
 import random
 import shutil
@@ -24,7 +30,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -56,6 +63,8 @@ pytestmark = pytest.mark.postgres
 
 COMMUNE = "000.21.30.H49"
 DEPARTMENT = "000.00.02.H49"
+PEER_DEPARTMENT = "000.00.02.H41"  # Sở Nội vụ Nghệ An, served by hub H41
+FORWARD = "/kyso.v1.ExchangeService/Forward"
 REPLICAS = 3
 LOAD_SECONDS = 6.0
 
@@ -63,13 +72,23 @@ LOAD_SECONDS = 6.0
 class Replica:
     """One `kyso serve` child process; its database and objects are the shared ones."""
 
-    def __init__(self, dev_env: DevEnvironment, directory: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        dev_env: DevEnvironment,
+        directory: Path,
+        env: dict[str, str],
+        *,
+        port: int,
+        configure: Callable[[str], str],
+    ) -> None:
+        self.port = port
         self.address = f"127.0.0.1:{self.port}"
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "kyso.toml"
         self.config.write_text(
-            render_config(dev_env, address=self.address, data_dir=directory, metrics_address="")
+            configure(
+                render_config(dev_env, address=self.address, data_dir=directory, metrics_address="")
+            )
         )
         self.env = env
         self.log = directory / "serve.log"
@@ -142,6 +161,8 @@ class Client(threading.Thread):
         self.sealed: set[str] = set()
         self.uploaded: set[str] = set()
         self.sent: set[str] = set()
+        self.to_peer = threading.Event()  # set: each send also goes to a unit of hub H41
+        self.forwarded: set[str] = set()
         self.failed = Counter[str]()
 
     def run(self) -> None:
@@ -190,7 +211,9 @@ class Client(threading.Thread):
         self.uploaded.add(answer.sha256)
 
     def _send(self, channel: grpc.Channel, step: int) -> None:
-        request = exchange_pb2.SendRequest(from_unit=COMMUNE, to_units=[DEPARTMENT])
+        peer = self.to_peer.is_set()
+        recipients = [DEPARTMENT, PEER_DEPARTMENT] if peer else [DEPARTMENT]
+        request = exchange_pb2.SendRequest(from_unit=COMMUNE, to_units=recipients)
         request.fields.subject = f"Công văn {self.number}-{step}"
         request.fields.code_number = f"{self.number}{step:04d}{random.randrange(10**6)}"
         request.fields.code_notation = "UBND"
@@ -198,6 +221,8 @@ class Client(threading.Thread):
             request, metadata=self.metadata, timeout=30
         )
         self.sent.add(answer.document_id)
+        if peer:
+            self.forwarded.add(answer.document_id)
 
     def _answer(self, channel: grpc.Channel, step: int) -> None:
         stub = exchange_pb2_grpc.ExchangeServiceStub(channel)
@@ -223,22 +248,86 @@ class Client(threading.Thread):
             )
 
 
+@dataclass
+class Hubs:
+    replicas: list[Replica]
+    """H49 (the dev hub, Quảng Ninh): three replicas on one PostgreSQL database and store."""
+    peer: Replica
+    """H41 (Nghệ An): one `kyso serve` on its own SQLite database, H49's peer."""
+
+
+def _hub_section(hub: str, root: str, address: str, peer: str = "", pin: str = "") -> str:
+    lines = [f"[exchange.hubs.{hub}]", f'root_unit = "{root}"', f'address = "{address}"']
+    if peer:
+        lines.append(f'peers = ["{peer}"]')
+    if pin:
+        lines.append(f'certificate_sha256 = ["{pin}"]')
+    return "\n".join(lines) + "\n"
+
+
 @pytest.fixture
-def replicas(dev_env: DevEnvironment, tmp_path: Path, postgres_url: str) -> Iterator[list[Replica]]:
+def hubs(dev_env: DevEnvironment, tmp_path: Path, postgres_url: str) -> Iterator[Hubs]:
+    """H49's replicas and H41, all started at the same moment; each hub calls the other with a
+    hub token (plaintext loopback) and accepts the other's Forward as client named by its id."""
+    ports = [free_port() for _ in range(REPLICAS)]
+    peer_port = free_port()
+    # Both hubs sign with the development `seal` key: each pins it for the other.
+    pin = hashlib.sha256(_der(dev_env.keys["seal"].certificate_path)).hexdigest()
+    tokens = tmp_path / "hub-tokens"
+    tokens.mkdir()
+    for hub in ("H49", "H41"):
+        (tokens / hub).write_text(f"hub-token-{hub}-{random.getrandbits(64):x}")
+
+    def as_h49(port: int) -> Callable[[str], str]:
+        def configure(text: str) -> str:
+            here = f"127.0.0.1:{port}"
+            text = text.replace(
+                _hub_section("H49", "000.00.00.H49", here),
+                _hub_section("H49", "000.00.00.H49", here, "H41")
+                + _hub_section("H41", "000.00.00.H41", f"127.0.0.1:{peer_port}", "H49", pin),
+            )
+            text = text.replace(
+                'key = "seal"\n', f'key = "seal"\nhub_token_file = "{tokens / "H49"}"\n'
+            )
+            return text + f'\n[clients.H41]\nroles = ["hub"]\ntoken_file = "{tokens / "H41"}"\n'
+
+        return configure
+
+    def as_h41(text: str) -> str:
+        here = f"127.0.0.1:{peer_port}"
+        text = text.replace('hub_id = "H49"', 'hub_id = "H41"')
+        text = text.replace(
+            _hub_section("H49", "000.00.00.H49", here),
+            _hub_section("H41", "000.00.00.H41", here, "H49")
+            # Nowhere: H41's statuses back to H49 (01 arrived) are another flow, not under
+            # test here, and would add status events that the exactly-once check does not expect.
+            + _hub_section("H49", "000.00.00.H49", f"127.0.0.1:{free_port()}", "H41", pin),
+        )
+        text = text.replace(
+            'key = "seal"\n', f'key = "seal"\nhub_token_file = "{tokens / "H41"}"\n'
+        )
+        return text + f'\n[clients.H49]\nroles = ["hub"]\ntoken_file = "{tokens / "H49"}"\n'
+
     env = {
         **os.environ,
         "KYSO_DATABASE__URL": postgres_url,
         "KYSO_STORAGE__PATH": str(tmp_path / "objects"),  # one store for all
         "KYSO_LEDGER__HEAD_INTERVAL_SECONDS": "1",
+        "KYSO_EXCHANGE__DISPATCH_INTERVAL_SECONDS": "0.2",
     }
-    started = [Replica(dev_env, tmp_path / f"replica-{n}", env) for n in range(REPLICAS)]
+    started = [
+        Replica(dev_env, tmp_path / f"replica-{n}", env, port=port, configure=as_h49(port))
+        for n, port in enumerate(ports)
+    ]
+    peer_env = {**os.environ, "KYSO_SERVER__LOG_FORMAT": "json"}
+    peer = Replica(dev_env, tmp_path / "peer-H41", peer_env, port=peer_port, configure=as_h41)
     try:
         deadline = time.monotonic() + 120
-        for replica in started:  # all started at once, on a database nobody created
+        for replica in [*started, peer]:  # all started at once, on a database nobody created
             replica.wait_healthy(deadline)
-        yield started
+        yield Hubs(replicas=started, peer=peer)
     finally:
-        for replica in started:
+        for replica in [*started, peer]:
             if replica.process.poll() is None:
                 replica.process.kill()
                 replica.process.wait()
@@ -246,8 +335,9 @@ def replicas(dev_env: DevEnvironment, tmp_path: Path, postgres_url: str) -> Iter
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy (Debian) is not installed")
 def test_three_replicas_share_the_work_and_lose_nothing_acknowledged(
-    replicas: list[Replica], dev_env: DevEnvironment, tmp_path: Path, postgres_url: str
+    hubs: Hubs, dev_env: DevEnvironment, tmp_path: Path, postgres_url: str
 ) -> None:
+    replicas = hubs.replicas
     token = dev_env.api_token_path.read_text().strip()
     proxy = HAProxy(tmp_path, [r.address for r in replicas])
     round_robin = "ipv4:" + ",".join(r.address for r in replicas)
@@ -263,6 +353,8 @@ def test_three_replicas_share_the_work_and_lose_nothing_acknowledged(
         time.sleep(LOAD_SECONDS / 2)
         replicas[2].process.send_signal(signal.SIGKILL)  # mid-load
         replicas[2].process.wait()
+        for client in clients:  # from now on, hops to H41 for the survivors' dispatchers
+            client.to_peer.set()
         time.sleep(LOAD_SECONDS / 2)
     finally:
         for client in clients:
@@ -279,13 +371,31 @@ def test_three_replicas_share_the_work_and_lose_nothing_acknowledged(
         replicas[0], "upload", str(document), "--server", ",".join(r.address for r in replicas)
     )
     assert listed.returncode == 0, listed.stderr
+    hops = _wait_for_the_hops(postgres_url)
     time.sleep(2.0)  # a head-signing tick and an outbox drain on the survivors
     for replica in replicas[:2]:
         replica.stop()
     sealed = set().union(*(c.sealed for c in clients))
     uploaded = set().union(*(c.uploaded for c in clients))
     sent = set().union(*(c.sent for c in clients))
+    forwarded = set().union(*(c.forwarded for c in clients))
     failed = [c.failed for c in clients]
+    assert forwarded, failed
+    hubs.peer.stop()
+    # Every hop went to H41 exactly once, though two dispatchers competed for them.
+    calls = Counter(
+        entry.get("code") for entry in _json_lines(hubs.peer.log) if entry.get("rpc") == FORWARD
+    )
+    assert calls == Counter({"OK": hops}), calls
+    peer_engine = sa.create_engine(f"sqlite:///{hubs.peer.config.parent / 'kyso.db'}")
+    try:
+        with peer_engine.connect() as conn:
+            arrived = set(
+                conn.execute(sa.text("SELECT document_id FROM exchange_messages")).scalars()
+            )
+    finally:
+        peer_engine.dispose()
+    assert forwarded <= arrived
     assert sealed, failed
     assert uploaded, failed
     assert sent, failed
@@ -307,11 +417,49 @@ def test_three_replicas_share_the_work_and_lose_nothing_acknowledged(
         assert sent <= documents
         assert count == size == top + 1  # one dense ledger
         _check_every_change_has_exactly_one_event(engine)
+        with engine.connect() as conn:  # each hop made is in the ledger once
+            entries = conn.execute(sa.text("SELECT entry FROM audit_entries")).scalars()
+            events = [json.loads(bytes(entry)) for entry in entries]
+        hop_events = Counter(
+            e["details"]["hop"] for e in events if e["type"] == "package.forwarded"
+        )
+        assert len(hop_events) == hops
+        assert set(hop_events.values()) == {1}
         _check_heads(engine, dev_env)
     finally:
         engine.dispose()
     verified = _kyso(replicas[0], "audit", "verify", "--config", str(replicas[0].config))
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def _wait_for_the_hops(database_url: str) -> int:
+    """Wait until H49's outbox has no hop left to make; return how many package hops it made."""
+    engine = sa.create_engine(database_url)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with engine.connect() as conn:
+                left, made = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FILTER (WHERE done_at IS NULL),"
+                        " count(*) FILTER (WHERE done_at IS NOT NULL)"
+                        " FROM exchange_outbox WHERE kind = 'package'"
+                    )
+                ).one()
+            if not left:
+                return int(made)
+            assert time.monotonic() < deadline, f"{left} hops still to make"
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
+def _json_lines(path: Path) -> Iterator[dict[str, object]]:
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                yield entry
 
 
 def _kyso(replica: Replica, *args: str) -> subprocess.CompletedProcess[str]:
