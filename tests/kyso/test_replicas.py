@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -371,6 +372,12 @@ def test_three_replicas_share_the_work_and_lose_nothing_acknowledged(
         replicas[0], "upload", str(document), "--server", ",".join(r.address for r in replicas)
     )
     assert listed.returncode == 0, listed.stderr
+    # both front doors spread the calls: every replica served some
+    served = [
+        len(re.findall(r"rpc=/kyso\.v1\.(?:Signing|Document|Exchange)Service/", r.log.read_text()))
+        for r in replicas
+    ]
+    assert all(served), served
     hops = _wait_for_the_hops(postgres_url)
     time.sleep(2.0)  # a head-signing tick and an outbox drain on the survivors
     for replica in replicas[:2]:
