@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from audit.entry import Event, PreparedEvent, prepare_event
-from audit.errors import AuditError, HeadNotFound, LedgerClosed, LedgerUnavailable
+from audit.errors import AuditError, LedgerClosed, LedgerUnavailable
 from audit.heads import HeadSigner
 from audit.ledger import Ledger
 
@@ -287,21 +287,19 @@ def schedule_heads(
     """Start a task on the running loop that signs a tree head every ``interval`` seconds.
 
     By default a head is signed only when the ledger grew since the latest head, so an idle
-    service does not fill the heads table. Failures are logged and retried at the next tick;
+    service does not fill the heads table, and only by one process at a time on a shared
+    PostgreSQL database (``Ledger.sign_head_if_grown``): replicas take turns, whichever ticks
+    first after the ledger grew. Failures are logged and retried at the next tick;
     cancel the task to stop it. Signing runs in a worker thread, off the event loop.
     """
     if interval <= 0:
         raise ValueError("the head-signing interval must be positive")
 
     def tick() -> None:
-        if not sign_unchanged:
-            try:
-                signed_size: int | None = ledger.latest_head().tree_size
-            except HeadNotFound:
-                signed_size = None
-            if signed_size == ledger.size():
-                return
-        ledger.sign_head(signer)
+        if sign_unchanged:
+            ledger.sign_head(signer)
+        else:  # replicas on one database: about one head per interval between them
+            ledger.sign_head_if_grown(signer)
 
     async def run() -> None:
         while True:

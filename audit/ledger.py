@@ -14,6 +14,11 @@ Invariants:
   subtrees of n's binary decomposition, and a proof is O(log n) stored hashes read with two
   queries (see ``audit.merkle``).
 - Nothing here updates or deletes an entry, a node or a head.
+- Tree heads may be signed by any process. ``sign_head_if_grown`` signs one only when the
+  ledger grew past the largest signed size, and on PostgreSQL only in the process that holds
+  the advisory lock ``HEADS_LOCK`` for that transaction: replicas on one database sign about
+  one head per interval between them, not one each. Every head names a prefix of the one tree,
+  so heads signed by different processes are consistent with each other.
 - Outbox rows (``audit.outbox``) are appended under the same tree lock, in ``id`` order, and
   marked with their index in the transaction that appends them: exactly once across processes.
 
@@ -57,11 +62,14 @@ from audit.index import DOCUMENT_ID, MAX_KEY_CHARS, SHA256, keys_of
 from audit.schema import certificates, entries, heads, nodes, outbox, tree
 from audit.schema import index as document_index
 
-__all__ = ["ConsistencyProof", "InclusionProof", "Ledger", "node_id"]
+__all__ = ["HEADS_LOCK", "ConsistencyProof", "InclusionProof", "Ledger", "node_id"]
 
 log = logging.getLogger(__name__)
 
 Perfect = tuple[int, int]
+
+HEADS_LOCK = 0x6B79_736F_0003
+"""The PostgreSQL advisory lock key of the process signing a tree head now ("kyso" 3)."""
 
 
 def node_id(level: int, position: int) -> int:
@@ -439,20 +447,36 @@ class Ledger:
         # Sign outside any transaction: an HSM may be slow, and appends must not wait for it.
         head = sign_tree_head(signer, tree_size=size, root_hash=root, time=self._clock())
         with _database("store a signed tree head"), self._engine.begin() as conn:
-            conn.execute(
-                _insert_ignoring_duplicates(conn, certificates),
-                {"sha256": head.certificate_sha256, "der": head.certificate},
-            )
-            conn.execute(
-                heads.insert().values(
-                    tree_size=head.tree_size,
-                    root_hash=head.root_hash,
-                    signed_at_us=to_microseconds(head.time),
-                    algorithm=head.algorithm.value,
-                    signature=head.signature,
-                    certificate_sha256=head.certificate_sha256,
-                )
-            )
+            _store_head(conn, head)
+        log.info("signed tree head", extra={"tree_size": size, "root_hash": root.hex()})
+        return head
+
+    def sign_head_if_grown(self, signer: HeadSigner) -> SignedTreeHead | None:
+        """Sign and keep a head of the current tree unless the largest head already covers it
+        or another process is signing one right now; return the head, or None when not signed.
+
+        The check, the signature and the insert are one transaction under ``HEADS_LOCK``
+        (PostgreSQL; taken without waiting). Signing inside it holds a connection for the
+        signature's time, but no lock that appends wait for: they take the tree row, which
+        this only reads. On SQLite the transaction takes the database's write lock first, so
+        appends from other processes wait for the signature (milliseconds).
+        """
+        with _database("sign a tree head"), self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                taken = conn.execute(
+                    sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": HEADS_LOCK}
+                ).scalar_one()
+                if not taken:
+                    return None
+            else:  # SQLite: its one write lock, taken now (appends wait for the signature)
+                conn.execute(sa.update(tree).where(tree.c.id == 1).values(size=tree.c.size))
+            size = _read_size(conn)
+            signed = conn.execute(sa.select(sa.func.max(heads.c.tree_size))).scalar_one()
+            if signed is not None and int(signed) >= size:
+                return None
+            root = _root_at(conn, size)
+            head = sign_tree_head(signer, tree_size=size, root_hash=root, time=self._clock())
+            _store_head(conn, head)
         log.info("signed tree head", extra={"tree_size": size, "root_hash": root.hex()})
         return head
 
@@ -556,6 +580,23 @@ def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> sa.Inse
         return sqlite.insert(table).on_conflict_do_nothing()
     raise LedgerUnavailable(
         f"the audit ledger supports SQLite and PostgreSQL, not {conn.dialect.name}"
+    )
+
+
+def _store_head(conn: sa.Connection, head: SignedTreeHead) -> None:
+    conn.execute(
+        _insert_ignoring_duplicates(conn, certificates),
+        {"sha256": head.certificate_sha256, "der": head.certificate},
+    )
+    conn.execute(
+        heads.insert().values(
+            tree_size=head.tree_size,
+            root_hash=head.root_hash,
+            signed_at_us=to_microseconds(head.time),
+            algorithm=head.algorithm.value,
+            signature=head.signature,
+            certificate_sha256=head.certificate_sha256,
+        )
     )
 
 

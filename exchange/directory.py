@@ -7,13 +7,21 @@ Invariants:
   hub whose ``root_unit`` it is, else its parent's serving hub; a unit with none is unreachable.
 
 ``route`` answers from an in-memory index of (parent, hub) per unit, loaded on first use and
-rebuilt after an import through this object; call ``reload()`` after another process imports.
+rebuilt after an import through this object; call ``reload()`` after another process imports,
+or give ``max_age``: the index is then rebuilt when it is older than that, so an import by
+another process (``kyso directory import``, another replica) is routed by within ``max_age``.
+
+Imports are serialised across processes on PostgreSQL (the transaction advisory lock
+``IMPORT_LOCK``): replicas that start together on an empty directory each import the
+configured file in turn, the later ones updating rows to the same values, instead of failing on
+each other's inserts.
 """
 
 from __future__ import annotations
 
 import csv
 import enum
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -25,7 +33,10 @@ from exchange.errors import DirectoryImportError, InvalidUnitCode, NoRoute, Unit
 from exchange.hubs import Topology
 from exchange.schema import units
 
-__all__ = ["CSV_COLUMNS", "Directory", "RouteDecision", "RouteKind", "Unit"]
+__all__ = ["CSV_COLUMNS", "IMPORT_LOCK", "Directory", "RouteDecision", "RouteKind", "Unit"]
+
+IMPORT_LOCK = 0x6B79_736F_0004
+"""The PostgreSQL advisory lock key that serialises directory imports ("kyso" 4)."""
 
 CSV_COLUMNS = ("code", "name", "parent_code", "level", "kind", "hub")
 _REQUIRED_COLUMNS = CSV_COLUMNS[:5]
@@ -79,9 +90,13 @@ _UNIT_COLUMNS = (
 class Directory:
     """The directory on a database, with the hub topology this hub is configured with."""
 
-    def __init__(self, engine: sa.Engine, *, topology: Topology) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, topology: Topology, max_age: float | None = None
+    ) -> None:
         self._engine = engine
         self.topology = topology
+        self._max_age = max_age
+        self._loaded_at = 0.0
         self._index: dict[str, tuple[str | None, str | None]] | None = None
         self._serving: dict[str, str | None] = {}
 
@@ -135,16 +150,29 @@ class Directory:
         self._index = None
         self._serving = {}
 
+    def _expire(self) -> None:
+        """Forget an index older than ``max_age`` (another process may have imported)."""
+        if (
+            self._max_age is not None
+            and self._index is not None
+            and time.monotonic() - self._loaded_at > self._max_age
+        ):
+            self.reload()
+
     def _load_index(self) -> dict[str, tuple[str | None, str | None]]:
-        if self._index is None:
+        self._expire()
+        index = self._index
+        if index is None:
+            loaded_at = time.monotonic()
             with self._engine.connect() as conn:
                 rows = conn.execute(sa.select(units.c.code, units.c.parent_code, units.c.hub))
-                self._index = {code: (parent, hub) for code, parent, hub in rows}
-            self._serving = {}
-        return self._index
+                index = {code: (parent, hub) for code, parent, hub in rows}
+            self._index, self._serving, self._loaded_at = index, {}, loaded_at
+        return index
 
     def serving_hub(self, code: str) -> str | None:
         """The hub that serves ``code`` (see the module's invariants), or None if none does."""
+        self._expire()
         if code in self._serving:
             return self._serving[code]
         index = self._load_index()
@@ -245,6 +273,8 @@ class Directory:
             parsed[unit.code] = unit
             lines[unit.code] = reader.line_num
         with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # one import at a time (module docstring)
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK})
             existing = set(conn.scalars(sa.select(units.c.code)))
             known = existing | parsed.keys()
             for unit in parsed.values():

@@ -382,6 +382,10 @@ def package_limits(config: Config) -> Limits:
     )
 
 
+DIRECTORY_MAX_AGE = 30.0
+"""Seconds the in-memory routing index of the unit directory is trusted before a reload."""
+
+
 def open_exchange(
     config: Config,
     engine: sa.Engine,
@@ -413,7 +417,9 @@ def open_exchange(
             for name, hub in settings.hubs.items()
         ]
     )
-    directory = Directory(engine, topology=topology)
+    # Rebuilt from the database at least this often: an import by `kyso directory import` or
+    # by another replica is routed by within DIRECTORY_MAX_AGE seconds without a restart.
+    directory = Directory(engine, topology=topology, max_age=DIRECTORY_MAX_AGE)
     if settings.directory is not None and next(directory.units(), None) is None:
         with settings.directory.open(encoding="utf-8") as handle:
             count = directory.import_csv(handle)

@@ -189,7 +189,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     "remote.NAME.poll_seconds": "how often a waiting request is asked about",
     "remote.NAME.timeout_seconds": "timeout of one HTTP call to the provider",
     "remote.NAME.multisign": "most documents one approval covers (SmartCA)",
-    "client.server": "`kyso` command: the server's `host:port`",
+    "client.server": "`kyso` command: the server's `host:port`; or replicas' `ip:port` separated"
+    " by commas, called round robin",
     "client.token_file": "`kyso` command: the API token file",
     "client.ca_file": "`kyso` command: the CA to trust for TLS",
     "client.certificate": "`kyso` command: client certificate for mutual TLS",

@@ -6,6 +6,9 @@ Invariants:
   and recorded in ``kyso_schema_versions``; an applied step is never applied again.
 - A database that is *ahead* of the code (a recorded version this code does not know) stops the
   start: running old code on a newer schema could lose data.
+- On PostgreSQL, ``upgrade`` holds an advisory lock (``MIGRATIONS_LOCK``) from reading the
+  recorded versions to its last step: replicas that start together on a new database apply
+  each step once, one after the other, instead of racing to create the same tables.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,15 +32,19 @@ if TYPE_CHECKING:
     from kyso.config import DatabaseConfig
 
 __all__ = [
+    "MIGRATIONS_LOCK",
     "Component",
     "DatabaseError",
     "MigrationStep",
     "SchemaAheadError",
+    "advisory_lock",
     "applied_versions",
     "create_engine",
     "describe_failure",
     "is_connection_failure",
     "open_engine",
+    "try_advisory_lock",
+    "try_advisory_xact_lock",
     "upgrade",
     "wait_until_reachable",
 ]
@@ -208,9 +215,66 @@ def applied_versions(engine: sa.Engine) -> dict[str, set[int]]:
         return applied
 
 
+MIGRATIONS_LOCK = 0x6B79_736F_0001
+"""The PostgreSQL advisory lock key that serialises ``upgrade`` across processes ("kyso" 1)."""
+
+
+@contextlib.contextmanager
+def advisory_lock(engine: sa.Engine, key: int) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock ``key`` (waiting for it) on a connection of its
+    own for the duration; on SQLite, nothing (its single writer lock serialises writers)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            conn.commit()
+
+
+@contextlib.contextmanager
+def try_advisory_lock(engine: sa.Engine, key: int) -> Iterator[bool]:
+    """Try PostgreSQL's session advisory lock ``key`` without waiting; yield whether it was
+    taken, holding it (on a connection of its own) until the block ends. A process that dies
+    loses its connection and so the lock. On SQLite, always True (one machine, one process)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        taken = bool(
+            conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
+        )
+        conn.commit()
+        try:
+            yield taken
+        finally:
+            if taken:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+
+
+def try_advisory_xact_lock(conn: sa.Connection, key: int) -> bool:
+    """Take PostgreSQL's transaction advisory lock ``key`` if no other session holds it; True
+    when taken (it is released at the end of ``conn``'s transaction). Always True on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return True
+    taken = conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+    return bool(taken.scalar_one())
+
+
 def upgrade(engine: sa.Engine, components: Iterable[Component]) -> list[tuple[str, int, str]]:
-    """Apply every pending step of ``components``; return what was applied, in order."""
-    components = list(components)
+    """Apply every pending step of ``components``; return what was applied, in order.
+
+    On PostgreSQL, under ``MIGRATIONS_LOCK`` (see the module docstring)."""
+    with advisory_lock(engine, MIGRATIONS_LOCK):
+        return _upgrade(engine, list(components))
+
+
+def _upgrade(engine: sa.Engine, components: list[Component]) -> list[tuple[str, int, str]]:
     applied = applied_versions(engine)
     done: list[tuple[str, int, str]] = []
     for component in components:

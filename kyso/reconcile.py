@@ -20,7 +20,12 @@ Invariants:
 - an object younger than ``min_age`` is not catalogued but reported as deferred: it may belong
   to an upload still between its put and its row, in this or another process, and the upload's
   own row (with its uploader and file name) must win;
-- it can be stopped between steps (``stop``); the report then says it is incomplete.
+- it can be stopped between steps (``stop``); the report then says it is incomplete;
+- replicas on one PostgreSQL database run it one at a time: the start-up task holds the
+  advisory lock ``RECONCILE_LOCK`` for its pass, and a replica that finds the lock taken skips
+  its pass (another replica is checking the same catalogue and store). Two passes at once
+  would still be correct (every repair is confirmed and inserts only if absent), only wasteful:
+  a full listing of the store per replica.
 """
 
 from __future__ import annotations
@@ -32,12 +37,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+
 import storage
+from kyso import db
 from kyso.catalogue import Catalogue, CatalogueEntry
 from kyso.errors import KysoError, NotFound
 
 __all__ = [
     "DEFAULT_MIN_AGE",
+    "RECONCILE_LOCK",
     "ReconcileError",
     "ReconcileReport",
     "ReconcileTask",
@@ -46,6 +55,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+RECONCILE_LOCK = 0x6B79_736F_0002
+"""The PostgreSQL advisory lock key held by the replica running the check ("kyso" 2)."""
 
 DEFAULT_MIN_AGE = timedelta(minutes=1)
 """Objects younger than this are left alone: their upload may still be writing its row."""
@@ -243,8 +255,10 @@ class ReconcileTask:
         store: storage.ObjectStore,
         catalogue: Catalogue,
         min_age: timedelta = DEFAULT_MIN_AGE,
+        engine: sa.Engine | None = None,
     ) -> None:
         self._store = store
+        self._engine = engine
         self._catalogue = catalogue
         self._min_age = min_age
         self._stop = threading.Event()
@@ -252,6 +266,8 @@ class ReconcileTask:
         self.report: ReconcileReport | None = None
         """The result, once the check has finished (None while running or after a failure)."""
         self.error: BaseException | None = None
+        self.skipped = False
+        """True when another replica held the check's lock: this one did not run it."""
 
     def start(self) -> ReconcileTask:
         self._thread.start()
@@ -272,6 +288,29 @@ class ReconcileTask:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        if self._engine is None:
+            self._checks()
+            return
+        try:
+            with db.try_advisory_lock(self._engine, RECONCILE_LOCK) as taken:
+                if taken:
+                    self._checks()
+                    return
+        except Exception as exc:
+            self.error = exc
+            log.error(
+                "the start-up check of catalogue and store could not take its lock; it runs"
+                " again at the next start",
+                extra={"reason": f"{type(exc).__name__}: {exc}"},
+            )
+            return
+        self.skipped = True
+        log.info(
+            "start-up check of catalogue and store skipped: another replica is running it",
+            extra={"lock": RECONCILE_LOCK},
+        )
+
+    def _checks(self) -> None:
         try:
             report = self._pass()
             if report.deferred_count and not self._stop.wait(self._min_age.total_seconds()):
@@ -299,6 +338,10 @@ def start_reconcile(
     store: storage.ObjectStore,
     catalogue: Catalogue,
     min_age: timedelta = DEFAULT_MIN_AGE,
+    engine: sa.Engine | None = None,
 ) -> ReconcileTask:
-    """Start the check in the background and return its task (``stop()`` it at shutdown)."""
-    return ReconcileTask(store=store, catalogue=catalogue, min_age=min_age).start()
+    """Start the check in the background and return its task (``stop()`` it at shutdown).
+
+    With ``engine`` (the catalogue's database), the check runs only while this process holds
+    ``RECONCILE_LOCK`` there (see the module docstring)."""
+    return ReconcileTask(store=store, catalogue=catalogue, min_age=min_age, engine=engine).start()

@@ -147,7 +147,10 @@ class Server:
             )
         await self.grpc.start()
         # The catalogue/store check runs beside the server: start-up does not wait for it.
-        self.reconcile = start_reconcile(store=self.app.store, catalogue=self.app.catalogue)
+        # One replica at a time on a shared database (kyso.reconcile: RECONCILE_LOCK).
+        self.reconcile = start_reconcile(
+            store=self.app.store, catalogue=self.app.catalogue, engine=self.app.engine
+        )
         await self.monitor.check_once()
         self.monitor.start()
         if self.app.head_signer is not None:

@@ -393,14 +393,18 @@ def _inspect(item: signing_pb2.PendingSignature, pdf: bytes) -> Inspected:
 
 
 def _channel(target: ClientTarget) -> grpc.aio.Channel:
-    options = [
+    from kyso.cli.channel import grpc_target
+
+    address, balancing = grpc_target(target.address)  # replicas: round robin
+    options: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        *balancing,
     ]
     if target.ca_pem is not None:
         credentials = grpc.ssl_channel_credentials(root_certificates=target.ca_pem)
-        return grpc.aio.secure_channel(target.address, credentials, options=options)
-    return grpc.aio.insecure_channel(target.address, options=options)
+        return grpc.aio.secure_channel(address, credentials, options=options)
+    return grpc.aio.insecure_channel(address, options=options)
 
 
 def _metadata(target: ClientTarget) -> tuple[tuple[str, str], ...]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
-__all__ = ["Target", "open_channel"]
+__all__ = ["Target", "grpc_target", "open_channel"]
 
 
 class Target(Protocol):
@@ -25,11 +25,28 @@ class Target(Protocol):
     def private_key_pem(self) -> bytes | None: ...
 
 
+def grpc_target(address: str) -> tuple[str, list[tuple[str, str]]]:
+    """The gRPC target for ``address`` and the options it needs.
+
+    ``address`` is one ``host:port``, or several ``ip:port`` separated by commas (replicas of
+    one service, each reachable directly): calls are then spread over them round robin, and a
+    replica that stops answering is left out until it is back.
+    """
+    parts = [part.strip() for part in address.split(",") if part.strip()]
+    if len(parts) <= 1:
+        return address, []
+    scheme = "ipv6" if all(part.startswith("[") for part in parts) else "ipv4"
+    return f"{scheme}:{','.join(parts)}", [("grpc.lb_policy_name", "round_robin")]
+
+
 def open_channel(target: Target, *, options: Sequence[tuple[str, int]] = ()) -> grpc.Channel:
-    """A channel carrying the bearer token on every call (over TLS when a CA is configured)."""
-    opts = [
+    """A channel carrying the bearer token on every call (over TLS when a CA is configured);
+    round robin over the replicas when ``target.address`` lists several (``grpc_target``)."""
+    address, balancing = grpc_target(target.address)
+    opts: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        *balancing,
         *options,
     ]
     if target.ca_pem is not None:
@@ -42,8 +59,8 @@ def open_channel(target: Target, *, options: Sequence[tuple[str, int]] = ()) -> 
             credentials = grpc.composite_channel_credentials(
                 credentials, grpc.access_token_call_credentials(target.token)
             )
-        return grpc.secure_channel(target.address, credentials, options=opts)
-    channel = grpc.insecure_channel(target.address, options=opts)
+        return grpc.secure_channel(address, credentials, options=opts)
+    channel = grpc.insecure_channel(address, options=opts)
     if target.token:
         channel = grpc.intercept_channel(channel, _BearerToken(target.token))
     return channel

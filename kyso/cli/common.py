@@ -60,7 +60,10 @@ def load_or_exit(path: Path) -> Config:
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", help="server address host:port (default: from the config)")
+    parser.add_argument(
+        "--server",
+        help="server address host:port, or replicas ip:port,ip:port (default: from the config)",
+    )
     parser.add_argument(
         "--config", help="configuration file (default: $KYSO_CONFIG or ./var/dev/kyso.toml)"
     )
@@ -99,7 +102,8 @@ def client_target(args: argparse.Namespace, *, need_token: bool = True) -> Clien
         die("no credential: set KYSO_API_TOKEN, client.token_file or client.certificate")
     from kyso.config import is_loopback
 
-    if token and ca_pem is None and not is_loopback(address):
+    # several replicas: `ip:port,ip:port` (kyso.cli.channel.grpc_target)
+    if token and ca_pem is None and not all(is_loopback(a) for a in address.split(",")):
         die(
             f"refusing to send the API token in the clear to {address}: give client.ca_file"
             " (TLS) or reach the server on a loopback address"
