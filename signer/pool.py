@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from signer.engine import (
     unknown_alias,
 )
 from signer.errors import DocumentTooLarge, SignerUnavailable, SigningError
+from storage import ObjectStore, StorageError
 from workers import (
     PoolSpec,
     PoolUnavailable,
@@ -61,6 +62,7 @@ engine's own network timeouts (two time-stamps and the revocation data of a B-LT
 the default settings), so that only a worker that hangs trips it."""
 
 _SIGN = 1
+_SIGN_STORED = 2
 _BACKOFF = (1.0, 30.0)
 _STOP_GRACE = 10.0
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(SignRequest) if f.name != "pdf")
@@ -74,6 +76,7 @@ class _WorkerConfig:
     key_specs: tuple[KeySpec, ...]
     profiles: Mapping[str, KeyProfile]
     settings: SignerSettings
+    store: Callable[[], ObjectStore] | None = None
 
 
 class SigningPool:
@@ -93,6 +96,7 @@ class SigningPool:
         workers: int,
         start_timeout: float = 120.0,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        store: Callable[[], ObjectStore] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"a signing pool needs at least one worker, not {workers}")
@@ -110,7 +114,9 @@ class SigningPool:
             key_specs=tuple(by_alias[alias] for alias in profiles),
             profiles=dict(profiles),
             settings=settings,
+            store=store,
         )
+        self._reads_store = store is not None
         self._aliases = frozenset(profiles)
         self._max_size = settings.max_document_size
         try:
@@ -124,7 +130,7 @@ class SigningPool:
                     request_timeout=request_timeout,
                     stop_grace=_STOP_GRACE,
                     backoff=_BACKOFF,
-                    expected_errors=(SigningError, HsmError),
+                    expected_errors=(SigningError, HsmError, StorageError),
                 )
             )
         except WorkerUnavailable as exc:
@@ -157,6 +163,33 @@ class SigningPool:
         try:
             call = self._pool.submit(
                 kind=_SIGN, payload=header, data=request.pdf, loop=asyncio.get_running_loop()
+            )
+            payload, pdf = await call.wait_async()
+        except WorkerUnavailable as exc:
+            raise _unavailable(exc) from exc
+        assert pdf is not None
+        return SignedDocument(pdf=pdf, **_loads(payload))
+
+    @property
+    def reads_store(self) -> bool:
+        """Whether the workers open the object store themselves (``sign_stored``)."""
+        return self._reads_store
+
+    async def sign_stored(self, request: SignRequest, ref: str) -> SignedDocument:
+        """Sign the stored document ``ref`` (``request.pdf`` is ignored): the worker reads it
+        from the store itself, verified against its address, so the document never crosses the
+        socket to the worker. Raises the store's errors (``storage.ObjectNotFound``, …) as they
+        are, and ``DocumentTooLarge`` over the size limit."""
+        if not self._reads_store:
+            raise ValueError("this signing pool was started without a store to read")
+        if request.alias not in self._aliases:
+            raise unknown_alias(request.alias, self._aliases)
+        fields = {name: getattr(request, name) for name in _REQUEST_FIELDS}
+        fields["ref"] = ref
+        header = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            call = self._pool.submit(
+                kind=_SIGN_STORED, payload=header, loop=asyncio.get_running_loop()
             )
             payload, pdf = await call.wait_async()
         except WorkerUnavailable as exc:
@@ -215,15 +248,34 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
         close()
         raise
 
+    store = config.store() if config.store is not None else None
+    max_size = config.settings.max_document_size
+
     def handle(kind: int, arg: int, payload: bytes, data: bytes | None) -> Reply:
+        fields = _loads(payload)
+        if kind == _SIGN_STORED:
+            assert store is not None
+            data = _read_stored(store, fields.pop("ref"), max_size)
         assert data is not None
-        signed = loop.run_until_complete(engine.sign(SignRequest(pdf=data, **_loads(payload))))
+        signed = loop.run_until_complete(engine.sign(SignRequest(pdf=data, **fields)))
         result = {name: getattr(signed, name) for name in _RESULT_FIELDS}
         return Reply(
             payload=pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), data=signed.pdf
         )
 
     return WorkerSetup(handle=handle, close=close)
+
+
+def _read_stored(store: ObjectStore, ref: str, max_size: int) -> bytes:
+    """A stored document's bytes, verified against its address, within ``max_size``."""
+    with store.open(ref) as reader:
+        if reader.info.size > max_size:
+            raise DocumentTooLarge(
+                f"the document is {reader.info.size:,} bytes; the limit is {max_size:,} bytes. "
+                "Split it or ask the operator to raise the limit."
+            )
+        data: bytes = reader.read()
+    return data
 
 
 def _loads(data: bytes) -> Any:

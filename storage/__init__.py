@@ -27,12 +27,13 @@ from storage.model import (
     RetentionState,
     StoredObject,
 )
-from storage.port import ObjectStore
+from storage.port import BatchObjectStore, ObjectStore, PutItem, put_many
 from storage.reader import ObjectReader
 from storage.s3 import S3Config, S3Credentials, S3Store
 
 __all__ = [
     "MAX_METADATA_BYTES",
+    "BatchObjectStore",
     "CredentialsRejected",
     "DeclaredHashMismatch",
     "FilesystemStore",
@@ -43,6 +44,7 @@ __all__ = [
     "ObjectReader",
     "ObjectRef",
     "ObjectStore",
+    "PutItem",
     "Retention",
     "RetentionMode",
     "RetentionState",
@@ -55,4 +57,5 @@ __all__ = [
     "StorageUnavailable",
     "StoredObject",
     "UnsupportedOperation",
+    "put_many",
 ]
