@@ -10,8 +10,8 @@ import pytest
 
 import storage
 from signer import Level, PdfSigningService, SignerSettings, SignRequest
-from tests.signer.conftest import load_cert, profiles
 from tests.signer.checks import validate
+from tests.signer.conftest import load_cert, profiles
 from tests.signer.pdfgen import make_pdf
 from tests.signer.test_pool import _specs
 
