@@ -42,7 +42,7 @@ from signer.engine import (
     unknown_alias,
 )
 from signer.errors import DocumentTooLarge, SignerUnavailable, SigningError
-from storage import ObjectStore, StorageError
+from storage import FilesystemStore, ObjectStore, StagedFile, StorageError
 from workers import (
     PoolSpec,
     PoolUnavailable,
@@ -175,17 +175,24 @@ class SigningPool:
         """Whether the workers open the object store themselves (``sign_stored``)."""
         return self._reads_store
 
-    async def sign_stored(self, request: SignRequest, ref: str) -> SignedDocument:
+    async def sign_stored(
+        self, request: SignRequest, ref: str, *, stage: bool = False
+    ) -> tuple[SignedDocument, StagedFile | None]:
         """Sign the stored document ``ref`` (``request.pdf`` is ignored): the worker reads it
         from the store itself, verified against its address, so the document never crosses the
-        socket to the worker. Raises the store's errors (``storage.ObjectNotFound``, …) as they
-        are, and ``DocumentTooLarge`` over the size limit."""
+        socket to the worker. With ``stage`` and a filesystem store, the worker also writes the
+        signed PDF to a staging file of the store (``FilesystemStore.stage``) and answers that
+        instead of the bytes (the returned document's ``pdf`` is then empty): the caller puts it
+        (adopted without a copy) and discards it. Raises the store's errors
+        (``storage.ObjectNotFound``, ``storage.IntegrityError``, …) as they are, and
+        ``DocumentTooLarge`` over the size limit."""
         if not self._reads_store:
             raise ValueError("this signing pool was started without a store to read")
         if request.alias not in self._aliases:
             raise unknown_alias(request.alias, self._aliases)
         fields = {name: getattr(request, name) for name in _REQUEST_FIELDS}
         fields["ref"] = ref
+        fields["stage"] = stage
         header = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             call = self._pool.submit(
@@ -194,8 +201,9 @@ class SigningPool:
             payload, pdf = await call.wait_async()
         except WorkerUnavailable as exc:
             raise _unavailable(exc) from exc
-        assert pdf is not None
-        return SignedDocument(pdf=pdf, **_loads(payload))
+        result = _loads(payload)
+        staged: StagedFile | None = result.pop("staged", None)
+        return SignedDocument(pdf=pdf or b"", **result), staged
 
     def close(self) -> None:
         """Stop every worker (each closes its key ring); pending requests fail."""
@@ -253,12 +261,19 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
 
     def handle(kind: int, arg: int, payload: bytes, data: bytes | None) -> Reply:
         fields = _loads(payload)
+        stage = False
         if kind == _SIGN_STORED:
             assert store is not None
             data = _read_stored(store, fields.pop("ref"), max_size)
+            stage = fields.pop("stage") and isinstance(store, FilesystemStore)
         assert data is not None
         signed = loop.run_until_complete(engine.sign(SignRequest(pdf=data, **fields)))
         result = {name: getattr(signed, name) for name in _RESULT_FIELDS}
+        if stage:
+            assert isinstance(store, FilesystemStore)
+            # The parent adopts this file into the store: the signed PDF never crosses back.
+            result["staged"] = store.stage(signed.pdf, sha256=signed.sha256)
+            return Reply(payload=pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
         return Reply(
             payload=pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), data=signed.pdf
         )

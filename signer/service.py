@@ -29,7 +29,7 @@ from signer.engine import (
 )
 from signer.errors import SignerUnavailable
 from signer.pool import SigningPool
-from storage import ObjectStore
+from storage import ObjectStore, StagedFile
 
 __all__ = [
     "KeyProfile",
@@ -110,12 +110,15 @@ class PdfSigningService:
         (``store`` given with ``key_specs``)."""
         return self._pool is not None and self._pool.reads_store
 
-    async def sign_stored(self, request: SignRequest, ref: str) -> SignedDocument:
+    async def sign_stored(
+        self, request: SignRequest, ref: str, *, stage: bool = False
+    ) -> tuple[SignedDocument, StagedFile | None]:
         """Sign the stored document ``ref``, read by the worker from the store itself (only
-        when ``reads_store``); ``request.pdf`` is ignored."""
+        when ``reads_store``); ``request.pdf`` is ignored. See ``SigningPool.sign_stored`` for
+        ``stage``."""
         if self._pool is None or not self._pool.reads_store:
             raise ValueError("this signer has no workers that read the store")
-        return await self._pool.sign_stored(request, ref)
+        return await self._pool.sign_stored(request, ref, stage=stage)
 
     def close(self) -> None:
         """Stop the signing workers (nothing to do in-process). Idempotent."""

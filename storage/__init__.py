@@ -30,6 +30,7 @@ from storage.model import (
 from storage.port import BatchObjectStore, ObjectStore, PutItem, put_many
 from storage.reader import ObjectReader
 from storage.s3 import S3Config, S3Credentials, S3Store
+from storage.streams import StagedFile
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -51,6 +52,7 @@ __all__ = [
     "S3Config",
     "S3Credentials",
     "S3Store",
+    "StagedFile",
     "StorageConfigError",
     "StorageError",
     "StorageFull",

@@ -57,8 +57,10 @@ _PIPE_DEPTH = 8
 class SignedCommit:
     """A signed PDF to store, catalogue with its signature, and record in the ledger.
 
-    ``pdf``: the bytes, or ``stored``: the object a worker or an earlier put already stored.
-    ``event`` builds the ledger event once the object's address is known.
+    ``pdf``: the bytes; or ``staged``: the bytes a signing worker staged in the (filesystem)
+    store, adopted without a copy and discarded after the commit; or ``stored``: the object an
+    earlier put already stored. ``event`` builds the ledger event once the object's address is
+    known.
     """
 
     filename: str
@@ -67,6 +69,7 @@ class SignedCommit:
     signature: SignatureRecord
     event: Callable[[storage.StoredObject], audit.Event]
     pdf: bytes | None = None
+    staged: storage.StagedFile | None = None
     stored: storage.StoredObject | None = None
 
 
@@ -308,17 +311,22 @@ class Documents:
     def _commit_signed_batch(self, items: Sequence[SignedCommit]) -> list[_Committed | Exception]:
         """A batch of ``commit_signed`` (blocking); an item that fails alone fails alone."""
         try:
-            return list(self._commit_signed_together(items))
-        except Exception as exc:
-            if len(items) == 1:
-                return [exc]
-        results: list[_Committed | Exception] = []
-        for item in items:  # the batch failed: each on its own, so one bad item fails alone
             try:
-                results.extend(self._commit_signed_together([item]))
+                return list(self._commit_signed_together(items))
             except Exception as exc:
-                results.append(exc)
-        return results
+                if len(items) == 1:
+                    return [exc]
+            results: list[_Committed | Exception] = []
+            for item in items:  # the batch failed: each on its own, so one bad item fails alone
+                try:
+                    results.extend(self._commit_signed_together([item]))
+                except Exception as exc:
+                    results.append(exc)
+            return results
+        finally:
+            for item in items:
+                if item.staged is not None and isinstance(self._store, storage.FilesystemStore):
+                    self._store.discard(item.staged)
 
     def _commit_signed_together(self, items: Sequence[SignedCommit]) -> list[_Committed]:
         to_put = [item for item in items if item.stored is None]
@@ -327,7 +335,7 @@ class Documents:
                 self._store,
                 [
                     storage.PutItem(
-                        source=item.pdf or b"",
+                        source=item.staged or item.pdf or b"",
                         content_type="application/pdf",
                         metadata=_who(item.uploader, item.unit_code),
                         retention=self._app.signed_retention,

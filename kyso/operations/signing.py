@@ -98,12 +98,14 @@ class Sealing:
             certify=order.certify,
         )
         if order.document.content is None and pdf_signer.reads_store:
-            # By ref: the signing worker reads the document from the store itself.
+            # By ref: the signing worker reads the document from the store itself and, in a
+            # filesystem store, stages the signed one there too (adopted below without a copy).
             source_ref = await self._documents.checked_ref(order.document)
-            signed = await pdf_signer.sign_stored(request, source_ref)
+            signed, staged = await pdf_signer.sign_stored(request, source_ref, stage=True)
         else:
             data, source_ref = await self._documents.read(order.document)
             signed = await pdf_signer.sign(dataclasses.replace(request, pdf=data))
+            staged = None
         signature = SignatureRecord(
             signer=self._signer_name(order.alias),
             key_alias=order.alias,
@@ -127,7 +129,8 @@ class Sealing:
         # Stored, catalogued and ledgered together with the other seals committing now.
         stored, index = await self._documents.commit_signed(
             SignedCommit(
-                pdf=signed.pdf,
+                pdf=None if staged is not None else signed.pdf,
+                staged=staged,
                 filename=order.document.filename,
                 uploader=actor.name,
                 unit_code=key.unit or actor.unit,

@@ -47,9 +47,10 @@ async def test_the_worker_signs_a_document_it_reads_from_the_store(reading, dev_
     pdf = make_pdf()
     stored = _put(store_root, pdf)
     assert reading.reads_store
-    signed = await reading.sign_stored(
+    signed, staged = await reading.sign_stored(
         SignRequest(pdf=b"", alias="seal", reason="từ kho"), str(stored.ref)
     )
+    assert staged is None  # not asked for: the bytes come back
     assert signed.pdf.startswith(pdf)  # an incremental update of the stored bytes
     (status,) = await validate(
         signed.pdf, load_cert(dev_env.root_certificate_path), level=Level.B_B
@@ -89,3 +90,24 @@ async def test_a_pool_without_a_store_cannot_sign_by_ref(dev_env):
         assert not service.reads_store
         with pytest.raises(ValueError, match="read the store"):
             await service.sign_stored(SignRequest(pdf=b"", alias="seal"), "sha256/" + "ab" * 32)
+
+
+async def test_a_staged_signature_is_adopted_by_the_store_without_crossing_back(
+    reading, store_root
+):
+    pdf = make_pdf()
+    stored = _put(store_root, pdf)
+    signed, staged = await reading.sign_stored(
+        SignRequest(pdf=b"", alias="seal"), str(stored.ref), stage=True
+    )
+    assert signed.pdf == b""  # the bytes stayed in the worker's staging file
+    assert staged is not None
+    store = storage.FilesystemStore(store_root)
+    [adopted] = storage.put_many(
+        store, [storage.PutItem(source=staged, content_type="application/pdf")]
+    )
+    store.discard(staged)
+    assert adopted.sha256 == signed.sha256 == staged.sha256
+    with store.open(adopted.ref) as reader:
+        assert reader.read().startswith(pdf)  # verified against its address on the way out
+    assert not (store_root / "tmp").joinpath(staged.path).exists()
