@@ -262,12 +262,15 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
     def handle(kind: int, arg: int, payload: bytes, data: bytes | None) -> Reply:
         fields = _loads(payload)
         stage = False
+        input_digest = None
         if kind == _SIGN_STORED:
             assert store is not None
-            data = _read_stored(store, fields.pop("ref"), max_size)
+            data, input_digest = _read_stored(store, fields.pop("ref"), max_size)
             stage = fields.pop("stage") and isinstance(store, FilesystemStore)
         assert data is not None
-        signed = loop.run_until_complete(engine.sign(SignRequest(pdf=data, **fields)))
+        signed = loop.run_until_complete(
+            engine.sign(SignRequest(pdf=data, **fields), input_digest=input_digest)
+        )
         result = {name: getattr(signed, name) for name in _RESULT_FIELDS}
         if stage:
             assert isinstance(store, FilesystemStore)
@@ -281,16 +284,21 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
     return WorkerSetup(handle=handle, close=close)
 
 
-def _read_stored(store: ObjectStore, ref: str, max_size: int) -> bytes:
-    """A stored document's bytes, verified against its address, within ``max_size``."""
+def _read_stored(store: ObjectStore, ref: str, max_size: int) -> tuple[bytes, Any]:
+    """A stored document's bytes, verified against its address, within ``max_size``; with the
+    SHA-256 object that hashed them when the store gives it (a filesystem store: one read, one
+    hash), else None."""
+    size = store.stat(ref).size
+    if size > max_size:
+        raise DocumentTooLarge(
+            f"the document is {size:,} bytes; the limit is {max_size:,} bytes. "
+            "Split it or ask the operator to raise the limit."
+        )
+    if isinstance(store, FilesystemStore):
+        return store.read_verified(ref)
     with store.open(ref) as reader:
-        if reader.info.size > max_size:
-            raise DocumentTooLarge(
-                f"the document is {reader.info.size:,} bytes; the limit is {max_size:,} bytes. "
-                "Split it or ask the operator to raise the limit."
-            )
         data: bytes = reader.read()
-    return data
+    return data, None
 
 
 def _loads(data: bytes) -> Any:

@@ -56,6 +56,7 @@ from typing import Any
 
 from storage.errors import (
     DeclaredHashMismatch,
+    IntegrityError,
     ObjectNotFound,
     StorageConfigError,
     StorageError,
@@ -333,6 +334,26 @@ class FilesystemStore:
                 raise _os_error(exc, f"cannot read {info.ref}") from exc
 
         return ObjectReader(info=info, read_chunk=read_chunk, close_source=handle.close)
+
+    def read_verified(self, ref: ObjectRef | str) -> tuple[bytes, Any]:
+        """The whole object in one read, and the SHA-256 object that hashed it (a caller that
+        appends to the bytes can continue the digest from a ``copy()`` of it). Raises
+        ``IntegrityError`` when the bytes do not hash to ``ref`` (never returns them then).
+        For documents that fit in memory (a signing worker's input)."""
+        info = self.stat(ref)
+        try:
+            data = self._path(info.ref).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object {info.ref} in {self.root}") from exc
+        except OSError as exc:
+            raise _os_error(exc, f"cannot read {info.ref}") from exc
+        digest = hashlib.sha256(data)
+        if len(data) != info.size or digest.hexdigest() != info.sha256:
+            raise IntegrityError(
+                f"{info.ref} does not hash to its reference: the stored copy is corrupt; "
+                "restore it from a replica or backup"
+            )
+        return data, digest
 
     def stat(self, ref: ObjectRef | str) -> StoredObject:
         ref = ObjectRef.parse(ref)
