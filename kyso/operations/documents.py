@@ -29,6 +29,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 import audit
 import storage
 from kyso.app import Application
@@ -60,7 +62,9 @@ class SignedCommit:
     ``pdf``: the bytes; or ``staged``: the bytes a signing worker staged in the (filesystem)
     store, adopted without a copy and discarded after the commit; or ``stored``: the object an
     earlier put already stored. ``event`` builds the ledger event once the object's address is
-    known.
+    known. ``within``: more of the same change, written first in the same transaction (a
+    two-phase session marked completed); it raises to refuse the item (then the batch is
+    retried without it, so only that item fails).
     """
 
     filename: str
@@ -71,6 +75,7 @@ class SignedCommit:
     pdf: bytes | None = None
     staged: storage.StagedFile | None = None
     stored: storage.StoredObject | None = None
+    within: Callable[[sa.Connection, storage.StoredObject], None] | None = None
 
 
 _Committed = tuple[storage.StoredObject, Staging]
@@ -358,6 +363,8 @@ class Documents:
                     uploader=item.uploader,
                     unit_code=item.unit_code,
                 )
+                if item.within is not None:
+                    item.within(conn, stored)
                 Catalogue.write(conn, entry, signature=item.signature)
                 staging = Staging()
                 staging.write(conn, [item.event(stored)])

@@ -240,24 +240,41 @@ class SessionStore:
         journal: Journal | None = None,
     ) -> None:
         with self._engine.begin() as conn:
-            done = conn.execute(
-                sessions.update()
-                .where(sessions.c.id == session_id, sessions.c.claim == claim)
-                .values(
-                    state=SessionState.COMPLETED.value,
-                    result_ref=result_ref,
-                    closed_us=_us(now),
-                    closed_by=by,
-                )
-            ).rowcount
-            if done == 1 and journal is not None:
+            done = self.finish_in(
+                conn, session_id, claim=claim, result_ref=result_ref, by=by, now=now
+            )
+            if done and journal is not None:
                 journal(conn)
-        if done != 1:
+        if not done:
             # Only when this claim outlived its lease and another request took it over.
             raise SessionClosed(
                 f"session {session_id} was taken over by another completion",
                 state=SessionState.COMPLETING,
             )
+
+    @staticmethod
+    def finish_in(
+        conn: sa.Connection,
+        session_id: str,
+        *,
+        claim: str,
+        result_ref: str,
+        by: str,
+        now: datetime,
+    ) -> bool:
+        """``finish`` within a transaction the caller owns (several completions committed
+        together); False when the claim was taken over (nothing changed)."""
+        done = conn.execute(
+            sessions.update()
+            .where(sessions.c.id == session_id, sessions.c.claim == claim)
+            .values(
+                state=SessionState.COMPLETED.value,
+                result_ref=result_ref,
+                closed_us=_us(now),
+                closed_by=by,
+            )
+        ).rowcount
+        return bool(done == 1)
 
     def release(
         self, session_id: str, *, claim: str, back_to: SessionState = SessionState.OPEN
