@@ -36,6 +36,7 @@ from kyso.authz import Identity
 from kyso.catalogue import SignatureRecord
 from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
 from kyso.operations.documents import Documents, DocumentSource, SignedCommit
+from kyso.operations.grouping import GroupCommit
 from kyso.operations.ledger import Staging
 from signer.twophase import (
     CertificateRejected,
@@ -106,6 +107,11 @@ class TwoPhase:
         self._run = app.executors.io.run
         self._pdf = app.executors.pdf.run
         self._events = app.events
+        # Claims of completions arriving together share one transaction.
+        self._claims: GroupCommit[str, str] = GroupCommit(self._claim_batch, self._run)
+
+    def _claim_batch(self, session_ids: Sequence[str]) -> Sequence[str | Exception]:
+        return self._sessions.claim_many(session_ids, now=datetime.now(UTC))
 
     async def _off_loop(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run the domain coroutine on its own event loop in a ``pdf`` pool thread: PDF parsing,
@@ -187,7 +193,7 @@ class TwoPhase:
         # Checked before the claim: a wrong value leaves the session exactly as it was.
         verify_signature_value(session, signature_value)
         try:
-            claim = await self._run(self._sessions.claim, session.id, now=datetime.now(UTC))
+            claim = await self._claims.submit(session.id)
         except SessionClosed as exc:
             raise FailedPrecondition(str(exc)) from exc
         return await self._complete_claimed(actor, session, signature_value, claim=claim)

@@ -14,7 +14,7 @@ import base64
 import enum
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -228,6 +228,35 @@ class SessionStore:
         if claimed != 1:
             raise closed_error(self.get(session_id), now)
         return token
+
+    def claim_many(self, session_ids: Sequence[str], *, now: datetime) -> list[str | SessionClosed]:
+        """``claim`` (from OPEN) for several sessions in one transaction (completions arriving
+        together): per session its claim token, or the ``SessionClosed`` it would raise."""
+        tokens = [secrets.token_hex(16) for _ in session_ids]
+        stale = _us(now - self._lease)
+        won: list[bool] = []
+        with self._engine.begin() as conn:
+            for session_id, token in zip(session_ids, tokens, strict=True):
+                claimed = conn.execute(
+                    sessions.update()
+                    .where(
+                        sessions.c.id == session_id,
+                        sessions.c.expires_us > _us(now),
+                        sa.or_(
+                            sessions.c.state == SessionState.OPEN.value,
+                            sa.and_(
+                                sessions.c.state == SessionState.COMPLETING.value,
+                                sessions.c.claimed_us < stale,
+                            ),
+                        ),
+                    )
+                    .values(state=SessionState.COMPLETING.value, claim=token, claimed_us=_us(now))
+                ).rowcount
+                won.append(claimed == 1)
+        return [
+            token if ok else closed_error(self.get(session_id), now)
+            for session_id, token, ok in zip(session_ids, tokens, won, strict=True)
+        ]
 
     def finish(
         self,
