@@ -88,3 +88,61 @@ async def test_a_cancelled_caller_does_not_cancel_its_item(pool):
     batch.release.set()
     assert await second == 20
     assert [i for b in batch.batches for i in b] == [1, 2]  # 1 was still committed
+
+
+async def test_signed_commits_share_a_batch_and_a_bad_item_fails_alone(config):
+    """``Documents.commit_signed``: concurrent commits are grouped; an item refused inside the
+    shared transaction leaves nothing of itself (no row, no event) and the others commit."""
+    from datetime import UTC, datetime
+
+    import audit
+    from kyso.app import Application
+    from kyso.authz import Identity
+    from kyso.catalogue import SignatureRecord
+    from kyso.errors import NotFound
+    from kyso.operations.documents import Documents, SignedCommit
+    from kyso.server import Server
+
+    app = Application.open(config)
+    server = Server(config, app)
+    await server.start()
+    try:
+        documents = Documents(app)
+        actor = Identity(name="workflow", roles=frozenset({"workflow"}), unit="000.00.21.H49")
+
+        def item(n: int, *, refuse: bool = False) -> SignedCommit:
+            def within(conn, stored):
+                if refuse:
+                    raise RuntimeError("taken over")
+
+            return SignedCommit(
+                pdf=b"%PDF-1.7 signed " + str(n).encode(),
+                filename=f"{n}.pdf",
+                uploader="workflow",
+                unit_code="000.00.21.H49",
+                signature=SignatureRecord(
+                    signer="x", key_alias="seal", level="B-B", signed_at=datetime.now(UTC)
+                ),
+                event=lambda stored: app.events.event(
+                    audit.EventType.SIGNATURE_SEALED,
+                    actor=actor,
+                    document_sha256=stored.sha256,
+                    refs=(str(stored.ref),),
+                ),
+                within=within,
+            )
+
+        outcomes = await asyncio.gather(
+            *(documents.commit_signed(item(n, refuse=n == 2)) for n in range(5)),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[2], RuntimeError)
+        good = [o for n, o in enumerate(outcomes) if n != 2]
+        assert len({index for _, index in good}) == 4
+        for stored, _ in good:
+            assert app.catalogue.get(str(stored.ref)).signatures[0].key_alias == "seal"
+        bad = app.store.put(b"%PDF-1.7 signed 2", content_type="application/pdf", metadata={})
+        with pytest.raises(NotFound):  # stored maybe (an orphan), never catalogued
+            app.catalogue.get(str(bad.ref))
+    finally:
+        await server.stop()
