@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -331,7 +332,10 @@ class Documents:
         finally:
             for item in items:
                 if item.staged is not None and isinstance(self._store, storage.FilesystemStore):
-                    self._store.discard(item.staged)
+                    # A staging file left behind is only a leftover in tmp/: never an error
+                    # for commits that are already done.
+                    with contextlib.suppress(storage.StorageError, OSError):
+                        self._store.discard(item.staged)
 
     def _commit_signed_together(self, items: Sequence[SignedCommit]) -> list[_Committed]:
         to_put = [item for item in items if item.stored is None]
