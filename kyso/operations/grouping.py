@@ -20,13 +20,23 @@ already running in a thread would.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 __all__ = ["GroupCommit"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass(slots=True, weakref_slot=False)
+class _Lane(Generic[T, R]):
+    """One event loop's queue and the task draining it."""
+
+    queue: list[tuple[T, asyncio.Future[R]]] = field(default_factory=list)
+    draining: asyncio.Task[None] | None = None
 
 
 class GroupCommit(Generic[T, R]):
@@ -44,25 +54,30 @@ class GroupCommit(Generic[T, R]):
         self._batch = batch
         self._run = run
         self._max_batch = max_batch
-        self._queue: list[tuple[T, asyncio.Future[R]]] = []
-        self._draining: asyncio.Task[None] | None = None
+        self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lane[T, R]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.batches = 0
         """Batches run so far (for tests and metrics)."""
 
     async def submit(self, item: T) -> R:
         """Commit ``item`` with whatever else is waiting; its result, or its error raised."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
-        if self._draining is None:
-            self._draining = asyncio.ensure_future(self._drain())
+        loop = asyncio.get_running_loop()
+        lane = self._lanes.get(loop)
+        if lane is None:
+            lane = self._lanes[loop] = _Lane()
+        future: asyncio.Future[R] = loop.create_future()
+        lane.queue.append((item, future))
+        if lane.draining is None:
+            lane.draining = asyncio.ensure_future(self._drain(lane))
         # Shielded: the batch answers the future even if this caller is cancelled.
         return await asyncio.shield(future)
 
-    async def _drain(self) -> None:
+    async def _drain(self, lane: _Lane[T, R]) -> None:
         try:
-            while self._queue:
-                taken = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
+            while lane.queue:
+                taken = lane.queue[: self._max_batch]
+                del lane.queue[: self._max_batch]
                 self.batches += 1
                 try:
                     results = await self._run(self._batch, [item for item, _ in taken])
@@ -76,10 +91,10 @@ class GroupCommit(Generic[T, R]):
                             future.set_exception(exc)
                     continue
                 except BaseException:  # cancelled (the loop is closing): nobody is left waiting
-                    for _, future in taken + self._queue:
+                    for _, future in taken + lane.queue:
                         if not future.done():
                             future.cancel()
-                    self._queue.clear()
+                    lane.queue.clear()
                     raise
                 for (_, future), value in zip(taken, results, strict=True):
                     if future.done():
@@ -89,4 +104,4 @@ class GroupCommit(Generic[T, R]):
                     else:
                         future.set_result(value)
         finally:
-            self._draining = None
+            lane.draining = None

@@ -146,3 +146,32 @@ async def test_signed_commits_share_a_batch_and_a_bad_item_fails_alone(config):
             app.catalogue.get(str(bad.ref))
     finally:
         await server.stop()
+
+
+def test_each_event_loop_has_its_own_batches():
+    """Two loops (two threads) submitting at the same time: every item is answered on its own
+    loop, and no batch mixes the two."""
+    import threading
+
+    blocking = Blocking(threads=2, name="io")
+    batch = _Recorder()
+    group = GroupCommit(batch, blocking.run)
+    answers: dict[int, list[int]] = {}
+
+    def loop_thread(base: int) -> None:
+        async def main() -> list[int]:
+            return list(await asyncio.gather(*(group.submit(base + i) for i in range(20))))
+
+        answers[base] = asyncio.run(main())
+
+    try:
+        threads = [threading.Thread(target=loop_thread, args=(b,)) for b in (0, 100)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        blocking.close()
+    assert answers[0] == [i * 10 for i in range(20)]
+    assert answers[100] == [(100 + i) * 10 for i in range(20)]
+    assert all(len({i // 100 for i in b}) == 1 for b in batch.batches)
