@@ -331,11 +331,15 @@ class Documents:
             return results
         finally:
             for item in items:
-                if item.staged is not None and isinstance(self._store, storage.FilesystemStore):
-                    # A staging file left behind is only a leftover in tmp/: never an error
-                    # for commits that are already done.
-                    with contextlib.suppress(storage.StorageError, OSError):
-                        self._store.discard(item.staged)
+                if item.staged is not None:
+                    self.discard_staged(item.staged)
+
+    def discard_staged(self, staged: storage.StagedFile) -> None:
+        """Remove a signing worker's staging file (blocking; idempotent). One left behind is only
+        a leftover in tmp/, never an error for the commit it belonged to."""
+        if isinstance(self._store, storage.FilesystemStore):
+            with contextlib.suppress(storage.StorageError, OSError):
+                self._store.discard(staged)
 
     def _commit_signed_together(self, items: Sequence[SignedCommit]) -> list[_Committed]:
         to_put = [item for item in items if item.stored is None]

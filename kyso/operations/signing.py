@@ -106,26 +106,30 @@ class Sealing:
             data, source_ref = await self._documents.read(order.document)
             signed = await pdf_signer.sign(dataclasses.replace(request, pdf=data))
             staged = None
-        signature = SignatureRecord(
-            signer=self._signer_name(order.alias),
-            key_alias=order.alias,
-            level=signed.level.value,
-            signed_at=signed.signing_time.astimezone(UTC)
-            if signed.signing_time.tzinfo
-            else datetime.now(UTC),
-        )
-
-        def event(stored: storage.StoredObject) -> audit.Event:
-            return self._app.events.event(
-                audit.EventType.SIGNATURE_SEALED,
-                actor=actor,
-                unit=key.unit,
-                document_sha256=stored.sha256,
-                refs=(str(stored.ref), source_ref),
-                key=order.alias,
-                details={"level": signed.level.value, "field": signed.field_name},
+        try:
+            signature = SignatureRecord(
+                signer=self._signer_name(order.alias),
+                key_alias=order.alias,
+                level=signed.level.value,
+                signed_at=signed.signing_time.astimezone(UTC)
+                if signed.signing_time.tzinfo
+                else datetime.now(UTC),
             )
 
+            def event(stored: storage.StoredObject) -> audit.Event:
+                return self._app.events.event(
+                    audit.EventType.SIGNATURE_SEALED,
+                    actor=actor,
+                    unit=key.unit,
+                    document_sha256=stored.sha256,
+                    refs=(str(stored.ref), source_ref),
+                    key=order.alias,
+                    details={"level": signed.level.value, "field": signed.field_name},
+                )
+        except BaseException:
+            if staged is not None:  # never handed to a commit: the worker's staging file goes
+                self._documents.discard_staged(staged)
+            raise
         # Stored, catalogued and ledgered together with the other seals committing now.
         stored, index = await self._documents.commit_signed(
             SignedCommit(
