@@ -7,6 +7,11 @@ over the same ``KeySpec`` list (PKCS#11 state never crosses a process boundary) 
 ``SigningEngine`` with every stamp prepared, then freezes the garbage collector's view of
 those long-lived objects.
 
+With ``store`` (a picklable function that opens the object store), ``sign_stored`` signs a
+stored document that the worker reads itself, and in a filesystem store it stages the signed PDF
+there for the parent to adopt (``FilesystemStore.stage``): a large document never crosses the
+socket. The store's credentials travel in the boot configuration, never in argv.
+
 Messages (``workers.wire``): the worker configuration once at start (key specs, profiles,
 settings; PIN *sources*, never PINs); per request a pickled header (the ``SignRequest`` fields
 but the PDF) with the PDF as the message's own data frame (the document is never pickled); per
@@ -256,15 +261,24 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
         close()
         raise
 
-    store = config.store() if config.store is not None else None
     max_size = config.settings.max_document_size
+    opened: list[ObjectStore] = []
+
+    def open_store() -> ObjectStore:
+        # Opened at the first request that needs it: a store that is down when the workers
+        # start fails those requests (the store's own error), never the signing pool's start.
+        assert config.store is not None
+        if not opened:
+            opened.append(config.store())
+        return opened[0]
 
     def handle(kind: int, arg: int, payload: bytes, data: bytes | None) -> Reply:
         fields = _loads(payload)
         stage = False
         input_digest = None
+        store: ObjectStore | None = None
         if kind == _SIGN_STORED:
-            assert store is not None
+            store = open_store()
             data, input_digest = _read_stored(store, fields.pop("ref"), max_size)
             stage = fields.pop("stage") and isinstance(store, FilesystemStore)
         assert data is not None
