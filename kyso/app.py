@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import grp
 import hashlib
 import logging
@@ -74,14 +75,23 @@ def operators_group(config: Config) -> int | None:
 
 def open_store(config: Config) -> storage.ObjectStore:
     """The object store the configuration names (filesystem by default)."""
+    return store_opener(config)()
+
+
+def store_opener(config: Config) -> Callable[[], storage.ObjectStore]:
+    """A picklable function that opens the configured store: in this process, or in a worker
+    process that reads and writes the store itself (the signing workers)."""
     if config.storage.backend == "filesystem":
-        return storage.FilesystemStore(config.storage.path, group=operators_group(config))
+        return functools.partial(
+            storage.FilesystemStore, config.storage.path, group=operators_group(config)
+        )
     s3 = config.storage.s3
     try:
         credentials = storage.S3Credentials.from_env()
     except storage.StorageConfigError as exc:
         raise ConfigError(f"storage.s3: {exc}") from None
-    return storage.S3Store(
+    return functools.partial(
+        storage.S3Store,
         storage.S3Config(
             endpoint=s3.endpoint,
             bucket=s3.bucket,
@@ -520,4 +530,7 @@ def open_pdf_signer(
         settings=settings,
         key_specs=[spec for spec in key_specs(config) if spec.alias in profiles],
         workers=config.signing.workers or None,
+        # The workers read stored documents themselves: a large one never crosses a socket
+        # from this process to a worker.
+        store=store_opener(config),
     )

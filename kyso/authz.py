@@ -43,6 +43,7 @@ ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
     "/kyso.v1.SigningService/SignPdf": frozenset({"workflow", "clerk"}),
     "/kyso.v1.SigningService/PrepareSignature": frozenset({"workflow", "clerk"}),
     "/kyso.v1.SigningService/CompleteSignature": frozenset({"official", "workflow"}),
+    "/kyso.v1.SigningService/CompleteSignatures": frozenset({"official", "workflow"}),
     "/kyso.v1.SigningService/ListPendingSignatures": frozenset({"official", "workflow"}),
     "/kyso.v1.SigningService/CancelSignature": frozenset({"workflow", "clerk", "official"}),
     "/kyso.v1.VerificationService/VerifyPdf": frozenset({"auditor", "workflow", "clerk", "hub"}),

@@ -50,6 +50,9 @@ class Placement:
     rect: Rect | None = None
 
 
+_COPY_CHUNK = 1 << 20
+
+
 def open_for_signing(pdf: bytes, *, max_size: int) -> IncrementalPdfFileWriter:
     """Parse ``pdf`` for an incremental update, or raise the precise error.
 
@@ -75,6 +78,9 @@ def open_for_signing(pdf: bytes, *, max_size: int) -> IncrementalPdfFileWriter:
         _ = reader.root.get("/AcroForm")
         certification = read_certification_data(reader)
         writer = IncrementalPdfFileWriter.from_reader(reader)
+        # The original bytes are copied to the output in chunks of this size: pyHanko's 4 KiB
+        # means 2,500 calls for a 10 MB document (a fifth of its signing time, profiled).
+        writer.IO_CHUNK_SIZE = _COPY_CHUNK
     except (PdfError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         raise PdfCorrupt(
             "the PDF is truncated or damaged and cannot be signed; re-export it from its source "

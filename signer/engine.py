@@ -156,8 +156,14 @@ class SigningEngine:
         gc.collect()
         gc.freeze()
 
-    async def sign(self, request: SignRequest) -> SignedDocument:
-        """Sign ``request.pdf``; see the module docstring for the guarantees."""
+    async def sign(self, request: SignRequest, *, input_digest: Any = None) -> SignedDocument:
+        """Sign ``request.pdf``; see the module docstring for the guarantees.
+
+        ``input_digest``: a ``hashlib.sha256`` object that has hashed exactly ``request.pdf``
+        (a worker that verified the stored document has one). The signed PDF is an incremental
+        update, the input followed by the new revision, so its SHA-256 continues from a copy of
+        it instead of hashing the whole document again.
+        """
         state = self._keys.get(request.alias)
         if state is None:
             raise unknown_alias(request.alias, self._keys)
@@ -212,7 +218,7 @@ class SigningEngine:
             ) from exc
         return SignedDocument(
             pdf=output,
-            sha256=hashlib.sha256(output).hexdigest(),
+            sha256=_output_sha256(output, request.pdf, input_digest),
             field_name=placement.field_name,
             signing_time=signing_time,
             level=request.level,
@@ -278,6 +284,16 @@ class SigningEngine:
             )
             state.stamps[kind] = stamp
         return stamp
+
+
+def _output_sha256(output: bytes, pdf: bytes, input_digest: Any) -> str:
+    """SHA-256 of ``output``, continued from ``input_digest`` (of ``pdf``) when ``output``
+    starts with ``pdf``."""
+    if input_digest is None or not output.startswith(pdf):
+        return hashlib.sha256(output).hexdigest()
+    digest = input_digest.copy()
+    digest.update(memoryview(output)[len(pdf) :])
+    return str(digest.hexdigest())
 
 
 def unknown_alias(alias: str, configured: Iterable[str]) -> UnknownKeyAlias:

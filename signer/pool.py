@@ -7,6 +7,11 @@ over the same ``KeySpec`` list (PKCS#11 state never crosses a process boundary) 
 ``SigningEngine`` with every stamp prepared, then freezes the garbage collector's view of
 those long-lived objects.
 
+With ``store`` (a picklable function that opens the object store), ``sign_stored`` signs a
+stored document that the worker reads itself, and in a filesystem store it stages the signed PDF
+there for the parent to adopt (``FilesystemStore.stage``): a large document never crosses the
+socket. The store's credentials travel in the boot configuration, never in argv.
+
 Messages (``workers.wire``): the worker configuration once at start (key specs, profiles,
 settings; PIN *sources*, never PINs); per request a pickled header (the ``SignRequest`` fields
 but the PDF) with the PDF as the message's own data frame (the document is never pickled); per
@@ -28,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +47,7 @@ from signer.engine import (
     unknown_alias,
 )
 from signer.errors import DocumentTooLarge, SignerUnavailable, SigningError
+from storage import FilesystemStore, ObjectStore, StagedFile, StorageError
 from workers import (
     PoolSpec,
     PoolUnavailable,
@@ -61,6 +67,7 @@ engine's own network timeouts (two time-stamps and the revocation data of a B-LT
 the default settings), so that only a worker that hangs trips it."""
 
 _SIGN = 1
+_SIGN_STORED = 2
 _BACKOFF = (1.0, 30.0)
 _STOP_GRACE = 10.0
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(SignRequest) if f.name != "pdf")
@@ -74,6 +81,7 @@ class _WorkerConfig:
     key_specs: tuple[KeySpec, ...]
     profiles: Mapping[str, KeyProfile]
     settings: SignerSettings
+    store: Callable[[], ObjectStore] | None = None
 
 
 class SigningPool:
@@ -93,6 +101,7 @@ class SigningPool:
         workers: int,
         start_timeout: float = 120.0,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        store: Callable[[], ObjectStore] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"a signing pool needs at least one worker, not {workers}")
@@ -110,7 +119,9 @@ class SigningPool:
             key_specs=tuple(by_alias[alias] for alias in profiles),
             profiles=dict(profiles),
             settings=settings,
+            store=store,
         )
+        self._reads_store = store is not None
         self._aliases = frozenset(profiles)
         self._max_size = settings.max_document_size
         try:
@@ -124,7 +135,7 @@ class SigningPool:
                     request_timeout=request_timeout,
                     stop_grace=_STOP_GRACE,
                     backoff=_BACKOFF,
-                    expected_errors=(SigningError, HsmError),
+                    expected_errors=(SigningError, HsmError, StorageError),
                 )
             )
         except WorkerUnavailable as exc:
@@ -163,6 +174,41 @@ class SigningPool:
             raise _unavailable(exc) from exc
         assert pdf is not None
         return SignedDocument(pdf=pdf, **_loads(payload))
+
+    @property
+    def reads_store(self) -> bool:
+        """Whether the workers open the object store themselves (``sign_stored``)."""
+        return self._reads_store
+
+    async def sign_stored(
+        self, request: SignRequest, ref: str, *, stage: bool = False
+    ) -> tuple[SignedDocument, StagedFile | None]:
+        """Sign the stored document ``ref`` (``request.pdf`` is ignored): the worker reads it
+        from the store itself, verified against its address, so the document never crosses the
+        socket to the worker. With ``stage`` and a filesystem store, the worker also writes the
+        signed PDF to a staging file of the store (``FilesystemStore.stage``) and answers that
+        instead of the bytes (the returned document's ``pdf`` is then empty): the caller puts it
+        (adopted without a copy) and discards it. Raises the store's errors
+        (``storage.ObjectNotFound``, ``storage.IntegrityError``, …) as they are, and
+        ``DocumentTooLarge`` over the size limit."""
+        if not self._reads_store:
+            raise ValueError("this signing pool was started without a store to read")
+        if request.alias not in self._aliases:
+            raise unknown_alias(request.alias, self._aliases)
+        fields = {name: getattr(request, name) for name in _REQUEST_FIELDS}
+        fields["ref"] = ref
+        fields["stage"] = stage
+        header = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            call = self._pool.submit(
+                kind=_SIGN_STORED, payload=header, loop=asyncio.get_running_loop()
+            )
+            payload, pdf = await call.wait_async()
+        except WorkerUnavailable as exc:
+            raise _unavailable(exc) from exc
+        result = _loads(payload)
+        staged: StagedFile | None = result.pop("staged", None)
+        return SignedDocument(pdf=pdf or b"", **result), staged
 
     def close(self) -> None:
         """Stop every worker (each closes its key ring); pending requests fail."""
@@ -215,15 +261,58 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
         close()
         raise
 
+    max_size = config.settings.max_document_size
+    opened: list[ObjectStore] = []
+
+    def open_store() -> ObjectStore:
+        # Opened at the first request that needs it: a store that is down when the workers
+        # start fails those requests (the store's own error), never the signing pool's start.
+        assert config.store is not None
+        if not opened:
+            opened.append(config.store())
+        return opened[0]
+
     def handle(kind: int, arg: int, payload: bytes, data: bytes | None) -> Reply:
+        fields = _loads(payload)
+        stage = False
+        input_digest = None
+        store: ObjectStore | None = None
+        if kind == _SIGN_STORED:
+            store = open_store()
+            data, input_digest = _read_stored(store, fields.pop("ref"), max_size)
+            stage = fields.pop("stage") and isinstance(store, FilesystemStore)
         assert data is not None
-        signed = loop.run_until_complete(engine.sign(SignRequest(pdf=data, **_loads(payload))))
+        signed = loop.run_until_complete(
+            engine.sign(SignRequest(pdf=data, **fields), input_digest=input_digest)
+        )
         result = {name: getattr(signed, name) for name in _RESULT_FIELDS}
+        if stage:
+            assert isinstance(store, FilesystemStore)
+            # The parent adopts this file into the store: the signed PDF never crosses back.
+            result["staged"] = store.stage(signed.pdf, sha256=signed.sha256)
+            return Reply(payload=pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
         return Reply(
             payload=pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), data=signed.pdf
         )
 
     return WorkerSetup(handle=handle, close=close)
+
+
+def _read_stored(store: ObjectStore, ref: str, max_size: int) -> tuple[bytes, Any]:
+    """A stored document's bytes, verified against its address, within ``max_size``; with the
+    SHA-256 object that hashed them when the store gives it (a filesystem store: one read, one
+    hash), else None."""
+    size = store.stat(ref).size
+    if size > max_size:
+        raise DocumentTooLarge(
+            f"the document is {size:,} bytes; the limit is {max_size:,} bytes. "
+            "Split it or ask the operator to raise the limit."
+        )
+    if isinstance(store, FilesystemStore):
+        return store.read_verified(ref)
+    with store.open(ref) as reader:
+        data: bytes = reader.read()
+    return data, None
 
 
 def _loads(data: bytes) -> Any:

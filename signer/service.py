@@ -16,7 +16,7 @@ partial result.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from hsm import KeyRing, KeySpec
 from signer.engine import (
@@ -29,6 +29,7 @@ from signer.engine import (
 )
 from signer.errors import SignerUnavailable
 from signer.pool import SigningPool
+from storage import ObjectStore, StagedFile
 
 __all__ = [
     "KeyProfile",
@@ -59,6 +60,7 @@ class PdfSigningService:
         settings: SignerSettings,
         key_specs: Sequence[KeySpec] = (),
         workers: int | None = None,
+        store: Callable[[], ObjectStore] | None = None,
     ) -> None:
         self._engine: SigningEngine | None = None
         self._pool: SigningPool | None = None
@@ -68,6 +70,7 @@ class PdfSigningService:
                 profiles=keys,
                 settings=settings,
                 workers=workers if workers is not None else (os.cpu_count() or 1),
+                store=store,
             )
         elif keyring is not None:
             self._engine = SigningEngine(keyring=keyring, keys=keys, settings=settings)
@@ -100,6 +103,22 @@ class PdfSigningService:
             return await self._pool.sign(request)
         assert self._engine is not None
         return await self._engine.sign(request)
+
+    @property
+    def reads_store(self) -> bool:
+        """Whether ``sign_stored`` is available: workers that open the store themselves
+        (``store`` given with ``key_specs``)."""
+        return self._pool is not None and self._pool.reads_store
+
+    async def sign_stored(
+        self, request: SignRequest, ref: str, *, stage: bool = False
+    ) -> tuple[SignedDocument, StagedFile | None]:
+        """Sign the stored document ``ref``, read by the worker from the store itself (only
+        when ``reads_store``); ``request.pdf`` is ignored. See ``SigningPool.sign_stored`` for
+        ``stage``."""
+        if self._pool is None or not self._pool.reads_store:
+            raise ValueError("this signer has no workers that read the store")
+        return await self._pool.sign_stored(request, ref, stage=stage)
 
     def close(self) -> None:
         """Stop the signing workers (nothing to do in-process). Idempotent."""

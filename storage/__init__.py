@@ -27,12 +27,14 @@ from storage.model import (
     RetentionState,
     StoredObject,
 )
-from storage.port import ObjectStore
+from storage.port import BatchObjectStore, ObjectStore, PutItem, put_many
 from storage.reader import ObjectReader
 from storage.s3 import S3Config, S3Credentials, S3Store
+from storage.streams import StagedFile
 
 __all__ = [
     "MAX_METADATA_BYTES",
+    "BatchObjectStore",
     "CredentialsRejected",
     "DeclaredHashMismatch",
     "FilesystemStore",
@@ -43,16 +45,19 @@ __all__ = [
     "ObjectReader",
     "ObjectRef",
     "ObjectStore",
+    "PutItem",
     "Retention",
     "RetentionMode",
     "RetentionState",
     "S3Config",
     "S3Credentials",
     "S3Store",
+    "StagedFile",
     "StorageConfigError",
     "StorageError",
     "StorageFull",
     "StorageUnavailable",
     "StoredObject",
     "UnsupportedOperation",
+    "put_many",
 ]

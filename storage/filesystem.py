@@ -26,6 +26,11 @@ Invariants:
   on Linux ≥ 5.8 (earlier kernels may not report write-back errors from it), else an fsync of
   each file, then of each touched directory once. Content is linked only after its bytes are
   durable, so a power cut at any point leaves either nothing or a complete object under a name;
+- ``stage`` writes bytes to a staging file in ``tmp/`` without a flush, for a later put of the
+  same store (a signing worker stages the document it signed; the server's put adopts it): a put
+  given that ``StagedFile`` hard-links it to a staging name of its own (no copy; the digest the
+  stager computed is trusted, so only the store's own processes may stage) and continues as
+  above; the stager's file stays until ``discard``, so a failed put can be retried;
 - ENOSPC/EDQUOT raises ``StorageFull`` and removes every file the put created;
 - retention is recorded, not enforced: a filesystem cannot lock a file against root, and this
   API never deletes.
@@ -51,6 +56,7 @@ from typing import Any
 
 from storage.errors import (
     DeclaredHashMismatch,
+    IntegrityError,
     ObjectNotFound,
     StorageConfigError,
     StorageError,
@@ -69,7 +75,7 @@ from storage.model import (
 )
 from storage.port import PutItem
 from storage.reader import ObjectReader
-from storage.streams import PutSource, iter_chunks
+from storage.streams import PutSource, StagedFile, iter_chunks
 
 __all__ = ["FilesystemStore"]
 
@@ -129,7 +135,19 @@ class FilesystemStore:
         meta = check_metadata(metadata)
         if expected_sha256 is not None:
             parse_sha256(expected_sha256, what="the declared sha256")
-        staged, digest, size = self._stage(stream)
+        if isinstance(stream, StagedFile):
+            staged, digest, size = self._adopt(stream)
+            try:
+                fd = os.open(staged, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                staged.unlink(missing_ok=True)
+                raise _os_error(exc, "cannot write the document") from exc
+        else:
+            staged, digest, size = self._stage(stream)
         try:
             if expected_sha256 is not None and digest != expected_sha256:
                 raise DeclaredHashMismatch(
@@ -155,6 +173,52 @@ class FilesystemStore:
                 staged.unlink()
         return self.stat(ref)
 
+    def stage(self, data: bytes, *, sha256: str | None = None) -> StagedFile:
+        """Write ``data`` to a staging file (not flushed) for a later put of this store, which
+        adopts it without copying; ``sha256``: the bytes' digest if the caller has it. Call
+        ``discard`` once the put is done (or abandoned)."""
+        if sha256 is not None:
+            parse_sha256(sha256, what="the staged digest")
+            try:
+                fd, name = tempfile.mkstemp(dir=self._tmp, prefix=".put-")
+            except OSError as exc:
+                raise _os_error(exc, "cannot create a staging file") from exc
+            try:
+                with os.fdopen(fd, "wb", buffering=0) as out:
+                    view = memoryview(data)
+                    while view:
+                        view = view[out.write(view) or 0 :]
+            except OSError as exc:
+                Path(name).unlink(missing_ok=True)
+                raise _os_error(exc, "cannot stage the document") from exc
+            return StagedFile(path=name, sha256=sha256, size=len(data))
+        path, digest, size = self._stage(data, durable=False)
+        return StagedFile(path=str(path), sha256=digest, size=size)
+
+    def discard(self, staged: StagedFile) -> None:
+        """Remove a staging file made by ``stage`` (whether or not a put adopted it)."""
+        self._check_staged(staged)
+        Path(staged.path).unlink(missing_ok=True)
+
+    def _check_staged(self, staged: StagedFile) -> Path:
+        path = Path(staged.path)
+        if path.parent != self._tmp or not path.name.startswith(".put-"):
+            raise StorageError(f"{staged.path} is not a staging file of {self.root}")
+        return path
+
+    def _adopt(self, staged: StagedFile) -> tuple[Path, str, int]:
+        """A staging name of this put's own for a staged file (a hard link: no copy)."""
+        source = self._check_staged(staged)
+        parse_sha256(staged.sha256, what="the staged digest")
+        try:
+            if os.stat(source).st_size != staged.size:
+                raise StorageError(f"the staged file {source} is not {staged.size} bytes long")
+            own = Path(tempfile.mktemp(dir=self._tmp, prefix=".put-"))  # noqa: S306 (link fails if taken)
+            os.link(source, own)
+        except OSError as exc:
+            raise _os_error(exc, "cannot adopt the staged document") from exc
+        return own, staged.sha256, staged.size
+
     def put_many(self, items: Sequence[PutItem], /) -> list[StoredObject]:
         """Store a batch with one group flush (see the module doc); descriptions in order."""
         for item in items:
@@ -169,7 +233,10 @@ class FilesystemStore:
         staged: list[_Staged] = []
         try:
             for item in items:
-                path, digest, size = self._stage(item.source, durable=False)
+                if isinstance(item.source, StagedFile):
+                    path, digest, size = self._adopt(item.source)
+                else:
+                    path, digest, size = self._stage(item.source, durable=False)
                 staged.append(_Staged(item=item, path=path, sha256=digest, size=size))
                 if item.expected_sha256 is not None and digest != item.expected_sha256:
                     raise DeclaredHashMismatch(
@@ -267,6 +334,26 @@ class FilesystemStore:
                 raise _os_error(exc, f"cannot read {info.ref}") from exc
 
         return ObjectReader(info=info, read_chunk=read_chunk, close_source=handle.close)
+
+    def read_verified(self, ref: ObjectRef | str) -> tuple[bytes, Any]:
+        """The whole object in one read, and the SHA-256 object that hashed it (a caller that
+        appends to the bytes can continue the digest from a ``copy()`` of it). Raises
+        ``IntegrityError`` when the bytes do not hash to ``ref`` (never returns them then).
+        For documents that fit in memory (a signing worker's input)."""
+        info = self.stat(ref)
+        try:
+            data = self._path(info.ref).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no object {info.ref} in {self.root}") from exc
+        except OSError as exc:
+            raise _os_error(exc, f"cannot read {info.ref}") from exc
+        digest = hashlib.sha256(data)
+        if len(data) != info.size or digest.hexdigest() != info.sha256:
+            raise IntegrityError(
+                f"{info.ref} does not hash to its reference: the stored copy is corrupt; "
+                "restore it from a replica or backup"
+            )
+        return data, digest
 
     def stat(self, ref: ObjectRef | str) -> StoredObject:
         ref = ObjectRef.parse(ref)

@@ -10,8 +10,9 @@ signs without asking, and only with an explicit selection: ``--session ID`` (rep
 
 Pipelining: the token is the slow part (0.5–2 s a signature on a USB token), so it is never kept
 waiting. Every document's ``data_to_sign`` arrives with the list, one thread feeds the token
-back to back, and each value's CompleteSignature runs on the event loop while the token already
-signs the next document.
+back to back, and the values are completed in ``CompleteSignatures`` calls on the event loop
+(``kyso.cli.agent_batch``: what the token signed during one call goes in the next) while the
+token already signs the next document.
 
 Stopping: when the token fails (pulled out, module error) or the server cannot be reached, no
 further document is signed, the completions in flight are awaited, and the summary says how many
@@ -40,6 +41,7 @@ from asn1crypto import x509
 
 import hsm
 import workers
+from kyso.cli.agent_batch import CompletionBatcher, ItemError
 from kyso.cli.agent_check import Inspected, PreparedMismatch, inspect_prepared
 from kyso.cli.common import ClientTarget, add_client_arguments, client_target, die
 from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc, signing_pb2, signing_pb2_grpc
@@ -282,30 +284,33 @@ async def sign_batch(
     token_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kyso-token")
     loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(_IN_FLIGHT)
-    in_flight: set[asyncio.Task[None]] = set()
     async with _channel(target) as channel:
         stub = signing_pb2_grpc.SigningServiceStub(channel)
         metadata = _metadata(target)
 
-        async def complete(item: signing_pb2.PendingSignature, value: bytes) -> None:
-            try:
-                reply = await stub.CompleteSignature(
-                    signing_pb2.CompleteSignatureRequest(
-                        session_id=item.session_id, signature_value=value
-                    ),
-                    metadata=metadata,
-                    timeout=_RPC_TIMEOUT,
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in _PER_DOCUMENT:
-                    result.failed.append((item.title or item.session_id, _rpc_text(exc)))
-                elif result.stopped is None:
-                    result.stopped = f"the server could not be reached ({_rpc_text(exc)})"
-            else:
+        def outcome(
+            item: signing_pb2.PendingSignature,
+            reply: signing_pb2.CompleteSignatureResponse | None,
+            error: ItemError | None,
+        ) -> None:
+            slots.release()
+            if reply is not None:
                 result.signed.append((item.title or item.session_id, reply.document.ref.ref))
-            finally:
-                slots.release()
-                progress(result)
+            elif error is not None and error.per_document:
+                result.failed.append((item.title or item.session_id, error.message))
+            elif error is not None and result.stopped is None:
+                result.stopped = f"the server could not be reached ({error.message})"
+            progress(result)
+
+        # Completions go in CompleteSignatures calls: what the token signed while one call was
+        # in flight goes in the next (kyso.cli.agent_batch).
+        batcher = CompletionBatcher(
+            stub,
+            metadata=metadata,
+            timeout=_RPC_TIMEOUT,
+            on_outcome=outcome,
+            per_document=frozenset(_PER_DOCUMENT),
+        )
 
         try:
             for item in items:
@@ -328,14 +333,11 @@ async def sign_batch(
                     slots.release()
                     result.stopped = f"the token stopped signing ({exc})"
                     break
-                task = asyncio.create_task(complete(item, value))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
+                batcher.add(item, value)
         finally:
             # Completions already sent are finished, never abandoned: the server may be
             # embedding them right now.
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+            await batcher.drain()
             token_thread.shutdown(wait=True)
     return result
 

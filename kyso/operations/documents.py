@@ -24,24 +24,62 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import dataclasses
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+import sqlalchemy as sa
 
 import audit
 import storage
 from kyso.app import Application
 from kyso.authz import Identity
-from kyso.catalogue import CatalogueEntry
+from kyso.catalogue import Catalogue, CatalogueEntry, SignatureRecord
 from kyso.errors import NotFound, PermissionDenied, RequestInvalid
+from kyso.operations.grouping import GroupCommit
 from kyso.operations.ledger import Staging
 
-__all__ = ["INLINE_LIMIT", "ChunkPipe", "DocumentSource", "Documents", "UploadMeta"]
+__all__ = [
+    "INLINE_LIMIT",
+    "ChunkPipe",
+    "DocumentSource",
+    "Documents",
+    "SignedCommit",
+    "UploadMeta",
+]
 
 INLINE_LIMIT = 4 * 1024 * 1024
 """The largest document given inline in a request; larger ones are uploaded and given by ref."""
 
 _PIPE_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignedCommit:
+    """A signed PDF to store, catalogue with its signature, and record in the ledger.
+
+    ``pdf``: the bytes; or ``staged``: the bytes a signing worker staged in the (filesystem)
+    store, adopted without a copy and discarded after the commit; or ``stored``: the object an
+    earlier put already stored. ``event`` builds the ledger event once the object's address is
+    known. ``within``: more of the same change, written first in the same transaction (a
+    two-phase session marked completed); it raises to refuse the item (then the batch is
+    retried without it, so only that item fails).
+    """
+
+    filename: str
+    uploader: str
+    unit_code: str
+    signature: SignatureRecord
+    event: Callable[[storage.StoredObject], audit.Event]
+    pdf: bytes | None = None
+    staged: storage.StagedFile | None = None
+    stored: storage.StoredObject | None = None
+    within: Callable[[sa.Connection, storage.StoredObject], None] | None = None
+
+
+_Committed = tuple[storage.StoredObject, Staging]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +183,9 @@ class Documents:
         self._store = app.store
         self._run = app.executors.io.run
         self._executors = app.executors
+        self._signed_commits: GroupCommit[SignedCommit, _Committed] = GroupCommit(
+            self._commit_signed_batch, self._run
+        )
 
     async def upload(
         self, actor: Identity, meta: UploadMeta, chunks: AsyncIterator[bytes]
@@ -257,9 +298,89 @@ class Documents:
         )
         return stored, entry
 
+    async def commit_signed(self, item: SignedCommit) -> tuple[storage.StoredObject, int]:
+        """Store (when ``item.pdf`` is given), catalogue and ledger a signed PDF, grouped with
+        the other signed documents being committed at the same time (``grouping``): one flush
+        of the store when it can flush a batch, one database transaction for the rows and
+        their events. Returns the stored object and the ledger index of its event."""
+        if item.pdf is not None and not isinstance(self._app.store, storage.BatchObjectStore):
+            # A store without batch puts (S3) is written per request, in parallel threads;
+            # only the database rows are grouped.
+            stored, _ = await self.store_signed(
+                item.pdf, filename=item.filename, uploader=item.uploader, unit_code=item.unit_code
+            )
+            item = dataclasses.replace(item, pdf=None, stored=stored)
+        stored, staging = await self._signed_commits.submit(item)
+        [index] = await self._app.events.settled(staging)
+        return stored, index
+
+    def _commit_signed_batch(self, items: Sequence[SignedCommit]) -> list[_Committed | Exception]:
+        """A batch of ``commit_signed`` (blocking); an item that fails alone fails alone."""
+        try:
+            try:
+                return list(self._commit_signed_together(items))
+            except Exception as exc:
+                if len(items) == 1:
+                    return [exc]
+            results: list[_Committed | Exception] = []
+            for item in items:  # the batch failed: each on its own, so one bad item fails alone
+                try:
+                    results.extend(self._commit_signed_together([item]))
+                except Exception as exc:
+                    results.append(exc)
+            return results
+        finally:
+            for item in items:
+                if item.staged is not None:
+                    self.discard_staged(item.staged)
+
+    def discard_staged(self, staged: storage.StagedFile) -> None:
+        """Remove a signing worker's staging file (blocking; idempotent). One left behind is only
+        a leftover in tmp/, never an error for the commit it belonged to."""
+        if isinstance(self._store, storage.FilesystemStore):
+            with contextlib.suppress(storage.StorageError, OSError):
+                self._store.discard(staged)
+
+    def _commit_signed_together(self, items: Sequence[SignedCommit]) -> list[_Committed]:
+        to_put = [item for item in items if item.stored is None]
+        put = iter(
+            storage.put_many(
+                self._store,
+                [
+                    storage.PutItem(
+                        source=item.staged or item.pdf or b"",
+                        content_type="application/pdf",
+                        metadata=_who(item.uploader, item.unit_code),
+                        retention=self._app.signed_retention,
+                    )
+                    for item in to_put
+                ],
+            )
+            if to_put
+            else []
+        )
+        objects = [item.stored or next(put) for item in items]
+        committed: list[_Committed] = []
+        with self._app.engine.begin() as conn:
+            for item, stored in zip(items, objects, strict=True):
+                entry = CatalogueEntry(
+                    ref=str(stored.ref),
+                    size=stored.size,
+                    content_type="application/pdf",
+                    filename=item.filename,
+                    uploader=item.uploader,
+                    unit_code=item.unit_code,
+                )
+                if item.within is not None:
+                    item.within(conn, stored)
+                Catalogue.write(conn, entry, signature=item.signature)
+                staging = Staging()
+                staging.write(conn, [item.event(stored)])
+                committed.append((stored, staging))
+        return committed
+
     async def read(self, source: DocumentSource) -> tuple[bytes, str]:
         """The document's bytes and its ref ("" when inline), within the configured size."""
-        limit = self._app.config.signing.max_document_bytes
         if source.content is not None:
             if len(source.content) > INLINE_LIMIT:
                 raise RequestInvalid(
@@ -268,8 +389,15 @@ class Documents:
                     field=f"{source.field}.content",
                 )
             return source.content, ""
+        ref = await self.checked_ref(source)
+        return await self._run(self.read_whole, ref), ref
+
+    async def checked_ref(self, source: DocumentSource) -> str:
+        """The ref of a document given by ref, once it is known to be stored within the
+        configured size (its bytes are read by whoever needs them)."""
         if source.ref is None:
             raise RequestInvalid("give the document inline (content) or by ref", field=source.field)
+        limit = self._app.config.signing.max_document_bytes
         ref = storage.ObjectRef.parse(source.ref)
         info = await self._run(self._store.stat, ref)
         if info.size > limit:
@@ -277,7 +405,7 @@ class Documents:
                 f"the document is {info.size} bytes; this server accepts at most {limit}",
                 field=f"{source.field}.ref",
             )
-        return await self._run(self.read_whole, str(ref)), str(ref)
+        return str(ref)
 
     def read_whole(self, ref: str) -> bytes:
         """A stored object's bytes, verified against its address (blocking)."""

@@ -13,6 +13,7 @@ start-up reconciliation catalogues, never a document without its record).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,8 +25,7 @@ from kyso.authz import Identity
 from kyso.catalogue import SignatureRecord
 from kyso.config import KeyConfig
 from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
-from kyso.operations.documents import Documents, DocumentSource
-from kyso.operations.ledger import Staging
+from kyso.operations.documents import Documents, DocumentSource, SignedCommit
 
 __all__ = ["SealOrder", "Sealed", "Sealing"]
 
@@ -84,50 +84,64 @@ class Sealing:
         pdf_signer = self._app.pdf_signer
         if pdf_signer is None:
             raise FailedPrecondition("this server has no signing keys configured")
-        data, source_ref = await self._documents.read(order.document)
-        signed = await pdf_signer.sign(
-            signer.SignRequest(
-                pdf=data,
-                alias=order.alias,
-                level=order.level or signer.Level(key.default_level),
-                appearance=order.appearance,
-                reason=order.reason,
-                location=order.location,
-                contact=order.contact,
-                field_name=order.field_name,
-                page=order.page,
-                rect=order.rect,
-                certify=order.certify,
+        request = signer.SignRequest(
+            pdf=b"",
+            alias=order.alias,
+            level=order.level or signer.Level(key.default_level),
+            appearance=order.appearance,
+            reason=order.reason,
+            location=order.location,
+            contact=order.contact,
+            field_name=order.field_name,
+            page=order.page,
+            rect=order.rect,
+            certify=order.certify,
+        )
+        if order.document.content is None and pdf_signer.reads_store:
+            # By ref: the signing worker reads the document from the store itself and, in a
+            # filesystem store, stages the signed one there too (adopted below without a copy).
+            source_ref = await self._documents.checked_ref(order.document)
+            signed, staged = await pdf_signer.sign_stored(request, source_ref, stage=True)
+        else:
+            data, source_ref = await self._documents.read(order.document)
+            signed = await pdf_signer.sign(dataclasses.replace(request, pdf=data))
+            staged = None
+        try:
+            signature = SignatureRecord(
+                signer=self._signer_name(order.alias),
+                key_alias=order.alias,
+                level=signed.level.value,
+                signed_at=signed.signing_time.astimezone(UTC)
+                if signed.signing_time.tzinfo
+                else datetime.now(UTC),
+            )
+
+            def event(stored: storage.StoredObject) -> audit.Event:
+                return self._app.events.event(
+                    audit.EventType.SIGNATURE_SEALED,
+                    actor=actor,
+                    unit=key.unit,
+                    document_sha256=stored.sha256,
+                    refs=(str(stored.ref), source_ref),
+                    key=order.alias,
+                    details={"level": signed.level.value, "field": signed.field_name},
+                )
+        except BaseException:
+            if staged is not None:  # never handed to a commit: the worker's staging file goes
+                self._documents.discard_staged(staged)
+            raise
+        # Stored, catalogued and ledgered together with the other seals committing now.
+        stored, index = await self._documents.commit_signed(
+            SignedCommit(
+                pdf=None if staged is not None else signed.pdf,
+                staged=staged,
+                filename=order.document.filename,
+                uploader=actor.name,
+                unit_code=key.unit or actor.unit,
+                signature=signature,
+                event=event,
             )
         )
-        stored, entry = await self._documents.store_signed(
-            signed.pdf,
-            filename=order.document.filename,
-            uploader=actor.name,
-            unit_code=key.unit or actor.unit,
-        )
-        signature = SignatureRecord(
-            signer=self._signer_name(order.alias),
-            key_alias=order.alias,
-            level=signed.level.value,
-            signed_at=signed.signing_time.astimezone(UTC)
-            if signed.signing_time.tzinfo
-            else datetime.now(UTC),
-        )
-        event = self._app.events.event(
-            audit.EventType.SIGNATURE_SEALED,
-            actor=actor,
-            unit=key.unit,
-            document_sha256=stored.sha256,
-            refs=(str(stored.ref), source_ref),
-            key=order.alias,
-            details={"level": signed.level.value, "field": signed.field_name},
-        )
-        staging = Staging()
-        await self._run(
-            self._app.catalogue.record, entry, signature=signature, journal=staging.journal(event)
-        )
-        [index] = await self._app.events.settled(staging)
         return Sealed(stored=stored, pdf=signed.pdf, level=signed.level, ledger_index=index)
 
     def _signer_name(self, alias: str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -33,9 +33,10 @@ import signer
 import storage
 from kyso.app import Application
 from kyso.authz import Identity
-from kyso.catalogue import Catalogue, SignatureRecord
+from kyso.catalogue import SignatureRecord
 from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
-from kyso.operations.documents import Documents, DocumentSource
+from kyso.operations.documents import Documents, DocumentSource, SignedCommit
+from kyso.operations.grouping import GroupCommit
 from kyso.operations.ledger import Staging
 from signer.twophase import (
     CertificateRejected,
@@ -58,6 +59,8 @@ T = TypeVar("T")
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _DEFAULT_PAGE = 100
+MAX_BATCH = 100
+"""The most sessions ``complete_many`` takes in one call."""
 _MAX_PAGE = 500
 _MAX_REASON = 500
 
@@ -104,6 +107,11 @@ class TwoPhase:
         self._run = app.executors.io.run
         self._pdf = app.executors.pdf.run
         self._events = app.events
+        # Claims of completions arriving together share one transaction.
+        self._claims: GroupCommit[str, str] = GroupCommit(self._claim_batch, self._run)
+
+    def _claim_batch(self, session_ids: Sequence[str]) -> Sequence[str | Exception]:
+        return self._sessions.claim_many(session_ids, now=datetime.now(UTC))
 
     async def _off_loop(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run the domain coroutine on its own event loop in a ``pdf`` pool thread: PDF parsing,
@@ -185,10 +193,31 @@ class TwoPhase:
         # Checked before the claim: a wrong value leaves the session exactly as it was.
         verify_signature_value(session, signature_value)
         try:
-            claim = await self._run(self._sessions.claim, session.id, now=datetime.now(UTC))
+            claim = await self._claims.submit(session.id)
         except SessionClosed as exc:
             raise FailedPrecondition(str(exc)) from exc
         return await self._complete_claimed(actor, session, signature_value, claim=claim)
+
+    async def complete_many(
+        self, actor: Identity, items: Sequence[tuple[str, bytes]]
+    ) -> list[Completed | Exception]:
+        """Complete each ``(session id, signature value)`` as ``complete`` would, all at once:
+        their commits share flushes and transactions. One outcome per item, in order: the
+        completion, or the error ``complete`` would have raised for it alone."""
+        if not items:
+            raise RequestInvalid("give at least one item to complete", field="items")
+        if len(items) > MAX_BATCH:
+            raise RequestInvalid(
+                f"a batch completes at most {MAX_BATCH} items (sessions); split it", field="items"
+            )
+        outcomes = await asyncio.gather(
+            *(self.complete(actor, session_id, value) for session_id, value in items),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # cancelled: the call is going away
+        return [o for o in outcomes if isinstance(o, Completed | Exception)]
 
     async def complete_remote(
         self, actor: Identity, session: SigningSession, signature_value: bytes
@@ -219,7 +248,6 @@ class TwoPhase:
         claim: str,
         back_to: SessionState = SessionState.OPEN,
     ) -> Completed:
-        staging = Staging()
         try:
             prepared = await self._run(self._documents.read_whole, session.prepared_ref)
             completed = await self._off_loop(
@@ -227,45 +255,56 @@ class TwoPhase:
                     session, prepared_pdf=prepared, signature_value=signature_value
                 )
             )
-            stored, entry = await self._documents.store_signed(
-                completed.pdf,
-                filename=session.filename,
-                uploader=session.requester,
-                unit_code=session.unit_code,
-            )
             signature = SignatureRecord(
                 signer=session.signer_name,
                 key_alias="",
                 level=completed.level.value,
                 signed_at=datetime.now(UTC),
             )
-            event = self._events.event(
-                audit.EventType.SIGNATURE_COMPLETED,
-                actor=actor,
-                unit=session.unit_code,
-                document_sha256=stored.sha256,
-                refs=(str(stored.ref), session.prepared_ref, session.source_ref),
-                details={
-                    "session": session.id,
-                    "level": completed.level.value,
-                    "certificate_sha256": session.certificate_sha256,
-                    "signer": session.signer_name,
-                    "requester": session.requester,
-                },
-            )
 
-            def journal(conn: sa.Connection) -> None:
-                Catalogue.write(conn, entry, signature=signature)
-                staging.write(conn, [event])
+            def event(stored: storage.StoredObject) -> audit.Event:
+                return self._events.event(
+                    audit.EventType.SIGNATURE_COMPLETED,
+                    actor=actor,
+                    unit=session.unit_code,
+                    document_sha256=stored.sha256,
+                    refs=(str(stored.ref), session.prepared_ref, session.source_ref),
+                    details={
+                        "session": session.id,
+                        "level": completed.level.value,
+                        "certificate_sha256": session.certificate_sha256,
+                        "signer": session.signer_name,
+                        "requester": session.requester,
+                    },
+                )
 
-            await self._run(
-                self._sessions.finish,
-                session.id,
-                claim=claim,
-                result_ref=str(stored.ref),
-                by=actor.name,
-                now=datetime.now(UTC),
-                journal=journal,
+            def finish(conn: sa.Connection, stored: storage.StoredObject) -> None:
+                if not self._sessions.finish_in(
+                    conn,
+                    session.id,
+                    claim=claim,
+                    result_ref=str(stored.ref),
+                    by=actor.name,
+                    now=datetime.now(UTC),
+                ):
+                    # Only when this claim outlived its lease and another request took it over.
+                    raise SessionClosed(
+                        f"session {session.id} was taken over by another completion",
+                        state=SessionState.COMPLETING,
+                    )
+
+            # Stored, marked completed, catalogued and ledgered together with the other
+            # completions committing now (one flush, one transaction).
+            stored, index = await self._documents.commit_signed(
+                SignedCommit(
+                    pdf=completed.pdf,
+                    filename=session.filename,
+                    uploader=session.requester,
+                    unit_code=session.unit_code,
+                    signature=signature,
+                    event=event,
+                    within=finish,
+                )
             )
         except BaseException as exc:
             await asyncio.shield(
@@ -274,8 +313,6 @@ class TwoPhase:
             if isinstance(exc, SessionClosed | PreparedDocumentAltered):
                 raise FailedPrecondition(str(exc)) from exc
             raise
-        # The session is completed with its event staged: the index is only read back here.
-        [index] = await asyncio.shield(self._events.settled(staging))
         return Completed(stored=stored, level=completed.level, ledger_index=index)
 
     async def list_pending(

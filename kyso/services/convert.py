@@ -22,7 +22,7 @@ from exchange.directory import RouteKind
 from exchange.edxml import TraceHeader
 from exchange.routing import DeliveryState, Quarantined, QuarantineKind, TrackEntry
 from kyso.catalogue import CatalogueEntry
-from kyso.errors import RequestInvalid
+from kyso.errors import RequestInvalid, to_status
 from kyso.operations.directory import ChildrenPage, NextHop, ServedUnit
 from kyso.operations.documents import DocumentSource, UploadMeta
 from kyso.operations.exchange import (
@@ -36,7 +36,7 @@ from kyso.operations.exchange import (
 from kyso.operations.hops import SignedReceipt
 from kyso.operations.ledger_reading import DocumentHistory, RecordedEvent
 from kyso.operations.signing import SealOrder
-from kyso.operations.twophase import PendingPage, PrepareOrder
+from kyso.operations.twophase import Completed, PendingPage, PrepareOrder
 from kyso.operations.verifying import PackageVerdict
 from kyso.v1 import (
     audit_pb2,
@@ -119,6 +119,31 @@ def timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+def completion_result(
+    session_id: str, outcome: Completed | Exception, *, request_id: str
+) -> signing_pb2.CompleteSignaturesResult:
+    """One item of ``CompleteSignatures``: its completion, or the status ``CompleteSignature``
+    would have answered for it (from the one error table)."""
+    if isinstance(outcome, Exception):
+        status = to_status(outcome, request_id=request_id)
+        return signing_pb2.CompleteSignaturesResult(
+            session_id=session_id,
+            error=signing_pb2.CompleteSignaturesError(
+                code=status.code.value[0],
+                message=status.message,
+                field=str(getattr(outcome, "field", "") or ""),
+            ),
+        )
+    return signing_pb2.CompleteSignaturesResult(
+        session_id=session_id,
+        completed=signing_pb2.CompleteSignatureResponse(
+            document=stored_document(outcome.stored.ref, outcome.stored.size),
+            level=level_to_proto(outcome.level),
+            ledger_index=outcome.ledger_index,
+        ),
+    )
 
 
 def stored_document(ref: storage.ObjectRef | str, size: int) -> common_pb2.StoredDocument:

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from kyso.interceptors import current_identity
+from kyso.errors import mapped_code
+from kyso.interceptors import current_identity, current_request_id
 from kyso.operations.wiring import Operations
 from kyso.services import convert
 from kyso.v1 import signing_pb2, signing_pb2_grpc
 
 __all__ = ["SigningServicer"]
+
+_log = logging.getLogger(__name__)
 
 
 class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
@@ -47,6 +51,27 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
             document=convert.stored_document(completed.stored.ref, completed.stored.size),
             level=convert.level_to_proto(completed.level),
             ledger_index=completed.ledger_index,
+        )
+
+    async def CompleteSignatures(  # noqa: N802
+        self, request: signing_pb2.CompleteSignaturesRequest, context: Any
+    ) -> signing_pb2.CompleteSignaturesResponse:
+        outcomes = await self._two_phase.complete_many(
+            current_identity(), [(i.session_id, i.signature_value) for i in request.items]
+        )
+        for item, outcome in zip(request.items, outcomes, strict=True):
+            if isinstance(outcome, Exception) and mapped_code(outcome) is None:
+                _log.error(
+                    "unexpected error completing session %s",
+                    item.session_id,
+                    exc_info=outcome,
+                    extra={"request_id": current_request_id()},
+                )
+        return signing_pb2.CompleteSignaturesResponse(
+            results=[
+                convert.completion_result(item.session_id, outcome, request_id=current_request_id())
+                for item, outcome in zip(request.items, outcomes, strict=True)
+            ]
         )
 
     async def ListPendingSignatures(  # noqa: N802

@@ -156,6 +156,38 @@ class CompleteSignatureResponse(_message.Message):
     ledger_index: int
     def __init__(self, document: _Optional[_Union[_common_pb2.StoredDocument, _Mapping]] = ..., level: _Optional[_Union[SignatureLevel, str]] = ..., ledger_index: _Optional[int] = ...) -> None: ...
 
+class CompleteSignaturesRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[CompleteSignatureRequest]
+    def __init__(self, items: _Optional[_Iterable[_Union[CompleteSignatureRequest, _Mapping]]] = ...) -> None: ...
+
+class CompleteSignaturesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[CompleteSignaturesResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[CompleteSignaturesResult, _Mapping]]] = ...) -> None: ...
+
+class CompleteSignaturesResult(_message.Message):
+    __slots__ = ("session_id", "completed", "error")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    completed: CompleteSignatureResponse
+    error: CompleteSignaturesError
+    def __init__(self, session_id: _Optional[str] = ..., completed: _Optional[_Union[CompleteSignatureResponse, _Mapping]] = ..., error: _Optional[_Union[CompleteSignaturesError, _Mapping]] = ...) -> None: ...
+
+class CompleteSignaturesError(_message.Message):
+    __slots__ = ("code", "message", "field")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    field: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
+
 class ListPendingSignaturesRequest(_message.Message):
     __slots__ = ("certificate_sha256", "page_size", "page_token")
     CERTIFICATE_SHA256_FIELD_NUMBER: _ClassVar[int]

@@ -49,6 +49,11 @@ class SigningServiceStub:
                 request_serializer=kyso_dot_v1_dot_signing__pb2.CompleteSignatureRequest.SerializeToString,
                 response_deserializer=kyso_dot_v1_dot_signing__pb2.CompleteSignatureResponse.FromString,
                 _registered_method=True)
+        self.CompleteSignatures = channel.unary_unary(
+                '/kyso.v1.SigningService/CompleteSignatures',
+                request_serializer=kyso_dot_v1_dot_signing__pb2.CompleteSignaturesRequest.SerializeToString,
+                response_deserializer=kyso_dot_v1_dot_signing__pb2.CompleteSignaturesResponse.FromString,
+                _registered_method=True)
         self.ListPendingSignatures = channel.unary_unary(
                 '/kyso.v1.SigningService/ListPendingSignatures',
                 request_serializer=kyso_dot_v1_dot_signing__pb2.ListPendingSignaturesRequest.SerializeToString,
@@ -95,6 +100,17 @@ class SigningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompleteSignatures(self, request, context):
+        """Complete several sessions in one call (an agent's batch; at most 100 items): each item is
+        checked and embedded exactly as CompleteSignature would, and the batch's documents, rows and
+        ledger events are committed together. Each item has its own outcome: one that fails (a
+        wrong value, a closed session) fails alone and its session is left as it was. The call
+        itself fails only for a malformed request (no items, too many). Roles: official, workflow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListPendingSignatures(self, request, context):
         """What waits for an official (by certificate fingerprint). Roles: official, workflow.
         """
@@ -126,6 +142,11 @@ def add_SigningServiceServicer_to_server(servicer, server):
                     servicer.CompleteSignature,
                     request_deserializer=kyso_dot_v1_dot_signing__pb2.CompleteSignatureRequest.FromString,
                     response_serializer=kyso_dot_v1_dot_signing__pb2.CompleteSignatureResponse.SerializeToString,
+            ),
+            'CompleteSignatures': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteSignatures,
+                    request_deserializer=kyso_dot_v1_dot_signing__pb2.CompleteSignaturesRequest.FromString,
+                    response_serializer=kyso_dot_v1_dot_signing__pb2.CompleteSignaturesResponse.SerializeToString,
             ),
             'ListPendingSignatures': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPendingSignatures,
@@ -219,6 +240,33 @@ class SigningService:
             '/kyso.v1.SigningService/CompleteSignature',
             kyso_dot_v1_dot_signing__pb2.CompleteSignatureRequest.SerializeToString,
             kyso_dot_v1_dot_signing__pb2.CompleteSignatureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteSignatures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kyso.v1.SigningService/CompleteSignatures',
+            kyso_dot_v1_dot_signing__pb2.CompleteSignaturesRequest.SerializeToString,
+            kyso_dot_v1_dot_signing__pb2.CompleteSignaturesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,7 +14,7 @@ import base64
 import enum
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -229,6 +229,35 @@ class SessionStore:
             raise closed_error(self.get(session_id), now)
         return token
 
+    def claim_many(self, session_ids: Sequence[str], *, now: datetime) -> list[str | SessionClosed]:
+        """``claim`` (from OPEN) for several sessions in one transaction (completions arriving
+        together): per session its claim token, or the ``SessionClosed`` it would raise."""
+        tokens = [secrets.token_hex(16) for _ in session_ids]
+        stale = _us(now - self._lease)
+        won: list[bool] = []
+        with self._engine.begin() as conn:
+            for session_id, token in zip(session_ids, tokens, strict=True):
+                claimed = conn.execute(
+                    sessions.update()
+                    .where(
+                        sessions.c.id == session_id,
+                        sessions.c.expires_us > _us(now),
+                        sa.or_(
+                            sessions.c.state == SessionState.OPEN.value,
+                            sa.and_(
+                                sessions.c.state == SessionState.COMPLETING.value,
+                                sessions.c.claimed_us < stale,
+                            ),
+                        ),
+                    )
+                    .values(state=SessionState.COMPLETING.value, claim=token, claimed_us=_us(now))
+                ).rowcount
+                won.append(claimed == 1)
+        return [
+            token if ok else closed_error(self.get(session_id), now)
+            for session_id, token, ok in zip(session_ids, tokens, won, strict=True)
+        ]
+
     def finish(
         self,
         session_id: str,
@@ -240,24 +269,41 @@ class SessionStore:
         journal: Journal | None = None,
     ) -> None:
         with self._engine.begin() as conn:
-            done = conn.execute(
-                sessions.update()
-                .where(sessions.c.id == session_id, sessions.c.claim == claim)
-                .values(
-                    state=SessionState.COMPLETED.value,
-                    result_ref=result_ref,
-                    closed_us=_us(now),
-                    closed_by=by,
-                )
-            ).rowcount
-            if done == 1 and journal is not None:
+            done = self.finish_in(
+                conn, session_id, claim=claim, result_ref=result_ref, by=by, now=now
+            )
+            if done and journal is not None:
                 journal(conn)
-        if done != 1:
+        if not done:
             # Only when this claim outlived its lease and another request took it over.
             raise SessionClosed(
                 f"session {session_id} was taken over by another completion",
                 state=SessionState.COMPLETING,
             )
+
+    @staticmethod
+    def finish_in(
+        conn: sa.Connection,
+        session_id: str,
+        *,
+        claim: str,
+        result_ref: str,
+        by: str,
+        now: datetime,
+    ) -> bool:
+        """``finish`` within a transaction the caller owns (several completions committed
+        together); False when the claim was taken over (nothing changed)."""
+        done = conn.execute(
+            sessions.update()
+            .where(sessions.c.id == session_id, sessions.c.claim == claim)
+            .values(
+                state=SessionState.COMPLETED.value,
+                result_ref=result_ref,
+                closed_us=_us(now),
+                closed_by=by,
+            )
+        ).rowcount
+        return bool(done == 1)
 
     def release(
         self, session_id: str, *, claim: str, back_to: SessionState = SessionState.OPEN

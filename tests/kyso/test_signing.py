@@ -3,6 +3,7 @@ input that stores nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import grpc
@@ -90,6 +91,41 @@ async def test_sign_stored_document_by_ref(dev_channel, dev_config):
     )
     assert reply.content == b""  # by ref in, by ref out
     assert reply.document.ref.ref != stored.ref.ref
+
+
+async def test_concurrent_seals_each_get_their_row_and_their_event(dev_channel, dev_config):
+    """Seals committing at the same time share flushes and transactions (group commit), yet
+    each signed document has its own catalogue row and its own ledger event."""
+    stub = signing_pb2_grpc.SigningServiceStub(dev_channel)
+    docs = documents_pb2_grpc.DocumentServiceStub(dev_channel)
+    ledger = audit_pb2_grpc.AuditServiceStub(dev_channel)
+    pdf = make_pdf()
+    replies = await asyncio.gather(
+        *(
+            stub.SignPdf(
+                signing_pb2.SignPdfRequest(
+                    document=common_pb2.DocumentInput(content=pdf, filename=f"{i}.pdf"),
+                    key_alias="seal-ec",
+                    reason=f"lần {i}",
+                ),
+                metadata=_auth(dev_config),
+            )
+            for i in range(8)
+        )
+    )
+    assert len({r.ledger_index for r in replies}) == 8
+    assert len({r.document.ref.ref for r in replies}) == 8
+    for i, reply in enumerate(replies):
+        info = await docs.Stat(
+            documents_pb2.StatRequest(ref=reply.document.ref), metadata=_auth(dev_config)
+        )
+        assert info.filename == f"{i}.pdf"
+        assert [s.key_alias for s in info.signatures] == ["seal-ec"]
+        event = await ledger.GetEvent(
+            audit_pb2.GetEventRequest(index=reply.ledger_index), metadata=_auth(dev_config)
+        )
+        assert event.event_type == "signature.sealed"
+        assert event.document_sha256 == reply.document.sha256
 
 
 @pytest.mark.parametrize(

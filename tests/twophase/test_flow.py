@@ -339,3 +339,61 @@ async def test_an_ec_key_signs_two_phase(server, stub, dev_env, token):
     done = _complete(stub, server.config, prepared.session_id, value)
     signed = download(server, done.document.ref)
     await validate(signed, root_certificate(dev_env), level=Level.B_T)
+
+
+def test_a_batch_completes_each_item_and_fails_the_bad_ones_alone(server, stub, dev_env, token):
+    """CompleteSignatures: good items are completed (stored, ledgered), a wrong value and a
+    closed session fail alone with the status CompleteSignature would give, in order."""
+    from .conftest import objects
+
+    config = server.config
+    sessions = [prepare(stub, config, dev_env, make_pdf()) for _ in range(4)]
+    values = [token.sign(s.data_to_sign) for s in sessions]
+    _complete(stub, config, sessions[3].session_id, values[3])  # closed before the batch
+    before = objects(config)
+    reply = stub.CompleteSignatures(
+        signing_pb2.CompleteSignaturesRequest(
+            items=[
+                signing_pb2.CompleteSignatureRequest(session_id=s.session_id, signature_value=v)
+                for s, v in zip(sessions[:2], values[:2], strict=True)
+            ]
+            + [
+                signing_pb2.CompleteSignatureRequest(
+                    session_id=sessions[2].session_id, signature_value=_flip(values[2])
+                ),
+                signing_pb2.CompleteSignatureRequest(
+                    session_id=sessions[3].session_id, signature_value=values[3]
+                ),
+            ]
+        ),
+        metadata=auth(config),
+    )
+    ids = [r.session_id for r in reply.results]
+    assert ids == [s.session_id for s in sessions]
+    good = [r.completed for r in reply.results[:2]]
+    assert all(r.WhichOneof("outcome") == "completed" for r in reply.results[:2])
+    assert len({g.ledger_index for g in good}) == 2
+    for done in good:
+        signed = download(server, done.document.ref)
+        assert len(PdfFileReader(io.BytesIO(signed)).embedded_signatures) == 1
+    wrong, closed = reply.results[2].error, reply.results[3].error
+    assert wrong.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "does not verify" in wrong.message
+    assert wrong.field == "signature_value"
+    assert closed.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert "already completed" in closed.message
+    assert len(objects(config)) == len(before) + 2  # the bad items stored nothing
+    # the wrong value left its session open: it still completes
+    assert _complete(stub, config, sessions[2].session_id, values[2]).document.sha256
+
+
+def test_an_empty_or_oversized_batch_is_refused(server, stub):
+    for count in (0, 101):
+        request = signing_pb2.CompleteSignaturesRequest(
+            items=[signing_pb2.CompleteSignatureRequest(session_id="0" * 32, signature_value=b"x")]
+            * count
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            stub.CompleteSignatures(request, metadata=auth(server.config))
+        assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "item" in err.value.details()
