@@ -12,6 +12,8 @@ An exception may carry ``field`` (the request field at fault); it becomes a
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +23,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 __all__ = [
+    "PLACEMENT_FIELDS",
     "AuthenticationError",
     "ConfigError",
     "DatabaseError",
@@ -34,6 +37,7 @@ __all__ = [
     "StatusInfo",
     "StreamIdle",
     "Unavailable",
+    "fields_named",
     "to_status",
 ]
 
@@ -95,6 +99,37 @@ class StreamIdle(KysoError):
 
 class Unavailable(KysoError):
     """A dependency (database, storage, token, peer) cannot be reached; retry later."""
+
+
+PLACEMENT_FIELDS: Mapping[str | None, str] = {
+    "rect": "placement.rect",
+    "page": "placement.rect.page",
+    "field_name": "placement.field_name",
+    None: "document",
+}
+"""The signer's own field names as SignPdfRequest and PrepareSignatureRequest write them."""
+
+
+@contextmanager
+def fields_named(names: Mapping[str | None, str]) -> Iterator[None]:
+    """Name request fields as the .proto writes them in errors raised inside.
+
+    A domain error names the field in its own words (``rect``, ``code``) or not at all; the
+    operation that passed the request's value knows its path (``placement.rect``,
+    ``from_unit``). An error whose ``field`` is a key of ``names`` leaves with
+    ``names[field]``, so that its ``google.rpc.BadRequest`` detail names the request's field;
+    the key ``None`` names the field of an INVALID_ARGUMENT error that names none.
+    """
+    try:
+        yield
+    except Exception as exc:
+        field = getattr(exc, "field", None)
+        if field is None and mapped_code(exc) is not grpc.StatusCode.INVALID_ARGUMENT:
+            raise  # no field to name on an error that is not about the request's input
+        if field in names:
+            with suppress(AttributeError):  # an exception class with slots: left as it is
+                exc.field = names[field]  # type: ignore[attr-defined]
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,8 +287,11 @@ def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
         message = _bounded(str(exc) or type(exc).__name__)
     packed: list[any_pb2.Any] = []
     field = getattr(exc, "field", None)
-    if field:
-        violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
+    if field or code is grpc.StatusCode.INVALID_ARGUMENT:
+        # every INVALID_ARGUMENT carries a BadRequest; "" when no one field is at fault
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=field or "", description=message
+        )
         packed.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
     if isinstance(exc, Overloaded):
         delay = duration_pb2.Duration()

@@ -69,7 +69,7 @@ from exchange.edxml import (
     open_package,
 )
 from exchange.edxml.model import StatusCode
-from exchange.errors import ExchangeError, PackageTooLarge, UnitNotFound
+from exchange.errors import DuplicateDocument, ExchangeError, PackageTooLarge, UnitNotFound
 from exchange.routing import (
     Accepted,
     InboxItem,
@@ -82,7 +82,7 @@ from exchange.routing import (
 from exchange.routing.model import Prepared
 from kyso.app import Application, package_limits
 from kyso.authz import Identity
-from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid
+from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid, fields_named
 from kyso.operations.bindings import check_route
 from kyso.operations.documents import Documents
 from kyso.operations.hops import (
@@ -195,7 +195,9 @@ class SenderPolicy:
         """Return when ``identity`` may act for ``unit``; raise ``PermissionDenied`` otherwise."""
         if not unit:
             raise RequestInvalid("name the unit (its code, e.g. 000.00.02.H49)", field=field)
-        if identity.unit and identity.unit in self._directory.lineage(unit):
+        with fields_named({None: field, "code": field}):
+            lineage = self._directory.lineage(unit)
+        if identity.unit and identity.unit in lineage:
             return
         raise PermissionDenied(
             f"client {identity.name!r} (unit {identity.unit or 'none'}) may not act for unit"
@@ -256,6 +258,10 @@ class Exchange:
             data = order.package
         elif order.fields is not None:
             exchange_key_for(self._app, actor)
+            if order.document_id:
+                again = await self._sent_before(router, order, order.fields)
+                if again is not None:
+                    return again
             data = await self._build(order, order.fields)
         else:
             raise RequestInvalid("give the package or the fields to build one from", field="body")
@@ -282,6 +288,72 @@ class Exchange:
             package_ref=f"sha256/{opened.sha256}",
             package_size=len(data),
             recipients=tuple(e for e in entries if e.recipient in wanted),
+        )
+
+    async def _sent_before(
+        self, router: Router, order: SendOrder, fields: DocumentFields
+    ) -> Sent | None:
+        """The answer to a Send with ``fields`` that repeats an earlier one, or None when the
+        document id is new.
+
+        Send is idempotent by (sender, document_id, what the client gave): the package kyso
+        built the first time carries its own time, so its bytes cannot be compared; its
+        contents can. The stored package is opened and its fields (recipients, subject, code,
+        type, content, signer, priority, and each attachment's name, type and SHA-256) compared
+        with the request's: the same ones answer the original result, other ones are
+        ALREADY_EXISTS (``DuplicateDocument``)."""
+        ref = await self._run(
+            lambda: router.sent_package(sender=order.from_unit, document_id=order.document_id)
+        )
+        if ref is None:
+            return None
+        data = await self._run(self._documents.read_whole, ref)
+        opened = await self._xml(open_package, data, policy=self._policy, limits=self._limits)
+        if _built_fields(opened.package) != await self._run(self._asked_fields, order, fields):
+            raise DuplicateDocument(
+                f"document {order.document_id} from {order.from_unit} was already sent with"
+                " different content; give a changed document a new document_id, or send it"
+                " as an update",
+                field="document_id",
+            )
+        entries = await self._run(
+            router.track, document_id=order.document_id, sender=order.from_unit
+        )
+        wanted = {o.organ_id for o in opened.package.header.to}
+        return Sent(
+            document_id=order.document_id,
+            package_ref=ref,
+            package_size=len(data),
+            recipients=tuple(e for e in entries if e.recipient in wanted),
+        )
+
+    def _asked_fields(self, order: SendOrder, fields: DocumentFields) -> tuple[object, ...]:
+        """What a Send with fields asks for, in the shape of ``_built_fields``."""
+        attachments = []
+        for index, item in enumerate(fields.attachments):
+            if item.ref is not None:
+                digest = storage.ObjectRef.parse(item.ref).sha256
+            else:
+                digest = hashlib.sha256(item.content or b"").hexdigest()
+            attachments.append(
+                (
+                    item.name or f"attachment-{index + 1}",
+                    item.content_type or "application/octet-stream",
+                    digest,
+                )
+            )
+        return (
+            tuple(dict.fromkeys(order.to_units)),
+            fields.subject.strip(),
+            fields.code_number,
+            fields.code_notation if fields.code_number else "",
+            fields.document_type,
+            fields.document_type_name,
+            fields.content,
+            fields.signer_full_name,
+            fields.signer_position,
+            fields.priority,
+            tuple(attachments),
         )
 
     async def _build(self, order: SendOrder, fields: DocumentFields) -> bytes:
@@ -535,7 +607,10 @@ class Exchange:
         """The unit's inbox, leased to the caller; with ``follow``, new documents as they come."""
         router = await self._act_for(actor, unit, field="unit_code")
         if max_deliveries < 0 or lease_seconds < 0:
-            raise RequestInvalid("max_deliveries and lease_seconds cannot be negative")
+            raise RequestInvalid(
+                "max_deliveries and lease_seconds cannot be negative",
+                field="max_deliveries" if max_deliveries < 0 else "lease_seconds",
+            )
         lease = timedelta(seconds=lease_seconds) if lease_seconds else None
         sent = 0
         while True:
@@ -691,6 +766,13 @@ class Exchange:
         router = await self._act_for(actor, unit, field="unit_code")
         if not document_id:
             raise RequestInvalid("name the document", field="document_id")
+        settable = [c.value for c in StatusCode if c is not StatusCode.ARRIVED]
+        if code not in settable:
+            raise RequestInvalid(
+                f"status code {code!r} is not one a recipient sets; use one of"
+                f" {', '.join(settable)} (01, arrived, is recorded on delivery)",
+                field="status_code",
+            )
         staging = Staging()
 
         def journal(conn: sa.Connection, new: StatusCode) -> None:
@@ -831,6 +913,33 @@ def deliverable(data: bytes, opened: OpenedPackage) -> int:
         + 64 * len(opened.package.traces)
         + 24 * len(header.to)  # a Forward's to_units
         + _DELIVERY_FIXED_BYTES
+    )
+
+
+def _built_fields(package: Package) -> tuple[object, ...]:
+    """The fields a package built by ``Exchange._build`` was built from (see ``_sent_before``)."""
+    header = package.header
+    kind = header.document_type
+    signer = header.signer
+    return (
+        tuple(o.organ_id for o in header.to),
+        header.subject,
+        header.code.number if header.code else "",
+        (header.code.notation or "") if header.code else "",
+        (kind.type or 0) if kind else 0,
+        (kind.name or "") if kind else "",
+        header.content or "",
+        (signer.full_name or "") if signer else "",
+        (signer.position or "") if signer else "",
+        (header.other_info.priority or 0) if header.other_info else 0,
+        tuple(
+            (
+                a.name or "",
+                a.content_type or "",
+                hashlib.sha256(a.content).hexdigest(),
+            )
+            for a in package.attachments
+        ),
     )
 
 

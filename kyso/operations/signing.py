@@ -23,7 +23,14 @@ from kyso.app import Application
 from kyso.authz import Identity
 from kyso.catalogue import SignatureRecord
 from kyso.config import KeyConfig
-from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
+from kyso.errors import (
+    PLACEMENT_FIELDS,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    RequestInvalid,
+    fields_named,
+)
 from kyso.operations.documents import Documents, DocumentSource
 from kyso.operations.ledger import Staging
 
@@ -85,21 +92,22 @@ class Sealing:
         if pdf_signer is None:
             raise FailedPrecondition("this server has no signing keys configured")
         data, source_ref = await self._documents.read(order.document)
-        signed = await pdf_signer.sign(
-            signer.SignRequest(
-                pdf=data,
-                alias=order.alias,
-                level=order.level or signer.Level(key.default_level),
-                appearance=order.appearance,
-                reason=order.reason,
-                location=order.location,
-                contact=order.contact,
-                field_name=order.field_name,
-                page=order.page,
-                rect=order.rect,
-                certify=order.certify,
+        with fields_named(PLACEMENT_FIELDS):
+            signed = await pdf_signer.sign(
+                signer.SignRequest(
+                    pdf=data,
+                    alias=order.alias,
+                    level=order.level or signer.Level(key.default_level),
+                    appearance=order.appearance,
+                    reason=order.reason,
+                    location=order.location,
+                    contact=order.contact,
+                    field_name=order.field_name,
+                    page=order.page,
+                    rect=order.rect,
+                    certify=order.certify,
+                )
             )
-        )
         stored, entry = await self._documents.store_signed(
             signed.pdf,
             filename=order.document.filename,

@@ -215,7 +215,10 @@ def _placement(
     which = placement.WhichOneof("target")
     rect = placement.rect
     if which == "rect":
-        return None, rect.page, (rect.x1, rect.y1, rect.x2, rect.y2)
+        corners = (rect.x1, rect.y1, rect.x2, rect.y2)
+        if corners == (0, 0, 0, 0):  # a page alone: the appearance's default place on it
+            return None, rect.page or None, None
+        return None, rect.page, corners
     return (placement.field_name if which == "field_name" else None), None, None
 
 

@@ -70,6 +70,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         )
         return exchange_pb2.TrackResponse(
             document_id=request.document_id,
+            subject=entries[0].subject if entries else "",
             recipients=[convert.recipient_state(e) for e in entries],
         )
 
