@@ -24,6 +24,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 __all__ = [
     "PLACEMENT_FIELDS",
+    "AlreadyExists",
     "AuthenticationError",
     "ConfigError",
     "DatabaseError",
@@ -78,6 +79,15 @@ class AuthenticationError(KysoError):
 
 class PermissionDenied(KysoError):
     """The caller is known but may not do this."""
+
+
+class AlreadyExists(KysoError):
+    """What the request would create exists already with other content (e.g. an idempotency
+    key used for another request)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class FailedPrecondition(KysoError):
@@ -156,6 +166,7 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         # the application's own
         (RequestInvalid, code.INVALID_ARGUMENT),
         (NotFound, code.NOT_FOUND),
+        (AlreadyExists, code.ALREADY_EXISTS),
         (AuthenticationError, code.UNAUTHENTICATED),
         (PermissionDenied, code.PERMISSION_DENIED),
         (FailedPrecondition, code.FAILED_PRECONDITION),

@@ -26,7 +26,7 @@ __all__ = [
     "placement",
 ]
 
-INLINE_LIMIT = 4 * 1024 * 1024
+INLINE_LIMIT = 4 * 1024 * 1024 - 64 * 1024  # the server's (kyso.operations.documents)
 LEVELS = {
     "B-B": signing_pb2.SIGNATURE_LEVEL_B_B,
     "B-T": signing_pb2.SIGNATURE_LEVEL_B_T,

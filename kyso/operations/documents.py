@@ -38,8 +38,13 @@ from kyso.operations.ledger import Staging
 
 __all__ = ["INLINE_LIMIT", "ChunkPipe", "DocumentSource", "Documents", "UploadMeta"]
 
-INLINE_LIMIT = 4 * 1024 * 1024
-"""The largest document given inline in a request; larger ones are uploaded and given by ref."""
+INLINE_LIMIT = 4 * 1024 * 1024 - 64 * 1024
+"""The largest document given inline in a request, or returned inline in a reply (4 MiB less
+64 KiB for the message's other fields): larger ones are uploaded and given by ref, and a
+reply whose document would be larger carries only its ref. So every message of a call with an
+inline document fits the 4 MiB that gRPC clients receive by default (grpc-js, grpc-java,
+Grpc.Net). An inline document over it is refused before any work: INVALID_ARGUMENT, field
+``document.content``."""
 
 _PIPE_DEPTH = 8
 
@@ -265,8 +270,9 @@ class Documents:
         if source.content is not None:
             if len(source.content) > INLINE_LIMIT:
                 raise RequestInvalid(
-                    f"inline documents are limited to {INLINE_LIMIT} bytes; upload it with "
-                    "DocumentService.Upload and pass its ref",
+                    f"the inline document is {len(source.content)} bytes; inline documents are"
+                    f" limited to {INLINE_LIMIT} bytes (4 MiB less 64 KiB): upload it with"
+                    " DocumentService.Upload and pass its ref",
                     field=f"{source.field}.content",
                 )
             return source.content, ""

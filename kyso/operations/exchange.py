@@ -38,7 +38,9 @@ the field and the limit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -100,9 +102,11 @@ __all__ = [
     "DocumentFields",
     "Exchange",
     "ForwardOrder",
+    "PackageCheck",
     "SendOrder",
     "SenderPolicy",
     "Sent",
+    "Verdict",
     "deliverable",
 ]
 
@@ -177,12 +181,66 @@ class ForwardOrder:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Delivery:
-    """A document handed to a unit's system from its inbox."""
+class Verdict:
+    """The verdict on one signed item of a package (EN 319 102-1 indication, as its text)."""
 
-    item: InboxItem
+    name: str
+    indication: str
+    sub_indication: str = ""
+    signer: str = ""
+    signatures: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PackageCheck:
+    """A package's verification on arrival: ``text`` for people (also in the ledger), and the
+    same verdicts for programs (none for a verification recorded before they were kept)."""
+
+    text: str
+    package: Verdict | None = None
+    attachments: tuple[Verdict, ...] = ()
+
+    def stored(self) -> str:
+        """The catalogue's form (JSON, read back by ``PackageCheck.loaded``)."""
+        return json.dumps(
+            {
+                "schema": _CHECK_SCHEMA,
+                "text": self.text,
+                "package": dataclasses.asdict(self.package) if self.package else None,
+                "attachments": [dataclasses.asdict(v) for v in self.attachments],
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def loaded(cls, stored: str) -> PackageCheck:
+        """Read ``stored()``'s form; older rows hold only the text."""
+        try:
+            data = json.loads(stored)
+        except ValueError:
+            return cls(text=stored)
+        if not isinstance(data, dict) or data.get("schema") != _CHECK_SCHEMA:
+            return cls(text=stored)
+        package = data.get("package")
+        return cls(
+            text=data["text"],
+            package=Verdict(**package) if package else None,
+            attachments=tuple(Verdict(**v) for v in data.get("attachments", ())),
+        )
+
+
+_CHECK_SCHEMA = "kyso.delivery-verification/1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A document handed to a unit's system from its inbox; or, with ``heartbeat``, nothing:
+    a sign of life on an idle followed stream."""
+
+    item: InboxItem | None
     package: bytes
-    verification: str
+    verification: PackageCheck
+    heartbeat: bool = False
 
 
 class SenderPolicy:
@@ -222,6 +280,7 @@ class Exchange:
         self._limits = package_limits(app.config)
         self._max_message = app.config.server.max_message_bytes
         self._senders = SenderPolicy(app.directory) if app.directory is not None else None
+        self.min_heartbeat_seconds = app.config.server.min_heartbeat_seconds
 
     # -- authority -----------------------------------------------------------------------------
 
@@ -502,7 +561,7 @@ class Exchange:
         """Commit a prepared package with its events (see the module docstring)."""
         router, _, _ = self._routing()
         refs = await self._run(self._store_attachments, opened)
-        verification = await self.verification(opened) if prepared.local else ""
+        verification = (await self.verification(opened)).text if prepared.local else ""
         package_ref = f"sha256/{opened.sha256}"
         staging = Staging()
 
@@ -559,7 +618,7 @@ class Exchange:
             for attachment in opened.package.attachments
         )
 
-    async def verification(self, opened: OpenedPackage) -> str:
+    async def verification(self, opened: OpenedPackage) -> PackageCheck:
         """The package's verification: its signature, then each attached PDF's indication.
 
         Attached PDFs go through the verifier pool (memory and time limits) with the policy of
@@ -568,13 +627,23 @@ class Exchange:
         catalogue = self._app.catalogue
         known = await self._run(catalogue.verification, opened.sha256)
         if known is not None:
-            return known
+            return PackageCheck.loaded(known)
         signature = opened.signature
         lines = [
             f"package: signed by {signature.signer_subject} ({signature.algorithm})"
             if signature.signed
             else "package: not signed"
         ]
+        # the package opened: its signature verified and is trusted (or it is unsigned and
+        # the policy accepts that)
+        package = Verdict(
+            name="package",
+            indication="TOTAL-PASSED" if signature.signed else "INDETERMINATE",
+            sub_indication="" if signature.signed else "SIGNED_DATA_NOT_FOUND",
+            signer=signature.signer_subject or "",
+            signatures=1 if signature.signed else 0,
+        )
+        verdicts: list[Verdict] = []
         verifier = self._app.verifier
         policy = self._app.verification_policy()
         for attachment in opened.package.attachments:
@@ -589,9 +658,19 @@ class Exchange:
                 f"{attachment.name or attachment.content_id}: {report.indication.value}{sub}"
                 f" ({len(report.signatures)} signature(s))"
             )
-        summary = "\n".join(lines)
-        await self._run(catalogue.record_verification, opened.sha256, summary)
-        return summary
+            last = report.signatures[-1].signer if report.signatures else None
+            verdicts.append(
+                Verdict(
+                    name=attachment.name or attachment.content_id,
+                    indication=report.indication.value,
+                    sub_indication=report.sub_indication.value if report.sub_indication else "",
+                    signer=last.subject if last else "",
+                    signatures=len(report.signatures),
+                )
+            )
+        check = PackageCheck(text="\n".join(lines), package=package, attachments=tuple(verdicts))
+        await self._run(catalogue.record_verification, opened.sha256, check.stored())
+        return check
 
     # -- Receive and Ack -----------------------------------------------------------------------
 
@@ -603,16 +682,23 @@ class Exchange:
         max_deliveries: int = 0,
         lease_seconds: int = 0,
         follow: bool = False,
+        heartbeat_seconds: int = 0,
     ) -> AsyncIterator[Delivery]:
-        """The unit's inbox, leased to the caller; with ``follow``, new documents as they come."""
+        """The unit's inbox, leased to the caller; with ``follow``, new documents as they come,
+        and after ``heartbeat_seconds`` (at least ``[server] min_heartbeat_seconds``) without one a
+        heartbeat (``Delivery.heartbeat``) so that the idle stream carries something."""
         router = await self._act_for(actor, unit, field="unit_code")
         if max_deliveries < 0 or lease_seconds < 0:
             raise RequestInvalid(
                 "max_deliveries and lease_seconds cannot be negative",
                 field="max_deliveries" if max_deliveries < 0 else "lease_seconds",
             )
+        if heartbeat_seconds < 0:
+            raise RequestInvalid("heartbeat_seconds cannot be negative", field="heartbeat_seconds")
+        beat = max(heartbeat_seconds, self.min_heartbeat_seconds) if heartbeat_seconds else 0.0
         lease = timedelta(seconds=lease_seconds) if lease_seconds else None
         sent = 0
+        quiet_since = asyncio.get_running_loop().time()
         while True:
             want = _RECEIVE_BATCH
             if max_deliveries:
@@ -624,11 +710,18 @@ class Exchange:
                     continue  # counted (or quarantined): the ones behind it go on
                 yield delivery
                 sent += 1
+                quiet_since = asyncio.get_running_loop().time()
             if max_deliveries and sent >= max_deliveries:
                 return
             if len(items) < want:
                 if not follow:
                     return
+                now = asyncio.get_running_loop().time()
+                if beat and now - quiet_since >= beat:
+                    quiet_since = now
+                    yield Delivery(
+                        item=None, package=b"", verification=PackageCheck(text=""), heartbeat=True
+                    )
                 await asyncio.sleep(_POLL_SECONDS)
 
     async def _hand_over(
@@ -639,7 +732,7 @@ class Exchange:
             data = await self._run(self._documents.read_whole, item.package_ref)
             opened = await self._xml(open_package, data, policy=self._policy, limits=self._limits)
             verification = await self.verification(opened)
-            size = deliverable(data, opened) + len(verification.encode())
+            size = deliverable(data, opened) + 2 * len(verification.stored().encode())
             if size > self._max_message:
                 raise PackageTooLarge(
                     f"its delivery is {size} bytes, over [server] max_message_bytes"
