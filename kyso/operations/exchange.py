@@ -316,12 +316,18 @@ class Exchange:
         if order.package is not None:
             data = order.package
         elif order.fields is not None:
+            fields = order.fields
             exchange_key_for(self._app, actor)
+            if not order.document_id and fields.code_number:
+                # the id kyso gives a numbered document is the same for a retry the same day
+                order = dataclasses.replace(
+                    order, document_id=_document_id(order.from_unit, fields, datetime.now(UTC))
+                )
             if order.document_id:
-                again = await self._sent_before(router, order, order.fields)
+                again = await self._sent_before(router, order, fields)
                 if again is not None:
                     return again
-            data = await self._build(order, order.fields)
+            data = await self._build(order, fields)
         else:
             raise RequestInvalid("give the package or the fields to build one from", field="body")
         recipients = order.to_units if order.package is not None and order.to_units else None
