@@ -78,6 +78,12 @@ async def test_the_same_send_again_answers_the_first_result(dev_channel, dev_con
     retried = await stub.Send(_send(""), metadata=_auth(dev_config))
     assert retried.document_id == numbered.document_id
     assert retried.package.ref.ref == numbered.package.ref.ref
+    # the same request twice at once (a client retrying before its first call answered)
+    both = await asyncio.gather(
+        stub.Send(_send("idem-3"), metadata=_auth(dev_config)),
+        stub.Send(_send("idem-3"), metadata=_auth(dev_config)),
+    )
+    assert both[0].package.ref.ref == both[1].package.ref.ref
 
 
 async def test_other_content_under_the_same_document_id_already_exists(
