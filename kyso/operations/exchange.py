@@ -71,7 +71,7 @@ from exchange.edxml import (
     open_package,
 )
 from exchange.edxml.model import StatusCode
-from exchange.errors import DuplicateDocument, ExchangeError, PackageTooLarge, UnitNotFound
+from exchange.errors import DuplicateDocument, ExchangeError, PackageTooLarge
 from exchange.routing import (
     Accepted,
     InboxItem,
@@ -553,11 +553,9 @@ class Exchange:
         _, directory, _ = self._routing()
         organizations = []
         for index, code in enumerate(codes):
-            try:
+            where = "from_unit" if index == 0 else f"to_units[{index - 1}]"
+            with fields_named({None: where, "code": where}):  # malformed or unknown
                 unit = directory.get(code)
-            except UnitNotFound as exc:
-                where = "from_unit" if index == 0 else f"to_units[{index - 1}]"
-                raise UnitNotFound(str(exc), field=where) from exc
             organizations.append(Organization(organ_id=unit.code, organ_name=unit.name))
         return organizations
 

@@ -153,6 +153,12 @@ async def test_bad_requests_name_the_request_field_paths(dev_channel, dev_config
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert bad_request_field(error) == "from_unit"
 
+    bad_recipient = _send("fields-2")
+    bad_recipient.to_units.append("yy")
+    error = await _refused(exchange.Send(bad_recipient, metadata=auth))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_field(error) == "to_units[1]"
+
     error = await _refused(
         _first(exchange.Receive(exchange_pb2.ReceiveRequest(unit_code="xx"), metadata=auth))
     )
