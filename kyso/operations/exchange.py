@@ -948,13 +948,14 @@ class Exchange:
                 trace=order.trace,
             )
             prepared = await self._run(router.prepare, submission)
-            await self._arrive(
-                actor,
-                prepared,
-                opened,
-                first=audit.EventType.PACKAGE_RECEIVED,
-                details={"hop": order.hop_id, "from_hub": order.from_hub},
-            )
+            with fields_named({"document_id": "package"}):  # a Forward names no document id
+                await self._arrive(
+                    actor,
+                    prepared,
+                    opened,
+                    first=audit.EventType.PACKAGE_RECEIVED,
+                    details={"hop": order.hop_id, "from_hub": order.from_hub},
+                )
         elif order.status_packet is not None:
             data = order.status_packet
             await self._relay_status(actor, order, data)
