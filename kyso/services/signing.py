@@ -8,6 +8,7 @@ from typing import Any
 
 from kyso.errors import mapped_code
 from kyso.interceptors import current_identity, current_request_id
+from kyso.operations.documents import INLINE_LIMIT
 from kyso.operations.wiring import Operations
 from kyso.services import convert
 from kyso.v1 import signing_pb2, signing_pb2_grpc
@@ -26,10 +27,12 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
         self, request: signing_pb2.SignPdfRequest, context: Any
     ) -> signing_pb2.SignPdfResponse:
         sealed = await self._sealing.seal(current_identity(), convert.seal_order(request))
+        # inline only when it came inline and fits the client's default receive limit
         inline = request.document.WhichOneof("source") == "content"
+        fits = 0 < len(sealed.pdf) <= INLINE_LIMIT
         return signing_pb2.SignPdfResponse(
             document=convert.stored_document(sealed.stored.ref, sealed.stored.size),
-            content=sealed.pdf if inline else b"",
+            content=sealed.pdf if inline and fits else b"",
             level=convert.level_to_proto(sealed.level),
             ledger_index=sealed.ledger_index,
         )
