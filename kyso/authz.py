@@ -68,6 +68,10 @@ ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
     "/kyso.v1.AuditService/GetInclusionProof": frozenset({"auditor", "operator"}),
     "/kyso.v1.AuditService/GetConsistencyProof": frozenset({"auditor", "operator"}),
     "/kyso.v1.AuditService/GetDocumentHistory": frozenset({"auditor", "operator"}),
+    "/kyso.v1.ArchiveService/GetArchiveStatus": frozenset({"auditor", "operator"}),
+    "/kyso.v1.ArchiveService/ExtendDocument": frozenset({"workflow", "clerk"}),
+    "/kyso.v1.ArchiveService/RunRenewal": frozenset({"operator"}),
+    "/kyso.v1.ArchiveService/ListVersions": _READERS,
 }
 
 

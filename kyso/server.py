@@ -29,6 +29,8 @@ from kyso.health import ExplainingHealthServicer, HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
+from kyso.operations.archive import ArchiveTask
+from kyso.operations.wiring import Operations
 from kyso.reconcile import ReconcileTask, start_reconcile
 from kyso.services import register_all
 from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair, explain
@@ -68,7 +70,9 @@ class Server:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        services = register_all(self.grpc, app)
+        self.operations = Operations.build(app)
+        self.metrics.watch_archive(self.operations.archive)
+        services = register_all(self.grpc, app, self.operations)
         self.health_servicer = ExplainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.grpc)
         reflection.enable_server_reflection(
@@ -88,6 +92,7 @@ class Server:
         self.reconcile: ReconcileTask | None = None
         self._dispatcher: Dispatcher | None = None
         self._refusals: asyncio.Task[None] | None = None
+        self.archive: ArchiveTask | None = None
 
     def _bind(self) -> int:
         address = self.config.server.address
@@ -158,12 +163,19 @@ class Server:
         self._dispatcher = start_dispatcher(self.app)
         if self._dispatcher is not None:
             self.app.outbox_listeners.append(self._dispatcher.wake)
+        archive = self.config.archive
+        if archive.renew and (archive.tsa_urls or self.config.signing.tsa_urls):
+            # the scheduled renewal of stored signed PDFs' evidence (kyso.operations.archive)
+            self.archive = ArchiveTask(self.operations.archive, interval=archive.interval_seconds)
+            self.archive.start()
         log.info("serving", extra={"address": self.config.server.address, "port": self.port})
 
     async def stop(self) -> None:
         log.info("stopping", extra={"grace_seconds": self.config.server.grace_seconds})
         await self.monitor.stop()
         await self.grpc.stop(self.config.server.grace_seconds)
+        if self.archive is not None:
+            await self.archive.stop()
         # exchange: stop dispatching before the application (database, keys) closes
         if self._dispatcher is not None:
             await self._dispatcher.stop()

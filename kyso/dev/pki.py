@@ -66,6 +66,10 @@ _LEAF_YEARS = 3
 # from the issuer's notBefore, and a revocation only shows on CRLs issued after it.
 _BACKDATE = timedelta(days=2)
 _CRL_PERIOD = "P1D"
+SHORT_TSA_DAYS = 10
+"""Validity of the short-lived development TSA certificate (``DevPki.short_tsa_url``), counted
+from the epoch (two days before the build): it ends about a week after ``kyso dev init``, for
+trying archive renewal (a document whose last time-stamp is about to lose its force)."""
 RENEW_BEFORE = timedelta(days=30)
 """A development environment's certificates are issued anew this long before they expire."""
 
@@ -133,6 +137,16 @@ class DevPki:
     def tsa_url(self) -> str:
         """RFC 3161 time-stamping endpoint."""
         return f"{self.url_prefix}/{ARCH}/tsa/tsa"
+
+    @property
+    def short_tsa_url(self) -> str:
+        """A second RFC 3161 endpoint whose certificate expires ``SHORT_TSA_DAYS`` after the
+        epoch (same key as the default TSA); the default configuration does not use it."""
+        return f"{self.url_prefix}/{ARCH}/tsa/tsa-short"
+
+    @property
+    def short_tsa_certificate_path(self) -> Path:
+        return self.directory / "tsa-short.pem"
 
     @property
     def ocsp_url(self) -> str:
@@ -205,6 +219,7 @@ def build_pki(
         crl = arch.service_registry.get_crl(ServiceLabel(issuer), at_time=crl_now)
         crl_paths[issuer] = directory / f"{issuer}.crl"
         crl_paths[issuer].write_bytes(crl.dump())
+    dump_cert("tsa-short", directory / "tsa-short.pem")
     pki = DevPki(
         directory=directory,
         config_path=config_path,
@@ -338,6 +353,7 @@ def _config(
         "root": {"common-name": "kyso Development Root CA"},
         "interm": {"common-name": "kyso Development Issuing CA"},
         "tsa": {"common-name": "kyso Development Time-Stamping Authority"},
+        "tsa-short": {"common-name": "kyso Development Time-Stamping Authority (short-lived)"},
         "ocsp": {"common-name": "kyso Development OCSP Responder"},
     } | {entity.label: dict(entity.subject) for entity in end_entities}
     certs: dict[str, Any] = {
@@ -362,6 +378,16 @@ def _config(
             "subject": "tsa",
             "issuer": "interm",
             "validity": _validity(epoch, _years(epoch, _LEAF_YEARS)),
+            "extensions": [
+                _key_usage(["digital_signature"]),
+                {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
+            ],
+        },
+        "tsa-short": {
+            "subject": "tsa-short",
+            "subject-key": "tsa",
+            "issuer": "interm",
+            "validity": _validity(epoch, epoch + timedelta(days=SHORT_TSA_DAYS)),
             "extensions": [
                 _key_usage(["digital_signature"]),
                 {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
@@ -412,7 +438,13 @@ def _config(
                             "signing-key": "tsa",
                             "signing-cert": "tsa",
                             "certs-to-embed": ["interm"],
-                        }
+                        },
+                        # The same key under a certificate that ends soon (archive renewal).
+                        "tsa-short": {
+                            "signing-key": "tsa",
+                            "signing-cert": "tsa-short",
+                            "certs-to-embed": ["interm"],
+                        },
                     },
                 },
             }

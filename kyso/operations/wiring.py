@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kyso.app import Application
+from kyso.operations.archive import Archive
 from kyso.operations.directory import DirectoryReading
 from kyso.operations.documents import Documents
 from kyso.operations.exchange import Exchange
@@ -25,6 +26,7 @@ class Operations:
     verifying: Verifying
     directory: DirectoryReading
     ledger_reading: LedgerReading
+    archive: Archive
 
     @classmethod
     def build(cls, app: Application) -> Operations:
@@ -37,4 +39,5 @@ class Operations:
             verifying=Verifying(app, documents),
             directory=DirectoryReading(app),
             ledger_reading=LedgerReading(app),
+            archive=Archive(app, documents),
         )

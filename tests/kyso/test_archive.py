@@ -1,0 +1,240 @@
+"""Archive status and renewal: documents time-stamped by the development TSA whose certificate
+ends about a week after the PKI was built (``kyso.dev.pki.SHORT_TSA_DAYS``) are renewed with the
+default TSA; after the short TSA's certificate has expired (pyHanko's AdES LTA validation at an
+injected time, and ``kyso verify`` under libfaketime) the renewed version verifies TOTAL-PASSED,
+the earlier revisions are byte-for-byte the same, and the versions are chained in the ledger. A
+renewal run killed in the middle (a real ``kyso serve`` child, SIGKILL) leaves no half-renewed
+version, and the next run finishes the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from asn1crypto import pem, x509
+
+from kyso.app import Application
+from kyso.config import load_config
+from kyso.dev.init import DevEnvironment
+from kyso.dev.setup import render_config
+from kyso.server import Server
+from kyso.v1 import (
+    archive_pb2,
+    archive_pb2_grpc,
+    common_pb2,
+    documents_pb2,
+    documents_pb2_grpc,
+    signing_pb2,
+    signing_pb2_grpc,
+)
+from tests.signer.pdfgen import make_pdf
+
+
+def _archive_text(env: DevEnvironment, text: str, **archive: object) -> str:
+    """The dev configuration signing with the short-lived TSA and renewing with the default."""
+    text = text.replace(
+        f'tsa_urls = ["{env.tsa_url}"]', f'tsa_urls = ["{env.pki.short_tsa_url}"]\nworkers = 1'
+    )
+    settings = {"tsa_urls": [env.tsa_url], **archive}
+    lines = ["", "[archive]"]
+    for key, value in settings.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    return text + "\n".join(lines) + "\n"
+
+
+def _auth(env: DevEnvironment) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {env.api_token_path.read_text().strip()}"),)
+
+
+def _root(env: DevEnvironment) -> x509.Certificate:
+    return x509.Certificate.load(pem.unarmor(env.root_certificate_path.read_bytes())[2])
+
+
+def _short_tsa_end(env: DevEnvironment) -> datetime:
+    cert = x509.Certificate.load(pem.unarmor(env.pki.short_tsa_certificate_path.read_bytes())[2])
+    end: datetime = cert["tbs_certificate"]["validity"]["not_after"].native
+    return end
+
+
+async def _seal(channel: grpc.aio.Channel, env: DevEnvironment) -> str:
+    stub = signing_pb2_grpc.SigningServiceStub(channel)
+    reply = await stub.SignPdf(
+        signing_pb2.SignPdfRequest(
+            document=common_pb2.DocumentInput(content=make_pdf(), filename="kq.pdf"),
+            key_alias="seal",
+            level=signing_pb2.SIGNATURE_LEVEL_B_LTA,
+        ),
+        metadata=_auth(env),
+    )
+    return str(reply.document.ref.ref)
+
+
+async def _download(channel: grpc.aio.Channel, env: DevEnvironment, ref: str) -> bytes:
+    stub = documents_pb2_grpc.DocumentServiceStub(channel)
+    chunks = stub.Download(
+        documents_pb2.DownloadRequest(ref=common_pb2.DocumentRef(ref=ref)), metadata=_auth(env)
+    )
+    return b"".join([c.chunk async for c in chunks])
+
+
+def _lta_passes(pdf: bytes, root: x509.Certificate, at: datetime) -> bool:
+    """pyHanko's AdES LTA validation (EN 319 102-1 § 5.6.3) of the first signature at ``at``."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.ades.report import AdESStatus
+    from pyhanko.sign.validation.ades import ades_lta_validation
+    from pyhanko.sign.validation.policy_decl import (
+        PdfSignatureValidationSpec,
+        RevinfoOnlineFetchingRule,
+        RevocationInfoGatheringSpec,
+        SignatureValidationSpec,
+    )
+    from pyhanko_certvalidator.context import CertValidationPolicySpec, ValidationTimingInfo
+    from pyhanko_certvalidator.policy_decl import (
+        CertRevTrustPolicy,
+        FreshnessReqType,
+        RevocationCheckingPolicy,
+        RevocationCheckingRule,
+    )
+    from pyhanko_certvalidator.registry import SimpleTrustManager
+
+    reader = PdfFileReader(io.BytesIO(pdf))
+    spec = PdfSignatureValidationSpec(
+        SignatureValidationSpec(
+            # only what the document carries: nothing fetched at the (injected) later time
+            revinfo_gathering_policy=RevocationInfoGatheringSpec(
+                online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY
+            ),
+            cert_validation_policy=CertValidationPolicySpec(
+                trust_manager=SimpleTrustManager.build(trust_roots=[root]),
+                revinfo_policy=CertRevTrustPolicy(
+                    RevocationCheckingPolicy(
+                        ee_certificate_rule=RevocationCheckingRule.CHECK_IF_DECLARED,
+                        intermediate_ca_cert_rule=RevocationCheckingRule.CHECK_IF_DECLARED,
+                    ),
+                    # an archive validated years on: the newest time-stamp's revocation data
+                    # may be as old as the validator's policy allows (here 30 days)
+                    freshness=timedelta(days=30),
+                    freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION,
+                ),
+            ),
+        )
+    )
+    timing = ValidationTimingInfo(
+        validation_time=at, best_signature_time=at, point_in_time_validation=False
+    )
+    result = asyncio.run(
+        ades_lta_validation(reader.embedded_regular_signatures[0], spec, timing_info=timing)
+    )
+    return result.ades_subindic.status is AdESStatus.PASSED
+
+
+@pytest.fixture
+async def archive_server(dev_env: DevEnvironment, tmp_path: Path) -> AsyncIterator[Server]:
+    text = render_config(dev_env, address="127.0.0.1:0", data_dir=tmp_path, metrics_address="")
+    path = tmp_path / "kyso.toml"
+    path.write_text(_archive_text(dev_env, text, renew=False, margin_days=0))
+    config = load_config(path)
+    app = Application.open(config)
+    server = Server(config, app)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_renewed_document_verifies_after_the_old_tsa_expired(
+    archive_server: Server, dev_env: DevEnvironment, tmp_path: Path
+) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{archive_server.port}") as channel:
+        archive = archive_pb2_grpc.ArchiveServiceStub(channel)
+        ref = await _seal(channel, dev_env)
+        old = await _download(channel, dev_env, ref)
+
+        run = await archive.RunRenewal(archive_pb2.RunRenewalRequest(), metadata=_auth(dev_env))
+        assert run.scanned >= 1 and run.renewed == 0  # margin 0: not due yet
+        status = await archive.GetArchiveStatus(
+            archive_pb2.GetArchiveStatusRequest(), metadata=_auth(dev_env)
+        )
+        assert (status.documents, status.within_30_days, status.renewed) == (1, 1, 0)
+        [ending] = status.soonest
+        assert ending.reason == "tsa-certificate"
+        assert ending.evidence_end.ToDatetime(tzinfo=UTC) == _short_tsa_end(dev_env)
+
+        request = archive_pb2.ExtendDocumentRequest(
+            ref=common_pb2.DocumentRef(ref=ref), level=archive_pb2.EXTEND_LEVEL_B_LTA
+        )
+        first = await archive.ExtendDocument(request, metadata=_auth(dev_env))
+        again = await archive.ExtendDocument(request, metadata=_auth(dev_env))
+        assert first.created and not again.created
+        assert first.current.ref == again.current.ref != ref
+
+        new = await _download(channel, dev_env, first.current.ref)
+        assert new.startswith(old)  # every earlier revision, byte for byte
+        assert await _download(channel, dev_env, ref) == old  # the old version untouched
+        status = await archive.GetArchiveStatus(
+            archive_pb2.GetArchiveStatusRequest(), metadata=_auth(dev_env)
+        )
+        assert (status.documents, status.within_365_days, status.renewed) == (1, 0, 1)
+        versions = await archive.ListVersions(
+            archive_pb2.ListVersionsRequest(ref=common_pb2.DocumentRef(ref=ref)),
+            metadata=_auth(dev_env),
+        )
+        assert [v.ref for v in versions.versions] == [ref, first.current.ref]
+
+    # the chain of versions in the ledger
+    await archive_server.app.appender.drained_async([])
+    renewed = [
+        e.event
+        for e in archive_server.app.ledger.entries()
+        if e.event.type.value == "document.renewed"
+    ]
+    assert [(e.refs, e.details["previous"]) for e in renewed] == [((first.current.ref, ref), ref)]
+
+    # after the short-lived TSA certificate has expired
+    after = _short_tsa_end(dev_env) + timedelta(days=2)
+    root = _root(dev_env)
+    assert await asyncio.to_thread(_lta_passes, new, root, after)
+    assert not await asyncio.to_thread(_lta_passes, old, root, after)  # what renewal saved
+    (tmp_path / "new.pdf").write_bytes(new)
+    verified = await asyncio.to_thread(_kyso_verify_at, tmp_path / "new.pdf", dev_env, after)
+    assert verified["indication"] == "TOTAL-PASSED", verified
+
+
+def _kyso_verify_at(path: Path, env: DevEnvironment, moment: datetime) -> dict[str, object]:
+    """``kyso verify --json`` in a child process whose clock reads ``moment`` (libfaketime)."""
+    shift = int((moment - datetime.now(UTC)).total_seconds())
+    done = subprocess.run(
+        [
+            shutil.which("faketime") or "faketime",
+            "-f",
+            f"{shift:+d}",
+            sys.executable,
+            "-m",
+            "kyso.cli.main",
+            "verify",
+            "--json",
+            "--no-progress",
+            "--jobs",
+            "1",
+            "--trust",
+            str(env.root_certificate_path),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    report: dict[str, object] = json.loads(done.stdout.splitlines()[0])
+    return report
