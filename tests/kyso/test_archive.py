@@ -12,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +41,7 @@ from kyso.v1 import (
     signing_pb2,
     signing_pb2_grpc,
 )
+from tests.kyso.served import Served, serve
 from tests.signer.pdfgen import make_pdf
 
 
@@ -240,3 +245,79 @@ def _kyso_verify_at(path: Path, env: DevEnvironment, moment: datetime) -> dict[s
     )
     report: dict[str, object] = json.loads(done.stdout.splitlines()[0])
     return report
+
+
+def _versions(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
+        try:
+            return conn.execute("SELECT old_ref, new_ref FROM catalogue_versions").fetchall()
+        except sqlite3.OperationalError:  # the server has not created its tables yet
+            return []
+
+
+def _renewed_events(db: Path) -> list[tuple[tuple[str, ...], str]]:
+    import sqlalchemy as sa
+
+    import audit
+
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        return [
+            (entry.event.refs, entry.event.details["previous"])
+            for entry in audit.Ledger(engine).entries()
+            if entry.event.type is audit.EventType.DOCUMENT_RENEWED
+        ]
+    finally:
+        engine.dispose()
+
+
+async def test_a_renewal_run_killed_midway_leaves_no_half_version_and_the_next_finishes(
+    dev_env: DevEnvironment, tmp_path: Path
+) -> None:
+    count = 4
+
+    def edit(text: str) -> str:
+        return _archive_text(
+            dev_env, text, rate_per_second=1.0, concurrency=1, interval_seconds=0.5
+        )
+
+    served: Served = await asyncio.to_thread(serve, dev_env, tmp_path, edit=edit)
+    db = tmp_path / "kyso.db"
+    try:
+        async with grpc.aio.insecure_channel(served.address) as channel:
+            originals = {await _seal(channel, dev_env) for _ in range(count)}
+        deadline = time.monotonic() + 120
+        while not _versions(db):  # the scheduled run has renewed its first document
+            assert time.monotonic() < deadline, served.log.read_text()
+            await asyncio.sleep(0.05)
+        os.kill(served.process.pid, signal.SIGKILL)
+        served.process.wait()
+    finally:
+        served.stop()
+    linked = _versions(db)
+    assert 1 <= len(linked) < count  # killed in the middle of the run
+    with sqlite3.connect(db) as conn:
+        for _, new in linked:  # each link came with its version's row, in one transaction
+            assert conn.execute(
+                "SELECT count(*) FROM catalogue_documents WHERE ref = ?", (new,)
+            ).fetchone() == (1,)
+
+    again: Served = await asyncio.to_thread(serve, dev_env, tmp_path, edit=edit)
+    try:
+        deadline = time.monotonic() + 180
+        while {old for old, _ in _versions(db)} != originals or len(
+            await asyncio.to_thread(_renewed_events, db)
+        ) < count:
+            assert time.monotonic() < deadline, again.log.read_text()
+            await asyncio.sleep(0.2)
+        status = await asyncio.to_thread(again.kyso, "archive", "status", "--json")
+    finally:
+        again.stop()
+    linked = _versions(db)
+    assert len(linked) == count  # one successor per original, none renewed twice
+    events = await asyncio.to_thread(_renewed_events, db)
+    assert sorted(events) == sorted(((new, old), old) for old, new in linked)
+    report = json.loads(status.stdout)
+    assert report["documents"] == count  # current versions only: no orphan counted
+    assert report["renewed"] == count
+    assert report["within_days"]["365"] == 0
