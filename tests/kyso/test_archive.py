@@ -10,6 +10,7 @@ version, and the next run finishes the work.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import os
@@ -321,3 +322,66 @@ async def test_a_renewal_run_killed_midway_leaves_no_half_version_and_the_next_f
     assert report["documents"] == count  # current versions only: no orphan counted
     assert report["renewed"] == count
     assert report["within_days"]["365"] == 0
+
+
+def _signed_elsewhere(env: DevEnvironment) -> bytes:
+    """A B-T PDF signed on the official's token (never opened by the server), time-stamped by
+    the short-lived TSA: a document kyso did not sign."""
+    from hsm import KeyRing, KeySpec, PinSource, Pkcs11Uri
+    from signer import KeyProfile, Level, PdfSigningService, SignerSettings, SignRequest
+
+    key = env.keys["official"]
+    spec = KeySpec(
+        alias="official",
+        uri=Pkcs11Uri.parse(key.uri),
+        pin=PinSource.from_file(key.pin_path),
+        module_path=str(env.module_path),
+        chain_files=(env.intermediate_certificate_path,),
+    )
+    with KeyRing([spec], workers=1) as ring:
+        service = PdfSigningService(
+            keyring=ring,
+            keys={"official": KeyProfile(alias="official", organisation="UBND")},
+            settings=SignerSettings(tsa_urls=(env.pki.short_tsa_url,)),
+        )
+        request = SignRequest(pdf=make_pdf(), alias="official", level=Level.B_T)
+        return asyncio.run(service.sign(request)).pdf
+
+
+async def test_a_pdf_received_through_the_exchange_is_renewed(
+    dev_env: DevEnvironment, tmp_path: Path
+) -> None:
+    from kyso.v1 import exchange_pb2, exchange_pb2_grpc
+
+    pdf = await asyncio.to_thread(_signed_elsewhere, dev_env)
+    text = render_config(dev_env, address="127.0.0.1:0", data_dir=tmp_path, metrics_address="")
+    path = tmp_path / "kyso.toml"
+    path.write_text(_archive_text(dev_env, text, renew=False))  # margin: the default 90 days
+    config = load_config(path)
+    app = Application.open(config)
+    server = Server(config, app)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            request = exchange_pb2.SendRequest(
+                from_unit="000.21.30.H49", to_units=["000.00.02.H49"]
+            )
+            request.fields.subject = "Kết quả giải quyết thủ tục hành chính"
+            request.fields.attachments.add(
+                name="kq.pdf", content_type="application/pdf", content=pdf
+            )
+            await exchange_pb2_grpc.ExchangeServiceStub(channel).Send(
+                request, metadata=_auth(dev_env)
+            )
+            archive = archive_pb2_grpc.ArchiveServiceStub(channel)
+            run = await archive.RunRenewal(archive_pb2.RunRenewalRequest(), metadata=_auth(dev_env))
+            assert run.renewed == 1, run.errors
+        ref = f"sha256/{hashlib.sha256(pdf).hexdigest()}"
+        chain = await asyncio.to_thread(server.operations.archive.versions_of, ref)
+        assert len(chain) == 2  # the received attachment, then its renewed version
+        new = await asyncio.to_thread(server.operations.documents.read_whole, chain[1])
+    finally:
+        await server.stop()
+    assert new.startswith(pdf)
+    after = _short_tsa_end(dev_env) + timedelta(days=2)
+    assert await asyncio.to_thread(_lta_passes, new, _root(dev_env), after)
