@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from asn1crypto import cms, x509
+from asn1crypto import cms, tsp, x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import extract_certificate_info
@@ -252,7 +252,9 @@ class Renewer:
         if not settings.tsa_urls:
             raise ValueError("archive renewal needs at least one time-stamping authority")
         self._settings = settings
-        self._timestamper = FailoverTimeStamper(settings.tsa_urls, timeout=settings.tsa_timeout)
+        self._timestamper = _Recording(
+            settings.tsa_urls, timeout=settings.tsa_timeout, keep_connections=True
+        )
         self._revocation = RevocationCache(timeout=settings.revocation_timeout)
         self._roots = tuple(settings.trust_roots)
         self._tsa_certs: tuple[x509.Certificate, ...] | None = None
@@ -322,7 +324,11 @@ class Renewer:
         result = out.getvalue()
         if not result.startswith(pdf):  # never: an incremental update only appends
             raise SigningError("the renewed document does not keep the earlier revisions")
-        facts = _facts_of(PdfFileReader(io.BytesIO(result)), data)
+        if level is Level.B_LTA and self._timestamper.last is not None:
+            # the new document time-stamp is now the last one: no need to parse the result
+            facts = _renewed_facts(self._timestamper.last, embedded, data)
+        else:
+            facts = _facts_of(PdfFileReader(io.BytesIO(result)), data)
         return Extended(pdf=result, level=level, facts=facts)
 
     async def _tsa_chain(self) -> tuple[x509.Certificate, ...]:
@@ -354,6 +360,40 @@ class Renewer:
                 validation_context=context,
                 embed_roots=False,
             )
+
+
+class _Recording(FailoverTimeStamper):
+    """The failover time-stamper, keeping its last token (one renewal at a time per worker)."""
+
+    last: cms.SignedData | None = None
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        self.last = None
+        response = await super().async_request_tsa_response(req)
+        self.last = response["time_stamp_token"]["content"]
+        return response
+
+
+def _renewed_facts(
+    token: cms.SignedData, embedded: Sequence[EmbeddedPdfSignature], data: RevocationData
+) -> EvidenceFacts:
+    signatures = [e for e in embedded if e.sig_object_type == "/Sig"]
+    tsa = extract_certificate_info(token).signer_cert
+    digest, key_algorithm, bits = _algorithms(token)
+    return EvidenceFacts(
+        signatures=len(signatures),
+        level="B-LTA",
+        last_timestamp=_gen_time(token),
+        tsa_subject=tsa.subject.human_friendly,
+        tsa_not_after=tsa["tbs_certificate"]["validity"]["not_after"].native,
+        tsa_revoked_at=_revoked_at(tsa, data),
+        signer_not_after=min(
+            e.signer_cert["tbs_certificate"]["validity"]["not_after"].native for e in signatures
+        ),
+        digest=digest,
+        key_algorithm=key_algorithm,
+        key_bits=bits,
+    )
 
 
 def _document_certificates(reader: PdfFileReader) -> list[x509.Certificate]:

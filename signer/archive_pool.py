@@ -22,6 +22,7 @@ from typing import Any
 from signer.archive import ArchiveSettings, EvidenceFacts, Extended, Renewer
 from signer.errors import SignerUnavailable, SigningError
 from signer.levels import Level
+from signer.verify.structure import install_fast_hex_reader
 from workers import PoolSpec, Reply, WorkerPool, WorkerSetup, WorkerUnavailable
 
 __all__ = ["RenewalPool", "serve_worker"]
@@ -87,6 +88,9 @@ def serve_worker(settings: ArchiveSettings) -> WorkerSetup:
     """Entry point in a renewal worker process."""
     # pyHanko warns for every offline validation context that embeds data: by design here
     logging.getLogger("pyhanko.sign.signers.pdf_signer").setLevel(logging.ERROR)
+    # the verifier workers' one-pass reader of signatures' hex /Contents (pinned to pyHanko's
+    # series; same results and errors as pyHanko's): parsing is most of a renewal's CPU
+    install_fast_hex_reader()
     renewer = Renewer(settings)
     loop = asyncio.new_event_loop()
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -139,12 +140,14 @@ class Archive:
         known = await self._run(self._known_refs)
         refs = await self._run(lambda: [str(r) for r in self._app.store.iter_refs()])
         fresh = [r for r in refs if r not in known]
-        done = 0
-        for ref in fresh:
-            facts = await self._facts_of(ref)
+
+        async def one(ref: str) -> None:
+            async with self._slots:  # read in the renewal workers, as many at once as renewals
+                facts = await self._facts_of(ref)
             await self._run(self._record_facts, ref, facts)
-            done += 1
-        return done
+
+        await asyncio.gather(*(one(ref) for ref in fresh))
+        return len(fresh)
 
     def _known_refs(self) -> set[str]:
         with self._app.engine.connect() as conn:
@@ -238,16 +241,19 @@ class Archive:
 
         async def one(ref: str) -> None:
             nonlocal renewed, failed
-            async with self._slots:
-                await self._pacer.wait()
-                try:
-                    done = await self.renew(ref, level=signer.Level.B_LTA, reason="renewal")
-                except Exception as exc:
-                    failed += 1
-                    errors.append(f"{ref}: {exc}")
-                    await self._run(self._failed, ref, exc, moment)
-                else:
-                    renewed += done.created
+            try:
+                async with self._slots:  # the worker's part; the ledger's is awaited outside
+                    await self._pacer.wait()
+                    done, staging = await self._renew(
+                        ref, level=signer.Level.B_LTA, reason="renewal", actor=SYSTEM
+                    )
+                await self._app.events.settled(staging)
+            except Exception as exc:  # recorded, retried and shown: never lost
+                failed += 1
+                errors.append(f"{ref}: {exc}")
+                await self._run(self._failed, ref, exc, moment)
+            else:
+                renewed += done.created
 
         await asyncio.gather(*(one(ref) for ref in due))
         return RunResult(renewed=renewed, failed=failed, errors=tuple(errors))
@@ -307,9 +313,17 @@ class Archive:
         actor: Identity = SYSTEM,
     ) -> Renewed:
         """Renew one version (see "One renewal" in the module docstring)."""
+        done, staging = await self._renew(ref, level=level, reason=reason, actor=actor)
+        indexes = await self._app.events.settled(staging)
+        return dataclasses.replace(done, ledger_index=indexes[0]) if indexes else done
+
+    async def _renew(
+        self, ref: str, *, level: signer.Level, reason: str, actor: Identity
+    ) -> tuple[Renewed, Staging]:
+        """A renewal up to its commit; the caller awaits the ledger (``settled``)."""
         existing = await self._run(self._successor, ref)
         if existing is not None:
-            return existing
+            return existing, Staging()
         data = await self._run(self._documents.read_whole, ref)
         extended = await self._app.renewal_pool().extend(data, level=level)
         old_entry = await self._run(self._entry, ref)
@@ -348,21 +362,20 @@ class Archive:
         if not linked:  # another run linked this version first: theirs stands
             winner = await self._run(self._successor, ref)
             assert winner is not None
-            return winner
-        [index] = await self._app.events.settled(staging)
+            return winner, Staging()
         self.renewals += 1
         log.info(
             "archive renewal stored",
             extra={"old": ref, "new": new_ref, "level": extended.level.value, "reason": reason},
         )
-        return Renewed(
+        renewed = Renewed(
             old_ref=ref,
             new_ref=new_ref,
             level=extended.level.value,
             created=True,
             evidence_end=end.at,
-            ledger_index=index,
         )
+        return renewed, staging
 
     def _link(
         self,

@@ -221,12 +221,12 @@ async def test_renewed_document_verifies_after_the_old_tsa_expired(
 
 def _kyso_verify_at(path: Path, env: DevEnvironment, moment: datetime) -> dict[str, object]:
     """``kyso verify --json`` in a child process whose clock reads ``moment`` (libfaketime)."""
-    shift = int((moment - datetime.now(UTC)).total_seconds())
+    # an absolute start ("@…", the clock then runs): right under an outer faketime too
     done = subprocess.run(
         [
             shutil.which("faketime") or "faketime",
             "-f",
-            f"{shift:+d}",
+            moment.astimezone(UTC).strftime("@%Y-%m-%d %H:%M:%S"),
             sys.executable,
             "-m",
             "kyso.cli.main",
@@ -243,6 +243,7 @@ def _kyso_verify_at(path: Path, env: DevEnvironment, moment: datetime) -> dict[s
         text=True,
         timeout=180,
         check=False,
+        env={**os.environ, "TZ": "UTC"},
     )
     report: dict[str, object] = json.loads(done.stdout.splitlines()[0])
     return report
