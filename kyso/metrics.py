@@ -201,8 +201,9 @@ def _archive_value(archive: Archive, name: str) -> float:
     status = archive.last_status
     if status is None:
         return 0.0
-    if name.endswith("d"):
-        return float(status.within[int(name[:-1])])
+    days = {"30d": 30, "90d": 90, "365d": 365}.get(name)
+    if days is not None:
+        return float(status.within[days])
     return float(getattr(status, name))
 
 

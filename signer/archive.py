@@ -295,6 +295,12 @@ class Renewer:
                 raise NotRenewable(
                     "the document carries no PAdES signature: there is no evidence to renew"
                 )
+            if level is Level.B_LT and not _has_timestamp(embedded):
+                raise NotRenewable(
+                    "B-LT builds on a time-stamped signature (B-T) and this document has no "
+                    "time-stamp; extend it to B-LTA, whose document time-stamp gives it one",
+                    field="level",
+                )
             tsa_certs = await self._tsa_chain() if level is Level.B_LTA else ()
             certs = [*_document_certificates(reader), *tsa_certs]
             data = await self._revocation.collect(_unique([*certs, *self._roots]))
@@ -360,6 +366,14 @@ class Renewer:
                 validation_context=context,
                 embed_roots=False,
             )
+
+
+def _has_timestamp(embedded: Sequence[EmbeddedPdfSignature]) -> bool:
+    return any(
+        e.sig_object_type != "/Sig"
+        or next(extract_tst_data_iter(e.signer_info, signed=False), None)
+        for e in embedded
+    )
 
 
 class _Recording(FailoverTimeStamper):

@@ -27,6 +27,7 @@ from pathlib import Path
 import grpc
 import pytest
 from asn1crypto import pem, x509
+from prometheus_client import generate_latest
 
 from kyso.app import Application
 from kyso.config import load_config
@@ -176,6 +177,9 @@ async def test_renewed_document_verifies_after_the_old_tsa_expired(
         assert (status.documents, status.within_30_days, status.renewed) == (1, 1, 0)
         [ending] = status.soonest
         assert ending.reason == "tsa-certificate"
+        scraped = generate_latest(archive_server.metrics.registry).decode()
+        assert 'kyso_archive_evidence_ending{within="30d"} 1.0' in scraped
+        assert 'kyso_archive_evidence_ending{within="ended"} 0.0' in scraped
         assert ending.evidence_end.ToDatetime(tzinfo=UTC) == _short_tsa_end(dev_env)
 
         request = archive_pb2.ExtendDocumentRequest(
@@ -377,6 +381,25 @@ async def test_a_pdf_received_through_the_exchange_is_renewed(
             archive = archive_pb2_grpc.ArchiveServiceStub(channel)
             run = await archive.RunRenewal(archive_pb2.RunRenewalRequest(), metadata=_auth(dev_env))
             assert run.renewed == 1, run.errors
+
+            # a B-B seal cannot be "B-LT" without a time-stamp: refused, nothing stored
+            sealed = await signing_pb2_grpc.SigningServiceStub(channel).SignPdf(
+                signing_pb2.SignPdfRequest(
+                    document=common_pb2.DocumentInput(content=make_pdf()),
+                    key_alias="seal",
+                    level=signing_pb2.SIGNATURE_LEVEL_B_B,
+                ),
+                metadata=_auth(dev_env),
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await archive.ExtendDocument(
+                    archive_pb2.ExtendDocumentRequest(
+                        ref=sealed.document.ref, level=archive_pb2.EXTEND_LEVEL_B_LT
+                    ),
+                    metadata=_auth(dev_env),
+                )
+            assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            assert "B-LTA" in (refused.value.details() or "")
         ref = f"sha256/{hashlib.sha256(pdf).hexdigest()}"
         chain = await asyncio.to_thread(server.operations.archive.versions_of, ref)
         assert len(chain) == 2  # the received attachment, then its renewed version
