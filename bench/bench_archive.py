@@ -141,7 +141,8 @@ async def _service(env: Any, data: Path, documents: list[bytes]) -> float:
                     metadata=auth,
                 )
             archive = archive_pb2_grpc.ArchiveServiceStub(channel)
-            await server.app.renewal_pool().facts(documents[0])  # workers started, not timed
+            pool = await asyncio.to_thread(server.app.renewal_pool)
+            await pool.facts(documents[0])  # the workers started: not timed
             started = time.perf_counter()
             run = await archive.RunRenewal(archive_pb2.RunRenewalRequest(), metadata=auth)
             seconds = time.perf_counter() - started

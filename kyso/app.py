@@ -15,6 +15,7 @@ import grp
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -115,6 +116,7 @@ class Application:
     outbox_listeners: list[Callable[[], None]] = field(default_factory=list)
     refusals: Refusals | None = None
     _renewal: RenewalPool | None = None
+    _renewal_lock: threading.Lock = field(default_factory=threading.Lock)
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
@@ -179,7 +181,12 @@ class Application:
 
     def renewal_pool(self) -> RenewalPool:
         """The archive renewal workers, started on first use (``[archive] workers``); raises
-        ``FailedPrecondition`` when no TSA is configured for renewal."""
+        ``FailedPrecondition`` when no TSA is configured for renewal. Blocking (the workers'
+        start): call it from a thread."""
+        with self._renewal_lock:
+            return self._renewal_pool()
+
+    def _renewal_pool(self) -> RenewalPool:
         if self._renewal is None:
             from signer.archive import ArchiveSettings
             from signer.archive_pool import RenewalPool as Pool

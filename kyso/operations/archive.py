@@ -66,6 +66,7 @@ SYSTEM = Identity(name="kyso-archive", unit="", roles=frozenset())
 
 BUCKET_DAYS = (30, 90, 365)
 _RENEWAL_OF = "renewal-of"
+_FIRST_RUN_AFTER_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,7 +164,8 @@ class Archive:
         if not data.startswith(b"%PDF"):
             return EvidenceFacts(signatures=0)
         try:
-            return await self._app.renewal_pool().facts(data)
+            pool = await self._run(self._app.renewal_pool)  # starts the workers once
+            return await pool.facts(data)
         except signer.PdfCorrupt:
             return EvidenceFacts(signatures=0, level="unreadable")
 
@@ -325,7 +327,8 @@ class Archive:
         if existing is not None:
             return existing, Staging()
         data = await self._run(self._documents.read_whole, ref)
-        extended = await self._app.renewal_pool().extend(data, level=level)
+        pool = await self._run(self._app.renewal_pool)
+        extended = await pool.extend(data, level=level)
         old_entry = await self._run(self._entry, ref)
         stored = await self._run(
             self._app.store.put,
@@ -455,6 +458,8 @@ class ArchiveTask:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def _loop(self) -> None:
+        # not at the very start: a server that starts (or restarts after a crash) serves first
+        await asyncio.sleep(min(self._interval, _FIRST_RUN_AFTER_SECONDS))
         while True:
             try:
                 result = await self._archive.run_once()
