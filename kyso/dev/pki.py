@@ -145,8 +145,18 @@ class DevPki:
         return f"{self.url_prefix}/{ARCH}/tsa/tsa-short"
 
     @property
+    def revoked_tsa_url(self) -> str:
+        """A third RFC 3161 endpoint whose certificate was revoked an hour after the epoch (key
+        compromise), for tests of evidence that ends by revocation."""
+        return f"{self.url_prefix}/{ARCH}/tsa/tsa-revoked"
+
+    @property
     def short_tsa_certificate_path(self) -> Path:
         return self.directory / "tsa-short.pem"
+
+    @property
+    def revoked_tsa_certificate_path(self) -> Path:
+        return self.directory / "tsa-revoked.pem"
 
     @property
     def ocsp_url(self) -> str:
@@ -220,6 +230,7 @@ def build_pki(
         crl_paths[issuer] = directory / f"{issuer}.crl"
         crl_paths[issuer].write_bytes(crl.dump())
     dump_cert("tsa-short", directory / "tsa-short.pem")
+    dump_cert("tsa-revoked", directory / "tsa-revoked.pem")
     pki = DevPki(
         directory=directory,
         config_path=config_path,
@@ -273,7 +284,14 @@ def load_pki(directory: Path) -> DevPki | None:
         certificates=certificates,
         epoch=_read_epoch(state_path) or datetime.fromtimestamp(0, UTC),
     )
-    expected = [pki.config_path, pki.root_path, pki.intermediate_path, *certificates.values()]
+    expected = [
+        pki.config_path,
+        pki.root_path,
+        pki.intermediate_path,
+        pki.short_tsa_certificate_path,  # a PKI from before the extra TSAs is built again
+        pki.revoked_tsa_certificate_path,
+        *certificates.values(),
+    ]
     if not all(path.is_file() for path in expected):
         return None
     return pki
@@ -354,6 +372,7 @@ def _config(
         "interm": {"common-name": "kyso Development Issuing CA"},
         "tsa": {"common-name": "kyso Development Time-Stamping Authority"},
         "tsa-short": {"common-name": "kyso Development Time-Stamping Authority (short-lived)"},
+        "tsa-revoked": {"common-name": "kyso Development Time-Stamping Authority (revoked)"},
         "ocsp": {"common-name": "kyso Development OCSP Responder"},
     } | {entity.label: dict(entity.subject) for entity in end_entities}
     certs: dict[str, Any] = {
@@ -388,6 +407,20 @@ def _config(
             "subject-key": "tsa",
             "issuer": "interm",
             "validity": _validity(epoch, epoch + timedelta(days=SHORT_TSA_DAYS)),
+            "extensions": [
+                _key_usage(["digital_signature"]),
+                {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
+            ],
+        },
+        "tsa-revoked": {
+            "subject": "tsa-revoked",
+            "subject-key": "tsa",
+            "issuer": "interm",
+            "validity": _validity(epoch, _years(epoch, _LEAF_YEARS)),
+            "revocation": {
+                "revoked-since": _iso(epoch + timedelta(hours=1)),
+                "reason": "key_compromise",
+            },
             "extensions": [
                 _key_usage(["digital_signature"]),
                 {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
@@ -443,6 +476,11 @@ def _config(
                         "tsa-short": {
                             "signing-key": "tsa",
                             "signing-cert": "tsa-short",
+                            "certs-to-embed": ["interm"],
+                        },
+                        "tsa-revoked": {
+                            "signing-key": "tsa",
+                            "signing-cert": "tsa-revoked",
                             "certs-to-embed": ["interm"],
                         },
                     },

@@ -329,9 +329,9 @@ async def test_a_renewal_run_killed_midway_leaves_no_half_version_and_the_next_f
     assert report["within_days"]["365"] == 0
 
 
-def _signed_elsewhere(env: DevEnvironment) -> bytes:
+def _signed_elsewhere(env: DevEnvironment, tsa_url: str) -> bytes:
     """A B-T PDF signed on the official's token (never opened by the server), time-stamped by
-    the short-lived TSA: a document kyso did not sign."""
+    ``tsa_url``: a document kyso did not sign."""
     from hsm import KeyRing, KeySpec, PinSource, Pkcs11Uri
     from signer import KeyProfile, Level, PdfSigningService, SignerSettings, SignRequest
 
@@ -347,7 +347,7 @@ def _signed_elsewhere(env: DevEnvironment) -> bytes:
         service = PdfSigningService(
             keyring=ring,
             keys={"official": KeyProfile(alias="official", organisation="UBND")},
-            settings=SignerSettings(tsa_urls=(env.pki.short_tsa_url,)),
+            settings=SignerSettings(tsa_urls=(tsa_url,)),
         )
         request = SignRequest(pdf=make_pdf(), alias="official", level=Level.B_T)
         return asyncio.run(service.sign(request)).pdf
@@ -358,7 +358,8 @@ async def test_a_pdf_received_through_the_exchange_is_renewed(
 ) -> None:
     from kyso.v1 import exchange_pb2, exchange_pb2_grpc
 
-    pdf = await asyncio.to_thread(_signed_elsewhere, dev_env)
+    pdf = await asyncio.to_thread(_signed_elsewhere, dev_env, dev_env.pki.short_tsa_url)
+    revoked = await asyncio.to_thread(_signed_elsewhere, dev_env, dev_env.pki.revoked_tsa_url)
     text = render_config(dev_env, address="127.0.0.1:0", data_dir=tmp_path, metrics_address="")
     path = tmp_path / "kyso.toml"
     path.write_text(_archive_text(dev_env, text, renew=False))  # margin: the default 90 days
@@ -400,6 +401,19 @@ async def test_a_pdf_received_through_the_exchange_is_renewed(
                 )
             assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
             assert "B-LTA" in (refused.value.details() or "")
+
+            # evidence ended by the TSA's revocation: counted as ended, its renewal fails
+            # (the revoked chain no longer validates) and shows as failing
+            await asyncio.to_thread(
+                server.app.store.put, revoked, content_type="application/pdf", metadata={}
+            )
+            run = await archive.RunRenewal(archive_pb2.RunRenewalRequest(), metadata=_auth(dev_env))
+            assert (run.renewed, run.failed) == (0, 1)
+            status = await archive.GetArchiveStatus(
+                archive_pb2.GetArchiveStatusRequest(), metadata=_auth(dev_env)
+            )
+            assert (status.ended, status.failing) == (1, 1)
+            assert status.soonest[0].reason == "tsa-revoked"
         ref = f"sha256/{hashlib.sha256(pdf).hexdigest()}"
         chain = await asyncio.to_thread(server.operations.archive.versions_of, ref)
         assert len(chain) == 2  # the received attachment, then its renewed version
