@@ -28,7 +28,9 @@ TEST_WORKERS ?= auto
 # misbehave (watchdog and heartbeat tests) — none of them reads the calendar.
 CLOCK_TESTS := tests/audit/test_heads.py tests/audit/test_outbox.py tests/dev/test_pki.py \
 	tests/twophase/test_sessions.py tests/twophase/test_refusals.py tests/exchange/test_routing.py \
-	tests/exchange/test_edxml_signature.py tests/verify/test_levels.py tests/signer/test_bad_input.py
+	tests/exchange/test_edxml_signature.py tests/verify/test_levels.py tests/signer/test_bad_input.py \
+	tests/kyso/test_archive.py::test_renewed_document_verifies_after_the_old_tsa_expired \
+	tests/kyso/test_archive.py::test_a_pdf_received_through_the_exchange_is_renewed
 
 # The whole suite on a machine with one core kept busy.
 test-loaded: install-test

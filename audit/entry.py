@@ -65,6 +65,8 @@ class EventType(enum.StrEnum):
     """The consequential events the ledger records (the value is what is encoded)."""
 
     DOCUMENT_STORED = "document.stored"
+    DOCUMENT_RENEWED = "document.renewed"
+    """A new version of a stored signed PDF with renewed evidence (refs: new, then old)."""
     SIGNATURE_SEALED = "signature.sealed"
     SIGNATURE_PREPARED = "signature.prepared"
     SIGNATURE_COMPLETED = "signature.completed"

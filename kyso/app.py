@@ -16,10 +16,12 @@ import grp
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -41,7 +43,7 @@ from kyso.authz import Identity
 from kyso.catalogue import Catalogue
 from kyso.certificates import read_certificates
 from kyso.config import Config
-from kyso.errors import ConfigError
+from kyso.errors import ConfigError, FailedPrecondition
 from kyso.notify import schema as notify_schema
 from kyso.notify.citizens import Citizens, SmsGateway, ZnsGateway
 from kyso.notify.runner import Notifier
@@ -51,6 +53,9 @@ from kyso.operations.refusals import Refusals
 from kyso.operations.running import Blocking, Executors
 from signer import verify
 from signer.twophase import SessionStore, TwoPhaseSigner
+
+if TYPE_CHECKING:
+    from signer.archive_pool import RenewalPool
 
 __all__ = ["Application", "components", "open_store"]
 
@@ -130,6 +135,8 @@ class Application:
     citizens: Citizens | None = None
     notifier: Notifier | None = None
     """Started by the server (``kyso.notify.runner``); None in a process that delivers none."""
+    _renewal: RenewalPool | None = None
+    _renewal_lock: threading.Lock = field(default_factory=threading.Lock)
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
@@ -192,6 +199,38 @@ class Application:
             stack.close()
             raise
         return app
+
+    def renewal_pool(self) -> RenewalPool:
+        """The archive renewal workers, started on first use (``[archive] workers``); raises
+        ``FailedPrecondition`` when no TSA is configured for renewal. Blocking (the workers'
+        start): call it from a thread."""
+        with self._renewal_lock:
+            return self._renewal_pool()
+
+    def _renewal_pool(self) -> RenewalPool:
+        if self._renewal is None:
+            from signer.archive import ArchiveSettings
+            from signer.archive_pool import RenewalPool as Pool
+
+            urls = self.config.archive.tsa_urls or self.config.signing.tsa_urls
+            if not urls:
+                raise FailedPrecondition(
+                    "archive renewal needs a time-stamping authority: set [archive] tsa_urls "
+                    "or [signing] tsa_urls"
+                )
+            settings = signer_settings(self.config)
+            self._renewal = Pool(
+                settings=ArchiveSettings(
+                    tsa_urls=tuple(urls),
+                    tsa_timeout=settings.tsa_timeout,
+                    revocation_timeout=settings.revocation_timeout,
+                    trust_roots=settings.trust_roots,
+                    max_document_size=settings.max_document_size,
+                ),
+                workers=self.config.archive.workers,
+            )
+            self._closers.callback(self._renewal.close)
+        return self._renewal
 
     @property
     def signed_retention(self) -> storage.Retention | None:

@@ -80,6 +80,10 @@ ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
     "/kyso.v1.NotificationService/SetCitizenConsent": frozenset({"workflow", "clerk"}),
     "/kyso.v1.NotificationService/ListCitizenMessages": frozenset({"operator"}),
     "/kyso.v1.NotificationService/WatchEvents": frozenset({"official", "workflow", "clerk"}),
+    "/kyso.v1.ArchiveService/GetArchiveStatus": frozenset({"auditor", "operator"}),
+    "/kyso.v1.ArchiveService/ExtendDocument": frozenset({"workflow", "clerk"}),
+    "/kyso.v1.ArchiveService/RunRenewal": frozenset({"operator"}),
+    "/kyso.v1.ArchiveService/ListVersions": _READERS,
 }
 
 

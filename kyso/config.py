@@ -32,6 +32,7 @@ from kyso.errors import ConfigError
 
 __all__ = [
     "MESSAGE_RESERVE",
+    "ArchiveConfig",
     "ClientConfig",
     "Config",
     "CscConfig",
@@ -295,6 +296,22 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchiveConfig:
+    """Long-term evidence of stored signed PDFs (``kyso.operations.archive``): the renewal run's
+    schedule, margin and bounds. Empty ``tsa_urls``: the signing TSAs (``[signing] tsa_urls``)."""
+
+    renew: bool = True
+    margin_days: int = 90
+    interval_seconds: float = 3600.0
+    rate_per_second: float = 2.0
+    concurrency: int = 2
+    workers: int = 1
+    retry_seconds: float = 300.0
+    max_retry_seconds: float = 86400.0
+    tsa_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class HubConfig:
     """A hub of the exchange: the unit at the top of the subtree it serves, its parent hub,
     the address of its kyso server, and the hubs it may send to directly (peers).
@@ -485,6 +502,7 @@ class Config:
     trust: TrustConfig = field(default_factory=TrustConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     client: ClientSide = field(default_factory=ClientSide)
     csc: CscConfig = field(default_factory=CscConfig)
@@ -841,6 +859,7 @@ def _validate(config: Config) -> None:
                 )
     if config.ledger.key and config.ledger.key not in config.keys:
         raise ConfigError(f"ledger.key: {config.ledger.key!r} is not a configured key alias")
+    _validate_archive(config.archive)
     _validate_exchange(config)
     _validate_csc(config.csc)
     for name, provider in config.remote.items():
@@ -983,3 +1002,17 @@ def _readable(path: Path, key: str) -> None:
         raise ConfigError(f"{key}: {path} does not exist")
     if not os.access(path, os.R_OK):
         raise ConfigError(f"{key}: {path} is not readable")
+
+
+def _validate_archive(archive: ArchiveConfig) -> None:
+    for name in ("margin_days", "concurrency", "workers"):
+        if getattr(archive, name) < (0 if name == "margin_days" else 1):
+            raise ConfigError(
+                f"archive.{name}: must be at least {0 if name == 'margin_days' else 1}"
+            )
+    for name in ("interval_seconds", "rate_per_second", "retry_seconds", "max_retry_seconds"):
+        if getattr(archive, name) <= 0:
+            raise ConfigError(f"archive.{name}: must be above 0")
+    for i, url in enumerate(archive.tsa_urls):
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"archive.tsa_urls[{i}]: {url!r} is not an http(s) URL")

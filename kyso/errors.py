@@ -188,6 +188,7 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         # signer/
         (signer.UnknownKeyAlias, code.NOT_FOUND),
         (signer.CertificationForbidsSigning, code.FAILED_PRECONDITION),
+        (signer.NotRenewable, code.FAILED_PRECONDITION),
         (signer.TimestampUnavailable, code.UNAVAILABLE),
         (signer.RevocationUnavailable, code.UNAVAILABLE),
         (signer.KeyUnavailable, code.UNAVAILABLE),

@@ -38,6 +38,7 @@ SERVICE_NEEDS: Mapping[str, frozenset[str]] = {
     "kyso.v1.DocumentService": frozenset({"database", "storage", "io", "transfer"}),
     "kyso.v1.ExchangeService": frozenset({"database", "storage", "io", "xml"}),
     "kyso.v1.DirectoryService": frozenset({"database", "io"}),
+    "kyso.v1.ArchiveService": frozenset({"database", "storage", "io"}),
     "kyso.v1.AuditService": frozenset({"database", "io"}),
 }
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 if TYPE_CHECKING:
+    from kyso.operations.archive import Archive
     from kyso.operations.running import Blocking, Executors
     from kyso.status import Snapshot
 
@@ -188,6 +189,44 @@ class Metrics:
             for pool in executors:
                 gauge.labels(pool=pool.name).set_function(functools.partial(read, pool))
 
+    def watch_archive(self, archive: Archive) -> None:
+        """The archive's gauges, read from its last status and run counters when scraped:
+        ``kyso_archive_documents``, ``kyso_archive_evidence_ending{within}`` (30d, 90d, 365d,
+        ended), ``kyso_archive_failing``, ``kyso_archive_renewals_total`` and
+        ``kyso_archive_renewal_failures_total``."""
+        documents = Gauge(
+            "kyso_archive_documents",
+            "Current versions of stored signed PDFs (at the last archive run)",
+            registry=self.registry,
+        )
+        documents.set_function(functools.partial(_archive_value, archive, "documents"))
+        ending = Gauge(
+            "kyso_archive_evidence_ending",
+            "Stored signed PDFs whose evidence ends within the period (ended: already over)",
+            ["within"],
+            registry=self.registry,
+        )
+        for label in ("30d", "90d", "365d", "ended"):
+            ending.labels(within=label).set_function(
+                functools.partial(_archive_value, archive, label)
+            )
+        failing = Gauge(
+            "kyso_archive_failing",
+            "Stored signed PDFs whose last renewal attempt failed (retried with growing delays)",
+            registry=self.registry,
+        )
+        failing.set_function(functools.partial(_archive_value, archive, "failing"))
+        for name, help_text, attribute in (
+            ("kyso_archive_renewals_total", "Renewals stored by this process", "renewals"),
+            (
+                "kyso_archive_renewal_failures_total",
+                "Renewal attempts that failed in this process",
+                "failures",
+            ),
+        ):
+            counter = Gauge(name, help_text, registry=self.registry)
+            counter.set_function(functools.partial(_attribute, archive, attribute))
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
@@ -210,6 +249,20 @@ class _Cached:
             except Exception:  # the database is away: the health check says so; keep the last
                 log.warning("cannot read the notification backlog", exc_info=True)
         return self._value
+
+
+def _archive_value(archive: Archive, name: str) -> float:
+    status = archive.last_status
+    if status is None:
+        return 0.0
+    days = {"30d": 30, "90d": 90, "365d": 365}.get(name)
+    if days is not None:
+        return float(status.within[days])
+    return float(getattr(status, name))
+
+
+def _attribute(archive: Archive, name: str) -> float:
+    return float(getattr(archive, name))
 
 
 def _count(counts: Callable[[], Mapping[str, int]], kind: str) -> float:

@@ -5,6 +5,12 @@
   leave an object without a row (found and catalogued by the start-up check) but never a row
   without its object.
 - ``catalogue_signatures``: the signatures kyso made on a document (who, which key, level, when).
+- ``catalogue_evidence``: per stored PDF, the facts of its long-term evidence (its last
+  time-stamp's TSA certificate expiry and revocation, the algorithms of that time-stamp, the
+  signers' expiry without one) and its renewal state (attempts, last error, next try). Facts,
+  not the end date: the end is computed when asked, under the algorithm rules then configured.
+- ``catalogue_versions``: old → new links of renewed documents; one successor per version
+  (the primary key), written with the new version's row and its ledger event.
 - ``catalogue_verifications``: the verification of a received package and its attached PDFs,
   made once on arrival and kept with the deliveries of that package (by its SHA-256).
 - ``catalogue_sign_requests``: SignPdf's idempotency keys, per client: the request's
@@ -18,7 +24,16 @@ import sqlalchemy as sa
 
 from kyso.db import Component, MigrationStep
 
-__all__ = ["COMPONENT", "documents", "metadata", "sign_requests", "signatures", "verifications"]
+__all__ = [
+    "COMPONENT",
+    "documents",
+    "evidence",
+    "metadata",
+    "sign_requests",
+    "signatures",
+    "verifications",
+    "versions",
+]
 
 metadata = sa.MetaData()
 
@@ -67,6 +82,36 @@ sign_requests = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+evidence = sa.Table(
+    "catalogue_evidence",
+    metadata,
+    sa.Column("ref", sa.String(71), primary_key=True),
+    sa.Column("signatures", sa.Integer, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False, server_default=""),
+    sa.Column("last_timestamp", sa.DateTime(timezone=True)),
+    sa.Column("tsa_subject", sa.String(500), nullable=False, server_default=""),
+    sa.Column("tsa_not_after", sa.DateTime(timezone=True)),
+    sa.Column("tsa_revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("signer_not_after", sa.DateTime(timezone=True)),
+    sa.Column("digest", sa.String(32), nullable=False, server_default=""),
+    sa.Column("key_algorithm", sa.String(16), nullable=False, server_default=""),
+    sa.Column("key_bits", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+)
+
+versions = sa.Table(
+    "catalogue_versions",
+    metadata,
+    sa.Column("old_ref", sa.String(71), primary_key=True),
+    sa.Column("new_ref", sa.String(71), nullable=False, index=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 _STEPS: tuple[MigrationStep, ...] = (
     (
         1,
@@ -82,6 +127,11 @@ _STEPS: tuple[MigrationStep, ...] = (
         3,
         "SignPdf idempotency keys",
         lambda conn: metadata.create_all(conn, tables=[sign_requests]),
+    ),
+    (
+        4,
+        "long-term evidence and versions of renewed documents",
+        lambda conn: metadata.create_all(conn, tables=[evidence, versions]),
     ),
 )
 

@@ -31,6 +31,8 @@ from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
 from kyso.notify.runner import Notifier
 from kyso.notify.runner import backlog as notify_backlog
+from kyso.operations.archive import ArchiveTask
+from kyso.operations.wiring import Operations
 from kyso.reconcile import ReconcileTask, start_reconcile
 from kyso.reflection import enable_reflection
 from kyso.services import register_all
@@ -93,7 +95,9 @@ class Server:
                 *keepalive_options(config.server),
             ],
         )
-        services = register_all(self.grpc, app)
+        self.operations = Operations.build(app)
+        self.metrics.watch_archive(self.operations.archive)
+        services = register_all(self.grpc, app, self.operations)
         self.health_servicer = ExplainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.grpc)
         enable_reflection([*services, "grpc.health.v1.Health"], self.grpc)
@@ -112,6 +116,7 @@ class Server:
         self._dispatcher: Dispatcher | None = None
         self._refusals: asyncio.Task[None] | None = None
         self._notifier: Notifier | None = None
+        self.archive: ArchiveTask | None = None
 
     def _bind(self) -> int:
         address = self.config.server.address
@@ -197,12 +202,19 @@ class Server:
             self._notifier.start()
             self.app.notifier = self._notifier
             self.app.events.listeners.append(self._notifier.wake)
+        archive = self.config.archive
+        if archive.renew and (archive.tsa_urls or self.config.signing.tsa_urls):
+            # the scheduled renewal of stored signed PDFs' evidence (kyso.operations.archive)
+            self.archive = ArchiveTask(self.operations.archive, interval=archive.interval_seconds)
+            self.archive.start()
         log.info("serving", extra={"address": self.config.server.address, "port": self.port})
 
     async def stop(self) -> None:
         log.info("stopping", extra={"grace_seconds": self.config.server.grace_seconds})
         await self.monitor.stop()
         await self.grpc.stop(self.config.server.grace_seconds)
+        if self.archive is not None:
+            await self.archive.stop()
         # exchange: stop dispatching before the application (database, keys) closes
         if self._dispatcher is not None:
             await self._dispatcher.stop()

@@ -13,6 +13,7 @@ __all__ = [
     "FieldNotFound",
     "KeyUnavailable",
     "NotAPdf",
+    "NotRenewable",
     "PageNotFound",
     "PdfCorrupt",
     "PdfEncrypted",
@@ -106,6 +107,13 @@ class TimestampUnavailable(SigningError):
 
 class RevocationUnavailable(SigningError):
     """Revocation data (OCSP/CRL) for a certificate could not be obtained; nothing was signed."""
+
+
+class NotRenewable(SigningError):
+    """The document's evidence cannot be renewed or raised as asked (no PAdES signature, a
+    level below B-LT, too large)."""
+
+    field = "ref"
 
 
 class SignatureValueInvalid(SigningError):

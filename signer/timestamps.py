@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from asn1crypto import tsp
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
 
 from signer.errors import TimestampUnavailable
 
@@ -24,12 +25,24 @@ _log = logging.getLogger(__name__)
 class FailoverTimeStamper(TimeStamper):
     """A pyHanko ``TimeStamper`` over several HTTP TSAs (first that answers wins)."""
 
-    def __init__(self, urls: Sequence[str], *, timeout: float) -> None:
+    def __init__(
+        self, urls: Sequence[str], *, timeout: float, keep_connections: bool = False
+    ) -> None:
+        """``keep_connections``: one HTTP session per TSA for the life of this object (its
+        requests must all run on one event loop, as in a renewal worker); otherwise a session
+        (and its TLS context) per request."""
         if not urls:
             raise ValueError("at least one time-stamping authority URL is needed")
         super().__init__()  # type: ignore[no-untyped-call]
         self.urls = tuple(urls)
-        self._clients = [HTTPTimeStamper(url, timeout=timeout) for url in self.urls]
+        self._clients = [
+            HTTPTimeStamper(
+                url,
+                timeout=timeout,
+                session=LazySession() if keep_connections else None,  # type: ignore[no-untyped-call]
+            )
+            for url in self.urls
+        ]
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         failures: list[str] = []

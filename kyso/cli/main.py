@@ -54,6 +54,9 @@ COMMANDS: dict[str, Command] = {
         "2 indeterminate, 3 unreadable)",
     ),
     "audit": Command("audit_cmd", "export and verify the tamper-evident ledger"),
+    "archive": Command(
+        "archive_cmd", "long-term evidence of stored signed PDFs: status, extend, renew"
+    ),
     "hsm": Command("hsm_cmd", "inspect PKCS#11 modules, tokens and keys"),
     "send": Command("exchange_cmd", "send a document to units (edXML exchange)"),
     "inbox": Command("exchange_cmd", "list (and acknowledge) a unit's inbox"),

@@ -66,6 +66,10 @@ _LEAF_YEARS = 3
 # from the issuer's notBefore, and a revocation only shows on CRLs issued after it.
 _BACKDATE = timedelta(days=2)
 _CRL_PERIOD = "P1D"
+SHORT_TSA_DAYS = 10
+"""Validity of the short-lived development TSA certificate (``DevPki.short_tsa_url``), counted
+from the epoch (two days before the build): it ends about a week after ``kyso dev init``, for
+trying archive renewal (a document whose last time-stamp is about to lose its force)."""
 RENEW_BEFORE = timedelta(days=30)
 """A development environment's certificates are issued anew this long before they expire."""
 
@@ -133,6 +137,26 @@ class DevPki:
     def tsa_url(self) -> str:
         """RFC 3161 time-stamping endpoint."""
         return f"{self.url_prefix}/{ARCH}/tsa/tsa"
+
+    @property
+    def short_tsa_url(self) -> str:
+        """A second RFC 3161 endpoint whose certificate expires ``SHORT_TSA_DAYS`` after the
+        epoch (same key as the default TSA); the default configuration does not use it."""
+        return f"{self.url_prefix}/{ARCH}/tsa/tsa-short"
+
+    @property
+    def revoked_tsa_url(self) -> str:
+        """A third RFC 3161 endpoint whose certificate was revoked an hour after the epoch (key
+        compromise), for tests of evidence that ends by revocation."""
+        return f"{self.url_prefix}/{ARCH}/tsa/tsa-revoked"
+
+    @property
+    def short_tsa_certificate_path(self) -> Path:
+        return self.directory / "tsa-short.pem"
+
+    @property
+    def revoked_tsa_certificate_path(self) -> Path:
+        return self.directory / "tsa-revoked.pem"
 
     @property
     def ocsp_url(self) -> str:
@@ -205,6 +229,8 @@ def build_pki(
         crl = arch.service_registry.get_crl(ServiceLabel(issuer), at_time=crl_now)
         crl_paths[issuer] = directory / f"{issuer}.crl"
         crl_paths[issuer].write_bytes(crl.dump())
+    dump_cert("tsa-short", directory / "tsa-short.pem")
+    dump_cert("tsa-revoked", directory / "tsa-revoked.pem")
     pki = DevPki(
         directory=directory,
         config_path=config_path,
@@ -258,7 +284,14 @@ def load_pki(directory: Path) -> DevPki | None:
         certificates=certificates,
         epoch=_read_epoch(state_path) or datetime.fromtimestamp(0, UTC),
     )
-    expected = [pki.config_path, pki.root_path, pki.intermediate_path, *certificates.values()]
+    expected = [
+        pki.config_path,
+        pki.root_path,
+        pki.intermediate_path,
+        pki.short_tsa_certificate_path,  # a PKI from before the extra TSAs is built again
+        pki.revoked_tsa_certificate_path,
+        *certificates.values(),
+    ]
     if not all(path.is_file() for path in expected):
         return None
     return pki
@@ -338,6 +371,8 @@ def _config(
         "root": {"common-name": "kyso Development Root CA"},
         "interm": {"common-name": "kyso Development Issuing CA"},
         "tsa": {"common-name": "kyso Development Time-Stamping Authority"},
+        "tsa-short": {"common-name": "kyso Development Time-Stamping Authority (short-lived)"},
+        "tsa-revoked": {"common-name": "kyso Development Time-Stamping Authority (revoked)"},
         "ocsp": {"common-name": "kyso Development OCSP Responder"},
     } | {entity.label: dict(entity.subject) for entity in end_entities}
     certs: dict[str, Any] = {
@@ -362,6 +397,30 @@ def _config(
             "subject": "tsa",
             "issuer": "interm",
             "validity": _validity(epoch, _years(epoch, _LEAF_YEARS)),
+            "extensions": [
+                _key_usage(["digital_signature"]),
+                {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
+            ],
+        },
+        "tsa-short": {
+            "subject": "tsa-short",
+            "subject-key": "tsa",
+            "issuer": "interm",
+            "validity": _validity(epoch, epoch + timedelta(days=SHORT_TSA_DAYS)),
+            "extensions": [
+                _key_usage(["digital_signature"]),
+                {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
+            ],
+        },
+        "tsa-revoked": {
+            "subject": "tsa-revoked",
+            "subject-key": "tsa",
+            "issuer": "interm",
+            "validity": _validity(epoch, _years(epoch, _LEAF_YEARS)),
+            "revocation": {
+                "revoked-since": _iso(epoch + timedelta(hours=1)),
+                "reason": "key_compromise",
+            },
             "extensions": [
                 _key_usage(["digital_signature"]),
                 {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
@@ -412,7 +471,18 @@ def _config(
                             "signing-key": "tsa",
                             "signing-cert": "tsa",
                             "certs-to-embed": ["interm"],
-                        }
+                        },
+                        # The same key under a certificate that ends soon (archive renewal).
+                        "tsa-short": {
+                            "signing-key": "tsa",
+                            "signing-cert": "tsa-short",
+                            "certs-to-embed": ["interm"],
+                        },
+                        "tsa-revoked": {
+                            "signing-key": "tsa",
+                            "signing-cert": "tsa-revoked",
+                            "certs-to-embed": ["interm"],
+                        },
                     },
                 },
             }

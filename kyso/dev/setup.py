@@ -196,6 +196,7 @@ def set_up(home: Path, *, out: TextIO = sys.stdout) -> DevEnvironment:
         print(f"  PIN of {token:<10} {pin_path} (mode 0600)", file=out)
     print(f"  trust anchor      {env.root_certificate_path}", file=out)
     print(f"  TSA / OCSP        {env.tsa_url} , {env.ocsp_url}", file=out)
+    print(f"  short-lived TSA   {env.pki.short_tsa_url} (for trying archive renewal)", file=out)
     print(f"  API token         {env.api_token_path} (mode 0600)", file=out)
     print(f"  stamp images      {env.seal_image}, {env.signature_image}", file=out)
     print(f"  console settings  {web_path}", file=out)

@@ -440,6 +440,15 @@ class Documents:
         units |= self._app.sessions.units_of_document(ref)
         return frozenset(u for u in units if u)
 
+    def check_readable(self, actor: Identity, ref: str) -> None:
+        """Raise unless ``actor`` may read the bytes of ``ref`` (see the module docstring;
+        blocking)."""
+        self._may_read(actor, ref, content=True)
+
+    def check_describable(self, actor: Identity, ref: str) -> None:
+        """Raise unless ``actor`` may read the description of ``ref`` (blocking)."""
+        self._may_read(actor, ref, content=False)
+
     def _may_read(self, actor: Identity, ref: str, *, content: bool) -> None:
         if "auditor" in actor.roles and (
             not content or self._app.config.documents.auditors_download

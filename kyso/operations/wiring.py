@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kyso.app import Application
+from kyso.operations.archive import Archive
 from kyso.operations.directory import DirectoryReading
 from kyso.operations.documents import Documents
 from kyso.operations.exchange import Exchange
@@ -27,6 +28,7 @@ class Operations:
     directory: DirectoryReading
     ledger_reading: LedgerReading
     notifications: Notifications
+    archive: Archive
 
     @classmethod
     def build(cls, app: Application) -> Operations:
@@ -40,4 +42,5 @@ class Operations:
             directory=DirectoryReading(app),
             ledger_reading=LedgerReading(app),
             notifications=Notifications(app),
+            archive=Archive(app, documents),
         )

@@ -10,6 +10,7 @@ import grpc
 
 from kyso.app import Application
 from kyso.operations.wiring import Operations
+from kyso.services.archive import ArchiveServicer
 from kyso.services.audit import AuditServicer
 from kyso.services.directory import DirectoryServicer
 from kyso.services.documents import DocumentServicer
@@ -18,6 +19,7 @@ from kyso.services.notifications import NotificationServicer
 from kyso.services.signing import SigningServicer
 from kyso.services.verification import VerificationServicer
 from kyso.v1 import (
+    archive_pb2_grpc,
     audit_pb2_grpc,
     directory_pb2_grpc,
     documents_pb2_grpc,
@@ -30,13 +32,15 @@ from kyso.v1 import (
 __all__ = ["register_all"]
 
 
-def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
+def register_all(
+    server: grpc.aio.Server, app: Application, operations: Operations | None = None
+) -> list[str]:
     """Add every kyso.v1 servicer to ``server``; return the full service names.
 
     A service whose domain is not built yet is registered with its generated base class, whose
     methods answer UNIMPLEMENTED (the contract stays complete and discoverable by reflection).
     """
-    operations = Operations.build(app)
+    operations = operations or Operations.build(app)
     registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]] = [
         (
             signing_pb2_grpc.add_SigningServiceServicer_to_server,
@@ -72,6 +76,11 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
             notifications_pb2_grpc.add_NotificationServiceServicer_to_server,
             NotificationServicer(operations),
             "kyso.v1.NotificationService",
+        ),
+        (
+            archive_pb2_grpc.add_ArchiveServiceServicer_to_server,
+            ArchiveServicer(operations),
+            "kyso.v1.ArchiveService",
         ),
     ]
     for add, servicer, _name in registrations:

@@ -95,8 +95,11 @@ def test_the_revoked_certificate_is_on_the_served_crl(dev_env):
         entry["user_certificate"].native
         for entry in served["tbs_cert_list"]["revoked_certificates"]
     }
-    expected = _cert(dev_env.test_keys[TestCertificate.REVOKED].certificate_path).serial_number
-    assert revoked == {expected}
+    expected = {
+        _cert(dev_env.test_keys[TestCertificate.REVOKED].certificate_path).serial_number,
+        _cert(dev_env.pki.revoked_tsa_certificate_path).serial_number,  # the revoked TSA's
+    }
+    assert revoked == expected
     on_disk = crl.CertificateList.load(dev_env.pki.intermediate_crl_path.read_bytes())
     assert on_disk["tbs_cert_list"]["issuer"] == served["tbs_cert_list"]["issuer"]
 

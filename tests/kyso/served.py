@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +59,14 @@ def serve(
     head_interval_seconds: int = 0,
     extra: str = "",
     env: dict[str, str] | None = None,
+    edit: Callable[[str], str] | None = None,
+    port: int = 0,
 ) -> Served:
     """Start `kyso serve` on a free port with its own database and objects in ``directory``
     (``head_interval_seconds``: sign tree heads that often instead of the development's 60;
-    ``extra``: configuration appended; ``env``: more environment for the server)."""
-    port = free_port()
+    ``extra``: configuration appended; ``env``: more environment for the server; ``edit``:
+    rewrites the configuration's text; ``port``: this one rather than a free one)."""
+    port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "kyso.toml"
     text = render_config(
@@ -71,6 +75,8 @@ def serve(
         data_dir=directory,
         metrics_address="",
     )
+    if edit is not None:
+        text = edit(text)
     if head_interval_seconds:
         text = text.replace(
             "head_interval_seconds = 60", f"head_interval_seconds = {head_interval_seconds}"

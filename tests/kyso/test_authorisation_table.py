@@ -27,7 +27,8 @@ from kyso.certificates import read_certificates
 from kyso.config import ROLES, Config, load_config
 from kyso.server import Server
 from kyso.v1 import (
-    audit_pb2,  # noqa: F401 (registers the service descriptors)
+    archive_pb2,  # noqa: F401 (registers the service descriptors)
+    audit_pb2,  # noqa: F401
     directory_pb2,  # noqa: F401
     documents_pb2,
     documents_pb2_grpc,
@@ -49,6 +50,7 @@ SERVICES = (
     "DirectoryService",
     "AuditService",
     "NotificationService",
+    "ArchiveService",
 )
 ROLE_COLUMNS = ("workflow", "official", "clerk", "auditor", "hub", "operator")
 RELATIONS = (

@@ -11,7 +11,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from kyso.authz import ALLOWED_ROLES
 from kyso.errors import mapped_code
-from kyso.v1 import audit_pb2, audit_pb2_grpc, directory_pb2, directory_pb2_grpc
+from kyso.v1 import (
+    archive_pb2,  # noqa: F401 (registers the service's descriptor)
+    audit_pb2,
+    audit_pb2_grpc,
+    directory_pb2,
+    directory_pb2_grpc,
+)
 
 from .conftest import token
 
@@ -22,6 +28,7 @@ KYSO_SERVICES = {
     "kyso.v1.ExchangeService",
     "kyso.v1.DirectoryService",
     "kyso.v1.AuditService",
+    "kyso.v1.ArchiveService",
 }
 
 
@@ -51,7 +58,7 @@ async def test_health_serving_without_credentials(channel):
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_reflection_lists_the_six_services(channel):
+async def test_reflection_lists_the_seven_services(channel):
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     request = reflection_pb2.ServerReflectionRequest(list_services="")
     names = set()
