@@ -55,7 +55,7 @@ def agent(running, dev_env, *extra, pin_env=True, module="kyso.cli.main"):
     if module != "kyso.cli.main":
         argv += [*extra, "--"]
         extra = ()
-    argv += ["agent", "--yes", "--requester", "dev"]
+    argv += ["agent", "--yes", "--requester", "dev", "--lang", "en"]
     argv += ["--module", str(dev_env.module_path), "--token", key.token_label]
     argv += ["--config", str(running.config.source), "--server", running.address, *extra]
     return subprocess.run(
