@@ -52,4 +52,11 @@ def parse_answer(text: str, count: int, lang: Language = "vi") -> Answer:
         return NONE
     if folded in _VIEW:
         return VIEW
-    return parse_choice(folded, count, lang)
+    try:
+        return parse_choice(folded, count, lang)
+    except ValueError:
+        if any(c.isalpha() for c in folded):  # words: say what was typed, as typed
+            raise ValueError(
+                say("agent.bad_choice", lang, part=text.strip(), count=count)
+            ) from None
+        raise

@@ -158,7 +158,8 @@ class Preview:
             "section{background:#fff;padding:1em;margin-bottom:1.5em;border:1px solid #ccc}"
             ".page{position:relative;display:inline-block;margin:.5em;border:1px solid #999}"
             ".page img{display:block}"
-            ".sig-box{position:absolute;border:3px solid #d00;background:rgba(221,0,0,.12)}"
+            ".sig-box{position:absolute;box-sizing:border-box;border:3px solid #d00;"
+            "background:rgba(221,0,0,.12)}"
             ".dup{color:#b00;font-weight:bold}dt{font-weight:bold;float:left;width:11em}"
             "dd{margin-left:12em}button{font-size:1.2em;padding:.5em 1.5em}</style>",
             "</head><body>",
