@@ -1,40 +1,23 @@
 """``kyso agent``: the command's entry for ``kyso.cli.main`` (the code is the package
-``kyso.cli.agent``: see its docstring)."""
+``kyso.cli.agent``: see its docstring). Kept light: ``kyso agent --help`` imports neither gRPC
+nor the token library; the names below are loaded when first used."""
 
 from __future__ import annotations
 
-import hsm
-from kyso.cli.agent import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_STOPPED,
-    PIN_ENV,
-    BatchResult,
-    Selection,
-    TokenKey,
-    fetch_prepared,
-    list_pending,
-    parse_choice,
-    register,
-    run_agent,
-    sign_batch,
-)
+from typing import Any
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_STOPPED",
-    "PIN_ENV",
-    "BatchResult",
-    "Selection",
-    "TokenKey",
-    "fetch_prepared",
-    "hsm",
-    "list_pending",
-    "parse_choice",
-    "register",
-    "run_agent",
-    "sign_batch",
-]
+from kyso.cli.agent import PIN_ENV, register
 
-_parse_choice = parse_choice
+__all__ = ["PIN_ENV", "register"]
+# Also, loaded when first used: run_agent, sign_batch, list_pending, fetch_prepared, Selection,
+# BatchResult, TokenKey, parse_choice, the EXIT_* codes (from kyso.cli.agent) and hsm.
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "hsm":
+        return importlib.import_module("hsm")
+    if name == "_parse_choice":
+        name = "parse_choice"
+    return getattr(importlib.import_module("kyso.cli.agent"), name)

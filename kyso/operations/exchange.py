@@ -115,6 +115,8 @@ MAX_HOP_ID_CHARS = 128
 _DELIVERY_FIXED_BYTES = 4096
 _LINE_BYTES = 96
 _RECEIVE_BATCH = 50
+_PEEK_LIMIT = 500
+"""The most deliveries one peek lists (``kyso inbox`` without ``--take``)."""
 _POLL_SECONDS = 0.5
 
 
@@ -531,11 +533,22 @@ class Exchange:
         max_deliveries: int = 0,
         lease_seconds: int = 0,
         follow: bool = False,
+        peek: bool = False,
     ) -> AsyncIterator[Delivery]:
-        """The unit's inbox, leased to the caller; with ``follow``, new documents as they come."""
+        """The unit's inbox, leased to the caller; with ``follow``, new documents as they come.
+        With ``peek``, every delivery not yet acknowledged, leasing nothing."""
         router = await self._act_for(actor, unit, field="unit_code")
         if max_deliveries < 0 or lease_seconds < 0:
             raise RequestInvalid("max_deliveries and lease_seconds cannot be negative")
+        if peek:
+            if follow:
+                raise RequestInvalid("peek lists what waits now; it cannot follow", field="follow")
+            listed = await self._run(router.peek, unit, limit=max_deliveries or _PEEK_LIMIT)
+            for item in listed:
+                delivery = await self._hand_over(actor, router, unit, item)
+                if delivery is not None:
+                    yield delivery
+            return
         lease = timedelta(seconds=lease_seconds) if lease_seconds else None
         sent = 0
         while True:

@@ -412,6 +412,16 @@ def recipient_state(entry: TrackEntry) -> exchange_pb2.RecipientState:
         ),
         updated_at=timestamp(last.at) if last else None,
         detail=_detail(entry),
+        history=[
+            exchange_pb2.StatusChange(
+                code=e.code.value,
+                at=timestamp(e.at),
+                description=e.description or "",
+                staff=e.staff or "",
+            )
+            for e in entry.history
+        ],
+        business_type=int(entry.business_type),
     )
 
 
@@ -430,9 +440,11 @@ def sent_response(sent: Sent) -> exchange_pb2.SendResponse:
     )
 
 
-def delivery(unit: str, item: Delivery) -> exchange_pb2.Delivery:
+def delivery(unit: str, item: Delivery, *, leased: bool = True) -> exchange_pb2.Delivery:
     inbox = item.item
+    lease = inbox.lease_until if leased and inbox.lease_until.year > 1970 else None
     return exchange_pb2.Delivery(
+        lease_until=timestamp(lease),
         delivery_id=str(inbox.delivery_id),
         document_id=inbox.document_id,
         from_unit=inbox.sender,

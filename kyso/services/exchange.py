@@ -36,9 +36,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             max_deliveries=request.max_deliveries,
             lease_seconds=request.lease_seconds,
             follow=request.follow,
+            peek=request.peek,
         )
         async for delivery in deliveries:
-            yield convert.delivery(request.unit_code, delivery)
+            yield convert.delivery(request.unit_code, delivery, leased=not request.peek)
 
     async def Ack(  # noqa: N802
         self, request: exchange_pb2.AckRequest, context: Any

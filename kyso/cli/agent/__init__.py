@@ -22,18 +22,22 @@ never written anywhere.
 
 from __future__ import annotations
 
-from kyso.cli.agent.batch import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_STOPPED,
-    BatchResult,
-    TokenKey,
-    sign_batch,
-)
-from kyso.cli.agent.choice import parse_choice
+from typing import TYPE_CHECKING, Any
+
 from kyso.cli.agent.command import PIN_ENV, register
-from kyso.cli.agent.rpc import fetch_prepared, list_pending
-from kyso.cli.agent.run import Selection, run_agent
+
+if TYPE_CHECKING:
+    from kyso.cli.agent.batch import (
+        EXIT_FAILED,
+        EXIT_INTERRUPTED,
+        EXIT_STOPPED,
+        BatchResult,
+        TokenKey,
+        sign_batch,
+    )
+    from kyso.cli.agent.choice import parse_choice
+    from kyso.cli.agent.rpc import fetch_prepared, list_pending
+    from kyso.cli.agent.run import Selection, run_agent
 
 __all__ = [
     "EXIT_FAILED",
@@ -50,3 +54,26 @@ __all__ = [
     "run_agent",
     "sign_batch",
 ]
+
+# Imported when first used: ``kyso agent --help`` loads neither gRPC nor the token library.
+_LAZY = {
+    "EXIT_FAILED": "batch",
+    "EXIT_INTERRUPTED": "batch",
+    "EXIT_STOPPED": "batch",
+    "BatchResult": "batch",
+    "TokenKey": "batch",
+    "sign_batch": "batch",
+    "parse_choice": "choice",
+    "fetch_prepared": "rpc",
+    "list_pending": "rpc",
+    "Selection": "run",
+    "run_agent": "run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"kyso.cli.agent.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

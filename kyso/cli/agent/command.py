@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import hsm
-import workers
-from kyso.cli.agent.pin import pin_source
-from kyso.cli.agent.run import Selection, run_agent
 from kyso.cli.common import (
     add_client_arguments,
     client_target,
@@ -84,6 +80,12 @@ def token_module(args: argparse.Namespace, lang: Language) -> str:
 
 
 def _agent(args: argparse.Namespace) -> int:
+    import hsm
+    import workers
+    from kyso.cli.agent.pin import pin_source
+    from kyso.cli.agent.run import Selection, run_agent
+
+
     lang: Language = args.lang
     if args.yes and not (args.session or args.requester):
         die(say("agent.yes_needs_selection", lang))
