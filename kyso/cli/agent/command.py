@@ -85,7 +85,6 @@ def _agent(args: argparse.Namespace) -> int:
     from kyso.cli.agent.pin import pin_source
     from kyso.cli.agent.run import Selection, run_agent
 
-
     lang: Language = args.lang
     if args.yes and not (args.session or args.requester):
         die(say("agent.yes_needs_selection", lang))
