@@ -77,15 +77,21 @@ def inspect_prepared(
     return Inspected(sha256=hashlib.sha256(pdf).hexdigest(), pages=_pages(pdf))
 
 
-_EOF = re.compile(rb"%%EOF(\r\n|\r|\n)?")
+_EOF = re.compile(rb"%%EOF")
+_TRAILING = b" \t\r\n\x00\x0c"
 
 
 def _extends(head: bytes, document_sha256: str) -> bool:
-    """Whether ``head`` starts with a document (ending at an ``%%EOF``) of that SHA-256."""
+    """Whether ``head`` starts with a document of that SHA-256: one ending at an ``%%EOF`` and
+    the blank bytes (white space, NULs) after it, whichever of them it kept."""
     for end in _EOF.finditer(head):
-        for cut in {end.end(), end.start() + 5}:
+        cut = end.end()
+        while True:
             if hashlib.sha256(head[:cut]).hexdigest() == document_sha256:
                 return True
+            if cut >= len(head) or head[cut] not in _TRAILING or cut - end.end() > 256:
+                break
+            cut += 1
     return False
 
 

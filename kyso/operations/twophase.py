@@ -272,10 +272,16 @@ class TwoPhase:
         if session.source_ref:
             return self._documents.read_whole(session.source_ref)
         prepared = self._documents.read_whole(session.prepared_ref)
-        for end in re.finditer(rb"%%EOF(\r\n|\r|\n)?", prepared):
-            for cut in (end.end(), end.start() + 5):
+        for end in re.finditer(rb"%%EOF", prepared):
+            cut = end.end()
+            while True:  # the original's own trailing blank bytes, whichever it had
                 if hashlib.sha256(prepared[:cut]).hexdigest() == session.document_sha256:
                     return prepared[:cut]
+                if cut >= len(prepared) or prepared[cut] not in b" \t\r\n\x00\x0c":
+                    break
+                if cut - end.end() > 256:
+                    break
+                cut += 1
         raise FailedPrecondition(
             f"session {session.id} cannot be prepared again: its document is not recoverable;"
             " ask for the signature again"

@@ -4,7 +4,7 @@ For each document, in order: the server prepares it again now (``ClaimSignature`
 and the signing time become the moment of signing), the agent fetches the new prepared PDF and
 checks it as before (``kyso.cli.agent_check``: it must commit to the same document the official
 saw), the token signs, and the completion runs on the event loop while the token already signs
-the next one. The next document's claim is started while the token signs the current one.
+the next one. The next documents' claims (up to three) run while the token signs.
 
 Stopping: when the token fails or the server cannot be reached, no further document is signed;
 on Ctrl-C (``stop`` set) the document in hand is finished, then the batch stops. Completions in
@@ -50,6 +50,10 @@ EXIT_INTERRUPTED = 130
 # few enough not to flood the server from one desk.
 _IN_FLIGHT = 8
 _MECHANISMS = {"rsa_pkcs1v15", "ecdsa"}
+# Documents prepared again ahead of the one the token signs: enough to keep a fast token busy
+# while the server stamps the next ones, few enough that each stamp's time stays within seconds
+# of its signature.
+_CLAIM_AHEAD = 3
 # Server answers that mean "this document, not the batch": count it failed, go on.
 _PER_DOCUMENT = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -165,7 +169,16 @@ async def sign_batch(
                 slots.release()
                 progress(result)
 
-        upcoming: asyncio.Task[signing_pb2.PendingSignature] | None = None
+        ahead: dict[int, asyncio.Task[signing_pb2.PendingSignature]] = {}
+
+        def look_ahead(start: int) -> None:
+            """Start the claims of the next documents, so the token never waits for one."""
+            if stop is not None and stop.is_set():
+                return
+            for later in range(start, min(start + _CLAIM_AHEAD, len(items))):
+                if later not in ahead and items[later].signature_mechanism in _MECHANISMS:
+                    ahead[later] = asyncio.ensure_future(ready(items[later]))
+
         try:
             for index, listed in enumerate(items):
                 if stop is not None and stop.is_set():
@@ -182,8 +195,7 @@ async def sign_batch(
                     )
                     continue
                 started.add(listed.session_id)
-                task = upcoming or asyncio.ensure_future(ready(listed))
-                upcoming = None
+                task = ahead.pop(index, None) or asyncio.ensure_future(ready(listed))
                 try:
                     item = await task
                 except PreparedMismatch as exc:
@@ -198,13 +210,7 @@ async def sign_batch(
                     result.stopped = say("agent.server_lost", lang, error=rpc.rpc_text(exc))
                     break
                 await slots.acquire()
-                following = items[index + 1] if index + 1 < len(items) else None
-                if (
-                    following is not None
-                    and following.signature_mechanism in _MECHANISMS
-                    and not (stop is not None and stop.is_set())
-                ):
-                    upcoming = asyncio.ensure_future(ready(following))
+                look_ahead(index + 1)
                 try:
                     value = await loop.run_in_executor(
                         token_thread,
@@ -220,10 +226,11 @@ async def sign_batch(
                 in_flight.add(done)
                 done.add_done_callback(in_flight.discard)
         finally:
-            if upcoming is not None:
-                # Prepared again but not signed: it stays pending (a later claim re-prepares).
-                upcoming.cancel()
-                await asyncio.gather(upcoming, return_exceptions=True)
+            if ahead:
+                # Prepared again but not signed: they stay pending (a later claim re-prepares).
+                for task in ahead.values():
+                    task.cancel()
+                await asyncio.gather(*ahead.values(), return_exceptions=True)
             # Completions already sent are finished, never abandoned: the server may be
             # embedding them right now.
             if in_flight:
