@@ -188,3 +188,20 @@ def test_a_saved_edxml_package_is_verified_as_a_package(served, tmp_path) -> Non
     assert "TOTAL-PASSED" in result.stdout
     report = served.kyso("verify", str(package), "--json")
     assert json.loads(report.stdout.splitlines()[0])["kind"] == "edxml"
+
+
+def test_upload_download_and_sign_print_json(served, tmp_path) -> None:
+    source = tmp_path / "bao-cao.pdf"
+    source.write_bytes(make_pdf(title="Bao cao"))
+    stored = as_json(served.kyso("upload", str(source), "--json"))
+    assert stored["ref"].startswith("sha256/")
+    assert stored["size"] == source.stat().st_size
+    copy = tmp_path / "copy.pdf"
+    fetched = as_json(served.kyso("download", stored["ref"], "-o", str(copy), "--json"))
+    assert (fetched["ref"], fetched["size"]) == (stored["ref"], stored["size"])
+    assert copy.read_bytes() == source.read_bytes()
+    signed = tmp_path / "signed.pdf"
+    result = as_json(served.kyso("sign", str(source), "-o", str(signed), "--key", "seal", "--json"))
+    assert (result["key"], result["level"]) == ("seal", "B-B")
+    assert result["ref"].startswith("sha256/")
+    assert result["ledger_index"] >= 0
