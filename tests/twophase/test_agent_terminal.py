@@ -91,8 +91,8 @@ def test_the_official_reads_chooses_in_vietnamese_and_retries_the_pin(
         term.type("tất cả")
         shown = term.wait_for("Mã PIN của token:", after=mark)
         assert "Đã chọn: 1, 2, 3" in shown
-        term.type("0000000")
         mark = term.mark()
+        term.type("0000000")
         shown = term.wait_for("Nhập lại mã PIN")
         assert "Sai mã PIN. Token báo còn ít lần thử PIN." in shown
         term.wait_for("Mã PIN của token:", after=mark)
