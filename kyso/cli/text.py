@@ -228,6 +228,12 @@ MESSAGES: Mapping[str, Mapping[Language, str]] = {
         "vi": "Phiên {session}: {state}",
         "en": "Session {session}: {state}",
     },
+    "request.sent": {
+        "vi": "Đã gửi đề nghị ký (mã phiên ở dòng trên). SHA-256 của văn bản {digest};"
+        " hết hạn {expires}. Theo dõi: kyso request-signature --status MÃ_PHIÊN",
+        "en": "Signature requested (the session id is above). Document SHA-256 {digest};"
+        " expires {expires}. Follow it: kyso request-signature --status ID",
+    },
     "request.cancelled": {"vi": "Đã huỷ phiên {session}", "en": "Cancelled session {session}"},
     "directory.none": {
         "vi": "Không tìm thấy đơn vị nào khớp “{query}”.",

@@ -125,8 +125,11 @@ def _request(args: argparse.Namespace) -> int:
         )
         return 0
     print(reply.session_id)
-    expires = reply.expires_at.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    print(f"document SHA-256 {reply.document_sha256}; expires {expires}", file=sys.stderr)
+    expires = format_time(reply.expires_at.ToDatetime(tzinfo=UTC))
+    print(
+        say("request.sent", args.lang, digest=reply.document_sha256, expires=expires),
+        file=sys.stderr,
+    )
     return 0
 
 
