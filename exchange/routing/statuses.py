@@ -266,7 +266,11 @@ class Statuses(HubBase):
                 raise DeliveryNotFound(
                     f"this hub knows no document {document_id}"
                     + (f" sent from unit {sender}" if sender else "")
-                    + (f" to unit {recipient}" if recipient else "")
+                    + (
+                        (" to" if sender else " sent to") + f" unit {recipient}"
+                        if recipient
+                        else ""
+                    )
                     + (
                         "; check the sending unit's code (--from), or leave it out"
                         if sender
