@@ -201,7 +201,11 @@ class Directory:
         """
         target = self.serving_hub(to_unit)
         if target is None:
-            raise NoRoute(f"no hub serves unit {to_unit}; set its hub in the directory")
+            raise NoRoute(
+                f"no hub serves unit {to_unit}: ask this hub's operator to set the unit's hub"
+                " in the directory (kyso directory import, column hub), or check the code"
+                " (kyso directory search NAME)"
+            )
         if target == from_hub:
             return RouteDecision(kind=RouteKind.LOCAL, next_hub=None, serving_hub=target)
         chain = self.topology.ancestors(target)

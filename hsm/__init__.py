@@ -39,7 +39,7 @@ from hsm.inventory import (
 )
 from hsm.keyring import KeyRing, TokenState
 from hsm.keys import KeyInfo, KeySpec
-from hsm.local import LocalKey, open_token_key
+from hsm.local import LocalKey, PinState, open_token_key
 from hsm.pin import PinSource
 from hsm.schemes import (
     DIGEST_ALGORITHMS,
@@ -77,6 +77,7 @@ __all__ = [
     "PinLocked",
     "PinSource",
     "PinSourceError",
+    "PinState",
     "Pkcs11Uri",
     "ProbeFailed",
     "SignatureScheme",

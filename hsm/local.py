@@ -8,6 +8,7 @@ no pool here: the server uses ``KeyRing`` instead.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import pkcs11
 from asn1crypto import x509
@@ -27,7 +28,7 @@ from hsm.keys import KeyInfo
 from hsm.schemes import DigestAlgorithm, SignatureScheme
 from hsm.uri import Pkcs11Uri
 
-__all__ = ["LocalKey", "open_token_key"]
+__all__ = ["LocalKey", "PinState", "open_token_key"]
 
 _log = logging.getLogger(__name__)
 
@@ -90,6 +91,18 @@ def open_token_key(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PinState:
+    """The token's own word on its user PIN (PKCS#11 token flags)."""
+
+    count_low: bool = False
+    """A wrong PIN was entered since the last good login (CKF_USER_PIN_COUNT_LOW)."""
+    final_try: bool = False
+    """One more wrong PIN locks the token (CKF_USER_PIN_FINAL_TRY)."""
+    locked: bool = False
+    """The PIN is locked (CKF_USER_PIN_LOCKED): only the security officer can unblock it."""
+
+
 class LocalKey:
     """A key on a token, in this process. Not thread-parallel: calls are serialised."""
 
@@ -141,6 +154,21 @@ class LocalKey:
             self._info = _p11.describe_key(key, self._token, mechanisms)
             self._key = key
             self._pin = pin if self._info.always_authenticate else None
+
+    def pin_state(self) -> PinState:
+        """What the token says now of its user PIN (CKF_USER_PIN_COUNT_LOW, _FINAL_TRY,
+        _LOCKED), read afresh (C_GetTokenInfo): after a refused PIN, how many tries are left as
+        far as the token tells (most say only "low" or "final")."""
+        with self._lock:
+            try:
+                flags = self._token.slot.get_token().flags
+            except p11x.PKCS11Error as exc:
+                raise _p11.translate(exc, "reading the token's PIN state") from exc
+        return PinState(
+            count_low=bool(flags & pkcs11.TokenFlag.USER_PIN_COUNT_LOW),
+            final_try=bool(flags & pkcs11.TokenFlag.USER_PIN_FINAL_TRY),
+            locked=bool(flags & pkcs11.TokenFlag.USER_PIN_LOCKED),
+        )
 
     def sign_digest(
         self, digest: bytes, digest_algorithm: DigestAlgorithm, pss: bool = False

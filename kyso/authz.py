@@ -46,6 +46,8 @@ ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
     "/kyso.v1.SigningService/CompleteSignatures": frozenset({"official", "workflow"}),
     "/kyso.v1.SigningService/ListPendingSignatures": frozenset({"official", "workflow"}),
     "/kyso.v1.SigningService/CancelSignature": frozenset({"workflow", "clerk", "official"}),
+    "/kyso.v1.SigningService/ClaimSignature": frozenset({"official", "workflow"}),
+    "/kyso.v1.SigningService/GetSignature": frozenset({"workflow", "clerk", "official"}),
     "/kyso.v1.VerificationService/VerifyPdf": frozenset({"auditor", "workflow", "clerk", "hub"}),
     "/kyso.v1.VerificationService/VerifyPackage": frozenset(
         {"auditor", "workflow", "clerk", "hub"}

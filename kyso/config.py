@@ -212,6 +212,8 @@ class ClientConfig:
     token_file: Path | None = None
     token_sha256: str = ""
     certificate_sha256: str = ""
+    display_name: str = ""
+    """The person (or office) behind the client, as officials see it in ``kyso agent``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +484,8 @@ class ClientSide:
     ca_file: Path | None = None
     certificate: Path | None = None
     private_key: Path | None = None
+    token_module: str = ""
+    """The PKCS#11 library of the official's token, for ``kyso agent`` (default: hsm.module)."""
 
 
 @dataclass(frozen=True, slots=True)

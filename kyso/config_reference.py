@@ -84,6 +84,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     "keys.ALIAS.allow_exportable": "allow an extractable or non-sensitive key (development only)",
     "clients.NAME.roles": "what the client may call (see docs/api.md)",
     "clients.NAME.unit": "the client's unit code",
+    "clients.NAME.display_name": "the person or office behind the client, shown to officials"
+    " by `kyso agent` (e.g. `Trần Thị B, văn thư`)",
     "clients.NAME.token_file": "file holding its API token",
     "clients.NAME.token_sha256": "SHA-256 (hex) of its API token, instead of the token",
     "clients.NAME.certificate_sha256": "SHA-256 of its TLS client certificate: hex, or"
@@ -211,6 +213,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     "client.ca_file": "`kyso` command: the CA to trust for TLS",
     "client.certificate": "`kyso` command: client certificate for mutual TLS",
     "client.private_key": "`kyso` command: its private key",
+    "client.token_module": "`kyso agent`: the PKCS#11 library of the official's token"
+    " (default: `hsm.module`)",
 }
 
 _PLACEHOLDER = {"keys": "ALIAS", "clients": "NAME", "hubs": "ID", "remote": "NAME"}

@@ -15,10 +15,11 @@ RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
 # with BouncyCastle, driven by small Java programs the tests compile (poppler and NSS are above);
 # the console's browser tests (tests/web): Debian's Chromium and its driver; the operations tests:
 # promtool (prometheus) for the alert rules and docker-compose to validate compose.yaml; the
-# replica tests (tests/kyso/test_replicas.py): HAProxy in front of several `kyso serve`.
+# replica tests (tests/kyso/test_replicas.py): HAProxy in front of several `kyso serve`; tmux to
+# drive `kyso agent` as a person would (tests/twophase/test_agent_terminal.py).
 TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng
   openjdk-17-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java
-  chromium chromium-driver prometheus docker-compose haproxy)
+  chromium chromium-driver prometheus docker-compose haproxy tmux)
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -13,6 +13,9 @@ State machine of ``state`` (only these transitions, each a conditional UPDATE)::
                                         ├──▶ rejected   (the official refused)
                                         └──▶ expired    (no answer in time)
 
+``options`` (migration 3): the prepare request's appearance, reason, location, page and
+rectangle as JSON, so that a session can be prepared again when the official signs it.
+
 ``signing_remote_requests`` (migration 2): one row per batch sent to a remote-signing provider
 (``signer.remote``), its sessions in order (``session_ids``, comma-separated), the provider's
 transaction id (not a secret), and its state ``waiting`` → ``completed`` / ``rejected`` /
@@ -65,6 +68,9 @@ sessions = sa.Table(
     sa.Column("closed_us", sa.BigInteger, nullable=True),
     sa.Column("closed_by", sa.String(200), nullable=True),
     sa.Column("result_ref", sa.String(71), nullable=True),
+    # Migration 3: what was asked at prepare (appearance, reason, location, page, rect), as
+    # JSON, so that ClaimSignature can prepare the same signature again at the time of signing.
+    sa.Column("options", sa.Text, nullable=False, server_default=""),
     sa.Index("signing_sessions_pending", "certificate_sha256", "state", "created_us"),
 )
 
@@ -98,7 +104,20 @@ def _create_remote(conn: sa.Connection) -> None:
     remote_requests.create(conn)
 
 
+def _add_options(conn: sa.Connection) -> None:
+    # Migration 1 creates the table as it is now (with ``options``); older databases lack it.
+    if "options" not in {c["name"] for c in sa.inspect(conn).get_columns("signing_sessions")}:
+        conn.execute(
+            sa.text("ALTER TABLE signing_sessions ADD COLUMN options TEXT NOT NULL DEFAULT ''")
+        )
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
     (1, "two-phase signing sessions", _create),
     (2, "remote signing requests (sessions waiting for a provider's approval)", _create_remote),
+    (
+        3,
+        "signing sessions keep their prepare options (re-prepared at the time of signing)",
+        _add_options,
+    ),
 )

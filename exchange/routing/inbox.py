@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from exchange.edxml.model import BusinessType
 from exchange.errors import DeliveryNotFound
-from exchange.routing.base import HubBase, Journal, trace_from_json
+from exchange.routing.base import HubBase, Journal, trace_from_json, utc
 from exchange.routing.model import DeliveryState, InboxItem
 from exchange.schema import deliveries, messages
 
 __all__ = ["Inbox"]
+
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Inbox(HubBase):
@@ -95,6 +97,53 @@ class Inbox(HubBase):
                 )
                 for row in rows
             ]
+
+    def peek(self, unit: str, *, limit: int = 100) -> list[InboxItem]:
+        """What waits for ``unit`` and is not acknowledged (queued, or delivered whoever holds
+        its lease), oldest first, without leasing anything: a clerk looking at the inbox.
+        ``lease_until`` is the current lease's end (the epoch when none was taken)."""
+        self._check_served(unit)
+        query = (
+            sa.select(
+                deliveries.c.id,
+                deliveries.c.fetch_count,
+                deliveries.c.lease_until,
+                messages.c.id.label("message_id"),
+                messages.c.sender,
+                messages.c.document_id,
+                messages.c.business_type,
+                messages.c.subject,
+                messages.c.package_ref,
+                messages.c.package_sha256,
+                messages.c.trace,
+            )
+            .join(messages, messages.c.id == deliveries.c.message_id)
+            .where(
+                deliveries.c.recipient == unit,
+                deliveries.c.next_hub.is_(None),
+                deliveries.c.state.in_([DeliveryState.QUEUED.value, DeliveryState.DELIVERED.value]),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            InboxItem(
+                delivery_id=row["id"],
+                message_id=row["message_id"],
+                sender=row["sender"],
+                document_id=row["document_id"],
+                business_type=BusinessType(row["business_type"]),
+                subject=row["subject"],
+                package_ref=row["package_ref"],
+                package_sha256=row["package_sha256"],
+                trace=trace_from_json(row["trace"]),
+                fetch_count=row["fetch_count"],
+                lease_until=utc(row["lease_until"]) if row["lease_until"] else _NEVER,
+            )
+            for row in rows
+        ]
 
     def ack(
         self,

@@ -277,8 +277,18 @@ class Statuses(HubBase):
             if not rows:
                 raise DeliveryNotFound(
                     f"this hub knows no document {document_id}"
-                    + (f" sent to unit {recipient}" if recipient else ""),
-                    field="document_id",
+                    + (f" sent from unit {sender}" if sender else "")
+                    + (
+                        (" to" if sender else " sent to") + f" unit {recipient}"
+                        if recipient
+                        else ""
+                    )
+                    + (
+                        "; check the sending unit's code (--from), or leave it out"
+                        if sender
+                        else "; check the document id (kyso send printed it)"
+                    ),
+                    field="from_unit" if sender else "document_id",
                 )
             history: dict[tuple[int, str], list[StatusEvent]] = {}
             events = conn.execute(

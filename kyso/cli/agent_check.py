@@ -7,6 +7,9 @@ only when all of this holds:
   except the ``<hex>`` hole of ``/Contents``: ``a = 0``, ``b < c``, ``c + d`` = the file's size;
 - the digest of those two ranges is the ``messageDigest`` of the signed attributes;
 - the digest of the signed attributes is the ``data_to_sign`` the token will sign.
+- with ``document_sha256`` (a document prepared again at the time of signing): the prepared PDF
+  is an incremental update of that very document (a prefix ending at an ``%%EOF`` has that
+  SHA-256), so what is signed is what the official was shown.
 What it shows (pages, SHA-256) is then read from those bytes, not from the request.
 The PDF is hostile input: any parser failure is a refusal, never a crash.
 """
@@ -39,7 +42,12 @@ class Inspected:
 
 
 def inspect_prepared(
-    pdf: bytes, *, digest_algorithm: str, signed_attributes: bytes, data_to_sign: bytes
+    pdf: bytes,
+    *,
+    digest_algorithm: str,
+    signed_attributes: bytes,
+    data_to_sign: bytes,
+    document_sha256: str | None = None,
 ) -> Inspected:
     """Check ``pdf`` against what the token would sign (see the module docstring)."""
     matches = list(_BYTE_RANGE.finditer(pdf))
@@ -62,7 +70,29 @@ def inspect_prepared(
         raise PreparedMismatch(
             "the signed attributes commit to another document than the prepared PDF"
         )
+    if document_sha256 is not None and not _extends(pdf[:b], document_sha256):
+        raise PreparedMismatch(
+            "the document prepared again is not an update of the document shown before"
+        )
     return Inspected(sha256=hashlib.sha256(pdf).hexdigest(), pages=_pages(pdf))
+
+
+_EOF = re.compile(rb"%%EOF")
+_TRAILING = b" \t\r\n\x00\x0c"
+
+
+def _extends(head: bytes, document_sha256: str) -> bool:
+    """Whether ``head`` starts with a document of that SHA-256: one ending at an ``%%EOF`` and
+    the blank bytes (white space, NULs) after it, whichever of them it kept."""
+    for end in _EOF.finditer(head):
+        cut = end.end()
+        while True:
+            if hashlib.sha256(head[:cut]).hexdigest() == document_sha256:
+                return True
+            if cut >= len(head) or head[cut] not in _TRAILING or cut - end.end() > 256:
+                break
+            cut += 1
+    return False
 
 
 def _message_digest(signed_attributes: bytes) -> bytes | None:

@@ -78,7 +78,8 @@ def _watch(
     ready: threading.Event,
 ) -> None:
     """Keep the stream open (reconnecting), putting each matching event id into ``wakes``."""
-    from kyso.cli.agent_cmd import _channel, _metadata
+    from kyso.cli.agent.rpc import channel as _channel
+    from kyso.cli.agent.rpc import metadata as _metadata
     from kyso.v1 import notifications_pb2, notifications_pb2_grpc
 
     async def once(after: str) -> str:

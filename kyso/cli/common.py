@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -29,12 +29,27 @@ __all__ = [
     "add_client_arguments",
     "client_target",
     "die",
+    "lazy_command",
     "open_channel",
     "resolve_config_path",
 ]
 
 DEFAULT_CONFIG = Path("var/dev/kyso.toml")
 EXIT_CONFIG = 2
+
+
+def lazy_command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A command function imported only when the command runs (``--help`` stays fast)."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        function: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(module), name
+        )
+        return function(args)
+
+    return run
 
 
 def die(message: str, *, code: int = 1) -> NoReturn:

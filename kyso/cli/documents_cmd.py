@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -23,12 +24,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     upload = subparsers.add_parser("upload", help="store a document; prints its ref")
     upload.add_argument("file", type=Path)
     upload.add_argument("--content-type", default="", help="default: guessed from the name")
+    upload.add_argument("--json", action="store_true", help="print the ref and size as JSON")
     add_client_arguments(upload)
     upload.set_defaults(func=_upload)
 
     download = subparsers.add_parser("download", help="fetch a stored document by its ref")
     download.add_argument("ref", help="sha256/<hex>")
     download.add_argument("-o", "--output", type=Path, required=True, help="file to write")
+    download.add_argument("--json", action="store_true", help="print what was written as JSON")
     add_client_arguments(download)
     download.set_defaults(func=_download)
 
@@ -73,6 +76,9 @@ def _upload(args: argparse.Namespace) -> int:
             stored = stub.Upload(upload_requests(path, args.content_type or _guess_type(path)))
         except grpc.RpcError as exc:
             die(f"upload failed: {exc.code().name}: {exc.details()}")
+    if args.json:
+        print(json.dumps({"ref": stored.ref.ref, "size": stored.size, "file": str(path)}))
+        return 0
     print(stored.ref.ref)
     return 0
 
@@ -112,5 +118,8 @@ def _download(args: argparse.Namespace) -> int:
         partial.unlink(missing_ok=True)
         die("the bytes received do not match the ref; nothing was written")
     partial.replace(output)
+    if args.json:
+        print(json.dumps({"ref": args.ref, "file": str(output), "size": output.stat().st_size}))
+        return 0
     print(f"{output} ({output.stat().st_size} bytes)", file=sys.stderr)
     return 0

@@ -1,11 +1,20 @@
 """``kyso send``, ``kyso inbox`` and ``kyso status``: document exchange from the command line.
 
+Messages in Vietnamese (``--lang en`` for English), units by name beside their codes (from the
+server's directory), statuses as words beside their codes; ``--json`` prints the results as
+JSON instead. Exit codes: 0 done, 1 the server refused or failed (the message says why and what
+to do), 2 a usage or configuration error.
+
 - ``kyso send --from CODE --to CODE[,CODE…] --subject … [--package FILE.edxml | FILE.pdf…]``
   sends a signed package as it is, or files from which the server builds and signs one; prints
   the document id, then one line per recipient (unit, state, status).
-- ``kyso inbox --unit CODE [--ack] [--max N] [--follow] [--save DIR]`` lists (and with ``--ack``
-  acknowledges) what waits for a unit; ``--save`` writes each package as DIR/<delivery>.edxml.
-- ``kyso status --document ID [--from CODE]`` prints the per-recipient statuses with history;
+- ``kyso inbox --unit CODE`` lists what waits for a unit without taking it (no lease);
+  ``--take`` leases what it lists (``--lease`` seconds, the server's default otherwise: the
+  listing says how long), ``--ack ID…`` acknowledges those deliveries (``--ack`` alone:
+  everything listed), ``--follow`` keeps taking new ones, ``--save DIR`` writes each package as
+  DIR/<delivery>.edxml.
+- ``kyso status --document ID [--from CODE]`` prints each recipient's state, latest status and
+  its whole history (time, status, staff, description);
   ``kyso status --set 03 --document ID --unit CODE [--from CODE]`` sets a received document's.
 - ``kyso exchange quarantine [--json]`` lists what the hub set aside (deliveries that could not
   be handed over, hops the next hub kept refusing), one per line: kind, id, document, sender,
@@ -16,29 +25,15 @@
 from __future__ import annotations
 
 import argparse
-import json
-import mimetypes
-import sys
 from pathlib import Path
 
-import grpc
-
-from kyso.cli.common import add_client_arguments, client_target, die, open_channel
-from kyso.v1 import exchange_pb2, exchange_pb2_grpc
+from kyso.cli.common import add_client_arguments, lazy_command
+from kyso.cli.text import add_lang_argument
 
 __all__ = ["register"]
 
-_STATE_NAMES = {
-    exchange_pb2.QUEUED: "queued",
-    exchange_pb2.FORWARDED: "forwarded",
-    exchange_pb2.DELIVERED: "delivered",
-    exchange_pb2.ACKNOWLEDGED: "acknowledged",
-    exchange_pb2.FAILED: "failed",
-}
-
-
-_KINDS = {"delivery": exchange_pb2.QUARANTINE_DELIVERY, "hop": exchange_pb2.QUARANTINE_HOP}
-_KIND_NAMES = {value: name for name, value in _KINDS.items()}
+_RUN = "kyso.cli.exchange_run"
+_KIND_CHOICES = ("delivery", "hop")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,18 +46,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     send.add_argument("--number", default="", help="số (the document's number)")
     send.add_argument("--notation", default="", help="ký hiệu (e.g. UBND-VP)")
     send.add_argument("files", nargs="*", type=Path, help="files to attach (e.g. PDFs)")
+    send.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_lang_argument(send)
     add_client_arguments(send)
-    send.set_defaults(func=_send)
+    send.set_defaults(func=lazy_command(_RUN, "_send"))
 
     inbox = subparsers.add_parser("inbox", help="list (and acknowledge) a unit's inbox")
     inbox.add_argument("--unit", required=True, help="the receiving unit's code")
-    inbox.add_argument("--ack", action="store_true", help="acknowledge what was listed")
+    inbox.add_argument(
+        "--take",
+        action="store_true",
+        help="lease what is listed (hidden from other readers until acknowledged or the lease"
+        " ends); without it the inbox is only listed",
+    )
+    inbox.add_argument(
+        "--ack",
+        nargs="*",
+        metavar="ID",
+        help="acknowledge these deliveries (ids from the listing); without ids, everything listed",
+    )
     inbox.add_argument("--max", type=int, default=0, help="stop after N deliveries")
-    inbox.add_argument("--follow", action="store_true", help="keep waiting for new deliveries")
+    inbox.add_argument(
+        "--follow", action="store_true", help="keep taking new deliveries (implies --take)"
+    )
     inbox.add_argument("--lease", type=int, default=0, help="lease in seconds (server default)")
     inbox.add_argument("--save", type=Path, help="write each package to DIR/<delivery>.edxml")
+    inbox.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_lang_argument(inbox)
     add_client_arguments(inbox)
-    inbox.set_defaults(func=_inbox)
+    inbox.set_defaults(func=lazy_command(_RUN, "_inbox"))
 
     status = subparsers.add_parser("status", help="statuses of a sent document, or set one")
     status.add_argument("--document", required=True, help="the DocumentId")
@@ -71,8 +83,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.add_argument("--unit", default="", help="with --set: the recipient unit setting it")
     status.add_argument("--description", default="", help="with --set: a note")
     status.add_argument("--staff", default="", help="with --set: who handles it")
+    status.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_lang_argument(status)
     add_client_arguments(status)
-    status.set_defaults(func=_status)
+    status.set_defaults(func=lazy_command(_RUN, "_status"))
 
     group = subparsers.add_parser("exchange", help="operate the exchange: the quarantine")
     sub = group.add_subparsers(dest="exchange_command", required=True)
@@ -81,188 +95,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     listing.add_argument("--json", action="store_true", help="print a JSON array")
     add_client_arguments(listing)
-    listing.set_defaults(func=_quarantine)
+    listing.set_defaults(func=lazy_command(_RUN, "_quarantine"))
     release = sub.add_parser("release", help="give a quarantined delivery or hop back")
-    release.add_argument("kind", choices=sorted(_KINDS), help="what the listing says")
+    release.add_argument("kind", choices=_KIND_CHOICES, help="what the listing says")
     release.add_argument("id", help="its id from the listing")
     release.add_argument("--json", action="store_true", help="print what was released as JSON")
     add_client_arguments(release)
-    release.set_defaults(func=_release)
-
-
-def _fail(what: str, exc: grpc.RpcError) -> None:
-    die(f"{what} failed: {exc.code().name}: {exc.details()}")
-
-
-def _stub(channel: grpc.Channel) -> exchange_pb2_grpc.ExchangeServiceStub:
-    return exchange_pb2_grpc.ExchangeServiceStub(channel)
-
-
-def _send(args: argparse.Namespace) -> int:
-    to_units = [c.strip() for c in args.to.split(",") if c.strip()]
-    if not to_units:
-        die("--to needs at least one unit code")
-    request = exchange_pb2.SendRequest(
-        from_unit=args.from_unit, to_units=to_units, document_id=args.document_id
-    )
-    if args.package is not None:
-        if args.files:
-            die("give either --package or files to attach, not both")
-        request.package = _read(args.package)
-    else:
-        if not args.subject:
-            die("--subject is needed to build a package (or give --package)")
-        request.fields.subject = args.subject
-        request.fields.code_number = args.number
-        request.fields.code_notation = args.notation
-        for path in args.files:
-            request.fields.attachments.add(
-                name=path.name,
-                content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-                content=_read(path),
-            )
-    with open_channel(client_target(args)) as channel:
-        try:
-            reply = _stub(channel).Send(request)
-        except grpc.RpcError as exc:
-            _fail("send", exc)
-    print(reply.document_id)
-    for recipient in reply.recipients:
-        print(_recipient_line(recipient))
-    return 0
-
-
-def _inbox(args: argparse.Namespace) -> int:
-    if args.save is not None:
-        args.save.mkdir(parents=True, exist_ok=True)
-    request = exchange_pb2.ReceiveRequest(
-        unit_code=args.unit, max_deliveries=args.max, lease_seconds=args.lease, follow=args.follow
-    )
-    received: list[str] = []
-    with open_channel(client_target(args)) as channel:
-        stub = _stub(channel)
-        try:
-            for delivery in stub.Receive(request):
-                trace = "→".join(delivery.trace)
-                print(
-                    f"{delivery.delivery_id}\t{delivery.document_id}\tfrom {delivery.from_unit}"
-                    f"\t{delivery.subject}\ttrace {trace}"
-                )
-                for line in delivery.verification.splitlines():
-                    print(f"\t{line}")
-                if args.save is not None:
-                    (args.save / f"{delivery.delivery_id}.edxml").write_bytes(
-                        delivery.package_content
-                    )
-                received.append(delivery.delivery_id)
-                if args.ack and args.follow:
-                    _ack(stub, args.unit, [delivery.delivery_id])
-            if args.ack and received and not args.follow:
-                _ack(stub, args.unit, received)
-        except grpc.RpcError as exc:
-            _fail("inbox", exc)
-    print(f"{len(received)} deliveries" + (", acknowledged" if args.ack else ""), file=sys.stderr)
-    return 0
-
-
-def _ack(stub: exchange_pb2_grpc.ExchangeServiceStub, unit: str, ids: list[str]) -> None:
-    stub.Ack(exchange_pb2.AckRequest(unit_code=unit, delivery_ids=ids))
-
-
-def _status(args: argparse.Namespace) -> int:
-    with open_channel(client_target(args)) as channel:
-        stub = _stub(channel)
-        try:
-            if args.code:
-                if not args.unit:
-                    die("--set needs --unit, the recipient unit setting the status")
-                stub.UpdateStatus(
-                    exchange_pb2.UpdateStatusRequest(
-                        document_id=args.document,
-                        from_unit=args.from_unit,
-                        unit_code=args.unit,
-                        status_code=args.code,
-                        description=args.description,
-                        staff=args.staff,
-                    )
-                )
-                print(f"{args.document}\t{args.unit}\tstatus {args.code}")
-                return 0
-            reply = stub.Track(
-                exchange_pb2.TrackRequest(document_id=args.document, from_unit=args.from_unit)
-            )
-        except grpc.RpcError as exc:
-            _fail("status", exc)
-    for recipient in reply.recipients:
-        print(_recipient_line(recipient))
-    return 0
-
-
-def _recipient_line(recipient: exchange_pb2.RecipientState) -> str:
-    state = _STATE_NAMES.get(recipient.state, "unknown")
-    status = recipient.status_code or "--"
-    note = f"\t{recipient.status_description}" if recipient.status_description else ""
-    return f"{recipient.unit_code}\t{state}\t{status}{note}"
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        die(f"{path}: {exc.strerror}")
-
-
-def _quarantine(args: argparse.Namespace) -> int:
-    with open_channel(client_target(args)) as channel:
-        try:
-            reply = _stub(channel).ListQuarantined(exchange_pb2.ListQuarantinedRequest())
-        except grpc.RpcError as exc:
-            _fail("listing the quarantine", exc)
-    if args.json:
-        print(json.dumps([_quarantined(i) for i in reply.items], ensure_ascii=False, indent=2))
-        return 0
-    for item in reply.items:
-        print(
-            "\t".join(
-                [
-                    _KIND_NAMES.get(item.kind, "unknown"),
-                    item.id,
-                    item.document_id,
-                    f"from {item.from_unit}",
-                    ",".join(item.to_units),
-                    item.next_hub or "--",
-                    f"{item.failures} failures",
-                    item.reason,
-                ]
-            )
-        )
-    return 0
-
-
-def _release(args: argparse.Namespace) -> int:
-    request = exchange_pb2.ReleaseQuarantinedRequest(kind=_KINDS[args.kind], id=args.id)
-    with open_channel(client_target(args)) as channel:
-        try:
-            reply = _stub(channel).ReleaseQuarantined(request)
-        except grpc.RpcError as exc:
-            _fail("release", exc)
-    item = _quarantined(reply.released)
-    if args.json:
-        print(json.dumps(item, ensure_ascii=False, indent=2))
-    else:
-        print(f"released {item['kind']} {item['id']} of document {item['document_id']}")
-    return 0
-
-
-def _quarantined(item: exchange_pb2.QuarantinedItem) -> dict[str, object]:
-    return {
-        "kind": _KIND_NAMES.get(item.kind, "unknown"),
-        "id": item.id,
-        "document_id": item.document_id,
-        "from_unit": item.from_unit,
-        "to_units": list(item.to_units),
-        "next_hub": item.next_hub or None,
-        "failures": item.failures,
-        "reason": item.reason,
-        "quarantined_at": item.quarantined_at.ToDatetime().isoformat() + "Z",
-    }
+    release.set_defaults(func=lazy_command(_RUN, "_release"))

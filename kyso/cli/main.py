@@ -62,7 +62,9 @@ COMMANDS: dict[str, Command] = {
     "inbox": Command("exchange_cmd", "list (and acknowledge) a unit's inbox"),
     "status": Command("exchange_cmd", "statuses of a sent document, or set one"),
     "exchange": Command("exchange_cmd", "operate the exchange: the quarantine"),
-    "directory": Command("directory_cmd", "import or export the unit directory"),
+    "directory": Command(
+        "directory_cmd", "find units by name; import or export the unit directory"
+    ),
     "web": Command("web_cmd", "serve the auditors' console (a client of the gRPC API)"),
     "csc": Command(
         "csc_cmd", "the Cloud Signature Consortium (CSC v2) facade over this server's keys"

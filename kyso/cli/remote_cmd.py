@@ -16,11 +16,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kyso.cli.common import EXIT_CONFIG, die, load_or_exit, resolve_config_path
-from kyso.config import Config
-from kyso.errors import KysoError
+
+if TYPE_CHECKING:
+    from kyso.config import Config
 
 __all__ = ["register", "request_remote"]
 
@@ -110,6 +111,7 @@ async def _recent(config: Config) -> list[dict[str, Any]]:
 
 
 def _test(args: argparse.Namespace) -> int:
+    from kyso.errors import KysoError
     from kyso.operations.remote import remote_providers
     from signer.remote import RemoteError
 
@@ -149,6 +151,8 @@ def _actor(config: Config, name: str | None) -> Any:
 
 
 def _poll(args: argparse.Namespace) -> int:
+    from kyso.errors import KysoError
+
     config = _config(args)
     actor = _actor(config, args.client)
 
@@ -177,12 +181,13 @@ def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --remote: print the request id and return (kyso remote poll completes it)",
     )
-    parser.add_argument("--json", action="store_true", help="with --remote: print JSON")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def request_remote(args: argparse.Namespace, files: Sequence[Path]) -> int:
     """``kyso request-signature FILE… --remote PROVIDER --user ID``: one approval for all."""
     import signer
+    from kyso.errors import KysoError
     from kyso.operations.documents import DocumentSource
     from signer.twophase import RemoteState
 

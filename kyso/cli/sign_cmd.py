@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sign.add_argument("--location", default="")
     sign.add_argument("--contact", default="")
     sign.add_argument("--certify", action="store_true", help="certification (DocMDP) signature")
+    sign.add_argument("--json", action="store_true", help="print the result as JSON")
     add_client_arguments(sign)
     sign.set_defaults(func=_sign)
 
@@ -77,6 +78,18 @@ def _sign(args: argparse.Namespace) -> int:
         os.fsync(handle.fileno())
     partial.replace(args.output)
     level = signing_pb2.SignatureLevel.Name(reply.level).removeprefix("SIGNATURE_LEVEL_")
+    if args.json:
+        import json
+
+        result = {
+            "file": str(args.output),
+            "key": args.key,
+            "level": level.replace("_", "-"),
+            "ref": reply.document.ref.ref,
+            "ledger_index": reply.ledger_index,
+        }
+        print(json.dumps(result))
+        return 0
     print(
         f"{args.output}: signed with {args.key} at {level.replace('_', '-')}; "
         f"stored as {reply.document.ref.ref}; ledger entry {reply.ledger_index}"

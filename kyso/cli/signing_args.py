@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import grpc
+from typing import TYPE_CHECKING, Any
 
 from kyso.cli.common import die
-from kyso.cli.documents_cmd import upload_requests
-from kyso.v1 import common_pb2, documents_pb2_grpc, signing_pb2
+
+if TYPE_CHECKING:
+    import grpc
+
+    from kyso.v1 import common_pb2, signing_pb2
 
 __all__ = [
     "APPEARANCES",
@@ -27,21 +29,20 @@ __all__ = [
 ]
 
 INLINE_LIMIT = 4 * 1024 * 1024 - 64 * 1024  # the server's (kyso.operations.documents)
-LEVELS = {
-    "B-B": signing_pb2.SIGNATURE_LEVEL_B_B,
-    "B-T": signing_pb2.SIGNATURE_LEVEL_B_T,
-    "B-LT": signing_pb2.SIGNATURE_LEVEL_B_LT,
-    "B-LTA": signing_pb2.SIGNATURE_LEVEL_B_LTA,
-}
-APPEARANCES = {
-    "none": signing_pb2.APPEARANCE_NONE,
-    "seal": signing_pb2.APPEARANCE_SEAL,
-    "text": signing_pb2.APPEARANCE_TEXT,
-}
+# The protobuf enum values (SignatureLevel, Appearance), written out so that a command's
+# --help need not import gRPC and the generated code (tests/kyso/test_cli_startup.py checks
+# they match kyso/v1/signing_pb2).
+LEVELS: dict[str, Any] = {"B-B": 1, "B-T": 2, "B-LT": 3, "B-LTA": 4}
+APPEARANCES: dict[str, Any] = {"none": 1, "seal": 2, "text": 3}
 
 
 def document_input(channel: grpc.Channel, path: Path) -> common_pb2.DocumentInput:
     """The PDF inline when small enough, else uploaded (streamed, hash declared) and by ref."""
+    import grpc
+
+    from kyso.cli.documents_cmd import upload_requests
+    from kyso.v1 import common_pb2, documents_pb2_grpc
+
     if path.stat().st_size <= INLINE_LIMIT:
         return common_pb2.DocumentInput(content=path.read_bytes(), filename=path.name)
     stub = documents_pb2_grpc.DocumentServiceStub(channel)
@@ -61,6 +62,8 @@ def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
 
 def placement(args: argparse.Namespace) -> signing_pb2.Placement | None:
     """The request's Placement, or None for an invisible signature with no field named."""
+    from kyso.v1 import signing_pb2
+
     if args.field:
         if args.page is not None:
             die("give --field, or --page and --rect, not both")

@@ -18,6 +18,11 @@ Exit codes (for a batch: the worst result, in the order 1 > 3 > 2 > 0): 0 TOTAL-
 run (bad configuration or trust anchor). argparse's own usage errors also exit 2, before anything
 is verified.
 
+An edXML package (a file ending in ``.edxml``, or any file that starts as XML) is not a PDF:
+it is sent to the server's VerifyPackage (the package signature and the PDFs it carries, with
+the server's trust and policy; ``--server`` / the configuration's client section), and its
+verdict counts like a PDF's.
+
 Start-up: this module imports only the standard library and :mod:`kyso.cli.common`; the
 verifier (pyHanko) and the configuration loader are imported when a verification runs.
 """
@@ -90,6 +95,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     verify.add_argument("--config", help="configuration file with [trust] and [verify] sections")
     verify.add_argument(
+        "--server", help="for edXML packages: the server that verifies them (default: config)"
+    )
+    verify.add_argument(
         "--algorithms",
         metavar="TOML",
         help="algorithm rules file (default: [verify] algorithms, else the rules shipped "
@@ -126,6 +134,13 @@ def _verify(args: argparse.Namespace) -> int:
     logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
     if args.jobs is not None and args.jobs < 1:
         return _fail("--jobs must be at least 1", EXIT_CANNOT_RUN)
+    packages = [Path(p) for p in args.paths if _is_package(Path(p))]
+    if packages:
+        worst = _verify_packages(args, packages)
+        args.paths = [p for p in args.paths if Path(p) not in packages]
+        if not args.paths:
+            return worst
+        return _worst(worst, _verify(args))
     try:
         profile, rules = _configured(args)
     except (TrustAnchorInvalid, ConfigError, AlgorithmRulesInvalid) as exc:
@@ -156,6 +171,80 @@ def _verify(args: argparse.Namespace) -> int:
         jobs=args.jobs,
     )
     return batch.run(files, missing=missing)
+
+
+_SEVERITY = (EXIT_PASSED, EXIT_INDETERMINATE, EXIT_UNREADABLE, EXIT_FAILED, EXIT_CANNOT_RUN)
+
+
+def _worst(*codes: int) -> int:
+    return max(codes, key=_SEVERITY.index)
+
+
+def _is_package(path: Path) -> bool:
+    """An edXML package: ``*.edxml``, or a file whose first bytes are XML (not a folder)."""
+    if not path.is_file():
+        return False
+    if path.suffix.lower() in (".edxml", ".xml"):
+        return True
+    try:
+        with path.open("rb") as source:
+            head = source.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return False
+    return head.startswith(b"<")
+
+
+def _verify_packages(args: argparse.Namespace, packages: list[Path]) -> int:
+    """Each package through the server's VerifyPackage; the worst exit code."""
+    import json
+
+    import grpc
+
+    from kyso.cli.common import client_target, open_channel
+    from kyso.v1 import common_pb2, verification_pb2, verification_pb2_grpc
+
+    codes = {
+        verification_pb2.TOTAL_PASSED: EXIT_PASSED,
+        verification_pb2.INDETERMINATE: EXIT_INDETERMINATE,
+        verification_pb2.TOTAL_FAILED: EXIT_FAILED,
+    }
+    worst = EXIT_PASSED
+    with open_channel(client_target(args)) as channel:
+        stub = verification_pb2_grpc.VerificationServiceStub(channel)
+        for path in packages:
+            try:
+                report = stub.VerifyPackage(
+                    verification_pb2.VerifyPackageRequest(
+                        package=common_pb2.DocumentInput(
+                            content=path.read_bytes(), filename=path.name
+                        ),
+                        language=args.lang,
+                    ),
+                    timeout=300,
+                )
+            except OSError as exc:
+                print(f"kyso verify: {path}: {exc.strerror}", file=sys.stderr)
+                worst = _worst(worst, EXIT_UNREADABLE)
+                continue
+            except grpc.RpcError as exc:
+                print(
+                    f"kyso verify: {path}: the server could not verify this edXML package"
+                    f" ({exc.code().name}: {exc.details()})",
+                    file=sys.stderr,
+                )
+                code = EXIT_UNREADABLE if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else 4
+                worst = _worst(worst, code)
+                continue
+            worst = _worst(worst, codes.get(report.indication, EXIT_INDETERMINATE))
+            if args.json:
+                data = json.loads(report.report_json or "{}")
+                data["path"] = str(path)
+                data["kind"] = "edxml"
+                print(json.dumps(data, ensure_ascii=False))
+            else:
+                print(f"{path} (edXML)")
+                print(report.report_text)
+    return worst
 
 
 def _configured(args: argparse.Namespace) -> tuple[TrustProfile, AlgorithmRules]:

@@ -101,6 +101,8 @@ def render_config(
         f"roles = {_ALL_ROLES}",
         f"unit = {_q(DEV_ROOT_UNIT)}",
         f"token_file = {_q(env.api_token_path)}",
+        "# Who officials see as the requester in `kyso agent`.",
+        'display_name = "Trần Thị Văn Thư (văn thư)"',
         "",
         "[clients.web]",
         f"roles = {_WEB_ROLES}",

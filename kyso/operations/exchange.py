@@ -119,6 +119,8 @@ MAX_HOP_ID_CHARS = 128
 _DELIVERY_FIXED_BYTES = 4096
 _LINE_BYTES = 96
 _RECEIVE_BATCH = 50
+_PEEK_LIMIT = 500
+"""The most deliveries one peek lists (``kyso inbox`` without ``--take``)."""
 _POLL_SECONDS = 0.5
 
 
@@ -695,10 +697,12 @@ class Exchange:
         lease_seconds: int = 0,
         follow: bool = False,
         heartbeat_seconds: int = 0,
+        peek: bool = False,
     ) -> AsyncIterator[Delivery]:
         """The unit's inbox, leased to the caller; with ``follow``, new documents as they come,
         and after ``heartbeat_seconds`` (at least ``[server] min_heartbeat_seconds``) without one a
-        heartbeat (``Delivery.heartbeat``) so that the idle stream carries something."""
+        heartbeat (``Delivery.heartbeat``) so that the idle stream carries something. With
+        ``peek``, every delivery not yet acknowledged, leasing nothing."""
         router = await self._act_for(actor, unit, field="unit_code")
         if max_deliveries < 0 or lease_seconds < 0:
             raise RequestInvalid(
@@ -707,6 +711,15 @@ class Exchange:
             )
         if heartbeat_seconds < 0:
             raise RequestInvalid("heartbeat_seconds cannot be negative", field="heartbeat_seconds")
+        if peek:
+            if follow:
+                raise RequestInvalid("peek lists what waits now; it cannot follow", field="follow")
+            listed = await self._run(router.peek, unit, limit=max_deliveries or _PEEK_LIMIT)
+            for item in listed:
+                delivery = await self._hand_over(actor, router, unit, item)
+                if delivery is not None:
+                    yield delivery
+            return
         beat = max(heartbeat_seconds, self.min_heartbeat_seconds) if heartbeat_seconds else 0.0
         lease = timedelta(seconds=lease_seconds) if lease_seconds else None
         sent = 0

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -51,6 +51,7 @@ from signer.twophase import (
     PrepareRequest,
     SessionClosed,
     SessionNotFound,
+    SessionOptions,
     SessionState,
     SigningSession,
     closed_error,
@@ -117,6 +118,13 @@ class TwoPhase:
         # Claims of completions arriving together share one transaction.
         self._claims: GroupCommit[str, str] = GroupCommit(self._claim_batch, self._run)
 
+        self.people: dict[str, str] = {
+            name: client.display_name
+            for name, client in app.config.clients.items()
+            if client.display_name
+        }
+        """Client name -> the person behind it (``[clients.NAME] display_name``)."""
+
     def _claim_batch(self, session_ids: Sequence[str]) -> Sequence[str | Exception]:
         return self._sessions.claim_many(session_ids, now=datetime.now(UTC))
 
@@ -175,6 +183,14 @@ class TwoPhase:
             field_name=prepared.field_name,
             created_at=now,
             expires_at=now + self._lifetime,
+            options=SessionOptions(
+                appearance=order.appearance.value,
+                reason=order.reason,
+                location=order.location,
+                page=order.page,
+                rect=order.rect,
+                requested_field=order.field_name,
+            ),
         )
         event = self._events.event(
             audit.EventType.SIGNATURE_PREPARED,
@@ -192,6 +208,115 @@ class TwoPhase:
         staging = Staging()
         await self._run(self._sessions.create, session, journal=staging.journal(event))
         await self._events.settled(staging)
+        return session
+
+    async def claim(self, actor: Identity, session_id: str) -> SigningSession:
+        """Prepare an open session again, now (``ClaimSignature``): the official's agent calls
+        this just before the token signs, so the stamp, /M and the signing time are the moment
+        of signing. The same source document, certificate, chain, level and options; a new
+        prepared document and digest. The change commits with its ledger event."""
+        session = await self._open_session(session_id, actor)
+        if actor.unit and actor.unit != session.unit_code:
+            raise PermissionDenied(
+                f"client {actor.name!r} of unit {actor.unit!r} may not sign session {session.id}"
+                f" of unit {session.unit_code!r}"
+            )
+        options = session.options
+        data = await self._run(self._source_of, session)
+        job = PrepareRequest(
+            pdf=data,
+            certificate=x509.Certificate.load(session.certificate),
+            chain=tuple(x509.Certificate.load(c) for c in session.chain),
+            level=session.level,
+            appearance=signer.AppearanceKind(options.appearance),
+            reason=options.reason,
+            location=options.location,
+            field_name=options.requested_field,
+            page=options.page,
+            rect=options.rect,
+        )
+        prepared = await self._off_loop(lambda: self._signer.prepare(job))
+        stored = await self._run(
+            self._app.store.put, prepared.pdf, content_type="application/pdf", metadata={}
+        )
+        fresh = replace(
+            session,
+            signer_name=prepared.signer_name,
+            digest_algorithm=prepared.digest_algorithm,
+            mechanism=prepared.mechanism,
+            signed_attributes=prepared.signed_attributes,
+            data_to_sign=prepared.data_to_sign,
+            prepared_ref=str(stored.ref),
+            document_digest=prepared.document_digest,
+            reserved_start=prepared.reserved_start,
+            reserved_end=prepared.reserved_end,
+            field_name=prepared.field_name,
+        )
+        event = self._events.event(
+            audit.EventType.SIGNATURE_PREPARED,
+            actor=actor,
+            unit=session.unit_code,
+            document_sha256=session.document_sha256,
+            refs=(fresh.prepared_ref, session.source_ref),
+            details={
+                "session": session.id,
+                "level": session.level.value,
+                "certificate_sha256": session.certificate_sha256,
+                "signer": fresh.signer_name,
+                "field": fresh.field_name,
+                "reprepared_from": session.prepared_ref,
+            },
+        )
+        staging = Staging()
+        done = await self._run(
+            self._sessions.reprepare,
+            fresh,
+            previous_ref=session.prepared_ref,
+            now=datetime.now(UTC),
+            journal=staging.journal(event),
+        )
+        if not done:
+            raise FailedPrecondition(
+                f"session {session.id} changed while it was prepared again (completed, cancelled"
+                " or claimed by another agent); list the pending documents again"
+            )
+        await self._events.settled(staging)
+        return fresh
+
+    def _source_of(self, session: SigningSession) -> bytes:
+        """The document as it was given to prepare (blocking): by its ref, or — given inline —
+        the prefix of the prepared document (an incremental update of it) with its SHA-256."""
+        if session.source_ref:
+            return self._documents.read_whole(session.source_ref)
+        prepared = self._documents.read_whole(session.prepared_ref)
+        for end in re.finditer(rb"%%EOF", prepared):
+            cut = end.end()
+            while True:  # the original's own trailing blank bytes, whichever it had
+                if hashlib.sha256(prepared[:cut]).hexdigest() == session.document_sha256:
+                    return prepared[:cut]
+                if cut >= len(prepared) or prepared[cut] not in b" \t\r\n\x00\x0c":
+                    break
+                if cut - end.end() > 256:
+                    break
+                cut += 1
+        raise FailedPrecondition(
+            f"session {session.id} cannot be prepared again: its document is not recoverable;"
+            " ask for the signature again"
+        )
+
+    async def get(self, actor: Identity, session_id: str) -> SigningSession:
+        """One session, for its requester or a client of its unit (``GetSignature``)."""
+        if not session_id:
+            raise RequestInvalid("give the session id", field="session_id")
+        try:
+            session = await self._run(self._sessions.get, session_id)
+        except SessionNotFound as exc:
+            raise NotFound(str(exc)) from exc
+        if actor.name != session.requester and actor.unit and actor.unit != session.unit_code:
+            raise PermissionDenied(
+                f"client {actor.name!r} may not read session {session.id}: only its requester or"
+                f" a client of unit {session.unit_code!r} may"
+            )
         return session
 
     async def complete(self, actor: Identity, session_id: str, signature_value: bytes) -> Completed:

@@ -8,9 +8,9 @@ protobuf message of the API (the operations never see one). A malformed request 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from asn1crypto import pem, x509
 from google.protobuf import timestamp_pb2
@@ -318,27 +318,65 @@ def prepare_response(session: SigningSession) -> signing_pb2.PrepareSignatureRes
     )
 
 
-def pending_page(page: PendingPage) -> signing_pb2.ListPendingSignaturesResponse:
+def pending_signature(
+    s: SigningSession, people: Mapping[str, str] | None = None
+) -> signing_pb2.PendingSignature:
+    """A session as the official's agent sees it; ``people``: client name -> display name."""
+    options = s.options
+    appearance = next(
+        (k for k, v in _APPEARANCES.items() if k and v.value == options.appearance), 0
+    )
+    pending = signing_pb2.PendingSignature(
+        session_id=s.id,
+        title=s.title,
+        unit_code=s.unit_code,
+        requester=s.requester,
+        created_at=timestamp(s.created_at),
+        expires_at=timestamp(s.expires_at),
+        document_sha256=s.document_sha256,
+        data_to_sign=s.data_to_sign,
+        digest_algorithm=s.digest_algorithm,
+        signature_mechanism=s.mechanism,
+        prepared_ref=s.prepared_ref,
+        signed_attributes=s.signed_attributes,
+        filename=s.filename,
+        level=level_to_proto(s.level),
+        reason=options.reason or "",
+        location=options.location or "",
+        appearance=cast(Any, appearance),
+        field_name=s.field_name,
+        requester_name=(people or {}).get(s.requester, ""),
+    )
+    if options.rect is not None:
+        x1, y1, x2, y2 = options.rect
+        pending.rect.CopyFrom(
+            signing_pb2.PageRect(page=options.page or 1, x1=x1, y1=y1, x2=x2, y2=y2)
+        )
+    return pending
+
+
+def pending_page(
+    page: PendingPage, people: Mapping[str, str] | None = None
+) -> signing_pb2.ListPendingSignaturesResponse:
     return signing_pb2.ListPendingSignaturesResponse(
-        pending=[
-            signing_pb2.PendingSignature(
-                session_id=s.id,
-                title=s.title,
-                unit_code=s.unit_code,
-                requester=s.requester,
-                created_at=timestamp(s.created_at),
-                expires_at=timestamp(s.expires_at),
-                document_sha256=s.document_sha256,
-                data_to_sign=s.data_to_sign,
-                digest_algorithm=s.digest_algorithm,
-                signature_mechanism=s.mechanism,
-                prepared_ref=s.prepared_ref,
-                signed_attributes=s.signed_attributes,
-            )
-            for s in page.sessions
-        ],
+        pending=[pending_signature(s, people) for s in page.sessions],
         next_page_token=page.next_page_token,
     )
+
+
+def signature_state(
+    s: SigningSession, people: Mapping[str, str] | None = None
+) -> signing_pb2.GetSignatureResponse:
+    reply = signing_pb2.GetSignatureResponse(
+        session=pending_signature(s, people),
+        state=s.state.value,
+        closed_by=s.closed_by or "",
+        result_ref=s.result_ref or "",
+    )
+    closed = timestamp(s.closed_at)
+    if closed is not None:
+        reply.closed_at.CopyFrom(closed)
+    return reply
 
 
 # -- exchange -----------------------------------------------------------------------------------
@@ -414,6 +452,16 @@ def recipient_state(entry: TrackEntry) -> exchange_pb2.RecipientState:
         ),
         updated_at=timestamp(last.at) if last else None,
         detail=_detail(entry),
+        history=[
+            exchange_pb2.StatusChange(
+                code=e.code.value,
+                at=timestamp(e.at),
+                description=e.description or "",
+                staff=e.staff or "",
+            )
+            for e in entry.history
+        ],
+        business_type=int(entry.business_type),
     )
 
 
@@ -442,14 +490,16 @@ def _verdict(verdict: Verdict) -> exchange_pb2.VerifiedItem:
     )
 
 
-def delivery(unit: str, item: Delivery) -> exchange_pb2.Delivery:
+def delivery(unit: str, item: Delivery, *, leased: bool = True) -> exchange_pb2.Delivery:
     inbox = item.item
     if inbox is None:  # a heartbeat of an idle followed stream
         return exchange_pb2.Delivery(
             heartbeat=True, to_unit=unit, delivered_at=timestamp(datetime.now(UTC))
         )
     check = item.verification
+    lease = inbox.lease_until if leased and inbox.lease_until.year > 1970 else None
     return exchange_pb2.Delivery(
+        lease_until=timestamp(lease),
         delivery_id=str(inbox.delivery_id),
         document_id=inbox.document_id,
         from_unit=inbox.sender,

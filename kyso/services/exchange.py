@@ -37,9 +37,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             lease_seconds=request.lease_seconds,
             follow=request.follow,
             heartbeat_seconds=request.heartbeat_seconds,
+            peek=request.peek,
         )
         async for delivery in deliveries:
-            yield convert.delivery(request.unit_code, delivery)
+            yield convert.delivery(request.unit_code, delivery, leased=not request.peek)
 
     async def Ack(  # noqa: N802
         self, request: exchange_pb2.AckRequest, context: Any

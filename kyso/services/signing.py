@@ -86,10 +86,24 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
             page_size=request.page_size,
             page_token=request.page_token,
         )
-        return convert.pending_page(page)
+        return convert.pending_page(page, self._two_phase.people)
 
     async def CancelSignature(  # noqa: N802
         self, request: signing_pb2.CancelSignatureRequest, context: Any
     ) -> signing_pb2.CancelSignatureResponse:
         await self._two_phase.cancel(current_identity(), request.session_id, reason=request.reason)
         return signing_pb2.CancelSignatureResponse()
+
+    async def ClaimSignature(  # noqa: N802
+        self, request: signing_pb2.ClaimSignatureRequest, context: Any
+    ) -> signing_pb2.ClaimSignatureResponse:
+        session = await self._two_phase.claim(current_identity(), request.session_id)
+        return signing_pb2.ClaimSignatureResponse(
+            pending=convert.pending_signature(session, self._two_phase.people)
+        )
+
+    async def GetSignature(  # noqa: N802
+        self, request: signing_pb2.GetSignatureRequest, context: Any
+    ) -> signing_pb2.GetSignatureResponse:
+        session = await self._two_phase.get(current_identity(), request.session_id)
+        return convert.signature_state(session, self._two_phase.people)

@@ -97,7 +97,7 @@ class SendResponse(_message.Message):
     def __init__(self, document_id: _Optional[str] = ..., package: _Optional[_Union[_common_pb2.StoredDocument, _Mapping]] = ..., recipients: _Optional[_Iterable[_Union[RecipientState, _Mapping]]] = ...) -> None: ...
 
 class RecipientState(_message.Message):
-    __slots__ = ("unit_code", "state", "status_code", "status_description", "updated_at", "detail", "trace")
+    __slots__ = ("unit_code", "state", "status_code", "status_description", "updated_at", "detail", "trace", "history", "business_type")
     UNIT_CODE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +105,8 @@ class RecipientState(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    BUSINESS_TYPE_FIELD_NUMBER: _ClassVar[int]
     unit_code: str
     state: DeliveryState
     status_code: str
@@ -112,24 +114,40 @@ class RecipientState(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     detail: str
     trace: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, unit_code: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., status_code: _Optional[str] = ..., status_description: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ..., trace: _Optional[_Iterable[str]] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[StatusChange]
+    business_type: int
+    def __init__(self, unit_code: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., status_code: _Optional[str] = ..., status_description: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ..., trace: _Optional[_Iterable[str]] = ..., history: _Optional[_Iterable[_Union[StatusChange, _Mapping]]] = ..., business_type: _Optional[int] = ...) -> None: ...
+
+class StatusChange(_message.Message):
+    __slots__ = ("code", "at", "description", "staff")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STAFF_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    at: _timestamp_pb2.Timestamp
+    description: str
+    staff: str
+    def __init__(self, code: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ..., staff: _Optional[str] = ...) -> None: ...
 
 class ReceiveRequest(_message.Message):
-    __slots__ = ("unit_code", "max_deliveries", "lease_seconds", "follow", "heartbeat_seconds")
+    __slots__ = ("unit_code", "max_deliveries", "lease_seconds", "follow", "heartbeat_seconds", "peek")
     UNIT_CODE_FIELD_NUMBER: _ClassVar[int]
     MAX_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PEEK_FIELD_NUMBER: _ClassVar[int]
     unit_code: str
     max_deliveries: int
     lease_seconds: int
     follow: bool
     heartbeat_seconds: int
-    def __init__(self, unit_code: _Optional[str] = ..., max_deliveries: _Optional[int] = ..., lease_seconds: _Optional[int] = ..., follow: _Optional[bool] = ..., heartbeat_seconds: _Optional[int] = ...) -> None: ...
+    peek: bool
+    def __init__(self, unit_code: _Optional[str] = ..., max_deliveries: _Optional[int] = ..., lease_seconds: _Optional[int] = ..., follow: _Optional[bool] = ..., heartbeat_seconds: _Optional[int] = ..., peek: _Optional[bool] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("delivery_id", "document_id", "from_unit", "to_unit", "subject", "package", "package_content", "delivered_at", "verification", "trace", "verification_result", "heartbeat")
+    __slots__ = ("delivery_id", "document_id", "from_unit", "to_unit", "subject", "package", "package_content", "delivered_at", "verification", "trace", "verification_result", "heartbeat", "lease_until")
     DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_UNIT_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +160,7 @@ class Delivery(_message.Message):
     TRACE_FIELD_NUMBER: _ClassVar[int]
     VERIFICATION_RESULT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_UNTIL_FIELD_NUMBER: _ClassVar[int]
     delivery_id: str
     document_id: str
     from_unit: str
@@ -154,7 +173,8 @@ class Delivery(_message.Message):
     trace: _containers.RepeatedScalarFieldContainer[str]
     verification_result: DeliveryVerification
     heartbeat: bool
-    def __init__(self, delivery_id: _Optional[str] = ..., document_id: _Optional[str] = ..., from_unit: _Optional[str] = ..., to_unit: _Optional[str] = ..., subject: _Optional[str] = ..., package: _Optional[_Union[_common_pb2.StoredDocument, _Mapping]] = ..., package_content: _Optional[bytes] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verification: _Optional[str] = ..., trace: _Optional[_Iterable[str]] = ..., verification_result: _Optional[_Union[DeliveryVerification, _Mapping]] = ..., heartbeat: _Optional[bool] = ...) -> None: ...
+    lease_until: _timestamp_pb2.Timestamp
+    def __init__(self, delivery_id: _Optional[str] = ..., document_id: _Optional[str] = ..., from_unit: _Optional[str] = ..., to_unit: _Optional[str] = ..., subject: _Optional[str] = ..., package: _Optional[_Union[_common_pb2.StoredDocument, _Mapping]] = ..., package_content: _Optional[bytes] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verification: _Optional[str] = ..., trace: _Optional[_Iterable[str]] = ..., verification_result: _Optional[_Union[DeliveryVerification, _Mapping]] = ..., heartbeat: _Optional[bool] = ..., lease_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DeliveryVerification(_message.Message):
     __slots__ = ("package", "attachments")

@@ -203,7 +203,7 @@ class ListPendingSignaturesRequest(_message.Message):
     def __init__(self, certificate_sha256: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class PendingSignature(_message.Message):
-    __slots__ = ("session_id", "title", "unit_code", "requester", "created_at", "expires_at", "document_sha256", "data_to_sign", "digest_algorithm", "signature_mechanism", "prepared_ref", "signed_attributes")
+    __slots__ = ("session_id", "title", "unit_code", "requester", "created_at", "expires_at", "document_sha256", "data_to_sign", "digest_algorithm", "signature_mechanism", "prepared_ref", "signed_attributes", "filename", "level", "reason", "location", "appearance", "field_name", "rect", "requester_name")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     UNIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,14 @@ class PendingSignature(_message.Message):
     SIGNATURE_MECHANISM_FIELD_NUMBER: _ClassVar[int]
     PREPARED_REF_FIELD_NUMBER: _ClassVar[int]
     SIGNED_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    APPEARANCE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_NAME_FIELD_NUMBER: _ClassVar[int]
+    RECT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_NAME_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     title: str
     unit_code: str
@@ -228,7 +236,47 @@ class PendingSignature(_message.Message):
     signature_mechanism: str
     prepared_ref: str
     signed_attributes: bytes
-    def __init__(self, session_id: _Optional[str] = ..., title: _Optional[str] = ..., unit_code: _Optional[str] = ..., requester: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_sha256: _Optional[str] = ..., data_to_sign: _Optional[bytes] = ..., digest_algorithm: _Optional[str] = ..., signature_mechanism: _Optional[str] = ..., prepared_ref: _Optional[str] = ..., signed_attributes: _Optional[bytes] = ...) -> None: ...
+    filename: str
+    level: SignatureLevel
+    reason: str
+    location: str
+    appearance: Appearance
+    field_name: str
+    rect: PageRect
+    requester_name: str
+    def __init__(self, session_id: _Optional[str] = ..., title: _Optional[str] = ..., unit_code: _Optional[str] = ..., requester: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_sha256: _Optional[str] = ..., data_to_sign: _Optional[bytes] = ..., digest_algorithm: _Optional[str] = ..., signature_mechanism: _Optional[str] = ..., prepared_ref: _Optional[str] = ..., signed_attributes: _Optional[bytes] = ..., filename: _Optional[str] = ..., level: _Optional[_Union[SignatureLevel, str]] = ..., reason: _Optional[str] = ..., location: _Optional[str] = ..., appearance: _Optional[_Union[Appearance, str]] = ..., field_name: _Optional[str] = ..., rect: _Optional[_Union[PageRect, _Mapping]] = ..., requester_name: _Optional[str] = ...) -> None: ...
+
+class ClaimSignatureRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class ClaimSignatureResponse(_message.Message):
+    __slots__ = ("pending",)
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    pending: PendingSignature
+    def __init__(self, pending: _Optional[_Union[PendingSignature, _Mapping]] = ...) -> None: ...
+
+class GetSignatureRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetSignatureResponse(_message.Message):
+    __slots__ = ("session", "state", "closed_at", "closed_by", "result_ref")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_BY_FIELD_NUMBER: _ClassVar[int]
+    RESULT_REF_FIELD_NUMBER: _ClassVar[int]
+    session: PendingSignature
+    state: str
+    closed_at: _timestamp_pb2.Timestamp
+    closed_by: str
+    result_ref: str
+    def __init__(self, session: _Optional[_Union[PendingSignature, _Mapping]] = ..., state: _Optional[str] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_by: _Optional[str] = ..., result_ref: _Optional[str] = ...) -> None: ...
 
 class ListPendingSignaturesResponse(_message.Message):
     __slots__ = ("pending", "next_page_token")

@@ -64,6 +64,16 @@ class SigningServiceStub:
                 request_serializer=kyso_dot_v1_dot_signing__pb2.CancelSignatureRequest.SerializeToString,
                 response_deserializer=kyso_dot_v1_dot_signing__pb2.CancelSignatureResponse.FromString,
                 _registered_method=True)
+        self.ClaimSignature = channel.unary_unary(
+                '/kyso.v1.SigningService/ClaimSignature',
+                request_serializer=kyso_dot_v1_dot_signing__pb2.ClaimSignatureRequest.SerializeToString,
+                response_deserializer=kyso_dot_v1_dot_signing__pb2.ClaimSignatureResponse.FromString,
+                _registered_method=True)
+        self.GetSignature = channel.unary_unary(
+                '/kyso.v1.SigningService/GetSignature',
+                request_serializer=kyso_dot_v1_dot_signing__pb2.GetSignatureRequest.SerializeToString,
+                response_deserializer=kyso_dot_v1_dot_signing__pb2.GetSignatureResponse.FromString,
+                _registered_method=True)
 
 
 class SigningServiceServicer:
@@ -125,6 +135,27 @@ class SigningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClaimSignature(self, request, context):
+        """Prepare an open session again, now, just before the official's token signs it, so that the
+        stamp's "Thời gian ký", the /M entry and the signing time are the moment of signing, not of
+        the request. The same document, placement, appearance and level; a new prepared_ref and
+        data_to_sign (the agent checks them again). Only for a client of the session's unit (or
+        one configured without a unit). FAILED_PRECONDITION when the session is no longer open.
+        Roles: official, workflow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSignature(self, request, context):
+        """One session by its id, for the clerk who asked for it: state, times, who closed it and the
+        signed document. Only its requester or a client of its unit. Roles: workflow, clerk,
+        official.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SigningServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +188,16 @@ def add_SigningServiceServicer_to_server(servicer, server):
                     servicer.CancelSignature,
                     request_deserializer=kyso_dot_v1_dot_signing__pb2.CancelSignatureRequest.FromString,
                     response_serializer=kyso_dot_v1_dot_signing__pb2.CancelSignatureResponse.SerializeToString,
+            ),
+            'ClaimSignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimSignature,
+                    request_deserializer=kyso_dot_v1_dot_signing__pb2.ClaimSignatureRequest.FromString,
+                    response_serializer=kyso_dot_v1_dot_signing__pb2.ClaimSignatureResponse.SerializeToString,
+            ),
+            'GetSignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSignature,
+                    request_deserializer=kyso_dot_v1_dot_signing__pb2.GetSignatureRequest.FromString,
+                    response_serializer=kyso_dot_v1_dot_signing__pb2.GetSignatureResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -321,6 +362,60 @@ class SigningService:
             '/kyso.v1.SigningService/CancelSignature',
             kyso_dot_v1_dot_signing__pb2.CancelSignatureRequest.SerializeToString,
             kyso_dot_v1_dot_signing__pb2.CancelSignatureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimSignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kyso.v1.SigningService/ClaimSignature',
+            kyso_dot_v1_dot_signing__pb2.ClaimSignatureRequest.SerializeToString,
+            kyso_dot_v1_dot_signing__pb2.ClaimSignatureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kyso.v1.SigningService/GetSignature',
+            kyso_dot_v1_dot_signing__pb2.GetSignatureRequest.SerializeToString,
+            kyso_dot_v1_dot_signing__pb2.GetSignatureResponse.FromString,
             options,
             channel_credentials,
             insecure,

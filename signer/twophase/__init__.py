@@ -36,6 +36,7 @@ from signer.twophase.remote import (
 from signer.twophase.sessions import (
     SessionClosed,
     SessionNotFound,
+    SessionOptions,
     SessionState,
     SessionStore,
     SigningSession,
@@ -59,6 +60,7 @@ __all__ = [
     "RemoteStore",
     "SessionClosed",
     "SessionNotFound",
+    "SessionOptions",
     "SessionState",
     "SessionStore",
     "SigningSession",

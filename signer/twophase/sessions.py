@@ -5,7 +5,9 @@ completion: a session is claimed by a conditional UPDATE on its state, so of con
 completions one wins. Page tokens (``encode_cursor``) are opaque to callers.
 
 Invariant: a session's recorded material (certificate, chain, signed attributes, digests and
-offsets) is written once, at ``create``; later calls change only its state and result.
+offsets) is written at ``create`` and replaced only by ``reprepare`` (the same document prepared
+again when the official's agent claims it, so the stamp shows the time of signing), and only
+while the session is open and still has the prepared document the caller re-prepared from.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
+import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ __all__ = [
     "Journal",
     "SessionClosed",
     "SessionNotFound",
+    "SessionOptions",
     "SessionState",
     "SessionStore",
     "SigningSession",
@@ -51,6 +55,48 @@ class SessionState(enum.Enum):
     """Sent to a remote-signing provider; the official's approval is awaited."""
     REJECTED = "rejected"
     """The official (or the provider) refused the remote signature."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionOptions:
+    """What PrepareSignature was asked, beyond the document and certificate (kept to prepare
+    the session again at the time of signing, and shown to the official)."""
+
+    appearance: str = "none"
+    reason: str | None = None
+    location: str | None = None
+    page: int | None = None
+    rect: tuple[float, float, float, float] | None = None
+    requested_field: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "appearance": self.appearance,
+                "reason": self.reason,
+                "location": self.location,
+                "page": self.page,
+                "rect": list(self.rect) if self.rect else None,
+                "field": self.requested_field,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SessionOptions:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        rect = data.get("rect")
+        return cls(
+            appearance=str(data.get("appearance") or "none"),
+            reason=data.get("reason"),
+            location=data.get("location"),
+            page=data.get("page"),
+            rect=(float(rect[0]), float(rect[1]), float(rect[2]), float(rect[3])) if rect else None,
+            requested_field=data.get("field"),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +127,9 @@ class SigningSession:
     created_at: datetime
     expires_at: datetime
     result_ref: str | None = None
+    options: SessionOptions = field(default_factory=SessionOptions)
+    closed_at: datetime | None = None
+    closed_by: str | None = None
 
     @property
     def certificate_sha256(self) -> str:
@@ -305,6 +354,48 @@ class SessionStore:
         ).rowcount
         return bool(done == 1)
 
+    def reprepare(
+        self,
+        session: SigningSession,
+        *,
+        previous_ref: str,
+        now: datetime,
+        journal: Journal | None = None,
+    ) -> bool:
+        """Replace the prepared material of an open, unexpired session whose prepared document
+        is still ``previous_ref`` (a concurrent re-prepare or completion wins otherwise:
+        False, nothing changed)."""
+        row = _row(session)
+        material = {
+            name: row[name]
+            for name in (
+                "signed_attributes",
+                "data_to_sign",
+                "prepared_ref",
+                "document_digest",
+                "reserved_start",
+                "reserved_end",
+                "field_name",
+                "digest_algorithm",
+                "mechanism",
+                "signer_name",
+            )
+        }
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sessions.update()
+                .where(
+                    sessions.c.id == session.id,
+                    sessions.c.state == SessionState.OPEN.value,
+                    sessions.c.expires_us > _us(now),
+                    sessions.c.prepared_ref == previous_ref,
+                )
+                .values(**material)
+            ).rowcount
+            if done == 1 and journal is not None:
+                journal(conn)
+        return done == 1
+
     def release(
         self, session_id: str, *, claim: str, back_to: SessionState = SessionState.OPEN
     ) -> None:
@@ -480,6 +571,7 @@ def _row(session: SigningSession) -> dict[str, Any]:
         "created_us": _us(session.created_at),
         "expires_us": _us(session.expires_at),
         "result_ref": session.result_ref,
+        "options": session.options.to_json(),
     }
 
 
@@ -509,4 +601,7 @@ def _session(row: Any) -> SigningSession:
         created_at=_from_us(row.created_us),
         expires_at=_from_us(row.expires_us),
         result_ref=row.result_ref,
+        options=SessionOptions.from_json(row.options),
+        closed_at=_from_us(row.closed_us) if row.closed_us is not None else None,
+        closed_by=row.closed_by,
     )

@@ -4,6 +4,7 @@ inbox, statuses 01 then 03 at the sender, and the directory tools offline."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import grpc
@@ -17,6 +18,8 @@ pytestmark = pytest.mark.slow
 
 COMMUNE = "000.21.30.H49"  # UBND phường 01 (thành phố Hạ Long)
 DEPARTMENT = "000.00.02.H49"  # Sở Nội vụ Quảng Ninh
+DEPARTMENT_NAME = "Sở Nội vụ Quảng Ninh"
+COMMUNE_NAME = "UBND phường 01 (thành phố Hạ Long)"
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,17 @@ def served(dev_env, tmp_path_factory) -> Iterator[Served]:
 def _ok(result) -> str:
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def _status(served, document_id: str) -> list[str]:
+    argv = ["status", "--document", document_id, "--from", COMMUNE, "--json"]
+    [recipient] = json.loads(_ok(served.kyso(*argv)))["recipients"]
+    return [
+        recipient["unit_code"],
+        recipient["state"],
+        recipient["status_code"],
+        *([recipient["description"]] if recipient["description"] else []),
+    ]
 
 
 def test_send_inbox_and_statuses_with_the_dev_configuration(served, tmp_path) -> None:
@@ -53,20 +67,27 @@ def test_send_inbox_and_statuses_with_the_dev_configuration(served, tmp_path) ->
             "--notation",
             "UBND",
             str(signed),
+            "--lang",
+            "en",
         )
     ).splitlines()
     document_id = sent[0]
     assert document_id.startswith(f"{COMMUNE},")
     assert document_id.endswith(",15/UBND")
-    assert sent[1].split("\t")[:3] == [DEPARTMENT, "delivered", "01"]
+    assert sent[1].split("\t")[:3] == [
+        f"{DEPARTMENT_NAME} ({DEPARTMENT})",
+        "delivered",
+        "01 Arrived",
+    ]
 
-    status = _ok(served.kyso("status", "--document", document_id, "--from", COMMUNE))
-    assert status.strip().split("\t")[:3] == [DEPARTMENT, "delivered", "01"]
+    assert _status(served, document_id)[:3] == [DEPARTMENT, "delivered", "01"]
 
-    inbox = _ok(served.kyso("inbox", "--unit", DEPARTMENT, "--ack", "--save", str(tmp_path)))
+    inbox = _ok(
+        served.kyso("inbox", "--unit", DEPARTMENT, "--ack", "--save", str(tmp_path), "--lang", "en")
+    )
     [line, *checks] = inbox.splitlines()
     delivery_id, listed_id, sender, subject, trace = line.split("\t")
-    assert (listed_id, sender) == (document_id, f"from {COMMUNE}")
+    assert (listed_id, sender) == (document_id, f"from {COMMUNE_NAME} ({COMMUNE})")
     assert subject == "Về việc báo cáo tình hình thực hiện"
     assert trace == "trace 000.00.00.H49"
     assert checks[0].startswith("\tpackage: signed by ")
@@ -75,8 +96,7 @@ def test_send_inbox_and_statuses_with_the_dev_configuration(served, tmp_path) ->
     assert (tmp_path / f"{delivery_id}.edxml").read_bytes().startswith(b"<?xml")
     # acknowledged: the inbox is empty now, and the sender sees it
     assert _ok(served.kyso("inbox", "--unit", DEPARTMENT)) == ""
-    status = _ok(served.kyso("status", "--document", document_id, "--from", COMMUNE))
-    assert status.strip().split("\t")[:3] == [DEPARTMENT, "acknowledged", "01"]
+    assert _status(served, document_id)[:3] == [DEPARTMENT, "acknowledged", "01"]
 
     _ok(
         served.kyso(
@@ -84,8 +104,7 @@ def test_send_inbox_and_statuses_with_the_dev_configuration(served, tmp_path) ->
             "--from", COMMUNE, "--description", "Đã vào sổ",
         )
     )  # fmt: skip
-    status = _ok(served.kyso("status", "--document", document_id, "--from", COMMUNE))
-    assert status.strip().split("\t") == [DEPARTMENT, "acknowledged", "03", "Đã vào sổ"]
+    assert _status(served, document_id) == [DEPARTMENT, "acknowledged", "03", "Đã vào sổ"]
 
     again = served.kyso("status", "--set", "01", "--document", document_id, "--unit", DEPARTMENT)
     assert again.returncode == 1

@@ -31,13 +31,14 @@ class Served:
     log: Path
     address: str
 
-    def kyso(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180):
+    def kyso(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180, cwd=None):
         return subprocess.run(
             [sys.executable, "-m", "kyso.cli.main", *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
+            cwd=cwd,
             env={**os.environ, "KYSO_CONFIG": str(self.config), **(env or {})},
         )
 

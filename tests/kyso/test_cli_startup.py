@@ -70,7 +70,22 @@ def heavy_among(modules: set[str]) -> list[str]:
     return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
 
 
-@pytest.mark.parametrize("args", [("--help",), ("verify", "--help"), ("--version",)])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),
+        ("verify", "--help"),
+        ("--version",),
+        # the official's and the clerk's commands (issue 22: each took 1.3–2.8 s to start)
+        ("agent", "--help"),
+        ("inbox", "--help"),
+        ("status", "--help"),
+        ("send", "--help"),
+        ("directory", "--help"),
+        ("directory", "search", "--help"),
+        ("request-signature", "--help"),
+    ],
+)
 def test_help_imports_nothing_heavy(args):
     done, modules = loaded_modules(*args)
     assert done.returncode == 0, done.stderr
@@ -95,9 +110,26 @@ def test_a_command_imports_only_its_own_module():
 
 def test_the_probe_sees_heavy_imports():
     # A command whose --help needs the application: the same probe reports its imports.
-    done, modules = loaded_modules("directory", "--help")
+    done, modules = loaded_modules("serve", "--help")
     assert done.returncode == 0, done.stderr
     assert "sqlalchemy" in heavy_among(modules)
+
+
+def test_the_written_out_enum_values_match_the_generated_code():
+    from kyso.cli.signing_args import APPEARANCES, LEVELS
+    from kyso.v1 import signing_pb2
+
+    assert LEVELS == {
+        "B-B": signing_pb2.SIGNATURE_LEVEL_B_B,
+        "B-T": signing_pb2.SIGNATURE_LEVEL_B_T,
+        "B-LT": signing_pb2.SIGNATURE_LEVEL_B_LT,
+        "B-LTA": signing_pb2.SIGNATURE_LEVEL_B_LTA,
+    }
+    assert APPEARANCES == {
+        "none": signing_pb2.APPEARANCE_NONE,
+        "seal": signing_pb2.APPEARANCE_SEAL,
+        "text": signing_pb2.APPEARANCE_TEXT,
+    }
 
 
 def test_command_table_matches_the_modules():

@@ -55,7 +55,7 @@ def agent(running, dev_env, *extra, pin_env=True, module="kyso.cli.main"):
     if module != "kyso.cli.main":
         argv += [*extra, "--"]
         extra = ()
-    argv += ["agent", "--yes", "--requester", "dev"]
+    argv += ["agent", "--yes", "--requester", "dev", "--lang", "en"]
     argv += ["--module", str(dev_env.module_path), "--token", key.token_label]
     argv += ["--config", str(running.config.source), "--server", running.address, *extra]
     return subprocess.run(
@@ -171,6 +171,8 @@ def test_server_gone_mid_batch_stops_cleanly(dev_env, tmp_path, capsys):
                 "--yes",
                 "--requester",
                 "dev",
+                "--lang",
+                "en",
                 "--module",
                 str(dev_env.module_path),
                 "--token",
@@ -314,6 +316,8 @@ async def test_a_key_that_wants_the_pin_for_every_signature(running, dev_env, tm
             "--yes",
             "--requester",
             "dev",
+            "--lang",
+            "en",
             "--module",
             module,
             "--token",

@@ -80,7 +80,7 @@ def test_yes_needs_an_explicit_selection(dev_env) -> None:
     result = subprocess.run(
         [
             *(sys.executable, "-m", "kyso.cli.main", "agent", "--yes"),
-            *("--module", str(dev_env.module_path), "--token", key.token_label),
+            *("--module", str(dev_env.module_path), "--token", key.token_label, "--lang", "en"),
         ],
         capture_output=True,
         text=True,

@@ -149,3 +149,85 @@ def test_other_units_see_nothing_and_cannot_cancel(dev_env, token, tmp_path):
             metadata=as_other,
         )
         assert done.document.sha256
+
+
+def _claim(stub, config, session_id):
+    return stub.ClaimSignature(
+        signing_pb2.ClaimSignatureRequest(session_id=session_id), metadata=auth(config)
+    ).pending
+
+
+def test_claim_prepares_again_and_a_value_over_the_old_digest_is_refused(
+    server, stub, dev_env, token
+):
+    prepared = prepare(
+        stub,
+        server.config,
+        dev_env,
+        make_pdf(),
+        appearance=signing_pb2.APPEARANCE_SEAL,
+        placement=signing_pb2.Placement(
+            rect=signing_pb2.PageRect(page=1, x1=300, y1=80, x2=560, y2=200)
+        ),
+        reason="Phê duyệt",
+    )
+    stale = token.sign(prepared.data_to_sign)
+    time.sleep(1.1)  # whole seconds are signed: the new preparation is a later second
+    fresh = _claim(stub, server.config, prepared.session_id)
+    assert fresh.session_id == prepared.session_id
+    assert fresh.data_to_sign != prepared.data_to_sign
+    assert (fresh.reason, fresh.appearance, fresh.rect.page) == (
+        "Phê duyệt",
+        signing_pb2.APPEARANCE_SEAL,
+        1,
+    )
+    assert fresh.document_sha256 == prepared.document_sha256
+    with pytest.raises(grpc.RpcError) as err:
+        stub.CompleteSignature(
+            signing_pb2.CompleteSignatureRequest(
+                session_id=prepared.session_id, signature_value=stale
+            ),
+            metadata=auth(server.config),
+        )
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    done = stub.CompleteSignature(
+        signing_pb2.CompleteSignatureRequest(
+            session_id=prepared.session_id, signature_value=token.sign(fresh.data_to_sign)
+        ),
+        metadata=auth(server.config),
+    )
+    assert done.document.ref.ref
+    # a completed session is not prepared again
+    with pytest.raises(grpc.RpcError) as err:
+        _claim(stub, server.config, prepared.session_id)
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_claim_and_get_of_unknown_or_cancelled_sessions(server, stub, dev_env):
+    prepared = prepare(stub, server.config, dev_env, make_pdf())
+    state = stub.GetSignature(
+        signing_pb2.GetSignatureRequest(session_id=prepared.session_id),
+        metadata=auth(server.config),
+    )
+    assert state.state == "open"
+    stub.CancelSignature(
+        signing_pb2.CancelSignatureRequest(session_id=prepared.session_id),
+        metadata=auth(server.config),
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        _claim(stub, server.config, prepared.session_id)
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    state = stub.GetSignature(
+        signing_pb2.GetSignatureRequest(session_id=prepared.session_id),
+        metadata=auth(server.config),
+    )
+    assert (state.state, state.closed_by) == ("cancelled", "dev")
+    for call in (stub.ClaimSignature, stub.GetSignature):
+        request_type = (
+            signing_pb2.ClaimSignatureRequest
+            if call is stub.ClaimSignature
+            else signing_pb2.GetSignatureRequest
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            call(request_type(session_id="0" * 32), metadata=auth(server.config))
+        assert err.value.code() is grpc.StatusCode.NOT_FOUND

@@ -156,3 +156,46 @@ def test_pending_lists_by_certificate_unit_and_pages(store):
     assert [s.id for s in rest] == [s.id for s in mine[3:]]
     everyone = store.list_open(certificate_sha256=fingerprint, now=NOW, limit=100)
     assert {s.id for s in everyone} == {s.id for s in (*mine, other_unit)}
+
+
+def test_options_round_trip_and_reprepare_only_from_the_prepared_seen(store):
+    from dataclasses import replace
+
+    from signer.twophase import SessionOptions
+
+    options = SessionOptions(
+        appearance="seal", reason="Phê duyệt", page=2, rect=(300.0, 80.0, 560.0, 200.0)
+    )
+    s = replace(session(), options=options)
+    store.create(s)
+    assert store.get(s.id).options == options
+    fresh = replace(s, prepared_ref="sha256/" + "ef" * 32, data_to_sign=b"\x01" * 32)
+    # another prepared document than the one this caller started from: nothing changes
+    assert not store.reprepare(fresh, previous_ref="sha256/" + "00" * 32, now=NOW)
+    assert store.get(s.id).prepared_ref == s.prepared_ref
+    assert store.reprepare(fresh, previous_ref=s.prepared_ref, now=NOW)
+    again = store.get(s.id)
+    assert (again.prepared_ref, again.data_to_sign) == (fresh.prepared_ref, fresh.data_to_sign)
+    assert again.created_at == s.created_at
+    # a claimed (completing) session is not prepared again under its claim
+    store.claim(s.id, now=NOW)
+    newer = replace(fresh, prepared_ref="sha256/" + "aa" * 32)
+    assert not store.reprepare(newer, previous_ref=fresh.prepared_ref, now=NOW)
+
+
+def test_the_options_migration_runs_on_a_version_2_database(db_engine):
+    """A database created before migration 3 gains the column; a new one is left alone."""
+    import sqlalchemy as sa
+
+    two = [m for m in MIGRATIONS if m[0] <= 2]
+    with db_engine.begin() as conn:
+        conn.execute(
+            sa.text("CREATE TABLE signing_sessions (id VARCHAR(32) PRIMARY KEY, state VARCHAR(16))")
+        )
+    _add_options = {v: f for v, _d, f in MIGRATIONS}[3]
+    with db_engine.begin() as conn:
+        _add_options(conn)
+        _add_options(conn)  # idempotent: a fresh database already has it from migration 1
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("signing_sessions")}
+    assert "options" in columns
+    assert len(two) == 2
