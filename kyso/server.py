@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc import aio
@@ -39,6 +40,9 @@ from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair,
 __all__ = ["Server", "serve"]
 
 _OBSERVE_EVERY_S = 10.0
+
+if TYPE_CHECKING:
+    from kyso.operations.remote import RemotePoller
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,7 @@ class Server:
         self._dispatcher: Dispatcher | None = None
         self._refusals: asyncio.Task[None] | None = None
         self._notifier: Notifier | None = None
+        self._remote_poller: RemotePoller | None = None
 
     def _bind(self) -> int:
         address = self.config.server.address
@@ -176,6 +181,9 @@ class Server:
             self._notifier.start()
             self.app.notifier = self._notifier
             self.app.events.listeners.append(self._notifier.wake)
+        # remote signing: waiting requests advance without anyone polling (kyso.operations.remote)
+        if self.config.remote:
+            self._remote_poller = start_remote_poller(self.app)
         log.info("serving", extra={"address": self.config.server.address, "port": self.port})
 
     async def stop(self) -> None:
@@ -187,6 +195,8 @@ class Server:
             await self._dispatcher.stop()
         if self._notifier is not None:
             await self._notifier.stop()
+        if self._remote_poller is not None:
+            await self._remote_poller.stop()
         if self._heads is not None:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -208,6 +218,18 @@ class Server:
         while True:
             await asyncio.sleep(_REFUSALS_FLUSH_SECONDS)
             await self.app.refusals.flush()
+
+
+def start_remote_poller(app: Application) -> RemotePoller:
+    """The background poller of remote-signing requests, started."""
+    from kyso.operations.documents import Documents
+    from kyso.operations.remote import RemotePoller, RemoteSigning, remote_providers
+    from kyso.operations.twophase import TwoPhase
+
+    remote = RemoteSigning(app, TwoPhase(app, Documents(app)), remote_providers(app.config))
+    poller = RemotePoller(remote, app.config)
+    poller.start()
+    return poller
 
 
 async def serve(config: Config) -> None:
