@@ -358,7 +358,10 @@ class CscConfig:
     client's name and ``client_secret`` its API token. ``token_seconds``: lifetime of an access
     token; ``sad_seconds``: lifetime of a SAD (single use, bound to the credential and hashes);
     ``max_batch``: the most hashes one authorisation covers (``multisign``). With ``certificate``
-    and ``private_key`` the facade speaks HTTPS.
+    and ``private_key`` the facade speaks HTTPS. An official may also grant a client access to
+    the official's own credentials (OAuth2 authorization code, ``/oauth2/authorize``): the
+    client's ``redirect_uri`` must be a loopback address (any port, RFC 8252) or one of
+    ``redirect_uris``.
     """
 
     address: str = ""
@@ -367,6 +370,7 @@ class CscConfig:
     max_batch: int = 100
     certificate: Path | None = None
     private_key: Path | None = None
+    redirect_uris: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -895,6 +899,11 @@ def _validate_csc(csc: CscConfig) -> None:
         raise ConfigError("csc.max_batch: at least 1 hash per authorisation")
     if (csc.certificate is None) != (csc.private_key is None):
         raise ConfigError("csc.private_key: give csc.certificate and private_key together")
+    for uri in csc.redirect_uris:
+        if not uri.startswith("https://") or "#" in uri:
+            raise ConfigError(
+                f"csc.redirect_uris: {uri!r} must be an https:// address without a fragment"
+            )
     for name in ("certificate", "private_key"):
         path = getattr(csc, name)
         if path is not None:

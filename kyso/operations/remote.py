@@ -140,6 +140,10 @@ class RemoteSigning:
         self._run = app.executors.io.run
         self._events = app.events
 
+    @property
+    def providers(self) -> Mapping[str, RemoteProvider]:
+        return self._providers
+
     def _provider(self, name: str) -> tuple[RemoteProvider, RemoteProviderConfig]:
         provider = self._providers.get(name)
         settings = self._app.config.remote.get(name)

@@ -81,7 +81,7 @@ client_secret_env = "KYSO_TEST_CSC_SECRET"
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.5)
         assert info["specs"].startswith("2.")
-        assert info["authType"] == ["oauth2client"]
+        assert info["authType"] == ["oauth2client", "oauth2code"]
 
         tested = kyso("remote", "test", "kyso", "--user", "seal", "--json", "--config", str(config))
         assert tested.returncode == 0, tested.stderr
