@@ -361,7 +361,9 @@ class CscConfig:
     and ``private_key`` the facade speaks HTTPS. An official may also grant a client access to
     the official's own credentials (OAuth2 authorization code, ``/oauth2/authorize``): the
     client's ``redirect_uri`` must be a loopback address (any port, RFC 8252) or one of
-    ``redirect_uris``.
+    ``redirect_uris``. With ``client_ca`` too, a caller may instead present a TLS client
+    certificate issued by it whose SHA-256 is a client's ``certificate_sha256`` (mutual TLS): it
+    is that client, with no token.
     """
 
     address: str = ""
@@ -370,6 +372,7 @@ class CscConfig:
     max_batch: int = 100
     certificate: Path | None = None
     private_key: Path | None = None
+    client_ca: Path | None = None
     redirect_uris: tuple[str, ...] = ()
 
 
@@ -899,6 +902,10 @@ def _validate_csc(csc: CscConfig) -> None:
         raise ConfigError("csc.max_batch: at least 1 hash per authorisation")
     if (csc.certificate is None) != (csc.private_key is None):
         raise ConfigError("csc.private_key: give csc.certificate and private_key together")
+    if csc.client_ca is not None:
+        if csc.certificate is None:
+            raise ConfigError("csc.client_ca: mutual TLS needs csc.certificate and private_key")
+        _readable(csc.client_ca, "csc.client_ca")
     for uri in csc.redirect_uris:
         if not uri.startswith("https://") or "#" in uri:
             raise ConfigError(

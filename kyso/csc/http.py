@@ -62,7 +62,7 @@ def build_app(facade: CscFacade, *, name: str = "kyso") -> Starlette:
     for version in ("v1", "v2"):
         base = f"/csc/{version}"
         routes += [
-            Route(f"{base}/info", _guard(_info(name)), methods=["POST", "GET"]),
+            Route(f"{base}/info", _guard(_info(name, facade.mutual_tls)), methods=["POST", "GET"]),
             Route(f"{base}/credentials/list", _guard(_list(facade)), methods=["POST"]),
             Route(f"{base}/credentials/info", _guard(_cred_info(facade)), methods=["POST"]),
             Route(f"{base}/credentials/authorize", _guard(_authorize(facade)), methods=["POST"]),
@@ -74,7 +74,7 @@ def build_app(facade: CscFacade, *, name: str = "kyso") -> Starlette:
 # -- routes ---------------------------------------------------------------------------------
 
 
-def _info(name: str) -> _Handler:
+def _info(name: str, mutual_tls: bool) -> _Handler:
     async def info(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
         return JSONResponse(
@@ -85,7 +85,7 @@ def _info(name: str) -> _Handler:
                 "region": "VN",
                 "lang": "vi-VN",
                 "description": "kyso: chữ ký số với khóa trong HSM của đơn vị (CSC API)",
-                "authType": ["oauth2client", "oauth2code"],
+                "authType": ["oauth2client", "oauth2code", *(["tls"] if mutual_tls else [])],
                 "oauth2": base,
                 "oauth2Issuer": base,
                 "methods": [
@@ -333,9 +333,15 @@ def _credential_json(credential: Credential, certificates: str) -> dict[str, Any
 def _caller(facade: CscFacade, request: Request) -> Identity:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise AuthenticationError("send the access token as 'Authorization: Bearer …'")
-    return facade.caller(value.strip())
+    if scheme.lower() == "bearer" and value.strip():
+        return facade.caller(value.strip())
+    tls = request.scope.get("extensions", {}).get("tls", {})
+    certificate = tls.get("client_cert_der") if isinstance(tls, dict) else None
+    if isinstance(certificate, bytes) and certificate:
+        return facade.caller_by_certificate(certificate)
+    raise AuthenticationError(
+        "send the access token as 'Authorization: Bearer …' (or a client certificate)"
+    )
 
 
 async def _body(request: Request) -> bytes:

@@ -318,6 +318,18 @@ class CscFacade:
                 raise FailedPrecondition("code_verifier does not match the code_challenge")
         return self._grant_token(grant.identity)
 
+    @property
+    def mutual_tls(self) -> bool:
+        """Whether callers may authenticate by a TLS client certificate (``csc.client_ca``)."""
+        return self._settings.client_ca is not None
+
+    def caller_by_certificate(self, certificate_der: bytes) -> Identity:
+        """The client whose ``certificate_sha256`` is this TLS client certificate's (the TLS
+        layer has checked it against ``csc.client_ca``)."""
+        if self._settings.client_ca is None:
+            raise AuthenticationError("this facade does not take client certificates")
+        return self._authenticator.from_certificate(certificate_der)
+
     def caller(self, access_token: str) -> Identity:
         """The identity an access token was issued to (AuthenticationError when unknown or old)."""
         token = self._tokens.get(_digest(access_token))

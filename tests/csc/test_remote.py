@@ -6,16 +6,12 @@ waiting. Results are PAdES B-LT checked by pyHanko (offline, from the DSS) and p
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from asn1crypto import pem
 
-import hsm
 from kyso.app import Application
 from kyso.authz import Identity
 from kyso.config import Config, load_config
@@ -31,47 +27,11 @@ from signer.twophase import RemoteState, SessionState
 from tests.signer.checks import nss_db, pdfsig, validate
 from tests.signer.pdfgen import make_pdf
 
-from .conftest import facade_config_text
+from .conftest import SP_ID, facade_config_text
 from .smartca_standin import SmartCaStandIn
 from .test_facade import root
 
 pytestmark = pytest.mark.timeout(600)
-
-SP_ID = "kyso-test-sp"
-
-
-@pytest.fixture
-async def official(dev_env) -> AsyncIterator[hsm.KeyRing]:
-    key = dev_env.keys["official"]
-    ring = hsm.KeyRing(
-        [
-            hsm.KeySpec(
-                alias="official",
-                uri=hsm.Pkcs11Uri.parse(key.uri),
-                pin=hsm.PinSource.from_file(key.pin_path),
-                module_path=str(dev_env.module_path),
-            )
-        ],
-        workers=1,
-    )
-    yield ring
-    ring.close()
-
-
-@pytest.fixture
-async def standin(official, dev_env) -> AsyncIterator[SmartCaStandIn]:
-    intermediate = pem.unarmor(dev_env.intermediate_certificate_path.read_bytes())[2]
-    server = SmartCaStandIn(
-        keyring=official,
-        alias="official",
-        user="079088001234",
-        sp_id=SP_ID,
-        sp_password=f"sp-{secrets.token_hex(8)}",
-        chain=[intermediate],
-    )
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
