@@ -234,6 +234,9 @@ class RemoteSigning:
             transaction = Transaction(
                 reference=request.reference, approval=Approval.EXPIRED, reason="no approval in time"
             )
+        elif provider.answers_at_submit:
+            # settled by the process that submitted it (or, if that one stopped, expired in time)
+            return RemoteOutcome(request=request)
         else:
             transaction = await self._run(provider.status, request.user_id, request.reference)
         if transaction.approval is Approval.PENDING:
@@ -288,9 +291,17 @@ class RemoteSigning:
                 f"remote request {request.id} failed as a whole: {exc}"
             ) from exc
         done: list[Completed] = []
+        elsewhere = False
         for session, value in zip(sessions, transaction.signatures, strict=True):
             if session.state is SessionState.WAITING_APPROVAL:
-                done.append(await self._two_phase.complete_remote(actor, session, value))
+                try:
+                    done.append(await self._two_phase.complete_remote(actor, session, value))
+                except FailedPrecondition:
+                    # claimed by another process (the server's poller, or a command's wait)
+                    elsewhere = True
+        if elsewhere:
+            # that process closes the request; a later poll here finds it settled
+            return RemoteOutcome(request=await self._get(request.id), completed=tuple(done))
         await self._run(
             self._store.close, request, state=RemoteState.COMPLETED, now=datetime.now(UTC)
         )

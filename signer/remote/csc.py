@@ -70,6 +70,8 @@ def pkce_pair() -> tuple[str, str]:
 class CscProvider:
     """``RemoteProvider`` over a CSC server (see the module docstring)."""
 
+    answers_at_submit = True
+
     def __init__(self, settings: CscSettings) -> None:
         self.name = settings.name
         self._s = settings
