@@ -387,7 +387,12 @@ class CscConfig:
     client's name and ``client_secret`` its API token. ``token_seconds``: lifetime of an access
     token; ``sad_seconds``: lifetime of a SAD (single use, bound to the credential and hashes);
     ``max_batch``: the most hashes one authorisation covers (``multisign``). With ``certificate``
-    and ``private_key`` the facade speaks HTTPS.
+    and ``private_key`` the facade speaks HTTPS. An official may also grant a client access to
+    the official's own credentials (OAuth2 authorization code, ``/oauth2/authorize``): the
+    client's ``redirect_uri`` must be a loopback address (any port, RFC 8252) or one of
+    ``redirect_uris``. With ``client_ca`` too, a caller may instead present a TLS client
+    certificate issued by it whose SHA-256 is a client's ``certificate_sha256`` (mutual TLS): it
+    is that client, with no token.
     """
 
     address: str = ""
@@ -396,6 +401,8 @@ class CscConfig:
     max_batch: int = 100
     certificate: Path | None = None
     private_key: Path | None = None
+    client_ca: Path | None = None
+    redirect_uris: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -928,6 +935,15 @@ def _validate_csc(csc: CscConfig) -> None:
         raise ConfigError("csc.max_batch: at least 1 hash per authorisation")
     if (csc.certificate is None) != (csc.private_key is None):
         raise ConfigError("csc.private_key: give csc.certificate and private_key together")
+    if csc.client_ca is not None:
+        if csc.certificate is None:
+            raise ConfigError("csc.client_ca: mutual TLS needs csc.certificate and private_key")
+        _readable(csc.client_ca, "csc.client_ca")
+    for uri in csc.redirect_uris:
+        if not uri.startswith("https://") or "#" in uri:
+            raise ConfigError(
+                f"csc.redirect_uris: {uri!r} must be an https:// address without a fragment"
+            )
     for name in ("certificate", "private_key"):
         path = getattr(csc, name)
         if path is not None:

@@ -194,6 +194,10 @@ DESCRIPTIONS: Mapping[str, str] = {
     "csc.max_batch": "most hashes one authorisation covers (multisign)",
     "csc.certificate": "TLS certificate (PEM) of the facade; with private_key it speaks HTTPS",
     "csc.private_key": "its private key (PEM)",
+    "csc.client_ca": "CA (PEM) of client certificates: a caller may authenticate by mutual TLS "
+    "(its certificate's SHA-256 is a client's certificate_sha256) instead of OAuth2",
+    "csc.redirect_uris": "OAuth2 redirect URIs (besides loopback ones) an authorization code "
+    "may be sent to",
     "remote.NAME.kind": "`csc` (CSC v1.0.4/v2 server) or `smartca` (asynchronous gateway)",
     "remote.NAME.url": "the provider's base URL",
     "remote.NAME.api_version": "CSC API version of the provider",

@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc import aio
@@ -41,6 +42,9 @@ from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair,
 __all__ = ["Server", "keepalive_options", "serve"]
 
 _OBSERVE_EVERY_S = 10.0
+
+if TYPE_CHECKING:
+    from kyso.operations.remote import RemotePoller
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,7 @@ class Server:
         self._refusals: asyncio.Task[None] | None = None
         self._notifier: Notifier | None = None
         self.archive: ArchiveTask | None = None
+        self._remote_poller: RemotePoller | None = None
 
     def _bind(self) -> int:
         address = self.config.server.address
@@ -207,6 +212,9 @@ class Server:
             # the scheduled renewal of stored signed PDFs' evidence (kyso.operations.archive)
             self.archive = ArchiveTask(self.operations.archive, interval=archive.interval_seconds)
             self.archive.start()
+        # remote signing: waiting requests advance without anyone polling (kyso.operations.remote)
+        if self.config.remote:
+            self._remote_poller = start_remote_poller(self.app)
         log.info("serving", extra={"address": self.config.server.address, "port": self.port})
 
     async def stop(self) -> None:
@@ -220,6 +228,8 @@ class Server:
             await self._dispatcher.stop()
         if self._notifier is not None:
             await self._notifier.stop()
+        if self._remote_poller is not None:
+            await self._remote_poller.stop()
         if self._heads is not None:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -241,6 +251,18 @@ class Server:
         while True:
             await asyncio.sleep(_REFUSALS_FLUSH_SECONDS)
             await self.app.refusals.flush()
+
+
+def start_remote_poller(app: Application) -> RemotePoller:
+    """The background poller of remote-signing requests, started."""
+    from kyso.operations.documents import Documents
+    from kyso.operations.remote import RemotePoller, RemoteSigning, remote_providers
+    from kyso.operations.twophase import TwoPhase
+
+    remote = RemoteSigning(app, TwoPhase(app, Documents(app)), remote_providers(app.config))
+    poller = RemotePoller(remote, app.config)
+    poller.start()
+    return poller
 
 
 async def serve(config: Config) -> None:

@@ -204,6 +204,7 @@ def request_remote(args: argparse.Namespace, files: Sequence[Path]) -> int:
 
     async def run() -> dict[str, Any]:
         async with _Remote(config) as remote:
+            await _grant_if_needed(config, remote.providers.get(args.remote), args.remote)
             outcome = await remote.request(
                 actor,
                 provider_name=args.remote,
@@ -243,6 +244,83 @@ def _outcome(outcome: Any) -> dict[str, Any]:
             for c in outcome.completed
         ],
     }
+
+
+async def _grant_if_needed(config: Config, provider: Any, name: str) -> None:
+    """A CSC provider configured with ``grant = "authorization_code"``: the official grants
+    access first. The URL to open is printed on stderr; the provider redirects the official's
+    browser to a listener on this machine's loopback (RFC 8252) that takes the code, which is
+    exchanged with PKCE S256. The code and token stay in memory."""
+    from signer.remote import CscProvider
+
+    if not isinstance(provider, CscProvider) or not provider.needs_grant:
+        return
+    settings = config.remote[name]
+    code, redirect_uri, verifier = await asyncio.to_thread(
+        _loopback_code, provider, settings.approval_seconds
+    )
+    await asyncio.to_thread(
+        provider.exchange_code, code, redirect_uri=redirect_uri, code_verifier=verifier
+    )
+
+
+def _loopback_code(provider: Any, timeout: float) -> tuple[str, str, str]:
+    import http.server
+    import secrets
+    import time
+    import urllib.parse
+
+    from signer.remote.csc import pkce_pair
+
+    state = secrets.token_urlsafe(16)
+    verifier, challenge = pkce_pair()
+    found: dict[str, str] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+            if query.get("state") != state:
+                self.send_error(400, "state does not match")
+                return
+            found.update(query)
+            granted = "code" in query
+            text = (
+                "Đã cấp quyền; có thể đóng trang này. / Access granted; you may close this page."
+                if granted
+                else "Không được cấp quyền. / Access was not granted."
+            )
+            data = f'<!doctype html><meta charset="utf-8"><p>{text}</p>'.encode()
+            self.send_response(200 if granted else 403)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # the query holds the code: never logged
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    redirect_uri = f"http://127.0.0.1:{server.server_port}/kyso/callback"
+    url = provider.authorization_url(
+        redirect_uri=redirect_uri, state=state, code_challenge=challenge
+    )
+    print(
+        "Người ký mở địa chỉ sau để cấp quyền ký / "
+        f"the official opens this address to grant access:\n{url}",
+        file=sys.stderr,
+        flush=True,
+    )
+    deadline = time.monotonic() + timeout
+    server.timeout = 1.0
+    try:
+        while not found and time.monotonic() < deadline:
+            server.handle_request()
+    finally:
+        server.server_close()
+    if "code" not in found:
+        error = found.get("error", "no answer in time")
+        die(f"the official did not grant access ({error[:100]})")
+    return found["code"], redirect_uri, verifier
 
 
 class _Remote:

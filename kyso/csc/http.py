@@ -1,9 +1,11 @@
 """HTTP/JSON of the CSC API (v2, with the v1.0.4 spellings accepted) over :class:`CscFacade`.
 
 Each route converts JSON to one facade call and its result back, nothing more. Paths:
-``POST /oauth2/token`` (client credentials), ``POST /csc/v2/info`` and, with a bearer access
-token, ``credentials/list``, ``credentials/info``, ``credentials/authorize`` and
-``signatures/signHash`` under ``/csc/v2/`` (and ``/csc/v1/`` for v1.0.4 clients).
+``GET``/``POST /oauth2/authorize`` (the official's login and consent page: authorization code),
+``POST /oauth2/token`` (client credentials, or an authorization code), ``POST /csc/v2/info``
+and, with a bearer access token, ``credentials/list``, ``credentials/info``,
+``credentials/authorize`` and ``signatures/signHash`` under ``/csc/v2/`` (and ``/csc/v1/`` for
+v1.0.4 clients).
 
 Errors are the specification's JSON (``{"error": …, "error_description": …}``): 400
 ``invalid_request``, 401 ``invalid_client``/``invalid_token``, 429 and 503 with Retry-After;
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 import logging
 import uuid
@@ -23,7 +26,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from kyso.authz import Identity
@@ -37,7 +40,7 @@ from kyso.errors import (
     RequestInvalid,
     Unavailable,
 )
-from kyso.operations.csc import Credential, CscFacade
+from kyso.operations.csc import AuthorizationRequest, Credential, CscFacade
 
 __all__ = ["MAX_BODY_BYTES", "SPECS", "build_app"]
 
@@ -52,11 +55,14 @@ _Handler = Callable[[Request], Awaitable[Response]]
 
 def build_app(facade: CscFacade, *, name: str = "kyso") -> Starlette:
     """The Starlette application of the facade."""
-    routes = [Route("/oauth2/token", _guard(_token(facade)), methods=["POST"])]
+    routes = [
+        Route("/oauth2/token", _guard(_token(facade)), methods=["POST"]),
+        Route("/oauth2/authorize", _authorize_page(facade), methods=["GET", "POST"]),
+    ]
     for version in ("v1", "v2"):
         base = f"/csc/{version}"
         routes += [
-            Route(f"{base}/info", _guard(_info(name)), methods=["POST", "GET"]),
+            Route(f"{base}/info", _guard(_info(name, facade.mutual_tls)), methods=["POST", "GET"]),
             Route(f"{base}/credentials/list", _guard(_list(facade)), methods=["POST"]),
             Route(f"{base}/credentials/info", _guard(_cred_info(facade)), methods=["POST"]),
             Route(f"{base}/credentials/authorize", _guard(_authorize(facade)), methods=["POST"]),
@@ -68,7 +74,7 @@ def build_app(facade: CscFacade, *, name: str = "kyso") -> Starlette:
 # -- routes ---------------------------------------------------------------------------------
 
 
-def _info(name: str) -> _Handler:
+def _info(name: str, mutual_tls: bool) -> _Handler:
     async def info(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
         return JSONResponse(
@@ -79,10 +85,11 @@ def _info(name: str) -> _Handler:
                 "region": "VN",
                 "lang": "vi-VN",
                 "description": "kyso: chữ ký số với khóa trong HSM của đơn vị (CSC API)",
-                "authType": ["oauth2client"],
+                "authType": ["oauth2client", "oauth2code", *(["tls"] if mutual_tls else [])],
                 "oauth2": base,
                 "oauth2Issuer": base,
                 "methods": [
+                    "oauth2/authorize",
                     "oauth2/token",
                     "credentials/list",
                     "credentials/info",
@@ -98,8 +105,13 @@ def _info(name: str) -> _Handler:
 def _token(facade: CscFacade) -> _Handler:
     async def token(request: Request) -> Response:
         form = await _form(request)
-        if form.get("grant_type") != "client_credentials":
-            return _error(400, "unsupported_grant_type", "only grant_type=client_credentials")
+        grant_type = form.get("grant_type")
+        if grant_type not in ("client_credentials", "authorization_code"):
+            return _error(
+                400,
+                "unsupported_grant_type",
+                "grant_type must be client_credentials or authorization_code",
+            )
         client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         basic = _basic(request)
         if basic is not None:
@@ -107,15 +119,110 @@ def _token(facade: CscFacade) -> _Handler:
         if not client_id or not secret:
             return _error(401, "invalid_client", "give client_id and client_secret")
         try:
-            grant = facade.issue_token(client_id, secret)
+            if grant_type == "client_credentials":
+                grant = facade.issue_token(client_id, secret)
+            else:
+                grant = facade.exchange_code(
+                    client_id,
+                    secret,
+                    code=form.get("code", ""),
+                    redirect_uri=form.get("redirect_uri", ""),
+                    code_verifier=form.get("code_verifier", ""),
+                )
         except AuthenticationError as exc:
             return _error(401, "invalid_client", str(exc))
+        except FailedPrecondition as exc:
+            return _error(400, "invalid_grant", str(exc))
         return JSONResponse(
             {"access_token": grant.value, "token_type": "Bearer", "expires_in": grant.expires_in},
             headers={"Cache-Control": "no-store"},
         )
 
     return token
+
+
+_PARAMS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+
+
+def _authorize_page(facade: CscFacade) -> _Handler:
+    """The official's login and consent (Vietnamese first, English beside it). A request whose
+    client or redirect_uri does not check out is answered here, never redirected."""
+
+    async def authorize_page(request: Request) -> Response:
+        try:
+            form = await _form(request) if request.method == "POST" else {}
+            source = form if request.method == "POST" else dict(request.query_params)
+            params = {k: str(source.get(k, ""))[:2000] for k in _PARAMS}
+            checked = facade.authorization_request(**params)
+        except RequestInvalid as exc:
+            return _page(
+                f"<p>Yêu cầu không hợp lệ / Invalid request: {html.escape(str(exc))}</p>", 400
+            )
+        if request.method == "GET":
+            return _consent(checked, params, "")
+        if form.get("decision") != "approve":
+            return _redirect(checked, error="access_denied")
+        try:
+            code = facade.issue_code(checked, form.get("account", ""), form.get("secret", ""))
+        except AuthenticationError:
+            return _consent(
+                checked, params, "Tài khoản hoặc mã truy cập sai / Wrong account or token.", 401
+            )
+        except Overloaded as exc:
+            return _page(f"<p>{html.escape(str(exc))}</p>", 429)
+        return _redirect(checked, code=code)
+
+    return authorize_page
+
+
+def _redirect(checked: AuthorizationRequest, **values: str) -> Response:
+    from urllib.parse import urlencode
+
+    query = urlencode({**values, **({"state": checked.state} if checked.state else {})})
+    separator = "&" if "?" in checked.redirect_uri else "?"
+    return RedirectResponse(
+        f"{checked.redirect_uri}{separator}{query}",
+        status_code=302,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _consent(
+    checked: AuthorizationRequest, params: dict[str, str], message: str, status: int = 200
+) -> Response:
+    hidden = "".join(
+        f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items()
+    )
+    notice = f'<p role="alert">{html.escape(message)}</p>' if message else ""
+    body = f"""<h1>Cấp quyền ký số / Grant signing access</h1>
+<p>Ứng dụng <b>{html.escape(checked.client_id)}</b> xin dùng khóa ký của bạn trên máy chủ này.<br>
+The application <b>{html.escape(checked.client_id)}</b> asks to use your signing keys here.</p>
+{notice}<form method="post" action="/oauth2/authorize">{hidden}
+<label>Tài khoản / Account <input name="account" autocomplete="username"></label><br>
+<label>Mã truy cập / Access token <input name="secret" type="password"
+ autocomplete="current-password"></label><br>
+<button name="decision" value="approve">Đồng ý / Approve</button>
+<button name="decision" value="deny">Từ chối / Deny</button></form>"""
+    return _page(body, status)
+
+
+def _page(body: str, status: int) -> HTMLResponse:
+    return HTMLResponse(
+        f'<!doctype html><html lang="vi"><meta charset="utf-8"><title>kyso</title>{body}</html>',
+        status_code=status,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; form-action 'self'",
+            "X-Frame-Options": "DENY",
+        },
+    )
 
 
 def _list(facade: CscFacade) -> _Handler:
@@ -226,9 +333,15 @@ def _credential_json(credential: Credential, certificates: str) -> dict[str, Any
 def _caller(facade: CscFacade, request: Request) -> Identity:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise AuthenticationError("send the access token as 'Authorization: Bearer …'")
-    return facade.caller(value.strip())
+    if scheme.lower() == "bearer" and value.strip():
+        return facade.caller(value.strip())
+    tls = request.scope.get("extensions", {}).get("tls", {})
+    certificate = tls.get("client_cert_der") if isinstance(tls, dict) else None
+    if isinstance(certificate, bytes) and certificate:
+        return facade.caller_by_certificate(certificate)
+    raise AuthenticationError(
+        "send the access token as 'Authorization: Bearer …' (or a client certificate)"
+    )
 
 
 async def _body(request: Request) -> bytes:

@@ -1,7 +1,8 @@
 """Run the CSC facade with uvicorn: ``kyso csc serve`` on its own, or beside the gRPC server.
 
 :class:`FacadeServer` binds its socket itself (so ``port`` is known at once, also for port 0)
-and serves until :meth:`stop`. HTTPS when ``[csc] certificate``/``private_key`` are set.
+and serves until :meth:`stop`. HTTPS when ``[csc] certificate``/``private_key`` are set; with
+``client_ca`` too, mutual TLS (an optional client certificate, handed to the application).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import asyncio
 import contextlib
 import signal
 import socket
+import ssl
 from collections.abc import Iterator
 from contextlib import suppress
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kyso.app import Application
 from kyso.config import Config, parse_address
@@ -30,6 +34,23 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class _PeerCertificateH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol that tells the application the connection's TLS client
+    certificate (DER), as ASGI's ``tls`` extension ``client_cert_der`` (uvicorn does not)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        inner = self.app
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            extensions = {**scope.get("extensions", {}), "tls": {"client_cert_der": der}}
+            await inner({**scope, "extensions": extensions}, receive, send)
+
+        self.app = app
 
 
 class FacadeServer:
@@ -51,6 +72,10 @@ class FacadeServer:
                 lifespan="off",
                 ssl_certfile=str(settings.certificate) if settings.certificate else None,
                 ssl_keyfile=str(settings.private_key) if settings.private_key else None,
+                ssl_ca_certs=str(settings.client_ca) if settings.client_ca else None,
+                # a certificate is optional: callers without one use OAuth2
+                ssl_cert_reqs=ssl.CERT_OPTIONAL if settings.client_ca else ssl.CERT_NONE,
+                http=_PeerCertificateH11,
             )
         )
         self._task: asyncio.Task[None] | None = None

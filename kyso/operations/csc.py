@@ -18,16 +18,23 @@ Invariants:
 - Every signature made is one ``signature.sealed`` ledger event (details ``via=csc``, the hash)
   appended before the signatures are answered; a signature whose event cannot be written is not
   answered.
-- SAD, access tokens and client secrets never reach a log or an error message.
+- An official (a configured client, by its name and API token) may grant another client access
+  to the official's credentials: OAuth2 authorization code. The code is random, held only as a
+  digest, single use, lives ``_CODE_SECONDS``, and is bound to the client, the ``redirect_uri``
+  (loopback or listed in ``csc.redirect_uris``) and, when given, a PKCE S256 challenge; the
+  access token it buys acts as the official (who sees only the official's credentials).
+- SAD, access tokens, codes and client secrets never reach a log or an error message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import secrets
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +56,7 @@ from kyso.errors import (
 
 __all__ = [
     "HASH_OIDS",
+    "AuthorizationRequest",
     "Credential",
     "CscFacade",
     "IssuedGrant",
@@ -82,6 +90,8 @@ _SIGN_ALGORITHMS: dict[str, dict[str, hsm.DigestAlgorithm | None]] = {
 }
 # How many live tokens and SADs one facade holds at most: a flood is refused, never stored.
 _MAX_LIVE = 10_000
+_CODE_SECONDS = 60.0
+"""Lifetime of an OAuth2 authorization code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,25 @@ class IssuedGrant:
 @dataclass(frozen=True, slots=True)
 class SignatureAlgorithm:
     digest: hsm.DigestAlgorithm
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """The checked parameters of ``/oauth2/authorize`` (what the official is asked about)."""
+
+    client_id: str
+    redirect_uri: str
+    state: str
+    code_challenge: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Code:
+    identity: Identity
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    expires: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,17 +197,15 @@ class CscFacade:
         self._authenticator = Authenticator(app.config.clients)
         self._tokens: dict[bytes, _Token] = {}
         self._sads: dict[bytes, _Sad] = {}
+        self._codes: dict[bytes, _Code] = {}
 
     # -- authentication -----------------------------------------------------------------------
 
     def issue_token(self, client_id: str, client_secret: str) -> IssuedGrant:
         """An access token for a configured client (OAuth2 client credentials grant)."""
-        try:
-            identity = self._authenticator.from_token(client_secret)
-        except AuthenticationError:
-            raise AuthenticationError("client_id or client_secret is not valid") from None
-        if not hmac.compare_digest(identity.name.encode(), client_id.encode()):
-            raise AuthenticationError("client_id or client_secret is not valid")
+        return self._grant_token(self._client(client_id, client_secret))
+
+    def _grant_token(self, identity: Identity) -> IssuedGrant:
         now = self._clock()
         self._prune(now)
         if len(self._tokens) >= _MAX_LIVE:
@@ -187,6 +214,121 @@ class CscFacade:
         lifetime = self._settings.token_seconds
         self._tokens[_digest(value)] = _Token(identity=identity, expires=now + lifetime)
         return IssuedGrant(value=value, expires_in=int(lifetime))
+
+    def _client(self, client_id: str, client_secret: str) -> Identity:
+        try:
+            identity = self._authenticator.from_token(client_secret)
+        except AuthenticationError:
+            raise AuthenticationError("client_id or client_secret is not valid") from None
+        if not hmac.compare_digest(identity.name.encode(), client_id.encode()):
+            raise AuthenticationError("client_id or client_secret is not valid")
+        return identity
+
+    def authorization_request(
+        self,
+        *,
+        response_type: str,
+        client_id: str,
+        redirect_uri: str,
+        state: str,
+        code_challenge: str,
+        code_challenge_method: str,
+    ) -> AuthorizationRequest:
+        """The parameters of an authorization request, checked (RequestInvalid names the field:
+        such a request is answered on the page, never by redirecting to an unchecked URI)."""
+        if client_id not in self._app.config.clients:
+            raise RequestInvalid(f"client_id {client_id[:100]!r} is not known", field="client_id")
+        if not self._redirect_allowed(redirect_uri):
+            raise RequestInvalid(
+                "redirect_uri must be a loopback address or one of csc.redirect_uris",
+                field="redirect_uri",
+            )
+        if response_type != "code":
+            raise RequestInvalid("only response_type=code", field="response_type")
+        if code_challenge and code_challenge_method != "S256":
+            raise RequestInvalid("code_challenge_method must be S256", field="code_challenge")
+        if len(state) > 500 or len(code_challenge) > 128:
+            raise RequestInvalid("state or code_challenge is too long", field="state")
+        return AuthorizationRequest(
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            state=state,
+            code_challenge=code_challenge,
+        )
+
+    def _redirect_allowed(self, uri: str) -> bool:
+        if uri in self._settings.redirect_uris:
+            return True
+        parsed = urllib.parse.urlsplit(uri)
+        return (
+            parsed.scheme == "http"
+            and parsed.hostname in ("127.0.0.1", "::1", "localhost")
+            and not parsed.fragment
+            and not parsed.username
+        )
+
+    def issue_code(self, request: AuthorizationRequest, official: str, official_secret: str) -> str:
+        """The official (a configured client, by name and API token) grants ``request``'s client
+        access to the official's credentials: a single-use code for its ``redirect_uri``."""
+        identity = self._client(official, official_secret)
+        now = self._clock()
+        self._prune(now)
+        if len(self._codes) >= _MAX_LIVE:
+            raise Overloaded("too many pending authorization codes; retry later", retry_after=5.0)
+        value = secrets.token_urlsafe(32)
+        self._codes[_digest(value)] = _Code(
+            identity=identity,
+            client_id=request.client_id,
+            redirect_uri=request.redirect_uri,
+            code_challenge=request.code_challenge,
+            expires=now + _CODE_SECONDS,
+        )
+        return value
+
+    def exchange_code(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        code: str,
+        redirect_uri: str,
+        code_verifier: str,
+    ) -> IssuedGrant:
+        """An access token acting as the official who issued ``code`` (OAuth2 authorization
+        code grant). ``AuthenticationError``: the client; ``FailedPrecondition``: the code."""
+        self._client(client_id, client_secret)
+        grant = self._codes.pop(_digest(code), None)  # single use, whatever follows
+        if (
+            grant is None
+            or grant.expires <= self._clock()
+            or not hmac.compare_digest(grant.client_id.encode(), client_id.encode())
+            or grant.redirect_uri != redirect_uri
+        ):
+            raise FailedPrecondition(
+                "the authorization code is not valid: it was used, has expired, or was issued "
+                "to another client or redirect_uri"
+            )
+        if grant.code_challenge:
+            computed = (
+                base64.urlsafe_b64encode(hashlib.sha256(code_verifier.encode()).digest())
+                .rstrip(b"=")
+                .decode()
+            )
+            if not hmac.compare_digest(computed, grant.code_challenge):
+                raise FailedPrecondition("code_verifier does not match the code_challenge")
+        return self._grant_token(grant.identity)
+
+    @property
+    def mutual_tls(self) -> bool:
+        """Whether callers may authenticate by a TLS client certificate (``csc.client_ca``)."""
+        return self._settings.client_ca is not None
+
+    def caller_by_certificate(self, certificate_der: bytes) -> Identity:
+        """The client whose ``certificate_sha256`` is this TLS client certificate's (the TLS
+        layer has checked it against ``csc.client_ca``)."""
+        if self._settings.client_ca is None:
+            raise AuthenticationError("this facade does not take client certificates")
+        return self._authenticator.from_certificate(certificate_der)
 
     def caller(self, access_token: str) -> Identity:
         """The identity an access token was issued to (AuthenticationError when unknown or old)."""
@@ -353,7 +495,7 @@ class CscFacade:
         return list(signatures)
 
     def _prune(self, now: float) -> None:
-        for store in (self._tokens, self._sads):
+        for store in (self._tokens, self._sads, self._codes):
             for digest in [d for d, entry in store.items() if entry.expires <= now]:
                 del store[digest]
 

@@ -23,8 +23,11 @@ complete (``TwoPhase``). Secrets stay inside the drivers (``signer.remote``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import secrets
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -33,7 +36,7 @@ import signer
 from kyso.app import Application
 from kyso.authz import Identity
 from kyso.config import Config, RemoteProviderConfig
-from kyso.errors import ConfigError, FailedPrecondition, NotFound, RequestInvalid
+from kyso.errors import ConfigError, FailedPrecondition, KysoError, NotFound, RequestInvalid
 from kyso.operations.documents import DocumentSource
 from kyso.operations.ledger import Staging
 from kyso.operations.twophase import Completed, PrepareOrder, TwoPhase
@@ -57,7 +60,9 @@ from signer.twophase import (
     verify_signature_value,
 )
 
-__all__ = ["RemoteOutcome", "RemoteSigning", "remote_providers"]
+__all__ = ["RemoteOutcome", "RemotePoller", "RemoteSigning", "remote_providers"]
+
+log = logging.getLogger(__name__)
 
 
 def _secret(name: str, provider: RemoteProviderConfig) -> str:
@@ -134,6 +139,10 @@ class RemoteSigning:
         self._store = RemoteStore(app.engine, app.sessions)
         self._run = app.executors.io.run
         self._events = app.events
+
+    @property
+    def providers(self) -> Mapping[str, RemoteProvider]:
+        return self._providers
 
     def _provider(self, name: str) -> tuple[RemoteProvider, RemoteProviderConfig]:
         provider = self._providers.get(name)
@@ -225,6 +234,9 @@ class RemoteSigning:
             transaction = Transaction(
                 reference=request.reference, approval=Approval.EXPIRED, reason="no approval in time"
             )
+        elif provider.answers_at_submit:
+            # settled by the process that submitted it (or, if that one stopped, expired in time)
+            return RemoteOutcome(request=request)
         else:
             transaction = await self._run(provider.status, request.user_id, request.reference)
         if transaction.approval is Approval.PENDING:
@@ -279,9 +291,17 @@ class RemoteSigning:
                 f"remote request {request.id} failed as a whole: {exc}"
             ) from exc
         done: list[Completed] = []
+        elsewhere = False
         for session, value in zip(sessions, transaction.signatures, strict=True):
             if session.state is SessionState.WAITING_APPROVAL:
-                done.append(await self._two_phase.complete_remote(actor, session, value))
+                try:
+                    done.append(await self._two_phase.complete_remote(actor, session, value))
+                except FailedPrecondition:
+                    # claimed by another process (the server's poller, or a command's wait)
+                    elsewhere = True
+        if elsewhere:
+            # that process closes the request; a later poll here finds it settled
+            return RemoteOutcome(request=await self._get(request.id), completed=tuple(done))
         await self._run(
             self._store.close, request, state=RemoteState.COMPLETED, now=datetime.now(UTC)
         )
@@ -343,3 +363,93 @@ class RemoteSigning:
             refs=(session.prepared_ref,),
             details=details,
         )
+
+
+class RemotePoller:
+    """Moves waiting requests on without anyone running ``kyso remote poll`` (``kyso serve``
+    starts one when ``[remote.*]`` providers are configured).
+
+    Every ``tick`` seconds it reads the WAITING requests from the database (so it picks up what
+    another process created, and what waited across a restart) and asks the provider about
+    each one that is due. A request still pending, or whose provider failed, is asked again
+    after an interval that starts at the provider's ``poll_seconds`` and doubles up to
+    ``max_interval``; ``approval_seconds`` bounds it all (an overdue request is closed EXPIRED
+    without asking). The poller acts as the client that made the request. A failure is logged
+    (never with a secret: the drivers' errors hold none) and never stops the loop.
+    """
+
+    def __init__(
+        self,
+        remote: RemoteSigning,
+        config: Config,
+        *,
+        tick: float | None = None,
+        max_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._remote = remote
+        self._config = config
+        self._tick = tick or max(
+            0.05, min((p.poll_seconds for p in config.remote.values()), default=2.0)
+        )
+        self._max_interval = max_interval
+        self._clock = clock
+        self._due: dict[str, tuple[float, float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_once(self) -> list[RemoteOutcome]:
+        """One round: poll every waiting request that is due; the requests settled."""
+        waiting = await self._remote.list(state=RemoteState.WAITING)
+        self._due = {k: v for k, v in self._due.items() if k in {r.id for r in waiting}}
+        settled: list[RemoteOutcome] = []
+        for request in waiting:
+            now = self._clock()
+            provider = self._config.remote.get(request.provider)
+            first = provider.poll_seconds if provider is not None else self._max_interval
+            due, interval = self._due.get(request.id, (now, first))
+            if now < due:
+                continue
+            try:
+                outcome = await self._remote.poll(self._actor(request), request.id)
+            except (KysoError, signer.SigningError) as exc:
+                log.warning(
+                    "remote request not advanced",
+                    extra={"remote_request": request.id, "error": str(exc)[:300]},
+                )
+                outcome = None
+            if outcome is not None and outcome.request.state is not RemoteState.WAITING:
+                self._due.pop(request.id, None)
+                settled.append(outcome)
+                continue
+            self._due[request.id] = (now + interval, min(interval * 2, self._max_interval))
+        return settled
+
+    def _actor(self, request: RemoteRequest) -> Identity:
+        client = self._config.clients.get(request.requester)
+        roles = frozenset(client.roles) if client is not None else frozenset()
+        return Identity(name=request.requester, unit=request.unit_code, roles=roles)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                for outcome in await self.run_once():
+                    log.info(
+                        "remote request settled",
+                        extra={
+                            "remote_request": outcome.request.id,
+                            "state": outcome.request.state.value,
+                        },
+                    )
+            except Exception:
+                log.exception("remote poller round failed")
+            await asyncio.sleep(self._tick)

@@ -83,6 +83,9 @@ class RemoteProvider(Protocol):
     """What a remote-signing driver offers (``signer.remote.csc``, ``signer.remote.smartca``)."""
 
     name: str
+    answers_at_submit: bool
+    """True for a provider that signs in ``submit`` (CSC): ``status`` has nothing to fetch, so a
+    request left waiting is only ever expired, once its time is up."""
 
     def credential(self, user: str) -> RemoteCredential:
         """The user's signing credential (raises ``ProviderRefused`` when there is none)."""

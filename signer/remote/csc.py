@@ -15,6 +15,7 @@ Access tokens and SADs live in this object's memory only; they never reach an er
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import ssl
 import threading
@@ -36,7 +37,7 @@ from signer.remote.base import (
 )
 from signer.remote.http import post_form, post_json
 
-__all__ = ["CscProvider", "CscSettings"]
+__all__ = ["CscProvider", "CscSettings", "pkce_pair"]
 
 _SHA256 = "2.16.840.1.101.3.4.2.1"
 _SIGN_ALGORITHMS = {"rsa": "1.2.840.113549.1.1.11", "ec": "1.2.840.10045.4.3.2"}
@@ -59,8 +60,17 @@ class CscSettings:
     ca_file: str | None = None
 
 
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE ``code_verifier`` and its S256 ``code_challenge`` (RFC 7636)."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 class CscProvider:
     """``RemoteProvider`` over a CSC server (see the module docstring)."""
+
+    answers_at_submit = True
 
     def __init__(self, settings: CscSettings) -> None:
         self.name = settings.name
@@ -77,35 +87,44 @@ class CscProvider:
     def _token_url(self) -> str:
         return self._s.token_url or f"{self._s.base_url.rstrip('/')}/oauth2/token"
 
-    def authorization_url(self, *, redirect_uri: str, state: str, scope: str = "service") -> str:
-        """Where to send the official to grant access (OAuth2 authorization code)."""
-        query = urllib.parse.urlencode(
-            {
-                "response_type": "code",
-                "client_id": self._s.client_id,
-                "redirect_uri": redirect_uri,
-                "scope": scope,
-                "state": state,
-            }
-        )
+    @property
+    def needs_grant(self) -> bool:
+        """Whether an official must grant access (authorization code) before signing."""
+        with self._lock:
+            live = self._token is not None and self._token[1] > time.monotonic() + 5
+        return self._s.grant == "authorization_code" and not live
+
+    def authorization_url(
+        self, *, redirect_uri: str, state: str, code_challenge: str = "", scope: str = "service"
+    ) -> str:
+        """Where to send the official to grant access (OAuth2 authorization code; with
+        ``code_challenge``, PKCE S256 — see :func:`pkce_pair`)."""
+        params = {
+            "response_type": "code",
+            "client_id": self._s.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "state": state,
+        }
+        if code_challenge:
+            params |= {"code_challenge": code_challenge, "code_challenge_method": "S256"}
+        query = urllib.parse.urlencode(params)
         return f"{self._s.base_url.rstrip('/')}/oauth2/authorize?{query}"
 
-    def exchange_code(self, code: str, *, redirect_uri: str) -> None:
+    def exchange_code(self, code: str, *, redirect_uri: str, code_verifier: str = "") -> None:
         """Trade the official's authorization code for an access token (kept in memory)."""
-        self._store_token(
-            post_form(
-                self._token_url,
-                {
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": redirect_uri,
-                    "client_id": self._s.client_id,
-                    "client_secret": self._s.client_secret(),
-                },
-                timeout=self._s.timeout,
-                context=self._context,
-            )
-        )
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": self._s.client_id,
+            "client_secret": self._s.client_secret(),
+        }
+        if code_verifier:
+            form["code_verifier"] = code_verifier
+        answer = post_form(self._token_url, form, timeout=self._s.timeout, context=self._context)
+        with self._lock:
+            self._store_token(answer)
 
     def _access_token(self) -> str:
         with self._lock:

@@ -60,6 +60,8 @@ class SmartCaSettings:
 class SmartCaProvider:
     """``RemoteProvider`` over a SmartCA-style asynchronous gateway (module docstring)."""
 
+    answers_at_submit = False
+
     def __init__(self, settings: SmartCaSettings) -> None:
         self.name = settings.name
         self._s = settings

@@ -13,10 +13,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from asn1crypto import pem
 
+import hsm
 from kyso.app import Application
 from kyso.config import Config, load_config
 from kyso.csc.serve import FacadeServer
+
+from .smartca_standin import SmartCaStandIn
 
 
 def facade_config_text(dev_env, data: Path, extra: str = "") -> str:
@@ -88,3 +92,40 @@ async def access_token(session: aiohttp.ClientSession, running: Running, client:
         body = await response.json()
     assert body["token_type"] == "Bearer"
     return str(body["access_token"])
+
+
+SP_ID = "kyso-test-sp"
+
+
+@pytest.fixture
+async def official(dev_env) -> AsyncIterator[hsm.KeyRing]:
+    key = dev_env.keys["official"]
+    ring = hsm.KeyRing(
+        [
+            hsm.KeySpec(
+                alias="official",
+                uri=hsm.Pkcs11Uri.parse(key.uri),
+                pin=hsm.PinSource.from_file(key.pin_path),
+                module_path=str(dev_env.module_path),
+            )
+        ],
+        workers=1,
+    )
+    yield ring
+    ring.close()
+
+
+@pytest.fixture
+async def standin(official, dev_env) -> AsyncIterator[SmartCaStandIn]:
+    intermediate = pem.unarmor(dev_env.intermediate_certificate_path.read_bytes())[2]
+    server = SmartCaStandIn(
+        keyring=official,
+        alias="official",
+        user="079088001234",
+        sp_id=SP_ID,
+        sp_password=f"sp-{secrets.token_hex(8)}",
+        chain=[intermediate],
+    )
+    await server.start()
+    yield server
+    await server.stop()

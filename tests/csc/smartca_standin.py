@@ -52,6 +52,7 @@ class SmartCaStandIn:
         self.chain = chain
         self.transactions: dict[str, Pending] = {}
         self.sign_requests = 0
+        self.status_requests = 0
         self.drop_one = False  # answer one signature too few (a count mismatch)
         self.seen_bodies: list[str] = []
         self._socket = socket.create_server(("127.0.0.1", 0))
@@ -162,6 +163,7 @@ class SmartCaStandIn:
 
     async def _status(self, request: Request) -> JSONResponse:
         tid = request.path_params["tid"]
+        self.status_requests += 1
         pending = self.transactions.get(tid)
         if pending is None:
             return JSONResponse({"status_code": 404, "message": "no transaction", "data": None})

@@ -5,16 +5,13 @@ waiting. Results are PAdES B-LT checked by pyHanko (offline, from the DSS) and p
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from asn1crypto import pem
 
-import hsm
 from kyso.app import Application
 from kyso.authz import Identity
 from kyso.config import Config, load_config
@@ -22,7 +19,7 @@ from kyso.csc.serve import FacadeServer
 from kyso.dev.responders import free_port
 from kyso.errors import FailedPrecondition
 from kyso.operations.documents import Documents, DocumentSource
-from kyso.operations.remote import RemoteSigning, remote_providers
+from kyso.operations.remote import RemotePoller, RemoteSigning, remote_providers
 from kyso.operations.twophase import TwoPhase
 from signer import Level
 from signer.schema import remote_requests, sessions
@@ -30,47 +27,11 @@ from signer.twophase import RemoteState, SessionState
 from tests.signer.checks import nss_db, pdfsig, validate
 from tests.signer.pdfgen import make_pdf
 
-from .conftest import facade_config_text
+from .conftest import SP_ID, facade_config_text
 from .smartca_standin import SmartCaStandIn
 from .test_facade import root
 
 pytestmark = pytest.mark.timeout(600)
-
-SP_ID = "kyso-test-sp"
-
-
-@pytest.fixture
-async def official(dev_env) -> AsyncIterator[hsm.KeyRing]:
-    key = dev_env.keys["official"]
-    ring = hsm.KeyRing(
-        [
-            hsm.KeySpec(
-                alias="official",
-                uri=hsm.Pkcs11Uri.parse(key.uri),
-                pin=hsm.PinSource.from_file(key.pin_path),
-                module_path=str(dev_env.module_path),
-            )
-        ],
-        workers=1,
-    )
-    yield ring
-    ring.close()
-
-
-@pytest.fixture
-async def standin(official, dev_env) -> AsyncIterator[SmartCaStandIn]:
-    intermediate = pem.unarmor(dev_env.intermediate_certificate_path.read_bytes())[2]
-    server = SmartCaStandIn(
-        keyring=official,
-        alias="official",
-        user="079088001234",
-        sp_id=SP_ID,
-        sp_password=f"sp-{secrets.token_hex(8)}",
-        chain=[intermediate],
-    )
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
@@ -265,6 +226,46 @@ async def test_restart_while_waiting(remote_config, standin, dev_env, tmp_path):
         nss = nss_db(tmp_path / "nss", dev_env.root_certificate_path)
         await check_blt(service, done, dev_env, tmp_path, nss)
     finally:
+        service.close()
+
+
+async def test_poller_completes_without_anyone_polling(remote_config, standin, dev_env, tmp_path):
+    """The server's background poller: a request made by another process (then closed), approved
+    at the provider, completes with nobody calling poll; a pending one is asked again later."""
+    service = Service(remote_config)
+    try:
+        outcome = await service.remote.request(
+            service.actor, provider_name="smartca", user=standin.user, documents=docs(2)
+        )
+    finally:
+        service.close()
+    service = Service(remote_config)
+    clock = [1000.0]
+    stepped = RemotePoller(service.remote, remote_config, tick=0.05, clock=lambda: clock[0])
+    poller = RemotePoller(service.remote, remote_config, tick=0.05)
+    try:
+        assert await stepped.run_once() == []  # pending: nothing settled
+        asked = standin.status_requests
+        assert await stepped.run_once() == []  # not due again before poll_seconds
+        assert standin.status_requests == asked
+        clock[0] += 0.06
+        assert await stepped.run_once() == []  # due: asked again, then the interval doubles
+        assert standin.status_requests == asked + 1
+        clock[0] += 0.06
+        assert await stepped.run_once() == []
+        assert standin.status_requests == asked + 1
+        assert states(service, outcome.request.id) == ["waiting_approval"] * 2
+        await standin.approve(standin.only())
+        poller.start()
+        for _ in range(1200):
+            if await service.remote.list(state=RemoteState.COMPLETED):
+                break
+            await asyncio.sleep(0.05)
+        [request] = await service.remote.list(state=RemoteState.COMPLETED)
+        assert request.id == outcome.request.id
+        assert states(service, outcome.request.id) == ["completed"] * 2
+    finally:
+        await poller.stop()
         service.close()
 
 
