@@ -68,9 +68,9 @@ class SignedCommit:
     ``pdf``: the bytes; or ``staged``: the bytes a signing worker staged in the (filesystem)
     store, adopted without a copy and discarded after the commit; or ``stored``: the object an
     earlier put already stored. ``event`` builds the ledger event once the object's address is
-    known. ``within``: more of the same change, written first in the same transaction (a
-    two-phase session marked completed); it raises to refuse the item (then the batch is
-    retried without it, so only that item fails).
+    known. ``within``: more of the same change, written after the catalogue row in the same
+    transaction (a two-phase session marked completed, a SignPdf idempotency key); it raises to
+    refuse the item (then the batch is retried without it, so only that item fails).
     """
 
     filename: str
@@ -378,9 +378,9 @@ class Documents:
                     uploader=item.uploader,
                     unit_code=item.unit_code,
                 )
-                if item.within is not None:
-                    item.within(conn, stored)
                 Catalogue.write(conn, entry, signature=item.signature)
+                if item.within is not None:  # after the row: it may refer to it
+                    item.within(conn, stored)
                 staging = Staging()
                 staging.write(conn, [item.event(stored)])
                 committed.append((stored, staging))

@@ -29,6 +29,7 @@ KYSO_SERVICES = {
     "kyso.v1.DirectoryService",
     "kyso.v1.AuditService",
     "kyso.v1.ArchiveService",
+    "kyso.v1.NotificationService",
 }
 
 

@@ -25,7 +25,17 @@ def test_follow_signs_what_is_requested_after_it_started(running, dev_env, tmp_p
     key = dev_env.keys["official"]
     env = dev_env.child_env()
     env["KYSO_TOKEN_PIN"] = key.pin_path.read_text().strip()
-    argv = [sys.executable, "-m", "kyso.cli.main", "agent", "--yes", "--requester", "dev"]
+    argv = [
+        sys.executable,
+        "-m",
+        "kyso.cli.main",
+        "agent",
+        "--lang",
+        "en",
+        "--yes",
+        "--requester",
+        "dev",
+    ]
     argv += ["--module", str(dev_env.module_path), "--token", key.token_label]
     argv += ["--config", str(running.config.source), "--server", running.address]
     argv += ["--follow", "--batches", "1"]
