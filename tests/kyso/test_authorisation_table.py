@@ -50,7 +50,7 @@ SERVICES = (
     "AuditService",
     "NotificationService",
 )
-ROLE_COLUMNS = ("workflow", "official", "clerk", "auditor", "hub", "operator")
+ROLE_COLUMNS = ("workflow", "official", "clerk", "auditor", "hub", "operator", "inspector")
 RELATIONS = (
     "own unit",
     "unit below",

@@ -55,6 +55,8 @@ CLIENTS = {
     "province": ('["workflow", "clerk"]', "000.00.00.H49"),
     "G22": ('["hub"]', "000.00.00.G22"),
     "H41": ('["hub"]', "000.00.00.H41"),
+    # the hub operator's hub-wide inspection: no unit of its own
+    "inspector": ('["inspector"]', ""),
 }
 
 
@@ -167,6 +169,57 @@ async def test_the_hubs_key_is_no_pass_to_another_units_inbox(stub, la_config) -
         )
     ]
     assert [d.document_id for d in got] == [sent.document_id]
+
+
+async def test_hub_wide_inspection_is_read_only_and_ledgered(stub, la_config) -> None:
+    """Hub-wide inspection is an explicit role: an inspector tracks any unit's document and
+    lists the quarantine, cannot receive, acknowledge, set statuses or send, and every
+    inspection is a ledger event."""
+    sent = await stub.Send(_send(COMMUNE, PHONG), metadata=_auth(la_config, "dev"))
+    inspector = _auth(la_config, "inspector")
+    track = await stub.Track(
+        exchange_pb2.TrackRequest(document_id=sent.document_id, from_unit=COMMUNE),
+        metadata=inspector,
+    )
+    assert [r.unit_code for r in track.recipients] == [PHONG]
+    await stub.ListQuarantined(exchange_pb2.ListQuarantinedRequest(), metadata=inspector)
+    for call in (
+        lambda: stub.Receive(exchange_pb2.ReceiveRequest(unit_code=PHONG), metadata=inspector),
+        lambda: stub.Ack(
+            exchange_pb2.AckRequest(unit_code=PHONG, delivery_ids=["1"]), metadata=inspector
+        ),
+        lambda: stub.UpdateStatus(
+            exchange_pb2.UpdateStatusRequest(
+                document_id=sent.document_id, from_unit=COMMUNE, unit_code=PHONG, status_code="03"
+            ),
+            metadata=inspector,
+        ),
+        lambda: stub.Send(_send(COMMUNE, PHONG), metadata=inspector),
+        lambda: stub.ReleaseQuarantined(
+            exchange_pb2.ReleaseQuarantinedRequest(id="1"), metadata=inspector
+        ),
+    ):
+        assert "may not call" in await _denied(call)
+    # the delivery is still waiting for its unit: the inspection leased nothing
+    got = [
+        d
+        async for d in stub.Receive(
+            exchange_pb2.ReceiveRequest(unit_code=PHONG), metadata=_auth(la_config, "dev")
+        )
+    ]
+    assert [d.document_id for d in got] == [sent.document_id]
+    # the sender's own Track is not an inspection
+    await stub.Track(
+        exchange_pb2.TrackRequest(document_id=sent.document_id, from_unit=COMMUNE),
+        metadata=_auth(la_config, "dev"),
+    )
+    inspected = [e for e in _events(la_config) if e.type is audit.EventType.HUB_INSPECTED]
+    assert [(e.actor, e.details["rpc"]) for e in inspected] == [
+        ("inspector", "Track"),
+        ("inspector", "ListQuarantined"),
+    ]
+    assert inspected[0].details["document_id"] == sent.document_id
+    assert inspected[0].unit == COMMUNE
 
 
 async def test_building_a_package_with_the_hubs_key_obeys_its_client_list(stub, la_config) -> None:
@@ -287,13 +340,16 @@ def test_a_receipt_is_bound_to_the_next_hubs_pinned_certificate() -> None:
     )
 
 
-def _denials(config: Config) -> list[audit.Event]:
+def _events(config: Config) -> list[audit.Event]:
     engine = sa.create_engine(config.database.url)
     try:
-        events = [entry.event for entry in audit.Ledger(engine).entries()]
+        return [entry.event for entry in audit.Ledger(engine).entries()]
     finally:
         engine.dispose()
-    return [e for e in events if e.type is audit.EventType.AUTHZ_DENIED]
+
+
+def _denials(config: Config) -> list[audit.Event]:
+    return [e for e in _events(config) if e.type is audit.EventType.AUTHZ_DENIED]
 
 
 async def test_refusals_reach_the_ledger_summarised_per_client_and_minute(
