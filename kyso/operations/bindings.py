@@ -1,11 +1,12 @@
 """Which certificates may sign for a unit, and which hubs a package may come through.
 
-A package from a unit must be signed by a certificate bound to that unit, or by its hub on its
-behalf:
+A package from a unit (and a status packet a unit sets) must be signed by a certificate bound
+to that unit, or by its hub on its behalf, stated in the package:
 - bound to the unit: the certificate of a configured key whose ``keys.<alias>.unit`` is the
   unit or a unit above it (the ledger's key never signs packages);
-- its hub: the serving hub's pinned certificates (``exchange.hubs.<id>.certificate_sha256``),
-  and, for the units this hub serves, the certificate of this hub's own ``[exchange] key``.
+- its hub, only when the package says ``kyso:SignedByHub`` = that hub and that hub serves the
+  unit: the hub's pinned certificates (``exchange.hubs.<id>.certificate_sha256``), and, for
+  this hub, the certificate of its own ``[exchange] key``.
 
 A hub link is mutual TLS with a pinned peer: a hub's ``Forward`` is taken only when the call
 presented a TLS client certificate pinned for that hub
@@ -55,13 +56,14 @@ class UnitSigners:
             by_hub.setdefault(settings.hub_id, set()).add(keys[settings.key])
         self._by_hub = {hub: frozenset(fps) for hub, fps in by_hub.items()}
 
-    def __call__(self, unit: str) -> frozenset[str]:
+    def __call__(self, unit: str, signed_by_hub: str | None = None) -> frozenset[str]:
+        if signed_by_hub is not None:
+            if self._directory.serving_hub(unit) != signed_by_hub:
+                return frozenset()
+            return self._by_hub.get(signed_by_hub, frozenset())
         allowed: set[str] = set()
         for code in self._directory.lineage(unit):
             allowed |= self._by_unit.get(code, frozenset())
-        hub = self._directory.serving_hub(unit)
-        if hub is not None:
-            allowed |= self._by_hub.get(hub, frozenset())
         return frozenset(allowed)
 
 

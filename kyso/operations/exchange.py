@@ -352,6 +352,7 @@ class Exchange:
                 for a in attachments
             ),
             attachments=tuple(attachments),
+            signed_by_hub=self._hub_id,  # this hub's key signs on the sender's behalf
         )
         return await self._xml(build_package, package, key=exchange_key(self._app))
 
