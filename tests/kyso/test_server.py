@@ -11,7 +11,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from kyso.authz import ALLOWED_ROLES
 from kyso.errors import mapped_code
-from kyso.v1 import audit_pb2, audit_pb2_grpc, directory_pb2, directory_pb2_grpc
+from kyso.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    directory_pb2,
+    directory_pb2_grpc,
+    notifications_pb2,  # noqa: F401 (registers NotificationService)
+)
 
 from .conftest import token
 
@@ -22,6 +28,7 @@ KYSO_SERVICES = {
     "kyso.v1.ExchangeService",
     "kyso.v1.DirectoryService",
     "kyso.v1.AuditService",
+    "kyso.v1.NotificationService",
 }
 
 
