@@ -86,6 +86,7 @@ class EventType(enum.StrEnum):
     PACKAGE_RELEASED = "package.released"
     STATUS_CHANGED = "status.changed"
     AUTHZ_DENIED = "authz.denied"
+    HUB_INSPECTED = "hub.inspected"
 
 
 def format_time(value: datetime) -> str:

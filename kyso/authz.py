@@ -6,6 +6,8 @@ Invariants:
 - Health and reflection are the only unauthenticated services: they describe the service,
   not its data.
 - The auditor role reads (verification, ledger, document metadata) and cannot sign or send.
+- The inspector role is hub-wide inspection for operators: it tracks any document and lists
+  the quarantine, changes nothing, and every inspection is a ledger event (``hub.inspected``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ PUBLIC_SERVICES = frozenset(
     }
 )
 
-_ALL = frozenset({"workflow", "official", "clerk", "auditor", "hub", "operator"})
+_ALL = frozenset({"workflow", "official", "clerk", "auditor", "hub", "operator", "inspector"})
 _READERS = frozenset({"workflow", "clerk", "official", "auditor", "hub"})
 _SUBSCRIBERS = frozenset({"workflow", "clerk", "operator"})
 
@@ -59,9 +61,9 @@ ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
     "/kyso.v1.ExchangeService/Receive": frozenset({"workflow", "clerk"}),
     "/kyso.v1.ExchangeService/Ack": frozenset({"workflow", "clerk"}),
     "/kyso.v1.ExchangeService/UpdateStatus": frozenset({"workflow", "clerk"}),
-    "/kyso.v1.ExchangeService/Track": frozenset({"workflow", "clerk", "auditor"}),
+    "/kyso.v1.ExchangeService/Track": frozenset({"workflow", "clerk", "auditor", "inspector"}),
     "/kyso.v1.ExchangeService/Forward": frozenset({"hub"}),
-    "/kyso.v1.ExchangeService/ListQuarantined": frozenset({"operator"}),
+    "/kyso.v1.ExchangeService/ListQuarantined": frozenset({"operator", "inspector"}),
     "/kyso.v1.ExchangeService/ReleaseQuarantined": frozenset({"operator"}),
     "/kyso.v1.DirectoryService/GetUnit": _ALL,
     "/kyso.v1.DirectoryService/ListChildren": _ALL,
@@ -91,11 +93,18 @@ ALLOWED_ROLES: Mapping[str, frozenset[str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """An authenticated caller: its configured name, unit and roles."""
+    """An authenticated caller: its configured name, unit and roles, and how this call came.
+
+    ``certificate_sha256``: the SHA-256 of the TLS client certificate the call presented ("" when
+    none); ``loopback``: the call came from a loopback address. Hub links check both (a hub
+    must present its pinned certificate; see ``kyso.operations.exchange``).
+    """
 
     name: str
     unit: str
     roles: frozenset[str]
+    certificate_sha256: str = ""
+    loopback: bool = False
 
 
 def authorize(identity: Identity, method: str) -> None:

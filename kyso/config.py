@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "KYSO_"
-Role = Literal["workflow", "official", "clerk", "auditor", "hub", "operator"]
+Role = Literal["workflow", "official", "clerk", "auditor", "hub", "operator", "inspector"]
 ROLES: frozenset[str] = frozenset(get_args(Role))
 Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 
@@ -322,6 +322,11 @@ class HubConfig:
     ``[exchange] key`` — the only certificates its hop receipts may be signed with, and the
     ones allowed to sign packages on behalf of the units it serves. Required for every other
     hub this hub sends to or takes packages from.
+
+    ``tls_certificate_sha256``: the SHA-256 fingerprints of the TLS client certificate(s) the
+    hub presents on its links to this hub (mutual TLS with pinned peers). A hub's ``Forward``
+    is taken only with one of these, or the certificate its ``[clients.NAME]`` pins; without a
+    client certificate only from loopback (development).
     """
 
     root_unit: str
@@ -329,6 +334,7 @@ class HubConfig:
     address: str = ""
     peers: tuple[str, ...] = ()
     certificate_sha256: tuple[str, ...] = ()
+    tls_certificate_sha256: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -994,6 +1000,8 @@ def _validate_exchange(config: Config) -> None:
                     f"exchange.hubs.{name}.certificate_sha256[{i}]: not a SHA-256 fingerprint"
                     " (64 hex digits)"
                 )
+        for i, fingerprint in enumerate(hub.tls_certificate_sha256):
+            _check_fingerprint(fingerprint, f"exchange.hubs.{name}.tls_certificate_sha256[{i}]")
     if exchange.key and exchange.key not in config.keys:
         raise ConfigError(f"exchange.key: {exchange.key!r} is not a configured key alias")
     for name in ("directory", "client_certificate", "client_key", "server_ca", "hub_token_file"):

@@ -130,6 +130,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     "documents.auditors_download": "auditors get documents' bytes, not only their metadata",
     "exchange.hubs.ID.certificate_sha256": "SHA-256 of the hub's `[exchange] key` certificate(s):"
     " its receipts and the packages it signs for its units",
+    "exchange.hubs.ID.tls_certificate_sha256": "SHA-256 of the TLS client certificate(s) the"
+    " hub presents on its links to this hub (mutual TLS, pinned peers)",
     "limits.transfer_threads": "threads for streamed uploads (one per upload in progress)",
     "limits.xml_threads": "threads for parsing and checking edXML packages",
     "limits.pdf_threads": "threads waiting on the signing and verifying worker processes",

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import inspect
+import ipaddress
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -210,7 +213,12 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                     raise AuthenticationError("the authorization header must be 'Bearer <token>'")
                 token = token.strip()
                 break
-        return self._authenticator.identify(certificate_der=der, token=token)
+        identity = self._authenticator.identify(certificate_der=der, token=token)
+        return replace(
+            identity,
+            certificate_sha256=hashlib.sha256(der).hexdigest() if der is not None else "",
+            loopback=_is_loopback(context.peer()),
+        )
 
     async def _status(
         self, method: str, exc: Exception, context: aio.ServicerContext[Any, Any]
@@ -276,3 +284,18 @@ async def _abort(context: aio.ServicerContext[Any, Any], status: StatusInfo) -> 
     if status.details is not None:
         trailing += (("grpc-status-details-bin", status.details),)
     await context.abort(status.code, status.message, trailing_metadata=trailing)
+
+
+def _is_loopback(peer: str | None) -> bool:
+    """Whether gRPC's peer string (``ipv4:127.0.0.1:5000``, ``ipv6:[::1]:5000``,
+    ``unix:…``) names this machine."""
+    if not peer:
+        return False
+    kind, _, rest = peer.partition(":")
+    if kind == "unix":
+        return True
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -208,6 +208,9 @@ class Package:
     business: Business = field(default_factory=Business)
     manifest: tuple[ManifestReference, ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    signed_by_hub: str | None = None
+    """The hub whose key signed the package on its sender's behalf (kyso's ``SignedByHub`` in
+    the signed header); None: signed by a key of the sender itself."""
 
 
 class StatusCode(enum.StrEnum):
@@ -234,3 +237,5 @@ class StatusPacket:
     timestamp: datetime
     description: str | None = None
     staff: StaffInfo | None = None
+    signed_by_hub: str | None = None
+    """The hub whose key signed the packet on the recipient's behalf (``SignedByHub``)."""

@@ -462,6 +462,7 @@ def read_package(element: etree._Element, *, limits: Limits) -> Package:
         business=_business(trace_list.one("Bussiness", "Business") if trace_list else None),
         manifest=manifest,
         attachments=attachments,
+        signed_by_hub=header.text("SignedByHub"),
     )
 
 
@@ -490,4 +491,5 @@ def read_status(element: etree._Element) -> StatusPacket:
         timestamp=moment,
         description=status.text("Description"),
         staff=_staff(status.one("StaffInfo")),
+        signed_by_hub=header.text("SignedByHub"),
     )

@@ -46,6 +46,9 @@ __all__ = [
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 XLINK_NS = "http://www.w3.org/1999/xlink"
+KYSO_NS = "urn:kyso:edxml:1"
+"""kyso's extension: ``kyso:SignedByHub`` in ``edXMLHeader`` names the hub whose key signed the
+package (or status packet) on behalf of its unit; other readers ignore it."""
 _NSMAP = {"edXML": EDXML_NS, "xlink": XLINK_NS}
 
 
@@ -184,6 +187,12 @@ def _trace_list(
                 _el(organs, "OrganId", organ_id)
 
 
+def _signed_by_hub(header: etree._Element, hub: str | None) -> None:
+    if hub:
+        element = etree.SubElement(header, f"{{{KYSO_NS}}}SignedByHub", nsmap={"kyso": KYSO_NS})
+        element.text = hub
+
+
 def _serialize(root: etree._Element) -> bytes:
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
@@ -195,6 +204,7 @@ def package_tree(package: Package) -> etree._Element:
     header = _el(envelope, "edXMLHeader")
     _message_header(header, package.header)
     _trace_list(header, package.traces, package.business)
+    _signed_by_hub(header, package.signed_by_hub)
     body = _el(envelope, "edXMLBody")
     manifest = _el(body, "edXMLManifest")
     manifest.set("version", "1.0")
@@ -236,6 +246,7 @@ def status_tree(status: StatusPacket) -> etree._Element:
     _opt(node, "Description", status.description)
     _el(node, "Timestamp", format_timestamp(status.timestamp))
     _staff(node, status.staff)
+    _signed_by_hub(header, status.signed_by_hub)
     _el(envelope, "edXMLBody")
     return root
 

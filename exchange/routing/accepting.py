@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -11,8 +10,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from exchange.directory import RouteKind
 from exchange.edxml.model import BusinessType, StatusCode, TraceHeader
@@ -22,7 +19,6 @@ from exchange.errors import (
     ExchangeError,
     NoRoute,
     PackageInvalid,
-    UntrustedSigner,
 )
 from exchange.routing.base import HubBase, Journal, trace_to_json
 from exchange.routing.model import (
@@ -99,7 +95,12 @@ class Accepting(HubBase):
         """Verify and route one package (the CPU part of ``prepare``; nothing is stored)."""
         opened = open_package(submission.package, policy=self._policy, limits=self._limits)
         header = opened.package.header
-        self._check_sender_key(header.from_.organ_id, opened.signature.signer)
+        self._check_signer(
+            header.from_.organ_id,
+            opened.signature.signer,
+            opened.package.signed_by_hub,
+            what="the package",
+        )
         to_codes = list(dict.fromkeys(org.organ_id for org in header.to))
         if submission.recipients is None:
             targets = to_codes
@@ -137,23 +138,6 @@ class Accepting(HubBase):
             local=tuple(local),
             remote=tuple(remote),
         )
-
-    def _check_sender_key(self, sender: str, signer: x509.Certificate | None) -> None:
-        # Checked on the signed From only, after verification: the unit's bound certificates
-        # (its own keys, and its hub's for packages the hub signs on its behalf).
-        unsigned_allowed = signer is None and not self._policy.require_signature
-        if self._unit_certificates is None or unsigned_allowed:
-            return
-        allowed = self._unit_certificates(sender)
-        fingerprint = (
-            hashlib.sha256(signer.public_bytes(Encoding.DER)).hexdigest() if signer else ""
-        )
-        if fingerprint not in allowed:
-            who = signer.subject.rfc4514_string() if signer is not None else "nobody"
-            raise UntrustedSigner(
-                f"the package from unit {sender} is signed by {who} (SHA-256 {fingerprint[:16]}…),"
-                f" which is not a certificate bound to unit {sender} or to the hub serving it"
-            )
 
     def accept(
         self, submission: Submission, *, journal: Journal[Accepted] | None = None

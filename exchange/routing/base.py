@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from exchange.codes import validate_unit_code
 from exchange.directory import Directory
 from exchange.edxml.dsig import TrustPolicy
 from exchange.edxml.model import StatusCode, TraceHeader
 from exchange.edxml.safexml import Limits
-from exchange.errors import NoRoute
+from exchange.errors import NoRoute, UntrustedSigner
 from exchange.hubs import Hub
 from exchange.routing.model import Backoff, OutboxKind, PackageStore
 
@@ -60,7 +63,40 @@ class HubBase:
     _backoff: Backoff
     _clock: Callable[[], datetime]
     _skip_locked: bool
-    _unit_certificates: Callable[[str], Collection[str]] | None
+    _unit_certificates: Callable[[str, str | None], Collection[str]] | None
+
+    def _check_signer(
+        self, unit: str, signer: x509.Certificate | None, signed_by_hub: str | None, *, what: str
+    ) -> None:
+        """Raise ``UntrustedSigner`` unless ``signer`` may sign ``what`` for ``unit``: a
+        certificate bound to the unit, or, when the packet states ``SignedByHub``, a
+        certificate of that hub, which must be the hub serving the unit."""
+        unsigned_allowed = signer is None and not self._policy.require_signature
+        if self._unit_certificates is None or unsigned_allowed:
+            return
+        fingerprint = (
+            hashlib.sha256(signer.public_bytes(Encoding.DER)).hexdigest() if signer else ""
+        )
+        if fingerprint in self._unit_certificates(unit, signed_by_hub):
+            return
+        who = signer.subject.rfc4514_string() if signer is not None else "nobody"
+        signed = f"signed by {who} (SHA-256 {fingerprint[:16]}…)"
+        if signed_by_hub:
+            serving = self._directory.serving_hub(unit)
+            if serving != signed_by_hub:
+                raise UntrustedSigner(
+                    f"{what} from unit {unit} says hub {signed_by_hub} signed it on the unit's"
+                    f" behalf, but unit {unit} is served by hub {serving or '(none)'}"
+                )
+            raise UntrustedSigner(
+                f"{what} from unit {unit} says its hub {signed_by_hub} signed it on the unit's"
+                f" behalf, but it is {signed}, which is not a certificate pinned for hub"
+                f" {signed_by_hub}"
+            )
+        raise UntrustedSigner(
+            f"{what} from unit {unit} is {signed}, which is not a certificate bound to unit"
+            f" {unit}; a hub that signs for a unit must say so in the package (kyso:SignedByHub)"
+        )
 
     @contextmanager
     def _deciding(self) -> Iterator[sa.Connection]:

@@ -202,6 +202,7 @@ class Outbox(Quarantine):
                     code=item.status_code,
                     timestamp=now,
                     description=item.description,
+                    signed_by_hub=self.hub.id if key is not None else None,
                 ),
                 key=key,
             )

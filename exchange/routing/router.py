@@ -49,10 +49,12 @@ _DEFAULT_BACKOFF = Backoff()
 class Router(Accepting, Inbox, Outbox, Statuses):
     """One hub's routing state machine (thread-safe: it keeps no per-call state).
 
-    ``policy`` says whom to trust for every package and status; ``unit_certificates(code)``,
-    when given, names the SHA-256 fingerprints (hex) of the certificates allowed to sign a
-    package from a sending unit: a package signed by any other is ``UntrustedSigner``, and with
-    none named for a unit, its packages are refused. Without it, any certificate the policy
+    ``policy`` says whom to trust for every package and status; ``unit_certificates(code,
+    hub)``, when given, names the SHA-256 fingerprints (hex) of the certificates allowed to sign
+    a package from a sending unit (or a status packet from a recipient unit): with ``hub`` None
+    the certificates bound to the unit, else those of ``hub`` signing on the unit's behalf as
+    the packet states (``SignedByHub``). A package signed by any other is ``UntrustedSigner``,
+    and with none named for a unit, its packages are refused. Without it, any certificate the policy
     trusts may sign for any unit. ``clock`` is injectable for leases, claims and backoff.
     ``max_delivery_attempts`` and ``max_forward_attempts`` bound the failures before a
     delivery or a hop is quarantined (see ``quarantine``).
@@ -70,7 +72,7 @@ class Router(Accepting, Inbox, Outbox, Statuses):
         lease: timedelta = timedelta(minutes=5),
         backoff: Backoff = _DEFAULT_BACKOFF,
         clock: Callable[[], datetime] = utcnow,
-        unit_certificates: Callable[[str], Collection[str]] | None = None,
+        unit_certificates: Callable[[str, str | None], Collection[str]] | None = None,
         max_delivery_attempts: int = 5,
         max_forward_attempts: int = 10,
     ) -> None:

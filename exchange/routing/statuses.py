@@ -161,6 +161,9 @@ class Statuses(HubBase):
         opened = open_status(packet, policy=self._policy, limits=self._limits)
         status = opened.status
         recipient = status.from_.organ_id
+        self._check_signer(
+            recipient, opened.signature.signer, status.signed_by_hub, what="the status packet"
+        )
         document_id = status.response_for.document_id
         now = self._clock()
         with self._deciding() as conn:

@@ -1,11 +1,17 @@
 """Which certificates may sign for a unit, and which hubs a package may come through.
 
-A package from a unit must be signed by a certificate bound to that unit, or by its hub on its
-behalf:
+A package from a unit (and a status packet a unit sets) must be signed by a certificate bound
+to that unit, or by its hub on its behalf, stated in the package:
 - bound to the unit: the certificate of a configured key whose ``keys.<alias>.unit`` is the
   unit or a unit above it (the ledger's key never signs packages);
-- its hub: the serving hub's pinned certificates (``exchange.hubs.<id>.certificate_sha256``),
-  and, for the units this hub serves, the certificate of this hub's own ``[exchange] key``.
+- its hub, only when the package says ``kyso:SignedByHub`` = that hub and that hub serves the
+  unit: the hub's pinned certificates (``exchange.hubs.<id>.certificate_sha256``), and, for
+  this hub, the certificate of its own ``[exchange] key``.
+
+A hub link is mutual TLS with a pinned peer: a hub's ``Forward`` is taken only when the call
+presented a TLS client certificate pinned for that hub
+(``exchange.hubs.<id>.tls_certificate_sha256`` or its client's ``certificate_sha256``); a call
+without a client certificate only from loopback (development and tests on one machine).
 
 A hub may hand this hub (``Forward``) only a package whose route, from the hub serving its
 sender to the hub serving each recipient, reaches this hub directly from the calling hub.
@@ -20,10 +26,11 @@ from collections.abc import Iterable, Mapping
 
 from exchange.directory import Directory
 from exchange.errors import ExchangeError
-from kyso.config import Config
+from kyso.authz import Identity
+from kyso.config import Config, normalise_fingerprint
 from kyso.errors import PermissionDenied
 
-__all__ = ["UnitSigners", "check_route"]
+__all__ = ["UnitSigners", "check_hub_link", "check_route"]
 
 
 class UnitSigners:
@@ -49,13 +56,14 @@ class UnitSigners:
             by_hub.setdefault(settings.hub_id, set()).add(keys[settings.key])
         self._by_hub = {hub: frozenset(fps) for hub, fps in by_hub.items()}
 
-    def __call__(self, unit: str) -> frozenset[str]:
+    def __call__(self, unit: str, signed_by_hub: str | None = None) -> frozenset[str]:
+        if signed_by_hub is not None:
+            if self._directory.serving_hub(unit) != signed_by_hub:
+                return frozenset()
+            return self._by_hub.get(signed_by_hub, frozenset())
         allowed: set[str] = set()
         for code in self._directory.lineage(unit):
             allowed |= self._by_unit.get(code, frozenset())
-        hub = self._directory.serving_hub(unit)
-        if hub is not None:
-            allowed |= self._by_hub.get(hub, frozenset())
         return frozenset(allowed)
 
 
@@ -77,3 +85,26 @@ def check_route(
                 f"hub {via_hub} may not hand this hub ({here}) a package from unit {sender} to"
                 f" unit {recipient}: its route is {shown}"
             )
+
+
+def check_hub_link(config: Config, actor: Identity, hub_id: str) -> None:
+    """Return when ``actor``'s call came over the pinned mutual-TLS link of hub ``hub_id`` (or
+    from loopback without a client certificate); raise ``PermissionDenied`` otherwise."""
+    hub = config.exchange.hubs.get(hub_id)
+    pins = {normalise_fingerprint(fp) for fp in hub.tls_certificate_sha256} if hub else set()
+    client = config.clients.get(actor.name)
+    if client is not None and client.certificate_sha256:
+        pins.add(normalise_fingerprint(client.certificate_sha256))
+    if not actor.certificate_sha256:
+        if actor.loopback:
+            return
+        raise PermissionDenied(
+            f"hub {hub_id} must call over mutual TLS with its pinned client certificate"
+            f" (exchange.hubs.{hub_id}.tls_certificate_sha256); this call presented none"
+        )
+    if actor.certificate_sha256 not in pins:
+        raise PermissionDenied(
+            f"the TLS client certificate of this call (SHA-256 {actor.certificate_sha256[:16]}…)"
+            f" is not pinned for hub {hub_id}; pin it in"
+            f" exchange.hubs.{hub_id}.tls_certificate_sha256"
+        )

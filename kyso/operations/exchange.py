@@ -85,7 +85,7 @@ from exchange.routing.model import Prepared
 from kyso.app import Application, package_limits
 from kyso.authz import Identity
 from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid, fields_named
-from kyso.operations.bindings import check_route
+from kyso.operations.bindings import check_hub_link, check_route
 from kyso.operations.documents import Documents
 from kyso.operations.hops import (
     Receipt,
@@ -308,6 +308,7 @@ class Exchange:
                 f"client {actor.name!r} may not forward as hub {hub_id}; its client name must"
                 f" be {hub_id} or its unit {hub.root_unit}"
             )
+        check_hub_link(self._app.config, actor, hub_id)
 
     # -- Send ----------------------------------------------------------------------------------
 
@@ -498,6 +499,7 @@ class Exchange:
                 for a in attachments
             ),
             attachments=tuple(attachments),
+            signed_by_hub=self._hub_id,  # this hub's key signs on the sender's behalf
         )
         return await self._xml(build_package, package, key=exchange_key(self._app))
 
@@ -801,10 +803,14 @@ class Exchange:
 
     # -- quarantine (operators) ----------------------------------------------------------------
 
-    async def quarantined(self) -> list[Quarantined]:
-        """What is quarantined at this hub (deliveries and hops), oldest first."""
+    async def quarantined(self, actor: Identity) -> list[Quarantined]:
+        """What is quarantined at this hub (deliveries and hops), oldest first. An inspector's
+        look is recorded in the ledger."""
         router, _, _ = self._routing()
-        return await self._run(router.quarantined)
+        items = await self._run(router.quarantined)
+        if "operator" not in actor.roles:
+            await self._inspected(actor, "ListQuarantined", {"items": str(len(items))})
+        return items
 
     async def release(self, actor: Identity, kind: str, item_id: str) -> Quarantined:
         """Give a quarantined delivery back to its inbox, or a hop back to the outbox."""
@@ -924,9 +930,33 @@ class Exchange:
         router, _, senders = self._routing()
         if not document_id:
             raise RequestInvalid("name the document", field="document_id")
+        inspecting = False
         if "auditor" not in actor.roles:
-            await self._run(senders.check, actor, sender, field="from_unit")
-        return await self._run(router.track, document_id=document_id, sender=sender or None)
+            try:
+                await self._run(senders.check, actor, sender, field="from_unit")
+            except PermissionDenied:
+                if "inspector" not in actor.roles:
+                    raise
+                inspecting = True
+        entries = await self._run(router.track, document_id=document_id, sender=sender or None)
+        if inspecting:
+            await self._inspected(
+                actor, "Track", {"document_id": document_id, "sender": sender}, unit=sender
+            )
+        return entries
+
+    async def _inspected(
+        self, actor: Identity, rpc: str, details: dict[str, str], *, unit: str = ""
+    ) -> None:
+        """Record one hub-wide inspection (the inspector role) in the ledger; the answer is
+        given only once it is recorded."""
+        event = self._events.event(
+            audit.EventType.HUB_INSPECTED,
+            actor=actor,
+            unit=unit,
+            details={"rpc": rpc, **{k: v for k, v in details.items() if v}},
+        )
+        await self._events.record(event)
 
     # -- Forward (hub to hub) ------------------------------------------------------------------
 

@@ -85,7 +85,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
     async def ListQuarantined(  # noqa: N802
         self, request: exchange_pb2.ListQuarantinedRequest, context: Any
     ) -> exchange_pb2.ListQuarantinedResponse:
-        items = await self._exchange.quarantined()
+        items = await self._exchange.quarantined(current_identity())
         return exchange_pb2.ListQuarantinedResponse(
             items=[convert.quarantined_item(i) for i in items]
         )

@@ -203,6 +203,7 @@ EVENT_TEXT: Mapping[str, tuple[str, str]] = {
     "package.rejected": ("Bị từ chối", "Rejected"),
     "status.changed": ("Cập nhật trạng thái", "Status changed"),
     "authz.denied": ("Từ chối truy cập", "Access denied"),
+    "hub.inspected": ("Kiểm tra toàn trục", "Hub-wide inspection"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 
 import pytest
@@ -35,6 +36,7 @@ from exchange.edxml import (
     open_package,
     open_status,
 )
+from exchange.errors import SignatureInvalid
 from tests.exchange.conftest import NOI_VU_NA, NOI_VU_QN
 
 AT = datetime(2026, 11, 29, 14, 5, 9, tzinfo=VIETNAM_TIME)
@@ -237,3 +239,28 @@ def test_re_signing_replaces_the_old_signature(
     signatures = etree.fromstring(twice).findall(".//{http://www.w3.org/2000/09/xmldsig#}Signature")
     assert len(signatures) == 1
     assert open_package(twice, policy=policy).signature.algorithm == "ecdsa-sha256"
+
+
+def test_a_hub_signing_for_its_unit_says_so_in_the_signed_header(
+    rsa_key: CryptographyKey, policy: TrustPolicy
+) -> None:
+    """kyso:SignedByHub names the hub whose key signed on the unit's behalf; it is inside the
+    signed content (changing it breaks the signature) and read back from there."""
+    package = replace(full_package(), signed_by_hub="H49")
+    data = build_package(package, key=rsa_key)
+    assert open_package(data, policy=policy).package == package
+    root = etree.fromstring(data)
+    [stated] = root.iter("{urn:kyso:edxml:1}SignedByHub")
+    assert etree.QName(stated.getparent()).localname == "edXMLHeader"
+    stated.text = "G22"
+    with pytest.raises(SignatureInvalid, match="does not verify"):
+        open_package(etree.tostring(root), policy=policy)
+    status = StatusPacket(
+        response_for=ResponseFor(organ_id=NOI_VU_QN, document_id="doc-1"),
+        from_=Organization(organ_id=NOI_VU_NA),
+        code=StatusCode.ACCEPTED,
+        timestamp=AT,
+        signed_by_hub="H41",
+    )
+    assert open_status(build_status(status, key=rsa_key), policy=policy).status == status
+    assert b"SignedByHub" not in build_package(full_package(), key=rsa_key)

@@ -528,7 +528,9 @@ def test_a_unit_can_be_held_to_its_own_keys(
         hub_id="H49",
         store=store,
         policy=policy,
-        unit_certificates=lambda unit: {_fingerprint(ec_key.certificate)} if unit == WARD else (),
+        unit_certificates=lambda unit, hub: (
+            {_fingerprint(ec_key.certificate)} if unit == WARD and hub is None else ()
+        ),
     )
     with pytest.raises(UntrustedSigner, match="from unit 000.21.30.H49 is signed by CN=Sở Nội vụ"):
         send(router, rsa_key, sender=WARD, to=(NOI_VU_QN,))

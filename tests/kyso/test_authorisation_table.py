@@ -52,7 +52,7 @@ SERVICES = (
     "NotificationService",
     "ArchiveService",
 )
-ROLE_COLUMNS = ("workflow", "official", "clerk", "auditor", "hub", "operator")
+ROLE_COLUMNS = ("workflow", "official", "clerk", "auditor", "hub", "operator", "inspector")
 RELATIONS = (
     "own unit",
     "unit below",

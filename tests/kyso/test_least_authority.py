@@ -46,6 +46,7 @@ DEPARTMENT = "000.00.02.H49"  # Sở Nội vụ Quảng Ninh
 PHONG = "000.05.02.H49"  # Phòng Kế hoạch - Tài chính (Sở Nội vụ), below DEPARTMENT
 DEPT_OF_KEY = "000.00.21.H49"  # the development organisation, a department
 NA_UNIT = "000.00.02.H41"  # Sở Nội vụ Nghệ An
+G22_UNIT = "000.00.00.G22"  # the central hub's own unit
 NOT_PINNED = "ab" * 32
 
 CLIENTS = {
@@ -55,6 +56,8 @@ CLIENTS = {
     "province": ('["workflow", "clerk"]', "000.00.00.H49"),
     "G22": ('["hub"]', "000.00.00.G22"),
     "H41": ('["hub"]', "000.00.00.H41"),
+    # the hub operator's hub-wide inspection: no unit of its own
+    "inspector": ('["inspector"]', ""),
 }
 
 
@@ -169,6 +172,57 @@ async def test_the_hubs_key_is_no_pass_to_another_units_inbox(stub, la_config) -
     assert [d.document_id for d in got] == [sent.document_id]
 
 
+async def test_hub_wide_inspection_is_read_only_and_ledgered(stub, la_config) -> None:
+    """Hub-wide inspection is an explicit role: an inspector tracks any unit's document and
+    lists the quarantine, cannot receive, acknowledge, set statuses or send, and every
+    inspection is a ledger event."""
+    sent = await stub.Send(_send(COMMUNE, PHONG), metadata=_auth(la_config, "dev"))
+    inspector = _auth(la_config, "inspector")
+    track = await stub.Track(
+        exchange_pb2.TrackRequest(document_id=sent.document_id, from_unit=COMMUNE),
+        metadata=inspector,
+    )
+    assert [r.unit_code for r in track.recipients] == [PHONG]
+    await stub.ListQuarantined(exchange_pb2.ListQuarantinedRequest(), metadata=inspector)
+    for call in (
+        lambda: stub.Receive(exchange_pb2.ReceiveRequest(unit_code=PHONG), metadata=inspector),
+        lambda: stub.Ack(
+            exchange_pb2.AckRequest(unit_code=PHONG, delivery_ids=["1"]), metadata=inspector
+        ),
+        lambda: stub.UpdateStatus(
+            exchange_pb2.UpdateStatusRequest(
+                document_id=sent.document_id, from_unit=COMMUNE, unit_code=PHONG, status_code="03"
+            ),
+            metadata=inspector,
+        ),
+        lambda: stub.Send(_send(COMMUNE, PHONG), metadata=inspector),
+        lambda: stub.ReleaseQuarantined(
+            exchange_pb2.ReleaseQuarantinedRequest(id="1"), metadata=inspector
+        ),
+    ):
+        assert "may not call" in await _denied(call)
+    # the delivery is still waiting for its unit: the inspection leased nothing
+    got = [
+        d
+        async for d in stub.Receive(
+            exchange_pb2.ReceiveRequest(unit_code=PHONG), metadata=_auth(la_config, "dev")
+        )
+    ]
+    assert [d.document_id for d in got] == [sent.document_id]
+    # the sender's own Track is not an inspection
+    await stub.Track(
+        exchange_pb2.TrackRequest(document_id=sent.document_id, from_unit=COMMUNE),
+        metadata=_auth(la_config, "dev"),
+    )
+    inspected = [e for e in _events(la_config) if e.type is audit.EventType.HUB_INSPECTED]
+    assert [(e.actor, e.details["rpc"]) for e in inspected] == [
+        ("inspector", "Track"),
+        ("inspector", "ListQuarantined"),
+    ]
+    assert inspected[0].details["document_id"] == sent.document_id
+    assert inspected[0].unit == COMMUNE
+
+
 async def test_building_a_package_with_the_hubs_key_obeys_its_client_list(stub, la_config) -> None:
     """Observation 2: a client not listed on the exchange key cannot have packages built and
     signed with it, even for its own unit."""
@@ -178,7 +232,9 @@ async def test_building_a_package_with_the_hubs_key_obeys_its_client_list(stub, 
     assert "may not have packages signed with this hub's key 'seal'" in details
 
 
-def _package(key: HsmSigningKey, *, sender: str, to: str, document_id: str) -> bytes:
+def _package(
+    key: HsmSigningKey, *, sender: str, to: str, document_id: str, signed_by_hub: str | None = None
+) -> bytes:
     now = datetime.now(UTC)
     package = Package(
         header=MessageHeader(
@@ -188,6 +244,7 @@ def _package(key: HsmSigningKey, *, sender: str, to: str, document_id: str) -> b
             subject="Về việc thử",
         ),
         traces=(TraceHeader(organ_id=sender, timestamp=now),),
+        signed_by_hub=signed_by_hub,
     )
     return build_package(package, key=key)
 
@@ -220,8 +277,26 @@ async def test_a_hub_forwards_only_what_its_route_carries_signed_by_the_sender_o
         )
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert f"not a certificate bound to unit {NA_UNIT}" in (caught.value.details() or "")
-    # G22's own unit, signed with the certificate pinned for G22: taken, with a receipt
-    ours = _package(seal, sender="000.00.00.G22", to=DEPARTMENT, document_id="g22-1")
+    # G22's own unit, signed with the certificate pinned for G22 but not saying so: refused
+    unstated = _package(seal, sender=G22_UNIT, to=DEPARTMENT, document_id="g22-0")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Forward(
+            _forward("G22", "0", package=unstated, to_units=[DEPARTMENT]),
+            metadata=_auth(la_config, "G22"),
+        )
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "must say so in the package (kyso:SignedByHub)" in (caught.value.details() or "")
+    # a package of Nghệ An's unit that says G22 signed for it: G22 does not serve that unit
+    claimed = _package(seal, sender=NA_UNIT, to=DEPARTMENT, document_id="na-2", signed_by_hub="G22")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Forward(
+            _forward("G22", "3", package=claimed, to_units=[DEPARTMENT]),
+            metadata=_auth(la_config, "G22"),
+        )
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert f"unit {NA_UNIT} is served by hub H41" in (caught.value.details() or "")
+    # stated, and G22 serves its own unit: taken, with a receipt
+    ours = _package(seal, sender=G22_UNIT, to=DEPARTMENT, document_id="g22-1", signed_by_hub="G22")
     reply = await stub.Forward(
         _forward("G22", "2", package=ours, to_units=[DEPARTMENT]), metadata=_auth(la_config, "G22")
     )
@@ -242,6 +317,9 @@ async def test_a_hub_cannot_set_statuses_on_deliveries_it_never_carried(
             from_=Organization(organ_id=DEPARTMENT),
             code=StatusCode.COMPLETED,
             timestamp=datetime.now(UTC),
+            # signed by the recipient's own hub (this one) on its behalf: the signer is fine,
+            # the delivery is what G22 never carried
+            signed_by_hub="H49",
         ),
         key=HsmSigningKey(ring=la_server.app.keyring, alias="seal"),
     )
@@ -256,6 +334,48 @@ async def test_a_hub_cannot_set_statuses_on_deliveries_it_never_carried(
         ),
         metadata=_auth(la_config, "dev"),
     )
+
+
+@pytest.mark.parametrize("pins", [True])
+async def test_a_status_packet_is_signed_by_the_recipient_or_its_hub_as_stated(
+    stub, la_config, la_server
+) -> None:
+    """A status packet for a delivery that did go through G22 is taken only when signed by a
+    certificate bound to the unit that sets the status, or by that unit's hub, stated in the
+    packet (kyso:SignedByHub), not by any trusted certificate."""
+    assert la_server.app.keyring is not None
+    sent = await stub.Send(_send(COMMUNE, NA_UNIT), metadata=_auth(la_config, "dev"))
+    seal = HsmSigningKey(ring=la_server.app.keyring, alias="seal")
+
+    def packet(signed_by_hub: str | None) -> bytes:
+        return build_status(
+            StatusPacket(
+                response_for=ResponseFor(organ_id=COMMUNE, document_id=sent.document_id),
+                from_=Organization(organ_id=NA_UNIT),
+                code=StatusCode.COMPLETED,
+                timestamp=datetime.now(UTC),
+                signed_by_hub=signed_by_hub,
+            ),
+            key=seal,
+        )
+
+    for hop, signed_by_hub, reason in (
+        ("s1", None, "must say so in the package (kyso:SignedByHub)"),
+        ("s2", "G22", f"unit {NA_UNIT} is served by hub H41"),
+        ("s3", "H41", "not a certificate pinned for hub H41"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Forward(
+                _forward("G22", hop, status_packet=packet(signed_by_hub)),
+                metadata=_auth(la_config, "G22"),
+            )
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        assert reason in (caught.value.details() or ""), caught.value.details()
+    track = await stub.Track(
+        exchange_pb2.TrackRequest(document_id=sent.document_id, from_unit=COMMUNE),
+        metadata=_auth(la_config, "dev"),
+    )
+    assert [(r.unit_code, r.status_code) for r in track.recipients] == [(NA_UNIT, "")]
 
 
 def test_a_receipt_is_bound_to_the_next_hubs_pinned_certificate() -> None:
@@ -287,13 +407,16 @@ def test_a_receipt_is_bound_to_the_next_hubs_pinned_certificate() -> None:
     )
 
 
-def _denials(config: Config) -> list[audit.Event]:
+def _events(config: Config) -> list[audit.Event]:
     engine = sa.create_engine(config.database.url)
     try:
-        events = [entry.event for entry in audit.Ledger(engine).entries()]
+        return [entry.event for entry in audit.Ledger(engine).entries()]
     finally:
         engine.dispose()
-    return [e for e in events if e.type is audit.EventType.AUTHZ_DENIED]
+
+
+def _denials(config: Config) -> list[audit.Event]:
+    return [e for e in _events(config) if e.type is audit.EventType.AUTHZ_DENIED]
 
 
 async def test_refusals_reach_the_ledger_summarised_per_client_and_minute(

@@ -17,6 +17,7 @@ from kyso.v1 import (
     audit_pb2_grpc,
     directory_pb2,
     directory_pb2_grpc,
+    notifications_pb2,  # noqa: F401 (registers NotificationService)
 )
 
 from .conftest import token
