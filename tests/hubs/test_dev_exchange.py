@@ -146,7 +146,7 @@ def test_directory_service(served, dev_env) -> None:
             found = stub.Search(directory_pb2.SearchRequest(query=query, limit=5), metadata=auth)
             assert found.units[0].name == "UBND thành phố Hạ Long"
         local = stub.Route(directory_pb2.RouteRequest(to_unit=DEPARTMENT), metadata=auth)
-        assert (local.kind, local.next_hub) == (directory_pb2.LOCAL, "")
+        assert (local.kind, local.next_hub) == (directory_pb2.ROUTE_KIND_LOCAL, "")
         with pytest.raises(grpc.RpcError) as caught:
             stub.Route(directory_pb2.RouteRequest(to_unit="000.00.02.H41"), metadata=auth)
         assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
