@@ -24,6 +24,7 @@ from kyso import status
 from kyso.app import Application
 from kyso.authz import Authenticator
 from kyso.config import Config, is_loopback, parse_address
+from kyso.connect import ConnectServer, HandlerCollector
 from kyso.errors import ConfigError
 from kyso.health import ExplainingHealthServicer, HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
@@ -53,22 +54,27 @@ class Server:
         if app.router is not None:
             self.metrics.watch_quarantine(app.router.quarantine_counts)
         limit = config.server.max_message_bytes
+        # One interceptor for both protocols: a client's limits count its gRPC and HTTP calls.
+        self.interceptor = KysoInterceptor(
+            Authenticator(config.clients),
+            self.metrics,
+            limits=config.limits,
+            on_denied=app.record_denied,
+        )
         self.grpc = aio.server(
-            interceptors=[
-                KysoInterceptor(
-                    Authenticator(config.clients),
-                    self.metrics,
-                    limits=config.limits,
-                    on_denied=app.record_denied,
-                )
-            ],
+            interceptors=[self.interceptor],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),
             ],
         )
-        services = register_all(self.grpc, app)
+        handlers = HandlerCollector()
+        services = register_all(self.grpc, app, also=handlers)
+        # [server] http_address: the same handlers over HTTP/JSON (kyso.connect)
+        self.http: ConnectServer | None = None
+        if config.server.http_address:
+            self.http = ConnectServer(config, self.interceptor, handlers.handlers)
         self.health_servicer = ExplainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.grpc)
         reflection.enable_server_reflection(
@@ -140,6 +146,8 @@ class Server:
                 name, not_after, warn_days=self.config.server.certificate_warning_days
             )
         await self.grpc.start()
+        if self.http is not None:
+            await self.http.start()
         # The catalogue/store check runs beside the server: start-up does not wait for it.
         self.reconcile = start_reconcile(store=self.app.store, catalogue=self.app.catalogue)
         await self.monitor.check_once()
@@ -163,7 +171,11 @@ class Server:
     async def stop(self) -> None:
         log.info("stopping", extra={"grace_seconds": self.config.server.grace_seconds})
         await self.monitor.stop()
-        await self.grpc.stop(self.config.server.grace_seconds)
+        # both listeners stop accepting at once and give their calls in flight the same grace
+        await asyncio.gather(
+            self.grpc.stop(self.config.server.grace_seconds),
+            *([self.http.stop()] if self.http is not None else []),
+        )
         # exchange: stop dispatching before the application (database, keys) closes
         if self._dispatcher is not None:
             await self._dispatcher.stop()

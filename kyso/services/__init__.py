@@ -28,8 +28,10 @@ from kyso.v1 import (
 __all__ = ["register_all"]
 
 
-def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
-    """Add every kyso.v1 servicer to ``server``; return the full service names.
+def register_all(server: grpc.aio.Server, app: Application, *, also: Any = None) -> list[str]:
+    """Add every kyso.v1 servicer to ``server`` (and the same servicer objects to ``also``, an
+    object with the server's two registration methods: the HTTP/JSON listener's
+    ``kyso.connect.HandlerCollector``); return the full service names.
 
     A service whose domain is not built yet is registered with its generated base class, whose
     methods answer UNIMPLEMENTED (the contract stays complete and discoverable by reflection).
@@ -69,4 +71,6 @@ def register_all(server: grpc.aio.Server, app: Application) -> list[str]:
     ]
     for add, servicer, _name in registrations:
         add(servicer, server)
+        if also is not None:
+            add(servicer, also)
     return [name for _, _, name in registrations]
