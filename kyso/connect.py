@@ -353,13 +353,21 @@ class _CallDetails(grpc.HandlerCallDetails):
 class _JsonCodec(Codec[Message, Any]):
     """Protobuf's JSON mapping (lowerCamelCase names, int64 as strings, bytes in base64), read
     strictly (an unknown field is refused, so a misspelt field is not silently dropped) and
-    written as UTF-8 (Vietnamese as it is, not as escapes)."""
+    written as UTF-8 (Vietnamese as it is, not as escapes) with every field, also those at
+    their default (``"ledgerIndex": "0"``, ``"content": ""``): a client of a language without
+    the generated types finds each field where the contract says it is. A field of a ``oneof``
+    or a message field that is not set stays out."""
 
     def name(self) -> str:
         return "json"
 
     def encode(self, message: Message) -> bytes:
-        return json_format.MessageToJson(message, ensure_ascii=False, indent=None).encode()
+        return json_format.MessageToJson(
+            message,
+            ensure_ascii=False,
+            indent=None,
+            always_print_fields_with_no_presence=True,
+        ).encode()
 
     def decode(self, data: bytes | bytearray, message_class: type[Any]) -> Any:
         message = message_class()

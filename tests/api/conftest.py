@@ -33,22 +33,27 @@ def node() -> str:
     return found
 
 
-@pytest.fixture
-def api_config(dev_env, tmp_path: Path) -> Config:
-    """The development configuration with its own data, gRPC and HTTP/JSON on free ports."""
+def write_api_config(dev_env, directory: Path, extra: str = "", *, server: str = "") -> Config:
+    """The development configuration with its own data in ``directory``, gRPC and HTTP/JSON on
+    free ports, ``server`` more keys of [server] and ``extra`` TOML after it all."""
     from kyso.dev.setup import render_config
 
-    path = tmp_path / "kyso.toml"
-    path.write_text(
-        render_config(
-            dev_env,
-            address="127.0.0.1:0",
-            data_dir=tmp_path,
-            metrics_address="",
-            http_address="127.0.0.1:0",
-        )
+    path = directory / "kyso.toml"
+    text = render_config(
+        dev_env,
+        address="127.0.0.1:0",
+        data_dir=directory,
+        metrics_address="",
+        http_address="127.0.0.1:0",
     )
+    text = text.replace('http_address = "127.0.0.1:0"\n', f'http_address = "127.0.0.1:0"\n{server}')
+    path.write_text(text + extra)
     return load_config(path)
+
+
+@pytest.fixture
+def api_config(dev_env, tmp_path: Path) -> Config:
+    return write_api_config(dev_env, tmp_path)
 
 
 @pytest.fixture
