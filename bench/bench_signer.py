@@ -37,7 +37,7 @@ CONCURRENCY = 8
 SIZES = {"100k": 100_000, "10m": 10_000_000}
 SEAL_RECT = (300, 650, 560, 740)
 _ROOT = Path(__file__).resolve().parent.parent
-_INLINE_LIMIT = 4 * 1024 * 1024
+_INLINE_LIMIT = 4 * 1024 * 1024 - 64 * 1024  # the server's (kyso.operations.documents)
 _CHUNK = 1024 * 1024
 
 

@@ -17,9 +17,20 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kyso.errors import NotFound
-from kyso.schema import documents, signatures, verifications
+from kyso.schema import documents, sign_requests, signatures, verifications
 
-__all__ = ["Catalogue", "CatalogueEntry", "SignatureRecord"]
+__all__ = ["Catalogue", "CatalogueEntry", "SignRequestRecord", "SignatureRecord"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignRequestRecord:
+    """A SignPdf idempotency key's result: the request's fingerprint, the signed document,
+    its level, and its ledger index (None until the event is in the ledger)."""
+
+    fingerprint: str
+    ref: str
+    level: str
+    ledger_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +123,50 @@ class Catalogue:
                 for s in sigs
             ),
         )
+
+    def sign_request(self, client: str, request_id: str) -> SignRequestRecord | None:
+        """What a client's SignPdf with this idempotency key made, if it made anything."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(sign_requests).where(
+                    sign_requests.c.client == client, sign_requests.c.request_id == request_id
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        return SignRequestRecord(
+            fingerprint=row.fingerprint,
+            ref=row.ref,
+            level=row.level,
+            ledger_index=row.ledger_index,
+        )
+
+    @staticmethod
+    def write_sign_request(
+        conn: sa.Connection, client: str, request_id: str, record: SignRequestRecord
+    ) -> None:
+        """Keep an idempotency key with what it made, in the caller's transaction (a second
+        row for the same key fails the transaction: the key was used meanwhile)."""
+        conn.execute(
+            sign_requests.insert().values(
+                client=client,
+                request_id=request_id,
+                fingerprint=record.fingerprint,
+                ref=record.ref,
+                level=record.level,
+                ledger_index=record.ledger_index,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    def sign_request_indexed(self, client: str, request_id: str, ledger_index: int) -> None:
+        """Add the ledger index to a kept idempotency key once its event is in the ledger."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                sign_requests.update()
+                .where(sign_requests.c.client == client, sign_requests.c.request_id == request_id)
+                .values(ledger_index=ledger_index)
+            )
 
     def verification(self, sha256: str) -> str | None:
         """The kept verification summary of the package with this SHA-256, if any."""

@@ -70,6 +70,12 @@ class ServerConfig:
     ``insecure``: listen without TLS on an address other than loopback. Off by default: such
     a configuration is refused at start unless this is written in it (and then every start
     warns), since API tokens and documents would cross the network in the clear.
+
+    Keepalive (docs/api.md, "Limits and client settings"): the server pings a connection idle
+    for ``keepalive_seconds`` and closes it when no answer comes within
+    ``keepalive_timeout_seconds``; it accepts client pings every ``min_client_ping_seconds`` or
+    more, with or without calls in flight (a client pinging every 10 s is well inside the
+    default). A followed Receive's heartbeats come at most every ``min_heartbeat_seconds``.
     """
 
     address: str = "127.0.0.1:50051"
@@ -80,6 +86,10 @@ class ServerConfig:
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_interval_seconds: float = 2.0
+    keepalive_seconds: float = 60.0
+    keepalive_timeout_seconds: float = 20.0
+    min_client_ping_seconds: float = 5.0
+    min_heartbeat_seconds: float = 5.0
     io_threads: int = 32
     certificate_warning_days: int = 30
     insecure: bool = False

@@ -35,6 +35,13 @@ DESCRIPTIONS: Mapping[str, str] = {
     "server.log_format": "`text`, or `json`: every line on standard error one JSON object",
     "server.log_level": "least severe level logged (upper case)",
     "server.health_interval_seconds": "how often dependencies are probed for health",
+    "server.keepalive_seconds": "the server pings a connection idle this long (HTTP/2 keepalive)",
+    "server.keepalive_timeout_seconds": "a connection that does not answer a ping within this"
+    " is closed",
+    "server.min_client_ping_seconds": "client keepalive pings accepted this often or less often"
+    " (with or without calls); more often: closed with too_many_pings",
+    "server.min_heartbeat_seconds": "shortest interval of the heartbeats a followed Receive"
+    " asks for (`heartbeat_seconds`)",
     "server.io_threads": "threads for blocking work (database, object store, XML)",
     "server.certificate_warning_days": "warn at start (and alert) when a key or TLS certificate"
     " expires within this many days",

@@ -12,6 +12,8 @@ An exception may carry ``field`` (the request field at fault); it becomes a
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +23,8 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 __all__ = [
+    "PLACEMENT_FIELDS",
+    "AlreadyExists",
     "AuthenticationError",
     "ConfigError",
     "DatabaseError",
@@ -34,6 +38,7 @@ __all__ = [
     "StatusInfo",
     "StreamIdle",
     "Unavailable",
+    "fields_named",
     "to_status",
 ]
 
@@ -76,6 +81,15 @@ class PermissionDenied(KysoError):
     """The caller is known but may not do this."""
 
 
+class AlreadyExists(KysoError):
+    """What the request would create exists already with other content (e.g. an idempotency
+    key used for another request)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class FailedPrecondition(KysoError):
     """The request is valid but the state does not allow it (e.g. a session already completed)."""
 
@@ -95,6 +109,37 @@ class StreamIdle(KysoError):
 
 class Unavailable(KysoError):
     """A dependency (database, storage, token, peer) cannot be reached; retry later."""
+
+
+PLACEMENT_FIELDS: Mapping[str | None, str] = {
+    "rect": "placement.rect",
+    "page": "placement.rect.page",
+    "field_name": "placement.field_name",
+    None: "document",
+}
+"""The signer's own field names as SignPdfRequest and PrepareSignatureRequest write them."""
+
+
+@contextmanager
+def fields_named(names: Mapping[str | None, str]) -> Iterator[None]:
+    """Name request fields as the .proto writes them in errors raised inside.
+
+    A domain error names the field in its own words (``rect``, ``code``) or not at all; the
+    operation that passed the request's value knows its path (``placement.rect``,
+    ``from_unit``). An error whose ``field`` is a key of ``names`` leaves with
+    ``names[field]``, so that its ``google.rpc.BadRequest`` detail names the request's field;
+    the key ``None`` names the field of an INVALID_ARGUMENT error that names none.
+    """
+    try:
+        yield
+    except Exception as exc:
+        field = getattr(exc, "field", None)
+        if field is None and mapped_code(exc) is not grpc.StatusCode.INVALID_ARGUMENT:
+            raise  # no field to name on an error that is not about the request's input
+        if field in names:
+            with suppress(AttributeError):  # an exception class with slots: left as it is
+                exc.field = names[field]  # type: ignore[attr-defined]
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +166,7 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         # the application's own
         (RequestInvalid, code.INVALID_ARGUMENT),
         (NotFound, code.NOT_FOUND),
+        (AlreadyExists, code.ALREADY_EXISTS),
         (AuthenticationError, code.UNAUTHENTICATED),
         (PermissionDenied, code.PERMISSION_DENIED),
         (FailedPrecondition, code.FAILED_PRECONDITION),
@@ -252,8 +298,11 @@ def to_status(exc: BaseException, *, request_id: str) -> StatusInfo:
         message = _bounded(str(exc) or type(exc).__name__)
     packed: list[any_pb2.Any] = []
     field = getattr(exc, "field", None)
-    if field:
-        violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
+    if field or code is grpc.StatusCode.INVALID_ARGUMENT:
+        # every INVALID_ARGUMENT carries a BadRequest; "" when no one field is at fault
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=field or "", description=message
+        )
         packed.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
     if isinstance(exc, Overloaded):
         delay = duration_pb2.Duration()

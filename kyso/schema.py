@@ -7,6 +7,9 @@
 - ``catalogue_signatures``: the signatures kyso made on a document (who, which key, level, when).
 - ``catalogue_verifications``: the verification of a received package and its attached PDFs,
   made once on arrival and kept with the deliveries of that package (by its SHA-256).
+- ``catalogue_sign_requests``: SignPdf's idempotency keys, per client: the request's
+  fingerprint and the signed document it made, written in the transaction that catalogues that
+  document (so a retry finds either nothing done or all of it); the ledger index follows.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sqlalchemy as sa
 
 from kyso.db import Component, MigrationStep
 
-__all__ = ["COMPONENT", "documents", "metadata", "signatures", "verifications"]
+__all__ = ["COMPONENT", "documents", "metadata", "sign_requests", "signatures", "verifications"]
 
 metadata = sa.MetaData()
 
@@ -52,6 +55,18 @@ verifications = sa.Table(
     sa.Column("verified_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+sign_requests = sa.Table(
+    "catalogue_sign_requests",
+    metadata,
+    sa.Column("client", sa.String(200), primary_key=True),
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("ref", sa.String(71), sa.ForeignKey("catalogue_documents.ref"), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("ledger_index", sa.BigInteger),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 _STEPS: tuple[MigrationStep, ...] = (
     (
         1,
@@ -62,6 +77,11 @@ _STEPS: tuple[MigrationStep, ...] = (
         2,
         "verifications of received packages",
         lambda conn: metadata.create_all(conn, tables=[verifications]),
+    ),
+    (
+        3,
+        "SignPdf idempotency keys",
+        lambda conn: metadata.create_all(conn, tables=[sign_requests]),
     ),
 )
 

@@ -17,13 +17,12 @@ from datetime import datetime
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 import audit
 from kyso import status
 from kyso.app import Application
 from kyso.authz import Authenticator
-from kyso.config import Config, is_loopback, parse_address
+from kyso.config import Config, ServerConfig, is_loopback, parse_address
 from kyso.connect import ConnectServer, HandlerCollector
 from kyso.errors import ConfigError
 from kyso.health import ExplainingHealthServicer, HealthMonitor
@@ -31,16 +30,36 @@ from kyso.hubs import Dispatcher, start_dispatcher
 from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
 from kyso.reconcile import ReconcileTask, start_reconcile
+from kyso.reflection import enable_reflection
 from kyso.services import register_all
 from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair, explain
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "keepalive_options", "serve"]
 
 _OBSERVE_EVERY_S = 10.0
 
 log = logging.getLogger(__name__)
 
 _REFUSALS_FLUSH_SECONDS = 5.0
+
+
+def keepalive_options(server: ServerConfig) -> list[tuple[str, int]]:
+    """The HTTP/2 keepalive policy (``[server]`` keepalive keys) as gRPC channel arguments.
+
+    The server pings idle connections; clients may ping every ``min_client_ping_seconds`` or
+    more, with or without calls in flight, and any number of times between data frames
+    (gRPC's default answers a client pinging more often than every 5 minutes with GOAWAY
+    too_many_pings, which grpc-js reports as "Bandwidth exhausted")."""
+    client_pings = int(server.min_client_ping_seconds * 1000)
+    return [
+        ("grpc.keepalive_time_ms", int(server.keepalive_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", int(server.keepalive_timeout_seconds * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", client_pings),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", client_pings),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
 
 
 class Server:
@@ -67,6 +86,7 @@ class Server:
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),
+                *keepalive_options(config.server),
             ],
         )
         handlers = HandlerCollector()
@@ -77,9 +97,7 @@ class Server:
             self.http = ConnectServer(config, self.interceptor, handlers.handlers)
         self.health_servicer = ExplainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.grpc)
-        reflection.enable_server_reflection(
-            [*services, "grpc.health.v1.Health", reflection.SERVICE_NAME], self.grpc
-        )
+        enable_reflection([*services, "grpc.health.v1.Health"], self.grpc)
         self.monitor = HealthMonitor(
             self.health_servicer,
             app.probes(),

@@ -1,6 +1,8 @@
 """Generate the Python stubs in kyso/v1/ from protos/kyso/v1/*.proto.
 
 The one command that writes kyso/v1/*_pb2*.py(i): `python scripts/gen_protos.py [OUT_DIR]`.
+It also writes kyso/v1/descriptors.binpb: the files' descriptors *with their comments*
+(`--include_source_info`) and their imports, which reflection serves (``kyso.reflection``).
 The test suite runs it into a temporary directory and fails when the checked-in stubs differ
 (tests/kyso/test_protos.py), so the stubs can never drift from the contract.
 """
@@ -29,6 +31,9 @@ def generate(out_dir: Path) -> None:
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        f"--descriptor_set_out={out_dir / 'kyso' / 'v1' / 'descriptors.binpb'}",
+        "--include_source_info",
+        "--include_imports",
         *sources,
     ]
     if protoc.main(args) != 0:

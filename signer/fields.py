@@ -36,6 +36,7 @@ __all__ = [
     "PlacementRequest",
     "Target",
     "default_field_name",
+    "default_seal_rect",
     "field_rect",
     "has_signatures",
     "new_field_spec",
@@ -116,6 +117,25 @@ def field_rect(writer: Any, name: str) -> Rect | None:
     return None
 
 
+SEAL_SIZE = (235.0, 110.0)
+"""Width and height (points) of the default seal rectangle on an A4 page or larger."""
+SEAL_MARGINS = (30.0, 60.0)
+"""Its distance (points) from the page's right edge and from its bottom edge."""
+_A4 = (595.0, 842.0)
+
+
+def default_seal_rect(box: tuple[float, float, float, float]) -> Rect:
+    """Where a seal goes when the request places it nowhere: the signature block of a
+    result, at the bottom right of the page. On A4 and larger pages a 235 × 110 point
+    rectangle 30 points from the right edge and 60 above the bottom — (330, 60, 565, 170) on
+    A4 portrait; on smaller pages the same shape scaled down with the page (A5: 0.71)."""
+    x1, y1, x2, y2 = box
+    scale = min(1.0, (x2 - x1) / _A4[0], (y2 - y1) / _A4[1])
+    width, height = SEAL_SIZE[0] * scale, SEAL_SIZE[1] * scale
+    right, bottom = x2 - SEAL_MARGINS[0] * scale, y1 + SEAL_MARGINS[1] * scale
+    return (right - width, bottom, right, bottom + height)
+
+
 def page_box(writer: Any, page: int) -> tuple[float, float, float, float]:
     """The media box of 1-based ``page``, normalised."""
     from signer.document import _media_box
@@ -147,14 +167,20 @@ def place_stamp(
 ) -> tuple[Placement, KysoStampStyle]:
     """Lay ``stamp`` out in its rectangle; the placement (given a rectangle if it had none).
 
-    The rectangle is the existing field's, the requested one, or for a ``text`` stamp without
-    one, the top right corner of the page sized to the text.
+    The rectangle is the existing field's, the requested one, or without one: for a ``text``
+    stamp the top right corner of the page sized to the text, for a ``seal`` stamp
+    ``default_seal_rect`` of the page.
     """
     rect = placement.rect
     if placement.existing:
         rect = field_rect(writer, placement.field_name)
     elif rect is None and kind is AppearanceKind.TEXT:
         rect = stamp.text_form_rect(page_box(writer, placement.page))  # type: ignore[assignment]
+        placement = Placement(
+            field_name=placement.field_name, existing=False, page=placement.page, rect=rect
+        )
+    elif rect is None and kind is AppearanceKind.SEAL:
+        rect = default_seal_rect(page_box(writer, placement.page))
         placement = Placement(
             field_name=placement.field_name, existing=False, page=placement.page, rect=rect
         )

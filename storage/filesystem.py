@@ -256,7 +256,7 @@ class FilesystemStore:
         try:
             handle = self._path(info.ref).open("rb", buffering=0)
         except FileNotFoundError as exc:
-            raise ObjectNotFound(f"no object {info.ref} in {self.root}") from exc
+            raise ObjectNotFound(f"no object {info.ref} is stored here") from exc
         except OSError as exc:
             raise _os_error(exc, f"cannot open {info.ref}") from exc
 
@@ -274,13 +274,13 @@ class FilesystemStore:
         try:
             record = json.loads(path.with_name(path.name + ".json").read_text("utf-8"))
         except FileNotFoundError as exc:
-            raise ObjectNotFound(f"no object {ref} in {self.root}") from exc
+            raise ObjectNotFound(f"no object {ref} is stored here") from exc
         except (OSError, ValueError) as exc:
             raise StorageError(
                 f"the description of {ref} cannot be read; check the .json file in {path.parent}"
             ) from exc
         if not path.exists():
-            raise ObjectNotFound(f"no object {ref} in {self.root}")
+            raise ObjectNotFound(f"no object {ref} is stored here")
         return _from_record(ref, record)
 
     def exists(self, ref: ObjectRef | str) -> bool:

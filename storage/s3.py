@@ -451,7 +451,7 @@ class S3Store:
         ref = ObjectRef.parse(ref)
         stored = self._head(ref)
         if stored is None:
-            raise ObjectNotFound(f"no object {ref} in bucket {self.config.bucket}")
+            raise ObjectNotFound(f"no object {ref} is stored here")
         return stored
 
     def exists(self, ref: ObjectRef | str) -> bool:

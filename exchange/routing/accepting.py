@@ -272,7 +272,7 @@ class Accepting(HubBase):
                         f"document {plan.prepared.document_id} from {plan.prepared.sender} was"
                         " already sent with different content; give a changed document a new"
                         " DocumentId, or send it as an update",
-                        field="DocumentId",
+                        field="document_id",
                     )
                 elif plan.key not in found and earlier is None:
                     new.append(plan)

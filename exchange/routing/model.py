@@ -200,6 +200,7 @@ class TrackEntry:
     status: StatusCode | None
     history: tuple[StatusEvent, ...]
     reason: str | None = None  # why it is quarantined, when it is
+    subject: str = ""  # the document's subject (trích yếu)
 
 
 class QuarantineKind(enum.StrEnum):

@@ -238,6 +238,17 @@ class Statuses(HubBase):
             ).all()
         return frozenset(unit for row in rows for unit in row if unit)
 
+    def sent_package(self, *, sender: str, document_id: str) -> str | None:
+        """The ref of the package a unit sent here under a DocumentId (a new document, not a
+        business update), or None when it sent none."""
+        with self._engine.connect() as conn:
+            return conn.execute(
+                sa.select(messages.c.package_ref)
+                .where(messages.c.sender == sender)
+                .where(messages.c.document_id == document_id)
+                .where(messages.c.business_type == int(BusinessType.NEW))
+            ).scalar_one_or_none()
+
     def track(
         self, *, document_id: str, sender: str | None = None, recipient: str | None = None
     ) -> list[TrackEntry]:
@@ -252,6 +263,7 @@ class Statuses(HubBase):
                     deliveries.c.status,
                     deliveries.c.last_error,
                     messages.c.business_type,
+                    messages.c.subject,
                 )
                 .join(messages, messages.c.id == deliveries.c.message_id)
                 .where(messages.c.document_id == document_id)
@@ -296,6 +308,7 @@ class Statuses(HubBase):
                 status=StatusCode(r.status) if r.status else None,
                 history=tuple(history.get((r.message_id, r.recipient), ())),
                 reason=r.last_error if r.state == DeliveryState.QUARANTINED.value else None,
+                subject=r.subject,
             )
             for r in rows
         ]

@@ -1,9 +1,9 @@
 """What ``kyso sign`` and ``kyso request-signature`` share: levels, appearances, where a
 visible signature goes (``--field`` or ``--page``/``--rect``) and how the PDF travels.
 
-A ``seal`` appearance with no placement goes to the bottom right of page 1 (or ``--page``),
-above the margin of an A4 page: where a result's signature block usually is. A PDF up to the
-inline limit travels in the request; a larger one is uploaded first and passed by its ref.
+A ``seal`` or ``text`` appearance with no ``--rect`` is placed by the server (on page 1, or
+``--page``): the CLI sends no rectangle of its own. A PDF up to the inline limit travels in
+the request; a larger one is uploaded first and passed by its ref.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from kyso.v1 import common_pb2, documents_pb2_grpc, signing_pb2
 
 __all__ = [
     "APPEARANCES",
-    "DEFAULT_SEAL_RECT",
     "INLINE_LIMIT",
     "LEVELS",
     "add_placement_arguments",
@@ -27,8 +26,7 @@ __all__ = [
     "placement",
 ]
 
-DEFAULT_SEAL_RECT = (330.0, 60.0, 565.0, 170.0)
-INLINE_LIMIT = 4 * 1024 * 1024
+INLINE_LIMIT = 4 * 1024 * 1024 - 64 * 1024  # the server's (kyso.operations.documents)
 LEVELS = {
     "B-B": signing_pb2.SIGNATURE_LEVEL_B_B,
     "B-T": signing_pb2.SIGNATURE_LEVEL_B_T,
@@ -73,8 +71,9 @@ def placement(args: argparse.Namespace) -> signing_pb2.Placement | None:
             x1, y1, x2, y2 = (float(v) for v in args.rect.split(","))
         except ValueError:
             die(f"--rect {args.rect!r}: give four numbers x1,y1,x2,y2")
-    elif args.appearance == "seal":
-        x1, y1, x2, y2 = DEFAULT_SEAL_RECT
+    elif args.page is not None and args.appearance in ("seal", "text"):
+        # a page alone: the server places the appearance on it (its default rectangle)
+        return signing_pb2.Placement(rect=signing_pb2.PageRect(page=page))
     else:
         if args.page is not None:
             die("--page needs --rect")

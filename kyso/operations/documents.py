@@ -33,13 +33,18 @@ import storage
 from kyso.app import Application
 from kyso.authz import Identity
 from kyso.catalogue import CatalogueEntry
-from kyso.errors import NotFound, PermissionDenied, RequestInvalid
+from kyso.errors import NotFound, PermissionDenied, RequestInvalid, fields_named
 from kyso.operations.ledger import Staging
 
 __all__ = ["INLINE_LIMIT", "ChunkPipe", "DocumentSource", "Documents", "UploadMeta"]
 
-INLINE_LIMIT = 4 * 1024 * 1024
-"""The largest document given inline in a request; larger ones are uploaded and given by ref."""
+INLINE_LIMIT = 4 * 1024 * 1024 - 64 * 1024
+"""The largest document given inline in a request, or returned inline in a reply (4 MiB less
+64 KiB for the message's other fields): larger ones are uploaded and given by ref, and a
+reply whose document would be larger carries only its ref. So every message of a call with an
+inline document fits the 4 MiB that gRPC clients receive by default (grpc-js, grpc-java,
+Grpc.Net). An inline document over it is refused before any work: INVALID_ARGUMENT, field
+``document.content``."""
 
 _PIPE_DEPTH = 8
 
@@ -158,7 +163,8 @@ class Documents:
         """
         limit = self._app.config.signing.max_document_bytes
         if meta.sha256 is not None:
-            storage.model.parse_sha256(meta.sha256, what="metadata.sha256")
+            with fields_named({None: "metadata.sha256"}):
+                storage.model.parse_sha256(meta.sha256, what="metadata.sha256")
         if meta.size > limit:
             raise RequestInvalid(
                 f"the upload declares {meta.size} bytes; this server stores documents of at "
@@ -207,7 +213,8 @@ class Documents:
             if putting is not None:
                 await asyncio.gather(putting, return_exceptions=True)
             raise
-        stored = await putting
+        with fields_named({None: "metadata.sha256"}):  # the bytes hash to another digest
+            stored = await putting
         entry = CatalogueEntry(
             ref=str(stored.ref),
             size=stored.size,
@@ -263,14 +270,16 @@ class Documents:
         if source.content is not None:
             if len(source.content) > INLINE_LIMIT:
                 raise RequestInvalid(
-                    f"inline documents are limited to {INLINE_LIMIT} bytes; upload it with "
-                    "DocumentService.Upload and pass its ref",
+                    f"the inline document is {len(source.content)} bytes; inline documents are"
+                    f" limited to {INLINE_LIMIT} bytes (4 MiB less 64 KiB): upload it with"
+                    " DocumentService.Upload and pass its ref",
                     field=f"{source.field}.content",
                 )
             return source.content, ""
         if source.ref is None:
             raise RequestInvalid("give the document inline (content) or by ref", field=source.field)
-        ref = storage.ObjectRef.parse(source.ref)
+        with fields_named({None: f"{source.field}.ref"}):
+            ref = storage.ObjectRef.parse(source.ref)
         info = await self._run(self._store.stat, ref)
         if info.size > limit:
             raise RequestInvalid(
@@ -323,14 +332,16 @@ class Documents:
 
     async def download(self, actor: Identity, ref: str) -> AsyncIterator[bytes]:
         """``chunks`` of a document ``actor`` may read (see the module docstring)."""
-        parsed = str(storage.ObjectRef.parse(ref))
+        with fields_named({None: "ref.ref"}):
+            parsed = str(storage.ObjectRef.parse(ref))
         await self._run(lambda: self._may_read(actor, parsed, content=True))
         async for piece in self.chunks(parsed):
             yield piece
 
     async def stat(self, actor: Identity, ref: str) -> CatalogueEntry:
         """``describe`` a document ``actor`` may read (see the module docstring)."""
-        parsed = str(storage.ObjectRef.parse(ref))
+        with fields_named({None: "ref.ref"}):
+            parsed = str(storage.ObjectRef.parse(ref))
         await self._run(lambda: self._may_read(actor, parsed, content=False))
         return await self.describe(parsed)
 

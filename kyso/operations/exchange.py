@@ -38,7 +38,9 @@ the field and the limit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -69,7 +71,7 @@ from exchange.edxml import (
     open_package,
 )
 from exchange.edxml.model import StatusCode
-from exchange.errors import ExchangeError, PackageTooLarge, UnitNotFound
+from exchange.errors import DuplicateDocument, ExchangeError, PackageTooLarge, UnitNotFound
 from exchange.routing import (
     Accepted,
     InboxItem,
@@ -82,7 +84,7 @@ from exchange.routing import (
 from exchange.routing.model import Prepared
 from kyso.app import Application, package_limits
 from kyso.authz import Identity
-from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid
+from kyso.errors import FailedPrecondition, PermissionDenied, RequestInvalid, fields_named
 from kyso.operations.bindings import check_route
 from kyso.operations.documents import Documents
 from kyso.operations.hops import (
@@ -100,9 +102,11 @@ __all__ = [
     "DocumentFields",
     "Exchange",
     "ForwardOrder",
+    "PackageCheck",
     "SendOrder",
     "SenderPolicy",
     "Sent",
+    "Verdict",
     "deliverable",
 ]
 
@@ -177,12 +181,66 @@ class ForwardOrder:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Delivery:
-    """A document handed to a unit's system from its inbox."""
+class Verdict:
+    """The verdict on one signed item of a package (EN 319 102-1 indication, as its text)."""
 
-    item: InboxItem
+    name: str
+    indication: str
+    sub_indication: str = ""
+    signer: str = ""
+    signatures: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PackageCheck:
+    """A package's verification on arrival: ``text`` for people (also in the ledger), and the
+    same verdicts for programs (none for a verification recorded before they were kept)."""
+
+    text: str
+    package: Verdict | None = None
+    attachments: tuple[Verdict, ...] = ()
+
+    def stored(self) -> str:
+        """The catalogue's form (JSON, read back by ``PackageCheck.loaded``)."""
+        return json.dumps(
+            {
+                "schema": _CHECK_SCHEMA,
+                "text": self.text,
+                "package": dataclasses.asdict(self.package) if self.package else None,
+                "attachments": [dataclasses.asdict(v) for v in self.attachments],
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def loaded(cls, stored: str) -> PackageCheck:
+        """Read ``stored()``'s form; older rows hold only the text."""
+        try:
+            data = json.loads(stored)
+        except ValueError:
+            return cls(text=stored)
+        if not isinstance(data, dict) or data.get("schema") != _CHECK_SCHEMA:
+            return cls(text=stored)
+        package = data.get("package")
+        return cls(
+            text=data["text"],
+            package=Verdict(**package) if package else None,
+            attachments=tuple(Verdict(**v) for v in data.get("attachments", ())),
+        )
+
+
+_CHECK_SCHEMA = "kyso.delivery-verification/1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A document handed to a unit's system from its inbox; or, with ``heartbeat``, nothing:
+    a sign of life on an idle followed stream."""
+
+    item: InboxItem | None
     package: bytes
-    verification: str
+    verification: PackageCheck
+    heartbeat: bool = False
 
 
 class SenderPolicy:
@@ -195,7 +253,9 @@ class SenderPolicy:
         """Return when ``identity`` may act for ``unit``; raise ``PermissionDenied`` otherwise."""
         if not unit:
             raise RequestInvalid("name the unit (its code, e.g. 000.00.02.H49)", field=field)
-        if identity.unit and identity.unit in self._directory.lineage(unit):
+        with fields_named({None: field, "code": field}):
+            lineage = self._directory.lineage(unit)
+        if identity.unit and identity.unit in lineage:
             return
         raise PermissionDenied(
             f"client {identity.name!r} (unit {identity.unit or 'none'}) may not act for unit"
@@ -220,6 +280,7 @@ class Exchange:
         self._limits = package_limits(app.config)
         self._max_message = app.config.server.max_message_bytes
         self._senders = SenderPolicy(app.directory) if app.directory is not None else None
+        self.min_heartbeat_seconds = app.config.server.min_heartbeat_seconds
 
     # -- authority -----------------------------------------------------------------------------
 
@@ -256,6 +317,10 @@ class Exchange:
             data = order.package
         elif order.fields is not None:
             exchange_key_for(self._app, actor)
+            if order.document_id:
+                again = await self._sent_before(router, order, order.fields)
+                if again is not None:
+                    return again
             data = await self._build(order, order.fields)
         else:
             raise RequestInvalid("give the package or the fields to build one from", field="body")
@@ -282,6 +347,72 @@ class Exchange:
             package_ref=f"sha256/{opened.sha256}",
             package_size=len(data),
             recipients=tuple(e for e in entries if e.recipient in wanted),
+        )
+
+    async def _sent_before(
+        self, router: Router, order: SendOrder, fields: DocumentFields
+    ) -> Sent | None:
+        """The answer to a Send with ``fields`` that repeats an earlier one, or None when the
+        document id is new.
+
+        Send is idempotent by (sender, document_id, what the client gave): the package kyso
+        built the first time carries its own time, so its bytes cannot be compared; its
+        contents can. The stored package is opened and its fields (recipients, subject, code,
+        type, content, signer, priority, and each attachment's name, type and SHA-256) compared
+        with the request's: the same ones answer the original result, other ones are
+        ALREADY_EXISTS (``DuplicateDocument``)."""
+        ref = await self._run(
+            lambda: router.sent_package(sender=order.from_unit, document_id=order.document_id)
+        )
+        if ref is None:
+            return None
+        data = await self._run(self._documents.read_whole, ref)
+        opened = await self._xml(open_package, data, policy=self._policy, limits=self._limits)
+        if _built_fields(opened.package) != await self._run(self._asked_fields, order, fields):
+            raise DuplicateDocument(
+                f"document {order.document_id} from {order.from_unit} was already sent with"
+                " different content; give a changed document a new document_id, or send it"
+                " as an update",
+                field="document_id",
+            )
+        entries = await self._run(
+            router.track, document_id=order.document_id, sender=order.from_unit
+        )
+        wanted = {o.organ_id for o in opened.package.header.to}
+        return Sent(
+            document_id=order.document_id,
+            package_ref=ref,
+            package_size=len(data),
+            recipients=tuple(e for e in entries if e.recipient in wanted),
+        )
+
+    def _asked_fields(self, order: SendOrder, fields: DocumentFields) -> tuple[object, ...]:
+        """What a Send with fields asks for, in the shape of ``_built_fields``."""
+        attachments = []
+        for index, item in enumerate(fields.attachments):
+            if item.ref is not None:
+                digest = storage.ObjectRef.parse(item.ref).sha256
+            else:
+                digest = hashlib.sha256(item.content or b"").hexdigest()
+            attachments.append(
+                (
+                    item.name or f"attachment-{index + 1}",
+                    item.content_type or "application/octet-stream",
+                    digest,
+                )
+            )
+        return (
+            tuple(dict.fromkeys(order.to_units)),
+            fields.subject.strip(),
+            fields.code_number,
+            fields.code_notation if fields.code_number else "",
+            fields.document_type,
+            fields.document_type_name,
+            fields.content,
+            fields.signer_full_name,
+            fields.signer_position,
+            fields.priority,
+            tuple(attachments),
         )
 
     async def _build(self, order: SendOrder, fields: DocumentFields) -> bytes:
@@ -430,7 +561,7 @@ class Exchange:
         """Commit a prepared package with its events (see the module docstring)."""
         router, _, _ = self._routing()
         refs = await self._run(self._store_attachments, opened)
-        verification = await self.verification(opened) if prepared.local else ""
+        verification = (await self.verification(opened)).text if prepared.local else ""
         package_ref = f"sha256/{opened.sha256}"
         staging = Staging()
 
@@ -487,7 +618,7 @@ class Exchange:
             for attachment in opened.package.attachments
         )
 
-    async def verification(self, opened: OpenedPackage) -> str:
+    async def verification(self, opened: OpenedPackage) -> PackageCheck:
         """The package's verification: its signature, then each attached PDF's indication.
 
         Attached PDFs go through the verifier pool (memory and time limits) with the policy of
@@ -496,13 +627,23 @@ class Exchange:
         catalogue = self._app.catalogue
         known = await self._run(catalogue.verification, opened.sha256)
         if known is not None:
-            return known
+            return PackageCheck.loaded(known)
         signature = opened.signature
         lines = [
             f"package: signed by {signature.signer_subject} ({signature.algorithm})"
             if signature.signed
             else "package: not signed"
         ]
+        # the package opened: its signature verified and is trusted (or it is unsigned and
+        # the policy accepts that)
+        package = Verdict(
+            name="package",
+            indication="TOTAL-PASSED" if signature.signed else "INDETERMINATE",
+            sub_indication="" if signature.signed else "SIGNED_DATA_NOT_FOUND",
+            signer=signature.signer_subject or "",
+            signatures=1 if signature.signed else 0,
+        )
+        verdicts: list[Verdict] = []
         verifier = self._app.verifier
         policy = self._app.verification_policy()
         for attachment in opened.package.attachments:
@@ -517,9 +658,19 @@ class Exchange:
                 f"{attachment.name or attachment.content_id}: {report.indication.value}{sub}"
                 f" ({len(report.signatures)} signature(s))"
             )
-        summary = "\n".join(lines)
-        await self._run(catalogue.record_verification, opened.sha256, summary)
-        return summary
+            last = report.signatures[-1].signer if report.signatures else None
+            verdicts.append(
+                Verdict(
+                    name=attachment.name or attachment.content_id,
+                    indication=report.indication.value,
+                    sub_indication=report.sub_indication.value if report.sub_indication else "",
+                    signer=last.subject if last else "",
+                    signatures=len(report.signatures),
+                )
+            )
+        check = PackageCheck(text="\n".join(lines), package=package, attachments=tuple(verdicts))
+        await self._run(catalogue.record_verification, opened.sha256, check.stored())
+        return check
 
     # -- Receive and Ack -----------------------------------------------------------------------
 
@@ -531,13 +682,23 @@ class Exchange:
         max_deliveries: int = 0,
         lease_seconds: int = 0,
         follow: bool = False,
+        heartbeat_seconds: int = 0,
     ) -> AsyncIterator[Delivery]:
-        """The unit's inbox, leased to the caller; with ``follow``, new documents as they come."""
+        """The unit's inbox, leased to the caller; with ``follow``, new documents as they come,
+        and after ``heartbeat_seconds`` (at least ``[server] min_heartbeat_seconds``) without one a
+        heartbeat (``Delivery.heartbeat``) so that the idle stream carries something."""
         router = await self._act_for(actor, unit, field="unit_code")
         if max_deliveries < 0 or lease_seconds < 0:
-            raise RequestInvalid("max_deliveries and lease_seconds cannot be negative")
+            raise RequestInvalid(
+                "max_deliveries and lease_seconds cannot be negative",
+                field="max_deliveries" if max_deliveries < 0 else "lease_seconds",
+            )
+        if heartbeat_seconds < 0:
+            raise RequestInvalid("heartbeat_seconds cannot be negative", field="heartbeat_seconds")
+        beat = max(heartbeat_seconds, self.min_heartbeat_seconds) if heartbeat_seconds else 0.0
         lease = timedelta(seconds=lease_seconds) if lease_seconds else None
         sent = 0
+        quiet_since = asyncio.get_running_loop().time()
         while True:
             want = _RECEIVE_BATCH
             if max_deliveries:
@@ -549,11 +710,18 @@ class Exchange:
                     continue  # counted (or quarantined): the ones behind it go on
                 yield delivery
                 sent += 1
+                quiet_since = asyncio.get_running_loop().time()
             if max_deliveries and sent >= max_deliveries:
                 return
             if len(items) < want:
                 if not follow:
                     return
+                now = asyncio.get_running_loop().time()
+                if beat and now - quiet_since >= beat:
+                    quiet_since = now
+                    yield Delivery(
+                        item=None, package=b"", verification=PackageCheck(text=""), heartbeat=True
+                    )
                 await asyncio.sleep(_POLL_SECONDS)
 
     async def _hand_over(
@@ -564,7 +732,7 @@ class Exchange:
             data = await self._run(self._documents.read_whole, item.package_ref)
             opened = await self._xml(open_package, data, policy=self._policy, limits=self._limits)
             verification = await self.verification(opened)
-            size = deliverable(data, opened) + len(verification.encode())
+            size = deliverable(data, opened) + 2 * len(verification.stored().encode())
             if size > self._max_message:
                 raise PackageTooLarge(
                     f"its delivery is {size} bytes, over [server] max_message_bytes"
@@ -691,6 +859,13 @@ class Exchange:
         router = await self._act_for(actor, unit, field="unit_code")
         if not document_id:
             raise RequestInvalid("name the document", field="document_id")
+        settable = [c.value for c in StatusCode if c is not StatusCode.ARRIVED]
+        if code not in settable:
+            raise RequestInvalid(
+                f"status code {code!r} is not one a recipient sets; use one of"
+                f" {', '.join(settable)} (01, arrived, is recorded on delivery)",
+                field="status_code",
+            )
         staging = Staging()
 
         def journal(conn: sa.Connection, new: StatusCode) -> None:
@@ -831,6 +1006,33 @@ def deliverable(data: bytes, opened: OpenedPackage) -> int:
         + 64 * len(opened.package.traces)
         + 24 * len(header.to)  # a Forward's to_units
         + _DELIVERY_FIXED_BYTES
+    )
+
+
+def _built_fields(package: Package) -> tuple[object, ...]:
+    """The fields a package built by ``Exchange._build`` was built from (see ``_sent_before``)."""
+    header = package.header
+    kind = header.document_type
+    signer = header.signer
+    return (
+        tuple(o.organ_id for o in header.to),
+        header.subject,
+        header.code.number if header.code else "",
+        (header.code.notation or "") if header.code else "",
+        (kind.type or 0) if kind else 0,
+        (kind.name or "") if kind else "",
+        header.content or "",
+        (signer.full_name or "") if signer else "",
+        (signer.position or "") if signer else "",
+        (header.other_info.priority or 0) if header.other_info else 0,
+        tuple(
+            (
+                a.name or "",
+                a.content_type or "",
+                hashlib.sha256(a.content).hexdigest(),
+            )
+            for a in package.attachments
+        ),
     )
 
 

@@ -13,21 +13,35 @@ start-up reconciliation catalogues, never a document without its record).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import sqlalchemy as sa
 
 import audit
 import signer
 import storage
 from kyso.app import Application
 from kyso.authz import Identity
-from kyso.catalogue import SignatureRecord
+from kyso.catalogue import Catalogue, SignatureRecord, SignRequestRecord
 from kyso.config import KeyConfig
-from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
-from kyso.operations.documents import Documents, DocumentSource
+from kyso.errors import (
+    PLACEMENT_FIELDS,
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    RequestInvalid,
+    fields_named,
+)
+from kyso.operations.documents import INLINE_LIMIT, Documents, DocumentSource
 from kyso.operations.ledger import Staging
 
-__all__ = ["SealOrder", "Sealed", "Sealing"]
+__all__ = ["MAX_REQUEST_ID_CHARS", "SealOrder", "Sealed", "Sealing"]
+
+MAX_REQUEST_ID_CHARS = 128
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +59,32 @@ class SealOrder:
     page: int | None = None
     rect: tuple[float, float, float, float] | None = None
     certify: bool = False
+    request_id: str = ""
+
+    def fingerprint(self) -> str:
+        """The SHA-256 of what the request asks (the document by its digest or ref): a retry
+        under the same ``request_id`` must ask the same."""
+        document = self.document
+        content = (
+            "sha256:" + hashlib.sha256(document.content).hexdigest()
+            if document.content is not None
+            else f"ref:{document.ref}"
+        )
+        asked = [
+            content,
+            document.filename,
+            self.alias,
+            self.level.value if self.level else "",
+            self.appearance.value,
+            self.reason,
+            self.location,
+            self.contact,
+            self.field_name,
+            self.page,
+            list(self.rect) if self.rect else None,
+            self.certify,
+        ]
+        return hashlib.sha256(json.dumps(asked, ensure_ascii=False).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,22 +124,35 @@ class Sealing:
         pdf_signer = self._app.pdf_signer
         if pdf_signer is None:
             raise FailedPrecondition("this server has no signing keys configured")
+        fingerprint = ""
+        if order.request_id:
+            if len(order.request_id) > MAX_REQUEST_ID_CHARS:
+                raise RequestInvalid(
+                    f"request_id has {len(order.request_id)} characters; at most"
+                    f" {MAX_REQUEST_ID_CHARS}",
+                    field="request_id",
+                )
+            fingerprint = order.fingerprint()
+            earlier = await self._earlier(actor, order.request_id, fingerprint)
+            if earlier is not None:
+                return earlier
         data, source_ref = await self._documents.read(order.document)
-        signed = await pdf_signer.sign(
-            signer.SignRequest(
-                pdf=data,
-                alias=order.alias,
-                level=order.level or signer.Level(key.default_level),
-                appearance=order.appearance,
-                reason=order.reason,
-                location=order.location,
-                contact=order.contact,
-                field_name=order.field_name,
-                page=order.page,
-                rect=order.rect,
-                certify=order.certify,
+        with fields_named(PLACEMENT_FIELDS):
+            signed = await pdf_signer.sign(
+                signer.SignRequest(
+                    pdf=data,
+                    alias=order.alias,
+                    level=order.level or signer.Level(key.default_level),
+                    appearance=order.appearance,
+                    reason=order.reason,
+                    location=order.location,
+                    contact=order.contact,
+                    field_name=order.field_name,
+                    page=order.page,
+                    rect=order.rect,
+                    certify=order.certify,
+                )
             )
-        )
         stored, entry = await self._documents.store_signed(
             signed.pdf,
             filename=order.document.filename,
@@ -124,11 +177,55 @@ class Sealing:
             details={"level": signed.level.value, "field": signed.field_name},
         )
         staging = Staging()
-        await self._run(
-            self._app.catalogue.record, entry, signature=signature, journal=staging.journal(event)
-        )
+        journal = staging.journal(event)
+        if order.request_id:
+            kept = SignRequestRecord(
+                fingerprint=fingerprint, ref=str(stored.ref), level=signed.level.value
+            )
+
+            def journal(conn: sa.Connection) -> None:
+                staging.write(conn, [event])
+                Catalogue.write_sign_request(conn, actor.name, order.request_id, kept)
+
+        try:
+            await self._run(self._app.catalogue.record, entry, signature=signature, journal=journal)
+        except sa.exc.IntegrityError:
+            # the same key was used by a call that committed meanwhile: its result answers
+            # (the object this call stored stays uncatalogued until the start-up check)
+            earlier = await self._earlier(actor, order.request_id, fingerprint)
+            if earlier is None:
+                raise
+            return earlier
         [index] = await self._app.events.settled(staging)
+        if order.request_id:
+            await self._run(
+                self._app.catalogue.sign_request_indexed, actor.name, order.request_id, index
+            )
         return Sealed(stored=stored, pdf=signed.pdf, level=signed.level, ledger_index=index)
+
+    async def _earlier(self, actor: Identity, request_id: str, fingerprint: str) -> Sealed | None:
+        """The result of the caller's earlier SignPdf under ``request_id``, or None."""
+        if not request_id:
+            return None
+        kept = await self._run(self._app.catalogue.sign_request, actor.name, request_id)
+        if kept is None:
+            return None
+        if kept.fingerprint != fingerprint:
+            raise AlreadyExists(
+                f"request_id {request_id!r} was used for another SignPdf request; give each"
+                " request its own request_id and repeat it only to retry the same request",
+                field="request_id",
+            )
+        stored = await self._run(self._app.store.stat, kept.ref)
+        pdf = b""
+        if stored.size <= INLINE_LIMIT:
+            pdf = await self._run(self._documents.read_whole, kept.ref)
+        return Sealed(
+            stored=stored,
+            pdf=pdf,
+            level=signer.Level(kept.level),
+            ledger_index=kept.ledger_index or 0,
+        )
 
     def _signer_name(self, alias: str) -> str:
         keyring = self._app.keyring

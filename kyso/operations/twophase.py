@@ -34,7 +34,14 @@ import storage
 from kyso.app import Application
 from kyso.authz import Identity
 from kyso.catalogue import Catalogue, SignatureRecord
-from kyso.errors import FailedPrecondition, NotFound, PermissionDenied, RequestInvalid
+from kyso.errors import (
+    PLACEMENT_FIELDS,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    RequestInvalid,
+    fields_named,
+)
 from kyso.operations.documents import Documents, DocumentSource
 from kyso.operations.ledger import Staging
 from signer.twophase import (
@@ -130,7 +137,8 @@ class TwoPhase:
             page=order.page,
             rect=order.rect,
         )
-        prepared = await self._off_loop(lambda: self._signer.prepare(job))
+        with fields_named(PLACEMENT_FIELDS):
+            prepared = await self._off_loop(lambda: self._signer.prepare(job))
         stored = await self._run(
             self._app.store.put, prepared.pdf, content_type="application/pdf", metadata={}
         )

@@ -32,6 +32,7 @@ from kyso.operations.exchange import (
     ForwardOrder,
     SendOrder,
     Sent,
+    Verdict,
 )
 from kyso.operations.hops import SignedReceipt
 from kyso.operations.ledger_reading import DocumentHistory, RecordedEvent
@@ -179,6 +180,7 @@ def document_info(entry: CatalogueEntry) -> documents_pb2.DocumentInfo:
                 key_alias=s.key_alias,
                 level=s.level,
                 signed_at=timestamp(s.signed_at),
+                signature_level=_level_named(s.level),
             )
             for s in entry.signatures
         ],
@@ -202,6 +204,14 @@ def level_to_proto(level: signer.Level) -> Any:
     return next(k for k, v in _LEVELS.items() if v is level)
 
 
+def _level_named(text: str) -> Any:
+    """The SignatureLevel of a level's text ("B-LT"); UNSPECIFIED for one kyso does not know."""
+    try:
+        return level_to_proto(signer.Level(text))
+    except ValueError:
+        return signing_pb2.SIGNATURE_LEVEL_UNSPECIFIED
+
+
 def appearance_from_proto(value: int) -> signer.AppearanceKind:
     if value not in _APPEARANCES:
         raise RequestInvalid(f"unknown appearance {value}", field="appearance")
@@ -215,7 +225,10 @@ def _placement(
     which = placement.WhichOneof("target")
     rect = placement.rect
     if which == "rect":
-        return None, rect.page, (rect.x1, rect.y1, rect.x2, rect.y2)
+        corners = (rect.x1, rect.y1, rect.x2, rect.y2)
+        if corners == (0, 0, 0, 0):  # a page alone: the appearance's default place on it
+            return None, rect.page or None, None
+        return None, rect.page, corners
     return (placement.field_name if which == "field_name" else None), None, None
 
 
@@ -233,6 +246,7 @@ def seal_order(request: signing_pb2.SignPdfRequest) -> SealOrder:
         page=page,
         rect=rect,
         certify=request.certify,
+        request_id=request.request_id,
     )
 
 
@@ -275,6 +289,7 @@ def prepare_response(session: SigningSession) -> signing_pb2.PrepareSignatureRes
         signature_mechanism=session.mechanism,
         expires_at=timestamp(session.expires_at),
         document_sha256=session.document_sha256,
+        level=level_to_proto(session.level),
     )
 
 
@@ -396,8 +411,23 @@ def sent_response(sent: Sent) -> exchange_pb2.SendResponse:
     )
 
 
+def _verdict(verdict: Verdict) -> exchange_pb2.VerifiedItem:
+    return exchange_pb2.VerifiedItem(
+        name=verdict.name,
+        indication=_INDICATIONS[verify.Indication(verdict.indication)],
+        sub_indication=verdict.sub_indication,
+        signer=verdict.signer,
+        signatures=verdict.signatures,
+    )
+
+
 def delivery(unit: str, item: Delivery) -> exchange_pb2.Delivery:
     inbox = item.item
+    if inbox is None:  # a heartbeat of an idle followed stream
+        return exchange_pb2.Delivery(
+            heartbeat=True, to_unit=unit, delivered_at=timestamp(datetime.now(UTC))
+        )
+    check = item.verification
     return exchange_pb2.Delivery(
         delivery_id=str(inbox.delivery_id),
         document_id=inbox.document_id,
@@ -407,7 +437,11 @@ def delivery(unit: str, item: Delivery) -> exchange_pb2.Delivery:
         package=stored_document(inbox.package_ref, len(item.package)),
         package_content=item.package,
         delivered_at=timestamp(datetime.now(UTC)),
-        verification=item.verification,
+        verification=check.text,
+        verification_result=exchange_pb2.DeliveryVerification(
+            package=_verdict(check.package) if check.package else None,
+            attachments=[_verdict(v) for v in check.attachments],
+        ),
         trace=[t.organ_id for t in inbox.trace],
     )
 

@@ -36,6 +36,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             max_deliveries=request.max_deliveries,
             lease_seconds=request.lease_seconds,
             follow=request.follow,
+            heartbeat_seconds=request.heartbeat_seconds,
         )
         async for delivery in deliveries:
             yield convert.delivery(request.unit_code, delivery)
@@ -70,6 +71,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         )
         return exchange_pb2.TrackResponse(
             document_id=request.document_id,
+            subject=entries[0].subject if entries else "",
             recipients=[convert.recipient_state(e) for e in entries],
         )
 

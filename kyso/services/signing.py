@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from kyso.interceptors import current_identity
+from kyso.operations.documents import INLINE_LIMIT
 from kyso.operations.wiring import Operations
 from kyso.services import convert
 from kyso.v1 import signing_pb2, signing_pb2_grpc
@@ -22,10 +23,12 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
         self, request: signing_pb2.SignPdfRequest, context: Any
     ) -> signing_pb2.SignPdfResponse:
         sealed = await self._sealing.seal(current_identity(), convert.seal_order(request))
+        # inline only when it came inline and fits the client's default receive limit
         inline = request.document.WhichOneof("source") == "content"
+        fits = 0 < len(sealed.pdf) <= INLINE_LIMIT
         return signing_pb2.SignPdfResponse(
             document=convert.stored_document(sealed.stored.ref, sealed.stored.size),
-            content=sealed.pdf if inline else b"",
+            content=sealed.pdf if inline and fits else b"",
             level=convert.level_to_proto(sealed.level),
             ledger_index=sealed.ledger_index,
         )

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from kyso.v1 import common_pb2 as kyso_dot_v1_dot_common__pb2
+from kyso.v1 import signing_pb2 as kyso_dot_v1_dot_signing__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kyso/v1/documents.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\"V\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"U\n\rUploadRequest\x12+\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.kyso.v1.UploadMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"4\n\x0f\x44ownloadRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\"\x1e\n\rDownloadChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"0\n\x0bStatRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\"s\n\x10SignatureSummary\x12\x0e\n\x06signer\x18\x01 \x01(\t\x12\x11\n\tkey_alias\x18\x02 \x01(\t\x12\r\n\x05level\x18\x03 \x01(\t\x12-\n\tsigned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe5\x01\n\x0c\x44ocumentInfo\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x10\n\x08uploader\x18\x04 \x01(\t\x12\x11\n\tunit_code\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nsignatures\x18\x07 \x03(\x0b\x32\x19.kyso.v1.SignatureSummary2\xc3\x01\n\x0f\x44ocumentService\x12;\n\x06Upload\x12\x16.kyso.v1.UploadRequest\x1a\x17.kyso.v1.StoredDocument(\x01\x12>\n\x08\x44ownload\x12\x18.kyso.v1.DownloadRequest\x1a\x16.kyso.v1.DownloadChunk0\x01\x12\x33\n\x04Stat\x12\x14.kyso.v1.StatRequest\x1a\x15.kyso.v1.DocumentInfoB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kyso/v1/documents.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\x1a\x15kyso/v1/signing.proto\"V\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"U\n\rUploadRequest\x12+\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.kyso.v1.UploadMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"4\n\x0f\x44ownloadRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\"\x1e\n\rDownloadChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"0\n\x0bStatRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\"\xa9\x01\n\x10SignatureSummary\x12\x0e\n\x06signer\x18\x01 \x01(\t\x12\x11\n\tkey_alias\x18\x02 \x01(\t\x12\x11\n\x05level\x18\x03 \x01(\tB\x02\x18\x01\x12-\n\tsigned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0fsignature_level\x18\x05 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\"\xe5\x01\n\x0c\x44ocumentInfo\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x10\n\x08uploader\x18\x04 \x01(\t\x12\x11\n\tunit_code\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nsignatures\x18\x07 \x03(\x0b\x32\x19.kyso.v1.SignatureSummary2\xc3\x01\n\x0f\x44ocumentService\x12;\n\x06Upload\x12\x16.kyso.v1.UploadRequest\x1a\x17.kyso.v1.StoredDocument(\x01\x12>\n\x08\x44ownload\x12\x18.kyso.v1.DownloadRequest\x1a\x16.kyso.v1.DownloadChunk0\x01\x12\x33\n\x04Stat\x12\x14.kyso.v1.StatRequest\x1a\x15.kyso.v1.DocumentInfoB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,20 +35,22 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kyso.v1.documents_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001Z\032kyso.vn/api/kyso/v1;kysov1\252\002\007Kyso.V1'
-  _globals['_UPLOADMETADATA']._serialized_start=91
-  _globals['_UPLOADMETADATA']._serialized_end=177
-  _globals['_UPLOADREQUEST']._serialized_start=179
-  _globals['_UPLOADREQUEST']._serialized_end=264
-  _globals['_DOWNLOADREQUEST']._serialized_start=266
-  _globals['_DOWNLOADREQUEST']._serialized_end=318
-  _globals['_DOWNLOADCHUNK']._serialized_start=320
-  _globals['_DOWNLOADCHUNK']._serialized_end=350
-  _globals['_STATREQUEST']._serialized_start=352
-  _globals['_STATREQUEST']._serialized_end=400
-  _globals['_SIGNATURESUMMARY']._serialized_start=402
-  _globals['_SIGNATURESUMMARY']._serialized_end=517
-  _globals['_DOCUMENTINFO']._serialized_start=520
-  _globals['_DOCUMENTINFO']._serialized_end=749
-  _globals['_DOCUMENTSERVICE']._serialized_start=752
-  _globals['_DOCUMENTSERVICE']._serialized_end=947
+  _globals['_SIGNATURESUMMARY'].fields_by_name['level']._loaded_options = None
+  _globals['_SIGNATURESUMMARY'].fields_by_name['level']._serialized_options = b'\030\001'
+  _globals['_UPLOADMETADATA']._serialized_start=114
+  _globals['_UPLOADMETADATA']._serialized_end=200
+  _globals['_UPLOADREQUEST']._serialized_start=202
+  _globals['_UPLOADREQUEST']._serialized_end=287
+  _globals['_DOWNLOADREQUEST']._serialized_start=289
+  _globals['_DOWNLOADREQUEST']._serialized_end=341
+  _globals['_DOWNLOADCHUNK']._serialized_start=343
+  _globals['_DOWNLOADCHUNK']._serialized_end=373
+  _globals['_STATREQUEST']._serialized_start=375
+  _globals['_STATREQUEST']._serialized_end=423
+  _globals['_SIGNATURESUMMARY']._serialized_start=426
+  _globals['_SIGNATURESUMMARY']._serialized_end=595
+  _globals['_DOCUMENTINFO']._serialized_start=598
+  _globals['_DOCUMENTINFO']._serialized_end=827
+  _globals['_DOCUMENTSERVICE']._serialized_start=830
+  _globals['_DOCUMENTSERVICE']._serialized_end=1025
 # @@protoc_insertion_point(module_scope)

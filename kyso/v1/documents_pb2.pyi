@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from kyso.v1 import common_pb2 as _common_pb2
+from kyso.v1 import signing_pb2 as _signing_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -49,16 +50,18 @@ class StatRequest(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.DocumentRef, _Mapping]] = ...) -> None: ...
 
 class SignatureSummary(_message.Message):
-    __slots__ = ("signer", "key_alias", "level", "signed_at")
+    __slots__ = ("signer", "key_alias", "level", "signed_at", "signature_level")
     SIGNER_FIELD_NUMBER: _ClassVar[int]
     KEY_ALIAS_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_LEVEL_FIELD_NUMBER: _ClassVar[int]
     signer: str
     key_alias: str
     level: str
     signed_at: _timestamp_pb2.Timestamp
-    def __init__(self, signer: _Optional[str] = ..., key_alias: _Optional[str] = ..., level: _Optional[str] = ..., signed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    signature_level: _signing_pb2.SignatureLevel
+    def __init__(self, signer: _Optional[str] = ..., key_alias: _Optional[str] = ..., level: _Optional[str] = ..., signed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., signature_level: _Optional[_Union[_signing_pb2.SignatureLevel, str]] = ...) -> None: ...
 
 class DocumentInfo(_message.Message):
     __slots__ = ("document", "content_type", "filename", "uploader", "unit_code", "created_at", "signatures")

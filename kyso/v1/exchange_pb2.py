@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from kyso.v1 import common_pb2 as kyso_dot_v1_dot_common__pb2
+from kyso.v1 import verification_pb2 as kyso_dot_v1_dot_verification__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kyso/v1/exchange.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\"\x80\x02\n\x0e\x44ocumentFields\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x13\n\x0b\x63ode_number\x18\x02 \x01(\t\x12\x15\n\rcode_notation\x18\x03 \x01(\t\x12\x15\n\rdocument_type\x18\x04 \x01(\x05\x12\x1a\n\x12\x64ocument_type_name\x18\x05 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x06 \x01(\t\x12\x18\n\x10signer_full_name\x18\x07 \x01(\t\x12\x17\n\x0fsigner_position\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x12(\n\x0b\x61ttachments\x18\n \x03(\x0b\x32\x13.kyso.v1.Attachment\"r\n\nAttachment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x11\n\x07\x63ontent\x18\x03 \x01(\x0cH\x00\x12#\n\x03ref\x18\x04 \x01(\x0b\x32\x14.kyso.v1.DocumentRefH\x00\x42\x08\n\x06source\"\x8d\x01\n\x0bSendRequest\x12\x11\n\tfrom_unit\x18\x01 \x01(\t\x12\x10\n\x08to_units\x18\x02 \x03(\t\x12\x11\n\x07package\x18\x03 \x01(\x0cH\x00\x12)\n\x06\x66ields\x18\x04 \x01(\x0b\x32\x17.kyso.v1.DocumentFieldsH\x00\x12\x13\n\x0b\x64ocument_id\x18\x05 \x01(\tB\x06\n\x04\x62ody\"z\n\x0cSendResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12(\n\x07package\x18\x02 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12+\n\nrecipients\x18\x03 \x03(\x0b\x32\x17.kyso.v1.RecipientState\"\xca\x01\n\x0eRecipientState\x12\x11\n\tunit_code\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.kyso.v1.DeliveryState\x12\x13\n\x0bstatus_code\x18\x03 \x01(\t\x12\x1a\n\x12status_description\x18\x04 \x01(\t\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\r\n\x05trace\x18\x07 \x03(\t\"b\n\x0eReceiveRequest\x12\x11\n\tunit_code\x18\x01 \x01(\t\x12\x16\n\x0emax_deliveries\x18\x02 \x01(\x05\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"\x83\x02\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x11\n\tfrom_unit\x18\x03 \x01(\t\x12\x0f\n\x07to_unit\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12(\n\x07package\x18\x06 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12\x17\n\x0fpackage_content\x18\x07 \x01(\x0c\x12\x30\n\x0c\x64\x65livered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cverification\x18\t \x01(\t\x12\r\n\x05trace\x18\n \x03(\t\"5\n\nAckRequest\x12\x11\n\tunit_code\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65livery_ids\x18\x02 \x03(\t\"#\n\x0b\x41\x63kResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x05\"\x89\x01\n\x13UpdateStatusRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x11\n\tfrom_unit\x18\x02 \x01(\t\x12\x11\n\tunit_code\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\r\n\x05staff\x18\x06 \x01(\t\"\x16\n\x14UpdateStatusResponse\"6\n\x0cTrackRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x11\n\tfrom_unit\x18\x02 \x01(\t\"b\n\rTrackResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12+\n\nrecipients\x18\x03 \x03(\x0b\x32\x17.kyso.v1.RecipientState\"\x9a\x01\n\x0e\x46orwardRequest\x12\x10\n\x08\x66rom_hub\x18\x01 \x01(\t\x12\x11\n\x07package\x18\x02 \x01(\x0cH\x00\x12\x17\n\rstatus_packet\x18\x03 \x01(\x0cH\x00\x12\x10\n\x08to_units\x18\x04 \x03(\t\x12\x0e\n\x06hop_id\x18\x05 \x01(\t\x12 \n\x05trace\x18\x06 \x03(\x0b\x32\x11.kyso.v1.TraceHopB\x06\n\x04\x62ody\"K\n\x08TraceHop\x12\x10\n\x08organ_id\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x0f\x46orwardResponse\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x19\n\x11receipt_signature\x18\x02 \x01(\x0c\x12\x1b\n\x13receipt_certificate\x18\x03 \x01(\x0c\"\x18\n\x16ListQuarantinedRequest\"\xe6\x01\n\x0fQuarantinedItem\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.kyso.v1.QuarantineKind\x12\n\n\x02id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x03 \x01(\t\x12\x11\n\tfrom_unit\x18\x04 \x01(\t\x12\x10\n\x08to_units\x18\x05 \x03(\t\x12\x10\n\x08next_hub\x18\x06 \x01(\t\x12\x10\n\x08\x66\x61ilures\x18\x07 \x01(\x05\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x32\n\x0equarantined_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x17ListQuarantinedResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.kyso.v1.QuarantinedItem\"N\n\x19ReleaseQuarantinedRequest\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.kyso.v1.QuarantineKind\x12\n\n\x02id\x18\x02 \x01(\t\"H\n\x1aReleaseQuarantinedResponse\x12*\n\x08released\x18\x01 \x01(\x0b\x32\x18.kyso.v1.QuarantinedItem*\xc2\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45LIVERY_STATE_QUEUED\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_FORWARDED\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03\x12\x1f\n\x1b\x44\x45LIVERY_STATE_ACKNOWLEDGED\x10\x04\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x05*h\n\x0eQuarantineKind\x12\x1f\n\x1bQUARANTINE_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18QUARANTINE_KIND_DELIVERY\x10\x01\x12\x17\n\x13QUARANTINE_KIND_HOP\x10\x02\x32\xa9\x04\n\x0f\x45xchangeService\x12\x33\n\x04Send\x12\x14.kyso.v1.SendRequest\x1a\x15.kyso.v1.SendResponse\x12\x37\n\x07Receive\x12\x17.kyso.v1.ReceiveRequest\x1a\x11.kyso.v1.Delivery0\x01\x12\x30\n\x03\x41\x63k\x12\x13.kyso.v1.AckRequest\x1a\x14.kyso.v1.AckResponse\x12K\n\x0cUpdateStatus\x12\x1c.kyso.v1.UpdateStatusRequest\x1a\x1d.kyso.v1.UpdateStatusResponse\x12\x36\n\x05Track\x12\x15.kyso.v1.TrackRequest\x1a\x16.kyso.v1.TrackResponse\x12<\n\x07\x46orward\x12\x17.kyso.v1.ForwardRequest\x1a\x18.kyso.v1.ForwardResponse\x12T\n\x0fListQuarantined\x12\x1f.kyso.v1.ListQuarantinedRequest\x1a .kyso.v1.ListQuarantinedResponse\x12]\n\x12ReleaseQuarantined\x12\".kyso.v1.ReleaseQuarantinedRequest\x1a#.kyso.v1.ReleaseQuarantinedResponseB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kyso/v1/exchange.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\x1a\x1akyso/v1/verification.proto\"\x80\x02\n\x0e\x44ocumentFields\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x13\n\x0b\x63ode_number\x18\x02 \x01(\t\x12\x15\n\rcode_notation\x18\x03 \x01(\t\x12\x15\n\rdocument_type\x18\x04 \x01(\x05\x12\x1a\n\x12\x64ocument_type_name\x18\x05 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x06 \x01(\t\x12\x18\n\x10signer_full_name\x18\x07 \x01(\t\x12\x17\n\x0fsigner_position\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x12(\n\x0b\x61ttachments\x18\n \x03(\x0b\x32\x13.kyso.v1.Attachment\"r\n\nAttachment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x11\n\x07\x63ontent\x18\x03 \x01(\x0cH\x00\x12#\n\x03ref\x18\x04 \x01(\x0b\x32\x14.kyso.v1.DocumentRefH\x00\x42\x08\n\x06source\"\x8d\x01\n\x0bSendRequest\x12\x11\n\tfrom_unit\x18\x01 \x01(\t\x12\x10\n\x08to_units\x18\x02 \x03(\t\x12\x11\n\x07package\x18\x03 \x01(\x0cH\x00\x12)\n\x06\x66ields\x18\x04 \x01(\x0b\x32\x17.kyso.v1.DocumentFieldsH\x00\x12\x13\n\x0b\x64ocument_id\x18\x05 \x01(\tB\x06\n\x04\x62ody\"z\n\x0cSendResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12(\n\x07package\x18\x02 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12+\n\nrecipients\x18\x03 \x03(\x0b\x32\x17.kyso.v1.RecipientState\"\xca\x01\n\x0eRecipientState\x12\x11\n\tunit_code\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.kyso.v1.DeliveryState\x12\x13\n\x0bstatus_code\x18\x03 \x01(\t\x12\x1a\n\x12status_description\x18\x04 \x01(\t\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\r\n\x05trace\x18\x07 \x03(\t\"}\n\x0eReceiveRequest\x12\x11\n\tunit_code\x18\x01 \x01(\t\x12\x16\n\x0emax_deliveries\x18\x02 \x01(\x05\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x19\n\x11heartbeat_seconds\x18\x05 \x01(\x05\"\xd2\x02\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x11\n\tfrom_unit\x18\x03 \x01(\t\x12\x0f\n\x07to_unit\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12(\n\x07package\x18\x06 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12\x17\n\x0fpackage_content\x18\x07 \x01(\x0c\x12\x30\n\x0c\x64\x65livered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cverification\x18\t \x01(\t\x12\r\n\x05trace\x18\n \x03(\t\x12:\n\x13verification_result\x18\x0b \x01(\x0b\x32\x1d.kyso.v1.DeliveryVerification\x12\x11\n\theartbeat\x18\x0c \x01(\x08\"j\n\x14\x44\x65liveryVerification\x12&\n\x07package\x18\x01 \x01(\x0b\x32\x15.kyso.v1.VerifiedItem\x12*\n\x0b\x61ttachments\x18\x02 \x03(\x0b\x32\x15.kyso.v1.VerifiedItem\"\x81\x01\n\x0cVerifiedItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\nindication\x18\x02 \x01(\x0e\x32\x13.kyso.v1.Indication\x12\x16\n\x0esub_indication\x18\x03 \x01(\t\x12\x0e\n\x06signer\x18\x04 \x01(\t\x12\x12\n\nsignatures\x18\x05 \x01(\x05\"5\n\nAckRequest\x12\x11\n\tunit_code\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65livery_ids\x18\x02 \x03(\t\"#\n\x0b\x41\x63kResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x05\"\x89\x01\n\x13UpdateStatusRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x11\n\tfrom_unit\x18\x02 \x01(\t\x12\x11\n\tunit_code\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\r\n\x05staff\x18\x06 \x01(\t\"\x16\n\x14UpdateStatusResponse\"6\n\x0cTrackRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x11\n\tfrom_unit\x18\x02 \x01(\t\"b\n\rTrackResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12+\n\nrecipients\x18\x03 \x03(\x0b\x32\x17.kyso.v1.RecipientState\"\x9a\x01\n\x0e\x46orwardRequest\x12\x10\n\x08\x66rom_hub\x18\x01 \x01(\t\x12\x11\n\x07package\x18\x02 \x01(\x0cH\x00\x12\x17\n\rstatus_packet\x18\x03 \x01(\x0cH\x00\x12\x10\n\x08to_units\x18\x04 \x03(\t\x12\x0e\n\x06hop_id\x18\x05 \x01(\t\x12 \n\x05trace\x18\x06 \x03(\x0b\x32\x11.kyso.v1.TraceHopB\x06\n\x04\x62ody\"K\n\x08TraceHop\x12\x10\n\x08organ_id\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x0f\x46orwardResponse\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x19\n\x11receipt_signature\x18\x02 \x01(\x0c\x12\x1b\n\x13receipt_certificate\x18\x03 \x01(\x0c\"\x18\n\x16ListQuarantinedRequest\"\xe6\x01\n\x0fQuarantinedItem\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.kyso.v1.QuarantineKind\x12\n\n\x02id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x03 \x01(\t\x12\x11\n\tfrom_unit\x18\x04 \x01(\t\x12\x10\n\x08to_units\x18\x05 \x03(\t\x12\x10\n\x08next_hub\x18\x06 \x01(\t\x12\x10\n\x08\x66\x61ilures\x18\x07 \x01(\x05\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x32\n\x0equarantined_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x17ListQuarantinedResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.kyso.v1.QuarantinedItem\"N\n\x19ReleaseQuarantinedRequest\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.kyso.v1.QuarantineKind\x12\n\n\x02id\x18\x02 \x01(\t\"H\n\x1aReleaseQuarantinedResponse\x12*\n\x08released\x18\x01 \x01(\x0b\x32\x18.kyso.v1.QuarantinedItem*\xc2\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45LIVERY_STATE_QUEUED\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_FORWARDED\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03\x12\x1f\n\x1b\x44\x45LIVERY_STATE_ACKNOWLEDGED\x10\x04\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x05*h\n\x0eQuarantineKind\x12\x1f\n\x1bQUARANTINE_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18QUARANTINE_KIND_DELIVERY\x10\x01\x12\x17\n\x13QUARANTINE_KIND_HOP\x10\x02\x32\xa9\x04\n\x0f\x45xchangeService\x12\x33\n\x04Send\x12\x14.kyso.v1.SendRequest\x1a\x15.kyso.v1.SendResponse\x12\x37\n\x07Receive\x12\x17.kyso.v1.ReceiveRequest\x1a\x11.kyso.v1.Delivery0\x01\x12\x30\n\x03\x41\x63k\x12\x13.kyso.v1.AckRequest\x1a\x14.kyso.v1.AckResponse\x12K\n\x0cUpdateStatus\x12\x1c.kyso.v1.UpdateStatusRequest\x1a\x1d.kyso.v1.UpdateStatusResponse\x12\x36\n\x05Track\x12\x15.kyso.v1.TrackRequest\x1a\x16.kyso.v1.TrackResponse\x12<\n\x07\x46orward\x12\x17.kyso.v1.ForwardRequest\x1a\x18.kyso.v1.ForwardResponse\x12T\n\x0fListQuarantined\x12\x1f.kyso.v1.ListQuarantinedRequest\x1a .kyso.v1.ListQuarantinedResponse\x12]\n\x12ReleaseQuarantined\x12\".kyso.v1.ReleaseQuarantinedRequest\x1a#.kyso.v1.ReleaseQuarantinedResponseB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,52 +35,56 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kyso.v1.exchange_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001Z\032kyso.vn/api/kyso/v1;kysov1\252\002\007Kyso.V1'
-  _globals['_DELIVERYSTATE']._serialized_start=2520
-  _globals['_DELIVERYSTATE']._serialized_end=2714
-  _globals['_QUARANTINEKIND']._serialized_start=2716
-  _globals['_QUARANTINEKIND']._serialized_end=2820
-  _globals['_DOCUMENTFIELDS']._serialized_start=91
-  _globals['_DOCUMENTFIELDS']._serialized_end=347
-  _globals['_ATTACHMENT']._serialized_start=349
-  _globals['_ATTACHMENT']._serialized_end=463
-  _globals['_SENDREQUEST']._serialized_start=466
-  _globals['_SENDREQUEST']._serialized_end=607
-  _globals['_SENDRESPONSE']._serialized_start=609
-  _globals['_SENDRESPONSE']._serialized_end=731
-  _globals['_RECIPIENTSTATE']._serialized_start=734
-  _globals['_RECIPIENTSTATE']._serialized_end=936
-  _globals['_RECEIVEREQUEST']._serialized_start=938
-  _globals['_RECEIVEREQUEST']._serialized_end=1036
-  _globals['_DELIVERY']._serialized_start=1039
-  _globals['_DELIVERY']._serialized_end=1298
-  _globals['_ACKREQUEST']._serialized_start=1300
-  _globals['_ACKREQUEST']._serialized_end=1353
-  _globals['_ACKRESPONSE']._serialized_start=1355
-  _globals['_ACKRESPONSE']._serialized_end=1390
-  _globals['_UPDATESTATUSREQUEST']._serialized_start=1393
-  _globals['_UPDATESTATUSREQUEST']._serialized_end=1530
-  _globals['_UPDATESTATUSRESPONSE']._serialized_start=1532
-  _globals['_UPDATESTATUSRESPONSE']._serialized_end=1554
-  _globals['_TRACKREQUEST']._serialized_start=1556
-  _globals['_TRACKREQUEST']._serialized_end=1610
-  _globals['_TRACKRESPONSE']._serialized_start=1612
-  _globals['_TRACKRESPONSE']._serialized_end=1710
-  _globals['_FORWARDREQUEST']._serialized_start=1713
-  _globals['_FORWARDREQUEST']._serialized_end=1867
-  _globals['_TRACEHOP']._serialized_start=1869
-  _globals['_TRACEHOP']._serialized_end=1944
-  _globals['_FORWARDRESPONSE']._serialized_start=1946
-  _globals['_FORWARDRESPONSE']._serialized_end=2036
-  _globals['_LISTQUARANTINEDREQUEST']._serialized_start=2038
-  _globals['_LISTQUARANTINEDREQUEST']._serialized_end=2062
-  _globals['_QUARANTINEDITEM']._serialized_start=2065
-  _globals['_QUARANTINEDITEM']._serialized_end=2295
-  _globals['_LISTQUARANTINEDRESPONSE']._serialized_start=2297
-  _globals['_LISTQUARANTINEDRESPONSE']._serialized_end=2363
-  _globals['_RELEASEQUARANTINEDREQUEST']._serialized_start=2365
-  _globals['_RELEASEQUARANTINEDREQUEST']._serialized_end=2443
-  _globals['_RELEASEQUARANTINEDRESPONSE']._serialized_start=2445
-  _globals['_RELEASEQUARANTINEDRESPONSE']._serialized_end=2517
-  _globals['_EXCHANGESERVICE']._serialized_start=2823
-  _globals['_EXCHANGESERVICE']._serialized_end=3376
+  _globals['_DELIVERYSTATE']._serialized_start=2894
+  _globals['_DELIVERYSTATE']._serialized_end=3088
+  _globals['_QUARANTINEKIND']._serialized_start=3090
+  _globals['_QUARANTINEKIND']._serialized_end=3194
+  _globals['_DOCUMENTFIELDS']._serialized_start=119
+  _globals['_DOCUMENTFIELDS']._serialized_end=375
+  _globals['_ATTACHMENT']._serialized_start=377
+  _globals['_ATTACHMENT']._serialized_end=491
+  _globals['_SENDREQUEST']._serialized_start=494
+  _globals['_SENDREQUEST']._serialized_end=635
+  _globals['_SENDRESPONSE']._serialized_start=637
+  _globals['_SENDRESPONSE']._serialized_end=759
+  _globals['_RECIPIENTSTATE']._serialized_start=762
+  _globals['_RECIPIENTSTATE']._serialized_end=964
+  _globals['_RECEIVEREQUEST']._serialized_start=966
+  _globals['_RECEIVEREQUEST']._serialized_end=1091
+  _globals['_DELIVERY']._serialized_start=1094
+  _globals['_DELIVERY']._serialized_end=1432
+  _globals['_DELIVERYVERIFICATION']._serialized_start=1434
+  _globals['_DELIVERYVERIFICATION']._serialized_end=1540
+  _globals['_VERIFIEDITEM']._serialized_start=1543
+  _globals['_VERIFIEDITEM']._serialized_end=1672
+  _globals['_ACKREQUEST']._serialized_start=1674
+  _globals['_ACKREQUEST']._serialized_end=1727
+  _globals['_ACKRESPONSE']._serialized_start=1729
+  _globals['_ACKRESPONSE']._serialized_end=1764
+  _globals['_UPDATESTATUSREQUEST']._serialized_start=1767
+  _globals['_UPDATESTATUSREQUEST']._serialized_end=1904
+  _globals['_UPDATESTATUSRESPONSE']._serialized_start=1906
+  _globals['_UPDATESTATUSRESPONSE']._serialized_end=1928
+  _globals['_TRACKREQUEST']._serialized_start=1930
+  _globals['_TRACKREQUEST']._serialized_end=1984
+  _globals['_TRACKRESPONSE']._serialized_start=1986
+  _globals['_TRACKRESPONSE']._serialized_end=2084
+  _globals['_FORWARDREQUEST']._serialized_start=2087
+  _globals['_FORWARDREQUEST']._serialized_end=2241
+  _globals['_TRACEHOP']._serialized_start=2243
+  _globals['_TRACEHOP']._serialized_end=2318
+  _globals['_FORWARDRESPONSE']._serialized_start=2320
+  _globals['_FORWARDRESPONSE']._serialized_end=2410
+  _globals['_LISTQUARANTINEDREQUEST']._serialized_start=2412
+  _globals['_LISTQUARANTINEDREQUEST']._serialized_end=2436
+  _globals['_QUARANTINEDITEM']._serialized_start=2439
+  _globals['_QUARANTINEDITEM']._serialized_end=2669
+  _globals['_LISTQUARANTINEDRESPONSE']._serialized_start=2671
+  _globals['_LISTQUARANTINEDRESPONSE']._serialized_end=2737
+  _globals['_RELEASEQUARANTINEDREQUEST']._serialized_start=2739
+  _globals['_RELEASEQUARANTINEDREQUEST']._serialized_end=2817
+  _globals['_RELEASEQUARANTINEDRESPONSE']._serialized_start=2819
+  _globals['_RELEASEQUARANTINEDRESPONSE']._serialized_end=2891
+  _globals['_EXCHANGESERVICE']._serialized_start=3197
+  _globals['_EXCHANGESERVICE']._serialized_end=3750
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from kyso.v1 import common_pb2 as _common_pb2
+from kyso.v1 import verification_pb2 as _verification_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -114,19 +115,21 @@ class RecipientState(_message.Message):
     def __init__(self, unit_code: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., status_code: _Optional[str] = ..., status_description: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ..., trace: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReceiveRequest(_message.Message):
-    __slots__ = ("unit_code", "max_deliveries", "lease_seconds", "follow")
+    __slots__ = ("unit_code", "max_deliveries", "lease_seconds", "follow", "heartbeat_seconds")
     UNIT_CODE_FIELD_NUMBER: _ClassVar[int]
     MAX_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     unit_code: str
     max_deliveries: int
     lease_seconds: int
     follow: bool
-    def __init__(self, unit_code: _Optional[str] = ..., max_deliveries: _Optional[int] = ..., lease_seconds: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+    heartbeat_seconds: int
+    def __init__(self, unit_code: _Optional[str] = ..., max_deliveries: _Optional[int] = ..., lease_seconds: _Optional[int] = ..., follow: _Optional[bool] = ..., heartbeat_seconds: _Optional[int] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("delivery_id", "document_id", "from_unit", "to_unit", "subject", "package", "package_content", "delivered_at", "verification", "trace")
+    __slots__ = ("delivery_id", "document_id", "from_unit", "to_unit", "subject", "package", "package_content", "delivered_at", "verification", "trace", "verification_result", "heartbeat")
     DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_UNIT_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +140,8 @@ class Delivery(_message.Message):
     DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
     VERIFICATION_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_RESULT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     delivery_id: str
     document_id: str
     from_unit: str
@@ -147,7 +152,31 @@ class Delivery(_message.Message):
     delivered_at: _timestamp_pb2.Timestamp
     verification: str
     trace: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, delivery_id: _Optional[str] = ..., document_id: _Optional[str] = ..., from_unit: _Optional[str] = ..., to_unit: _Optional[str] = ..., subject: _Optional[str] = ..., package: _Optional[_Union[_common_pb2.StoredDocument, _Mapping]] = ..., package_content: _Optional[bytes] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verification: _Optional[str] = ..., trace: _Optional[_Iterable[str]] = ...) -> None: ...
+    verification_result: DeliveryVerification
+    heartbeat: bool
+    def __init__(self, delivery_id: _Optional[str] = ..., document_id: _Optional[str] = ..., from_unit: _Optional[str] = ..., to_unit: _Optional[str] = ..., subject: _Optional[str] = ..., package: _Optional[_Union[_common_pb2.StoredDocument, _Mapping]] = ..., package_content: _Optional[bytes] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verification: _Optional[str] = ..., trace: _Optional[_Iterable[str]] = ..., verification_result: _Optional[_Union[DeliveryVerification, _Mapping]] = ..., heartbeat: _Optional[bool] = ...) -> None: ...
+
+class DeliveryVerification(_message.Message):
+    __slots__ = ("package", "attachments")
+    PACKAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
+    package: VerifiedItem
+    attachments: _containers.RepeatedCompositeFieldContainer[VerifiedItem]
+    def __init__(self, package: _Optional[_Union[VerifiedItem, _Mapping]] = ..., attachments: _Optional[_Iterable[_Union[VerifiedItem, _Mapping]]] = ...) -> None: ...
+
+class VerifiedItem(_message.Message):
+    __slots__ = ("name", "indication", "sub_indication", "signer", "signatures")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INDICATION_FIELD_NUMBER: _ClassVar[int]
+    SUB_INDICATION_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    indication: _verification_pb2.Indication
+    sub_indication: str
+    signer: str
+    signatures: int
+    def __init__(self, name: _Optional[str] = ..., indication: _Optional[_Union[_verification_pb2.Indication, str]] = ..., sub_indication: _Optional[str] = ..., signer: _Optional[str] = ..., signatures: _Optional[int] = ...) -> None: ...
 
 class AckRequest(_message.Message):
     __slots__ = ("unit_code", "delivery_ids")

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from kyso.v1 import common_pb2 as kyso_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kyso/v1/signing.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\"N\n\tPlacement\x12\x14\n\nfield_name\x18\x01 \x01(\tH\x00\x12!\n\x04rect\x18\x02 \x01(\x0b\x32\x11.kyso.v1.PageRectH\x00\x42\x08\n\x06target\"H\n\x08PageRect\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\n\n\x02x1\x18\x02 \x01(\x01\x12\n\n\x02y1\x18\x03 \x01(\x01\x12\n\n\x02x2\x18\x04 \x01(\x01\x12\n\n\x02y2\x18\x05 \x01(\x01\"\x89\x02\n\x0eSignPdfRequest\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.kyso.v1.DocumentInput\x12\x11\n\tkey_alias\x18\x02 \x01(\t\x12&\n\x05level\x18\x03 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\x12\'\n\nappearance\x18\x04 \x01(\x0e\x32\x13.kyso.v1.Appearance\x12%\n\tplacement\x18\x05 \x01(\x0b\x32\x12.kyso.v1.Placement\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x10\n\x08location\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontact\x18\x08 \x01(\t\x12\x0f\n\x07\x63\x65rtify\x18\t \x01(\x08\"\x8b\x01\n\x0fSignPdfResponse\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12&\n\x05level\x18\x03 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\x12\x14\n\x0cledger_index\x18\x04 \x01(\x03\"\x90\x02\n\x17PrepareSignatureRequest\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.kyso.v1.DocumentInput\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0c\x12\r\n\x05\x63hain\x18\x03 \x03(\x0c\x12\'\n\nappearance\x18\x04 \x01(\x0e\x32\x13.kyso.v1.Appearance\x12%\n\tplacement\x18\x05 \x01(\x0b\x32\x12.kyso.v1.Placement\x12&\n\x05level\x18\x06 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x10\n\x08location\x18\x08 \x01(\t\x12\r\n\x05title\x18\t \x01(\t\"\xec\x01\n\x18PrepareSignatureResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\nsign_input\x18\x02 \x01(\x0e\x32\x12.kyso.v1.SignInput\x12\x14\n\x0c\x64\x61ta_to_sign\x18\x03 \x01(\x0c\x12\x18\n\x10\x64igest_algorithm\x18\x04 \x01(\t\x12\x1b\n\x13signature_mechanism\x18\x05 \x01(\t\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64ocument_sha256\x18\x07 \x01(\t\"G\n\x18\x43ompleteSignatureRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fsignature_value\x18\x02 \x01(\x0c\"\x84\x01\n\x19\x43ompleteSignatureResponse\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12&\n\x05level\x18\x02 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\x12\x14\n\x0cledger_index\x18\x03 \x01(\x03\"a\n\x1cListPendingSignaturesRequest\x12\x1a\n\x12\x63\x65rtificate_sha256\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xd2\x02\n\x10PendingSignature\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\tunit_code\x18\x03 \x01(\t\x12\x11\n\trequester\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64ocument_sha256\x18\x07 \x01(\t\x12\x14\n\x0c\x64\x61ta_to_sign\x18\x08 \x01(\x0c\x12\x18\n\x10\x64igest_algorithm\x18\t \x01(\t\x12\x1b\n\x13signature_mechanism\x18\n \x01(\t\x12\x14\n\x0cprepared_ref\x18\x0b \x01(\t\x12\x19\n\x11signed_attributes\x18\x0c \x01(\x0c\"d\n\x1dListPendingSignaturesResponse\x12*\n\x07pending\x18\x01 \x03(\x0b\x32\x19.kyso.v1.PendingSignature\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x16\x43\x61ncelSignatureRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x19\n\x17\x43\x61ncelSignatureResponse*\x98\x01\n\x0eSignatureLevel\x12\x1f\n\x1bSIGNATURE_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n\x13SIGNATURE_LEVEL_B_B\x10\x01\x12\x17\n\x13SIGNATURE_LEVEL_B_T\x10\x02\x12\x18\n\x14SIGNATURE_LEVEL_B_LT\x10\x03\x12\x19\n\x15SIGNATURE_LEVEL_B_LTA\x10\x04*g\n\nAppearance\x12\x1a\n\x16\x41PPEARANCE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41PPEARANCE_NONE\x10\x01\x12\x13\n\x0f\x41PPEARANCE_SEAL\x10\x02\x12\x13\n\x0f\x41PPEARANCE_TEXT\x10\x03*>\n\tSignInput\x12\x1a\n\x16SIGN_INPUT_UNSPECIFIED\x10\x00\x12\x15\n\x11SIGN_INPUT_DIGEST\x10\x01\x32\xc1\x03\n\x0eSigningService\x12<\n\x07SignPdf\x12\x17.kyso.v1.SignPdfRequest\x1a\x18.kyso.v1.SignPdfResponse\x12W\n\x10PrepareSignature\x12 .kyso.v1.PrepareSignatureRequest\x1a!.kyso.v1.PrepareSignatureResponse\x12Z\n\x11\x43ompleteSignature\x12!.kyso.v1.CompleteSignatureRequest\x1a\".kyso.v1.CompleteSignatureResponse\x12\x66\n\x15ListPendingSignatures\x12%.kyso.v1.ListPendingSignaturesRequest\x1a&.kyso.v1.ListPendingSignaturesResponse\x12T\n\x0f\x43\x61ncelSignature\x12\x1f.kyso.v1.CancelSignatureRequest\x1a .kyso.v1.CancelSignatureResponseB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kyso/v1/signing.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\"N\n\tPlacement\x12\x14\n\nfield_name\x18\x01 \x01(\tH\x00\x12!\n\x04rect\x18\x02 \x01(\x0b\x32\x11.kyso.v1.PageRectH\x00\x42\x08\n\x06target\"H\n\x08PageRect\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\n\n\x02x1\x18\x02 \x01(\x01\x12\n\n\x02y1\x18\x03 \x01(\x01\x12\n\n\x02x2\x18\x04 \x01(\x01\x12\n\n\x02y2\x18\x05 \x01(\x01\"\x9d\x02\n\x0eSignPdfRequest\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.kyso.v1.DocumentInput\x12\x11\n\tkey_alias\x18\x02 \x01(\t\x12&\n\x05level\x18\x03 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\x12\'\n\nappearance\x18\x04 \x01(\x0e\x32\x13.kyso.v1.Appearance\x12%\n\tplacement\x18\x05 \x01(\x0b\x32\x12.kyso.v1.Placement\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x10\n\x08location\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontact\x18\x08 \x01(\t\x12\x0f\n\x07\x63\x65rtify\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\"\x8b\x01\n\x0fSignPdfResponse\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12&\n\x05level\x18\x03 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\x12\x14\n\x0cledger_index\x18\x04 \x01(\x03\"\x90\x02\n\x17PrepareSignatureRequest\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.kyso.v1.DocumentInput\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0c\x12\r\n\x05\x63hain\x18\x03 \x03(\x0c\x12\'\n\nappearance\x18\x04 \x01(\x0e\x32\x13.kyso.v1.Appearance\x12%\n\tplacement\x18\x05 \x01(\x0b\x32\x12.kyso.v1.Placement\x12&\n\x05level\x18\x06 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x10\n\x08location\x18\x08 \x01(\t\x12\r\n\x05title\x18\t \x01(\t\"\x94\x02\n\x18PrepareSignatureResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12&\n\nsign_input\x18\x02 \x01(\x0e\x32\x12.kyso.v1.SignInput\x12\x14\n\x0c\x64\x61ta_to_sign\x18\x03 \x01(\x0c\x12\x18\n\x10\x64igest_algorithm\x18\x04 \x01(\t\x12\x1b\n\x13signature_mechanism\x18\x05 \x01(\t\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64ocument_sha256\x18\x07 \x01(\t\x12&\n\x05level\x18\x08 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\"G\n\x18\x43ompleteSignatureRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fsignature_value\x18\x02 \x01(\x0c\"\x84\x01\n\x19\x43ompleteSignatureResponse\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12&\n\x05level\x18\x02 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\x12\x14\n\x0cledger_index\x18\x03 \x01(\x03\"a\n\x1cListPendingSignaturesRequest\x12\x1a\n\x12\x63\x65rtificate_sha256\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xd2\x02\n\x10PendingSignature\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\tunit_code\x18\x03 \x01(\t\x12\x11\n\trequester\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64ocument_sha256\x18\x07 \x01(\t\x12\x14\n\x0c\x64\x61ta_to_sign\x18\x08 \x01(\x0c\x12\x18\n\x10\x64igest_algorithm\x18\t \x01(\t\x12\x1b\n\x13signature_mechanism\x18\n \x01(\t\x12\x14\n\x0cprepared_ref\x18\x0b \x01(\t\x12\x19\n\x11signed_attributes\x18\x0c \x01(\x0c\"d\n\x1dListPendingSignaturesResponse\x12*\n\x07pending\x18\x01 \x03(\x0b\x32\x19.kyso.v1.PendingSignature\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x16\x43\x61ncelSignatureRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x19\n\x17\x43\x61ncelSignatureResponse*\x98\x01\n\x0eSignatureLevel\x12\x1f\n\x1bSIGNATURE_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n\x13SIGNATURE_LEVEL_B_B\x10\x01\x12\x17\n\x13SIGNATURE_LEVEL_B_T\x10\x02\x12\x18\n\x14SIGNATURE_LEVEL_B_LT\x10\x03\x12\x19\n\x15SIGNATURE_LEVEL_B_LTA\x10\x04*g\n\nAppearance\x12\x1a\n\x16\x41PPEARANCE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41PPEARANCE_NONE\x10\x01\x12\x13\n\x0f\x41PPEARANCE_SEAL\x10\x02\x12\x13\n\x0f\x41PPEARANCE_TEXT\x10\x03*>\n\tSignInput\x12\x1a\n\x16SIGN_INPUT_UNSPECIFIED\x10\x00\x12\x15\n\x11SIGN_INPUT_DIGEST\x10\x01\x32\xc1\x03\n\x0eSigningService\x12<\n\x07SignPdf\x12\x17.kyso.v1.SignPdfRequest\x1a\x18.kyso.v1.SignPdfResponse\x12W\n\x10PrepareSignature\x12 .kyso.v1.PrepareSignatureRequest\x1a!.kyso.v1.PrepareSignatureResponse\x12Z\n\x11\x43ompleteSignature\x12!.kyso.v1.CompleteSignatureRequest\x1a\".kyso.v1.CompleteSignatureResponse\x12\x66\n\x15ListPendingSignatures\x12%.kyso.v1.ListPendingSignaturesRequest\x1a&.kyso.v1.ListPendingSignaturesResponse\x12T\n\x0f\x43\x61ncelSignature\x12\x1f.kyso.v1.CancelSignatureRequest\x1a .kyso.v1.CancelSignatureResponseB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,38 +34,38 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kyso.v1.signing_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001Z\032kyso.vn/api/kyso/v1;kysov1\252\002\007Kyso.V1'
-  _globals['_SIGNATURELEVEL']._serialized_start=2007
-  _globals['_SIGNATURELEVEL']._serialized_end=2159
-  _globals['_APPEARANCE']._serialized_start=2161
-  _globals['_APPEARANCE']._serialized_end=2264
-  _globals['_SIGNINPUT']._serialized_start=2266
-  _globals['_SIGNINPUT']._serialized_end=2328
+  _globals['_SIGNATURELEVEL']._serialized_start=2067
+  _globals['_SIGNATURELEVEL']._serialized_end=2219
+  _globals['_APPEARANCE']._serialized_start=2221
+  _globals['_APPEARANCE']._serialized_end=2324
+  _globals['_SIGNINPUT']._serialized_start=2326
+  _globals['_SIGNINPUT']._serialized_end=2388
   _globals['_PLACEMENT']._serialized_start=89
   _globals['_PLACEMENT']._serialized_end=167
   _globals['_PAGERECT']._serialized_start=169
   _globals['_PAGERECT']._serialized_end=241
   _globals['_SIGNPDFREQUEST']._serialized_start=244
-  _globals['_SIGNPDFREQUEST']._serialized_end=509
-  _globals['_SIGNPDFRESPONSE']._serialized_start=512
-  _globals['_SIGNPDFRESPONSE']._serialized_end=651
-  _globals['_PREPARESIGNATUREREQUEST']._serialized_start=654
-  _globals['_PREPARESIGNATUREREQUEST']._serialized_end=926
-  _globals['_PREPARESIGNATURERESPONSE']._serialized_start=929
-  _globals['_PREPARESIGNATURERESPONSE']._serialized_end=1165
-  _globals['_COMPLETESIGNATUREREQUEST']._serialized_start=1167
-  _globals['_COMPLETESIGNATUREREQUEST']._serialized_end=1238
-  _globals['_COMPLETESIGNATURERESPONSE']._serialized_start=1241
-  _globals['_COMPLETESIGNATURERESPONSE']._serialized_end=1373
-  _globals['_LISTPENDINGSIGNATURESREQUEST']._serialized_start=1375
-  _globals['_LISTPENDINGSIGNATURESREQUEST']._serialized_end=1472
-  _globals['_PENDINGSIGNATURE']._serialized_start=1475
-  _globals['_PENDINGSIGNATURE']._serialized_end=1813
-  _globals['_LISTPENDINGSIGNATURESRESPONSE']._serialized_start=1815
-  _globals['_LISTPENDINGSIGNATURESRESPONSE']._serialized_end=1915
-  _globals['_CANCELSIGNATUREREQUEST']._serialized_start=1917
-  _globals['_CANCELSIGNATUREREQUEST']._serialized_end=1977
-  _globals['_CANCELSIGNATURERESPONSE']._serialized_start=1979
-  _globals['_CANCELSIGNATURERESPONSE']._serialized_end=2004
-  _globals['_SIGNINGSERVICE']._serialized_start=2331
-  _globals['_SIGNINGSERVICE']._serialized_end=2780
+  _globals['_SIGNPDFREQUEST']._serialized_end=529
+  _globals['_SIGNPDFRESPONSE']._serialized_start=532
+  _globals['_SIGNPDFRESPONSE']._serialized_end=671
+  _globals['_PREPARESIGNATUREREQUEST']._serialized_start=674
+  _globals['_PREPARESIGNATUREREQUEST']._serialized_end=946
+  _globals['_PREPARESIGNATURERESPONSE']._serialized_start=949
+  _globals['_PREPARESIGNATURERESPONSE']._serialized_end=1225
+  _globals['_COMPLETESIGNATUREREQUEST']._serialized_start=1227
+  _globals['_COMPLETESIGNATUREREQUEST']._serialized_end=1298
+  _globals['_COMPLETESIGNATURERESPONSE']._serialized_start=1301
+  _globals['_COMPLETESIGNATURERESPONSE']._serialized_end=1433
+  _globals['_LISTPENDINGSIGNATURESREQUEST']._serialized_start=1435
+  _globals['_LISTPENDINGSIGNATURESREQUEST']._serialized_end=1532
+  _globals['_PENDINGSIGNATURE']._serialized_start=1535
+  _globals['_PENDINGSIGNATURE']._serialized_end=1873
+  _globals['_LISTPENDINGSIGNATURESRESPONSE']._serialized_start=1875
+  _globals['_LISTPENDINGSIGNATURESRESPONSE']._serialized_end=1975
+  _globals['_CANCELSIGNATUREREQUEST']._serialized_start=1977
+  _globals['_CANCELSIGNATUREREQUEST']._serialized_end=2037
+  _globals['_CANCELSIGNATURERESPONSE']._serialized_start=2039
+  _globals['_CANCELSIGNATURERESPONSE']._serialized_end=2064
+  _globals['_SIGNINGSERVICE']._serialized_start=2391
+  _globals['_SIGNINGSERVICE']._serialized_end=2840
 # @@protoc_insertion_point(module_scope)

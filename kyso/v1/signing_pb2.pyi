@@ -65,7 +65,7 @@ class PageRect(_message.Message):
     def __init__(self, page: _Optional[int] = ..., x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class SignPdfRequest(_message.Message):
-    __slots__ = ("document", "key_alias", "level", "appearance", "placement", "reason", "location", "contact", "certify")
+    __slots__ = ("document", "key_alias", "level", "appearance", "placement", "reason", "location", "contact", "certify", "request_id")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     KEY_ALIAS_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class SignPdfRequest(_message.Message):
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     CONTACT_FIELD_NUMBER: _ClassVar[int]
     CERTIFY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     document: _common_pb2.DocumentInput
     key_alias: str
     level: SignatureLevel
@@ -84,7 +85,8 @@ class SignPdfRequest(_message.Message):
     location: str
     contact: str
     certify: bool
-    def __init__(self, document: _Optional[_Union[_common_pb2.DocumentInput, _Mapping]] = ..., key_alias: _Optional[str] = ..., level: _Optional[_Union[SignatureLevel, str]] = ..., appearance: _Optional[_Union[Appearance, str]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., reason: _Optional[str] = ..., location: _Optional[str] = ..., contact: _Optional[str] = ..., certify: _Optional[bool] = ...) -> None: ...
+    request_id: str
+    def __init__(self, document: _Optional[_Union[_common_pb2.DocumentInput, _Mapping]] = ..., key_alias: _Optional[str] = ..., level: _Optional[_Union[SignatureLevel, str]] = ..., appearance: _Optional[_Union[Appearance, str]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., reason: _Optional[str] = ..., location: _Optional[str] = ..., contact: _Optional[str] = ..., certify: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SignPdfResponse(_message.Message):
     __slots__ = ("document", "content", "level", "ledger_index")
@@ -121,7 +123,7 @@ class PrepareSignatureRequest(_message.Message):
     def __init__(self, document: _Optional[_Union[_common_pb2.DocumentInput, _Mapping]] = ..., certificate: _Optional[bytes] = ..., chain: _Optional[_Iterable[bytes]] = ..., appearance: _Optional[_Union[Appearance, str]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., level: _Optional[_Union[SignatureLevel, str]] = ..., reason: _Optional[str] = ..., location: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...
 
 class PrepareSignatureResponse(_message.Message):
-    __slots__ = ("session_id", "sign_input", "data_to_sign", "digest_algorithm", "signature_mechanism", "expires_at", "document_sha256")
+    __slots__ = ("session_id", "sign_input", "data_to_sign", "digest_algorithm", "signature_mechanism", "expires_at", "document_sha256", "level")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SIGN_INPUT_FIELD_NUMBER: _ClassVar[int]
     DATA_TO_SIGN_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +131,7 @@ class PrepareSignatureResponse(_message.Message):
     SIGNATURE_MECHANISM_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     sign_input: SignInput
     data_to_sign: bytes
@@ -136,7 +139,8 @@ class PrepareSignatureResponse(_message.Message):
     signature_mechanism: str
     expires_at: _timestamp_pb2.Timestamp
     document_sha256: str
-    def __init__(self, session_id: _Optional[str] = ..., sign_input: _Optional[_Union[SignInput, str]] = ..., data_to_sign: _Optional[bytes] = ..., digest_algorithm: _Optional[str] = ..., signature_mechanism: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_sha256: _Optional[str] = ...) -> None: ...
+    level: SignatureLevel
+    def __init__(self, session_id: _Optional[str] = ..., sign_input: _Optional[_Union[SignInput, str]] = ..., data_to_sign: _Optional[bytes] = ..., digest_algorithm: _Optional[str] = ..., signature_mechanism: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_sha256: _Optional[str] = ..., level: _Optional[_Union[SignatureLevel, str]] = ...) -> None: ...
 
 class CompleteSignatureRequest(_message.Message):
     __slots__ = ("session_id", "signature_value")

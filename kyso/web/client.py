@@ -27,7 +27,7 @@ from kyso.v1 import (
 
 __all__ = ["INLINE_LIMIT", "KysoClient", "ServiceError"]
 
-INLINE_LIMIT = 4 * 1024 * 1024
+INLINE_LIMIT = 4 * 1024 * 1024 - 64 * 1024  # the server's (kyso.operations.documents)
 _CHUNK = 1024 * 1024
 _TIMEOUT = 120.0
 

@@ -17,7 +17,7 @@ def test_generated_stubs_match_the_protos(tmp_path: Path):
     checked_in = sorted(
         p.relative_to(ROOT)
         for p in (ROOT / "kyso" / "v1").iterdir()
-        if p.name != "__init__.py" and p.suffix in {".py", ".pyi"}
+        if p.name != "__init__.py" and p.suffix in {".py", ".pyi", ".binpb"}
     )
     assert generated == checked_in, "run `make protos` and commit the stubs"
     for rel in generated:
