@@ -289,12 +289,8 @@ async def test_a_delivery_carries_its_verification_as_fields(dev_channel, dev_co
     assert pdf.signatures == 0
     assert pdf.indication != verification_pb2.INDICATION_TOTAL_PASSED
     assert pdf.sub_indication
-    assert (
-        f"ket-qua.pdf: {verification_pb2.Indication.Name(pdf.indication)}".removeprefix(
-            "INDICATION_"
-        ).replace("_", "-")
-        in delivery.verification
-    )
+    name = verification_pb2.Indication.Name(pdf.indication).removeprefix("INDICATION_")
+    assert f"ket-qua.pdf: {name}".replace("_", "-") in delivery.verification
 
 
 # -- long streams: keepalive policy and heartbeats -----------------------------------------------

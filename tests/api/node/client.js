@@ -38,6 +38,8 @@ const BadRequest = details.lookupType('google.rpc.BadRequest');
 const OPTIONS = {
   'grpc.max_receive_message_length': 16 * 1024 * 1024,
   'grpc.max_send_message_length': 16 * 1024 * 1024,
+  'grpc.keepalive_time_ms': 10000,
+  'grpc.keepalive_permit_without_calls': 1,
 };
 const credentials = grpc.credentials.createInsecure();
 const client = (Service) => new Service(env.KYSO_ADDRESS, credentials, OPTIONS);
@@ -124,7 +126,14 @@ async function main() {
   });
   assert.equal(signed.document.sha256, sha256(signed.content), 'the signed bytes are the stored ones');
   const report = await unary(verification, 'VerifyPdf', { document: { ref: signed.document.ref }, language: 'en' });
-  result.sign = { ref: signed.document.ref.ref, size: signed.document.size, level: signed.level, ledger_index: signed.ledger_index };
+  // the seal's appearance with no placement: the server places it
+  const sealed = await unary(signing, 'SignPdf', {
+    document: { content: pdf }, key_alias: 'seal', appearance: 'APPEARANCE_SEAL', request_id: `node-${Date.now()}`,
+  });
+  result.sign = {
+    ref: signed.document.ref.ref, size: signed.document.size, level: signed.level, ledger_index: signed.ledger_index,
+    sealed_without_placement: sealed.document.ref.ref,
+  };
   result.verify = { indication: report.indication, signatures: report.signatures.length };
 
   // upload + download (+ stat)
@@ -149,11 +158,15 @@ async function main() {
   };
 
   // send → receive → ack → status → track
-  const sent = await unary(exchange, 'Send', {
+  const sendRequest = {
     from_unit: env.KYSO_FROM,
     to_units: [env.KYSO_TO],
+    document_id: `node-${Date.now()}`,
     fields: { subject: 'Về việc thử nghiệm Node.js', code_number: `${Date.now()}`, code_notation: 'UBND' },
-  });
+  };
+  const sent = await unary(exchange, 'Send', sendRequest);
+  // a workflow that retries after a timeout sends exactly the same request again
+  const resent = await unary(exchange, 'Send', sendRequest);
   const deliveries = await serverStream(exchange, 'Receive', { unit_code: env.KYSO_TO, max_deliveries: 1, lease_seconds: 30 });
   assert.equal(deliveries.length, 1, 'one delivery in the inbox');
   const delivery = deliveries[0];
@@ -164,6 +177,8 @@ async function main() {
   const tracked = await unary(exchange, 'Track', { document_id: sent.document_id, from_unit: env.KYSO_FROM });
   result.exchange = {
     document_id: sent.document_id,
+    resent_document_id: resent.document_id,
+    resent_package: resent.package.ref.ref === sent.package.ref.ref,
     sent_states: sent.recipients.map((r) => r.state),
     delivery: { document_id: delivery.document_id, subject: delivery.subject, from_unit: delivery.from_unit },
     acknowledged: acked.acknowledged,
@@ -188,6 +203,12 @@ async function main() {
     hash_mismatch: await refused(() => upload(pdf, 'x.pdf', '0'.repeat(64))),
     bad_unit: await refused(() =>
       unary(exchange, 'Send', { from_unit: 'not-a-unit', to_units: [env.KYSO_TO], fields: { subject: 'x' } }),
+    ),
+    too_large_inline: await refused(() =>
+      unary(signing, 'SignPdf', { document: { content: Buffer.alloc(5 * 1024 * 1024) }, key_alias: 'seal' }),
+    ),
+    conflicting_send: await refused(() =>
+      unary(exchange, 'Send', { ...sendRequest, fields: { ...sendRequest.fields, subject: 'Khác' } }),
     ),
     bad_status: await refused(() =>
       unary(exchange, 'UpdateStatus', {
