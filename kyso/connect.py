@@ -59,7 +59,7 @@ from kyso.v1 import (
     verification_pb2,
 )
 
-__all__ = ["ConnectServer", "HandlerCollector", "build_app"]
+__all__ = ["ConnectServer", "build_app"]
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +71,6 @@ _CODES: Mapping[grpc.StatusCode, Code] = {
     for status in grpc.StatusCode
     if status is not grpc.StatusCode.OK
 }
-
-
-class HandlerCollector:
-    """Takes the servicers' method handlers as a gRPC server would (the generated
-    ``add_*Servicer_to_server`` functions call these two methods), keyed by full method name."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-
-    def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        """The generic form of the same handlers: nothing to take."""
-
-    def add_registered_method_handlers(
-        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
-    ) -> None:
-        for name, handler in handlers.items():
-            self.handlers[f"/{service}/{name}"] = handler
 
 
 class _Aborted(Exception):

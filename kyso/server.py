@@ -13,6 +13,7 @@ import logging
 import signal
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc import aio
@@ -23,7 +24,6 @@ from kyso import status
 from kyso.app import Application
 from kyso.authz import Authenticator
 from kyso.config import Config, ServerConfig, is_loopback, parse_address
-from kyso.connect import ConnectServer, HandlerCollector
 from kyso.errors import ConfigError
 from kyso.health import ExplainingHealthServicer, HealthMonitor
 from kyso.hubs import Dispatcher, start_dispatcher
@@ -31,8 +31,11 @@ from kyso.interceptors import KysoInterceptor
 from kyso.metrics import Metrics
 from kyso.reconcile import ReconcileTask, start_reconcile
 from kyso.reflection import enable_reflection
-from kyso.services import register_all
+from kyso.services import HandlerCollector, register_all
 from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair, explain
+
+if TYPE_CHECKING:
+    from kyso.connect import ConnectServer
 
 __all__ = ["Server", "keepalive_options", "serve"]
 
@@ -94,6 +97,8 @@ class Server:
         # [server] http_address: the same handlers over HTTP/JSON (kyso.connect)
         self.http: ConnectServer | None = None
         if config.server.http_address:
+            from kyso.connect import ConnectServer  # connectrpc and uvicorn only when serving it
+
             self.http = ConnectServer(config, self.interceptor, handlers.handlers)
         self.health_servicer = ExplainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.grpc)

@@ -14,10 +14,11 @@ RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
 # The interoperability corpus (tests/interop): other signers and checkers — iText 5 and PDFBox 2
 # with BouncyCastle, driven by small Java programs the tests compile (poppler and NSS are above);
 # the console's browser tests (tests/web): Debian's Chromium and its driver; the operations tests:
-# promtool (prometheus) for the alert rules and docker-compose to validate compose.yaml.
+# promtool (prometheus) for the alert rules and docker-compose to validate compose.yaml; curl and
+# jq run docs/api.md's HTTP/JSON examples (tests/api).
 TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng
   openjdk-17-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java
-  chromium chromium-driver prometheus docker-compose)
+  chromium chromium-driver prometheus docker-compose curl jq)
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -77,3 +77,31 @@ def test_a_renamed_enum_value_or_renumbered_field_is_caught(buf: Path, tmp_path:
     assert wire_check.returncode != 0
     assert "document_id" in wire_check.stdout
     assert "WAITING" not in wire_check.stdout
+
+
+def test_every_file_names_its_go_java_and_csharp_packages() -> None:
+    from kyso.v1 import (
+        audit_pb2,
+        common_pb2,
+        directory_pb2,
+        documents_pb2,
+        exchange_pb2,
+        signing_pb2,
+        verification_pb2,
+    )
+
+    modules = (
+        audit_pb2,
+        common_pb2,
+        directory_pb2,
+        documents_pb2,
+        exchange_pb2,
+        signing_pb2,
+        verification_pb2,
+    )
+    for module in modules:
+        options = module.DESCRIPTOR.GetOptions()
+        assert options.go_package == "kyso.vn/api/kyso/v1;kysov1", module.DESCRIPTOR.name
+        assert options.java_package == "vn.kyso.v1", module.DESCRIPTOR.name
+        assert options.java_multiple_files, module.DESCRIPTOR.name
+        assert options.csharp_namespace == "Kyso.V1", module.DESCRIPTOR.name
