@@ -354,3 +354,22 @@ def test_plain_http_json_on_a_network_address_is_refused(tmp_path: Path, address
     )
     with pytest.raises(ConfigError, match=r"server\.http_address: .* TLS is off"):
         load_config(path)
+
+
+async def test_a_followed_receive_streams_heartbeats_over_http_json(
+    api_server: Server, api_config
+) -> None:
+    """Server streams go out message by message: an idle followed Receive sends its heartbeats,
+    and the client's deadline (Connect-Timeout-Ms) ends it with deadline_exceeded."""
+    base, t = api_server.http.url, token(api_config)  # type: ignore[union-attr]
+    followed = await call(
+        base,
+        "kyso.v1.ExchangeService/Receive",
+        {"unitCode": RECIPIENT, "follow": True, "heartbeatSeconds": 5},
+        token=t,
+        streaming=True,
+        extra=("-H", "Connect-Timeout-Ms: 8000"),
+    )
+    assert followed.messages, followed.end
+    assert all(m["heartbeat"] is True and m["deliveryId"] == "" for m in followed.messages)
+    assert followed.error["code"] == "deadline_exceeded"
