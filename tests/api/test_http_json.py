@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ from kyso.config import load_config
 from kyso.errors import ConfigError
 from kyso.server import Server
 from kyso.v1 import directory_pb2, directory_pb2_grpc
-from tests.api.conftest import token, write_api_config
+from tests.api.conftest import NODE_DIR, ROOT, token, write_api_config
 from tests.api.connect import Reply, call, call_sync
 from tests.hubs.topology import TlsPki
 from tests.kyso.served import free_port
@@ -338,6 +340,31 @@ certificate_sha256 = "{fingerprint}"
             f"http://127.0.0.1:{http_port}", "kyso.v1.DocumentService/Stat", {"ref": {}}
         )
         assert not isinstance(plain, Reply) or plain.status >= 400
+        # the same identity over gRPC from Node, as docs/api.md shows it
+        for cert, key, expected in (
+            (client_cert, client_key, "a.txt"),
+            (stranger_cert, stranger_key, "UNAUTHENTICATED"),
+        ):
+            done = subprocess.run(
+                ["node", str(NODE_DIR / "mtls.js")],
+                cwd=NODE_DIR,
+                env={
+                    **os.environ,
+                    "KYSO_ADDRESS": f"127.0.0.1:{port}",
+                    "KYSO_PROTOS": str(ROOT / "protos"),
+                    "KYSO_CA": str(pki.ca),
+                    "KYSO_CERT": str(cert),
+                    "KYSO_KEY": str(key),
+                    "KYSO_REF": uploaded.messages[0]["ref"]["ref"],
+                },
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            answer = json.loads(done.stdout)
+            assert expected in (answer.get("filename"), answer.get("code")), answer
     finally:
         server.terminate()
         server.wait(timeout=30)
