@@ -44,7 +44,7 @@ from connectrpc.server import ConnectASGIApplication, Endpoint
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from protobuf.wkt import Any as WireAny
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -84,11 +84,25 @@ class _Aborted(Exception):
 
     def to_connect(self) -> ConnectError:
         details: list[ErrorDetail] = []
-        packed = self.trailers.get("grpc-status-details-bin")
-        if isinstance(packed, bytes):
-            for detail in status_pb2.Status.FromString(packed).details:
-                details.append(_detail(WireAny(type_url=detail.type_url, value=detail.value)))
+        for detail in self._details():
+            details.append(_detail(WireAny(type_url=detail.type_url, value=detail.value)))
         return ConnectError(_CODES.get(self.code, Code.UNKNOWN), self.message, details)
+
+    def retry_after(self) -> int | None:
+        """The whole seconds of a ``google.rpc.RetryInfo`` detail (for a ``Retry-After``
+        header, which HTTP clients and proxies understand), rounded up; None without one."""
+        for detail in self._details():
+            info = error_details_pb2.RetryInfo()
+            if detail.Unpack(info):
+                delay = info.retry_delay
+                return max(1, int(delay.seconds) + (1 if delay.nanos else 0))
+        return None
+
+    def _details(self) -> list[Any]:
+        packed = self.trailers.get("grpc-status-details-bin")
+        if not isinstance(packed, bytes):
+            return []
+        return list(status_pb2.Status.FromString(packed).details)
 
 
 @functools.cache
@@ -282,6 +296,8 @@ class _Endpoints:
             try:
                 return await wrapped(request, call)
             except _Aborted as aborted:
+                if (seconds := aborted.retry_after()) is not None:
+                    ctx.response_headers["retry-after"] = str(seconds)
                 raise aborted.to_connect() from None
             finally:
                 ctx.response_headers["kyso-request-id"] = call.request_id or current_request_id()

@@ -259,6 +259,7 @@ async def test_one_share_of_limits_for_both_protocols(dev_env, tmp_path: Path) -
         )
         assert (refused.status, refused.error["code"]) == (429, "resource_exhausted")
         assert "calls_per_second" in refused.error["message"]
+        assert int(refused.headers["retry-after"]) >= 1
         (retry,) = [d for d in refused.error["details"] if d["type"] == "google.rpc.RetryInfo"]
         assert retry["debug"]["retryDelay"].endswith("s")
     finally:
