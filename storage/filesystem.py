@@ -310,9 +310,10 @@ class FilesystemStore:
     def check(self) -> None:
         for directory in (self._objects, self._tmp):
             if not os.access(directory, os.W_OK | os.X_OK):
+                # no path: this message reaches clients (health's reasons, UNAVAILABLE)
                 raise StorageUnavailable(
-                    f"storage directory {directory} is missing or not writable: check the "
-                    "mount and its permissions"
+                    f"the store's {directory.name} directory (under [storage] path) is missing"
+                    " or not writable: check the mount and its permissions"
                 )
 
     # ------------------------------------------------------------------ steps

@@ -71,7 +71,7 @@ from exchange.edxml import (
     open_package,
 )
 from exchange.edxml.model import StatusCode
-from exchange.errors import DuplicateDocument, ExchangeError, PackageTooLarge, UnitNotFound
+from exchange.errors import DuplicateDocument, ExchangeError, PackageTooLarge
 from exchange.routing import (
     Accepted,
     InboxItem,
@@ -316,12 +316,18 @@ class Exchange:
         if order.package is not None:
             data = order.package
         elif order.fields is not None:
+            fields = order.fields
             exchange_key_for(self._app, actor)
+            if not order.document_id and fields.code_number:
+                # the id kyso gives a numbered document is the same for a retry the same day
+                order = dataclasses.replace(
+                    order, document_id=_document_id(order.from_unit, fields, datetime.now(UTC))
+                )
             if order.document_id:
-                again = await self._sent_before(router, order, order.fields)
+                again = await self._sent_before(router, order, fields)
                 if again is not None:
                     return again
-            data = await self._build(order, order.fields)
+            data = await self._build(order, fields)
         else:
             raise RequestInvalid("give the package or the fields to build one from", field="body")
         recipients = order.to_units if order.package is not None and order.to_units else None
@@ -335,9 +341,17 @@ class Exchange:
                 field="from_unit",
             )
         prepared = await self._run(router.prepare, Submission(package=data, recipients=recipients))
-        accepted = await self._arrive(
-            actor, prepared, opened, first=audit.EventType.PACKAGE_SENT, details={}
-        )
+        try:
+            accepted = await self._arrive(
+                actor, prepared, opened, first=audit.EventType.PACKAGE_SENT, details={}
+            )
+        except DuplicateDocument:
+            # the same fields sent twice at once: the call that committed first answers both
+            if order.fields is not None and order.document_id:
+                again = await self._sent_before(router, order, order.fields)
+                if again is not None:
+                    return again
+            raise
         entries = await self._run(
             router.track, document_id=accepted.document_id, sender=accepted.sender
         )
@@ -539,11 +553,9 @@ class Exchange:
         _, directory, _ = self._routing()
         organizations = []
         for index, code in enumerate(codes):
-            try:
+            where = "from_unit" if index == 0 else f"to_units[{index - 1}]"
+            with fields_named({None: where, "code": where}):  # malformed or unknown
                 unit = directory.get(code)
-            except UnitNotFound as exc:
-                where = "from_unit" if index == 0 else f"to_units[{index - 1}]"
-                raise UnitNotFound(str(exc), field=where) from exc
             organizations.append(Organization(organ_id=unit.code, organ_name=unit.name))
         return organizations
 
@@ -936,13 +948,14 @@ class Exchange:
                 trace=order.trace,
             )
             prepared = await self._run(router.prepare, submission)
-            await self._arrive(
-                actor,
-                prepared,
-                opened,
-                first=audit.EventType.PACKAGE_RECEIVED,
-                details={"hop": order.hop_id, "from_hub": order.from_hub},
-            )
+            with fields_named({"document_id": "package"}):  # a Forward names no document id
+                await self._arrive(
+                    actor,
+                    prepared,
+                    opened,
+                    first=audit.EventType.PACKAGE_RECEIVED,
+                    details={"hop": order.hop_id, "from_hub": order.from_hub},
+                )
         elif order.status_packet is not None:
             data = order.status_packet
             await self._relay_status(actor, order, data)

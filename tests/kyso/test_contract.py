@@ -72,6 +72,18 @@ async def test_the_same_send_again_answers_the_first_result(dev_channel, dev_con
     )
     ids = [d.document_id async for d in receive]
     assert ids.count("idem-1") == 1
+    # a numbered document sent without an id: kyso's id for it is the same for the retry
+    numbered = await stub.Send(_send(""), metadata=_auth(dev_config))
+    assert numbered.document_id.endswith(",12/UBND-VP")
+    retried = await stub.Send(_send(""), metadata=_auth(dev_config))
+    assert retried.document_id == numbered.document_id
+    assert retried.package.ref.ref == numbered.package.ref.ref
+    # the same request twice at once (a client retrying before its first call answered)
+    both = await asyncio.gather(
+        stub.Send(_send("idem-3"), metadata=_auth(dev_config)),
+        stub.Send(_send("idem-3"), metadata=_auth(dev_config)),
+    )
+    assert both[0].package.ref.ref == both[1].package.ref.ref
 
 
 async def test_other_content_under_the_same_document_id_already_exists(
@@ -140,6 +152,12 @@ async def test_bad_requests_name_the_request_field_paths(dev_channel, dev_config
     error = await _refused(exchange.Send(bad_sender, metadata=auth))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert bad_request_field(error) == "from_unit"
+
+    bad_recipient = _send("fields-2")
+    bad_recipient.to_units.append("yy")
+    error = await _refused(exchange.Send(bad_recipient, metadata=auth))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_field(error) == "to_units[1]"
 
     error = await _refused(
         _first(exchange.Receive(exchange_pb2.ReceiveRequest(unit_code="xx"), metadata=auth))
@@ -463,3 +481,15 @@ async def test_reflection_serves_both_versions_with_the_comments(channel, versio
     ]
     sign_pdf = next(c for c in comments if "Sign a PDF with a configured organisation key" in c)
     assert "Roles: workflow, clerk." in sign_pdf
+
+
+async def test_a_message_over_the_transport_limit_says_both_sizes(channel, config) -> None:
+    # over [server] max_message_bytes gRPC itself refuses the message, before kyso sees it:
+    # RESOURCE_EXHAUSTED (documented in docs/api.md, "Sizes"), naming the sizes
+    limit = config.server.max_message_bytes
+    signing = signing_pb2_grpc.SigningServiceStub(channel)
+    request = _seal()
+    request.document.content = b"%PDF-1.7\n" + b"x" * limit
+    error = await _refused(signing.SignPdf(request))
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert str(limit) in error.details()
