@@ -326,6 +326,8 @@ class _Endpoints:
             try:
                 await wrapped(request, call)
             finally:
+                # the interceptor set the request id in this task's context
+                call.request_id = call.request_id or current_request_id()
                 await messages.put(end)
 
         task = asyncio.create_task(run())

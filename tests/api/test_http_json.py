@@ -84,6 +84,7 @@ async def test_sign_verify_upload_download_over_http_json(api_server: Server, ap
         base, "kyso.v1.DocumentService/Download", {"ref": stored["ref"]}, token=t, streaming=True
     )
     assert "error" not in downloaded.end, downloaded.end
+    assert downloaded.end["metadata"]["kyso-request-id"][0]  # the id an operator looks up
     assert b"".join(base64.b64decode(m["chunk"]) for m in downloaded.messages) == pdf
     info = await call(base, "kyso.v1.DocumentService/Stat", {"ref": stored["ref"]}, token=t)
     assert info.body["filename"] == "a.pdf"
