@@ -89,8 +89,8 @@ def test_send_inbox_and_statuses_with_the_dev_configuration(served, tmp_path) ->
 
     again = served.kyso("status", "--set", "01", "--document", document_id, "--unit", DEPARTMENT)
     assert again.returncode == 1
-    assert "FAILED_PRECONDITION" in again.stderr
-    assert "automatically" in again.stderr
+    assert "INVALID_ARGUMENT" in again.stderr  # 01 is no status a recipient sets (issue 17)
+    assert "recorded on delivery" in again.stderr
 
 
 def test_a_unit_outside_the_clients_reach_is_refused(served) -> None:
