@@ -124,7 +124,19 @@ class KysoClient:
         )
         reply = await self._call(stub.SignPdf, request)
         assert isinstance(reply, signing_pb2.SignPdfResponse)
-        return bytes(reply.content)
+        if reply.content:
+            return bytes(reply.content)
+        # a signed PDF over the inline limit comes back by ref only
+        downloads = documents_pb2_grpc.DocumentServiceStub(self.channel)
+        stream = downloads.Download(
+            documents_pb2.DownloadRequest(ref=reply.document.ref),
+            metadata=self._metadata,
+            timeout=_TIMEOUT,
+        )
+        try:
+            return b"".join([piece.chunk async for piece in stream])
+        except grpc.aio.AioRpcError as exc:
+            raise ServiceError(exc.code().name, exc.details() or "") from exc
 
     async def document_history(
         self, *, sha256: str = "", document_id: str = ""

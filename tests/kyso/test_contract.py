@@ -29,6 +29,7 @@ from kyso.v1 import (
     signing_pb2_grpc,
     verification_pb2,
 )
+from kyso.web.client import KysoClient
 from tests.signer.pdfgen import make_pdf
 from tests.support.statuses import bad_request_field
 
@@ -392,7 +393,7 @@ def _stored(config) -> set:
 
 
 async def test_sizes_inline_limit_refused_before_work_and_replies_fit_4_mib(
-    dev_channel, dev_config
+    dev_server, dev_channel, dev_config
 ) -> None:
     # dev_channel is a Python channel with gRPC's default 4 MiB receive limit, as grpc-js has
     signing = signing_pb2_grpc.SigningServiceStub(dev_channel)
@@ -414,6 +415,19 @@ async def test_sizes_inline_limit_refused_before_work_and_replies_fit_4_mib(
     assert reply.content == b""
     assert reply.document.size > INLINE_LIMIT
     assert reply.ByteSize() < 4 * 1024 * 1024
+    # the auditors' console, a client of the API, fetches such a signed PDF by its ref
+    console = KysoClient(
+        server=f"127.0.0.1:{dev_server.port}", token=auth[0][1].removeprefix("Bearer ")
+    )
+    console.open()
+    try:
+        sealed = await console.seal_pdf(
+            near.document.content, key_alias="seal", filename="bao-cao.pdf"
+        )
+    finally:
+        await console.close()
+    assert sealed.startswith(b"%PDF")
+    assert len(sealed) > INLINE_LIMIT
     # a small one comes back inline
     small = await signing.SignPdf(_seal(), metadata=auth)
     assert small.content.startswith(b"%PDF")
