@@ -84,6 +84,7 @@ class ServerConfig:
 
     address: str = "127.0.0.1:50051"
     metrics_address: str = "127.0.0.1:9464"
+    http_address: str = ""
     grace_seconds: float = 10.0
     max_message_bytes: int = 16 * 1024 * 1024
     log_format: Literal["text", "json"] = "text"
@@ -827,6 +828,14 @@ def _validate(config: Config) -> None:
             " off, so tokens and documents would cross the network in the clear; enable"
             " [tls], listen on 127.0.0.1, or write server.insecure = true"
         )
+    if config.server.http_address:
+        parse_address(config.server.http_address, key="server.http_address")
+        if plain and not is_loopback(config.server.http_address):
+            raise ConfigError(
+                f"server.http_address: {config.server.http_address} is not a loopback address"
+                " and TLS is off, so tokens and documents would cross the network in the clear;"
+                " enable [tls], listen on 127.0.0.1, or write server.insecure = true"
+            )
     if config.server.io_threads < 1:
         raise ConfigError("server.io_threads: at least 1 thread is needed for blocking work")
     _validate_limits(config.limits)

@@ -28,8 +28,10 @@ END = "<!-- end of the configuration reference -->"
 DESCRIPTIONS: Mapping[str, str] = {
     "server.address": "where the gRPC server listens, `host:port` (`[v6]:port`); port 0 picks one",
     "server.metrics_address": "Prometheus metrics endpoint, `host:port`; empty: no endpoint",
+    "server.http_address": "where the same services answer HTTP/JSON (Connect protocol, curl),"
+    " `host:port`, with the same TLS, clients and limits as gRPC; empty: not served",
     "server.grace_seconds": "on SIGTERM, how long calls in flight may finish",
-    "server.max_message_bytes": "largest gRPC message accepted or sent",
+    "server.max_message_bytes": "largest gRPC message accepted or sent (and HTTP/JSON request)",
     "server.log_format": "`text`, or `json`: every line on standard error one JSON object",
     "server.log_level": "least severe level logged (upper case)",
     "server.health_interval_seconds": "how often dependencies are probed for health",

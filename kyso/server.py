@@ -36,8 +36,11 @@ from kyso.operations.archive import ArchiveTask
 from kyso.operations.wiring import Operations
 from kyso.reconcile import ReconcileTask, start_reconcile
 from kyso.reflection import enable_reflection
-from kyso.services import register_all
+from kyso.services import HandlerCollector, register_all
 from kyso.startup import StartupError, check_certificate_expiry, check_tls_pair, explain
+
+if TYPE_CHECKING:
+    from kyso.connect import ConnectServer
 
 __all__ = ["Server", "keepalive_options", "serve"]
 
@@ -83,15 +86,15 @@ class Server:
         if config.notify.enabled:
             self.metrics.watch_notify(functools.partial(notify_backlog, app.engine))
         limit = config.server.max_message_bytes
+        # One interceptor for both protocols: a client's limits count its gRPC and HTTP calls.
+        self.interceptor = KysoInterceptor(
+            Authenticator(config.clients),
+            self.metrics,
+            limits=config.limits,
+            on_denied=app.record_denied,
+        )
         self.grpc = aio.server(
-            interceptors=[
-                KysoInterceptor(
-                    Authenticator(config.clients),
-                    self.metrics,
-                    limits=config.limits,
-                    on_denied=app.record_denied,
-                )
-            ],
+            interceptors=[self.interceptor],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -101,7 +104,14 @@ class Server:
         )
         self.operations = Operations.build(app)
         self.metrics.watch_archive(self.operations.archive)
-        services = register_all(self.grpc, app, self.operations)
+        handlers = HandlerCollector()
+        services = register_all(self.grpc, app, self.operations, also=handlers)
+        # [server] http_address: the same handlers over HTTP/JSON (kyso.connect)
+        self.http: ConnectServer | None = None
+        if config.server.http_address:
+            from kyso.connect import ConnectServer  # connectrpc and uvicorn only when serving it
+
+            self.http = ConnectServer(config, self.interceptor, handlers.handlers)
         self.health_servicer = ExplainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.grpc)
         enable_reflection([*services, "grpc.health.v1.Health"], self.grpc)
@@ -174,6 +184,8 @@ class Server:
                 name, not_after, warn_days=self.config.server.certificate_warning_days
             )
         await self.grpc.start()
+        if self.http is not None:
+            await self.http.start()
         # The catalogue/store check runs beside the server: start-up does not wait for it.
         # One replica at a time on a shared database (kyso.reconcile: RECONCILE_LOCK).
         self.reconcile = start_reconcile(
@@ -220,7 +232,11 @@ class Server:
     async def stop(self) -> None:
         log.info("stopping", extra={"grace_seconds": self.config.server.grace_seconds})
         await self.monitor.stop()
-        await self.grpc.stop(self.config.server.grace_seconds)
+        # both listeners stop accepting at once and give their calls in flight the same grace
+        await asyncio.gather(
+            self.grpc.stop(self.config.server.grace_seconds),
+            *([self.http.stop()] if self.http is not None else []),
+        )
         if self.archive is not None:
             await self.archive.stop()
         # exchange: stop dispatching before the application (database, keys) closes

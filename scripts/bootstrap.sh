@@ -16,10 +16,11 @@ RUN_PACKAGES=(softhsm2 opensc poppler-utils libnss3-tools fonts-noto-core)
 # the console's browser tests (tests/web): Debian's Chromium and its driver; the operations tests:
 # promtool (prometheus) for the alert rules and docker-compose to validate compose.yaml; the
 # replica tests (tests/kyso/test_replicas.py): HAProxy in front of several `kyso serve`; tmux to
-# drive `kyso agent` as a person would (tests/twophase/test_agent_terminal.py).
+# drive `kyso agent` as a person would (tests/twophase/test_agent_terminal.py); curl and jq run
+# docs/api.md's HTTP/JSON examples (tests/api).
 TEST_PACKAGES=(radosgw ceph-mon ceph-osd ceph-common faketime stress-ng
   openjdk-17-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java
-  chromium chromium-driver prometheus docker-compose haproxy tmux)
+  chromium chromium-driver prometheus docker-compose haproxy tmux curl jq)
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -66,17 +67,19 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
 fi
 
 if [ "$purpose" = "test" ]; then
-  # The interoperability corpus's Node signer (@signpdf/signpdf), pinned by its lockfile.
+  # The Node projects of the tests, each pinned by its lockfile: the interoperability corpus's
+  # signer (@signpdf/signpdf) and the contract's tools (buf, @grpc/grpc-js, @grpc/proto-loader).
   # Debian's nodejs and npm only where no npm exists (a NodeSource nodejs bundles its own npm and
   # conflicts with Debian's npm package).
   if ! command -v npm >/dev/null 2>&1; then install_debian "" nodejs npm; fi
-  node_dir=tests/interop/node
-  if { [ ! -d "$node_dir/node_modules" ] \
-       || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules" ]; }; then
-    echo "bootstrap: installing @signpdf/signpdf into $node_dir"
-    npm ci --prefix "$node_dir" --no-audit --no-fund --silent
-    touch "$node_dir/node_modules"
-  fi
+  for node_dir in tests/interop/node tests/api/node; do
+    if { [ ! -d "$node_dir/node_modules" ] \
+         || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules" ]; }; then
+      echo "bootstrap: installing the Node packages of $node_dir"
+      npm ci --prefix "$node_dir" --no-audit --no-fund --silent
+      touch "$node_dir/node_modules"
+    fi
+  done
   # The persistence tests need PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth).
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     if command -v pg_ctlcluster >/dev/null 2>&1; then

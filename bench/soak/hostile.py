@@ -257,7 +257,9 @@ class Attacks:
 
                 async def verify(request: Any = request) -> str:
                     report = await stub.VerifyPackage(request, metadata=self.auth())
-                    indication = verification_pb2.Indication.Name(report.indication)
+                    indication = verification_pb2.Indication.Name(report.indication).removeprefix(
+                        "INDICATION_"
+                    )
                     return f"OK:{indication}/{report.sub_indication}"
 
                 await self.outcome_of(name, verify, opened=time.monotonic(), held=False)

@@ -19,15 +19,18 @@ from kyso.cli.units import UnitNames
 from kyso.v1 import exchange_pb2, exchange_pb2_grpc
 
 _STATE_NAMES = {
-    exchange_pb2.QUEUED: "queued",
-    exchange_pb2.FORWARDED: "forwarded",
-    exchange_pb2.DELIVERED: "delivered",
-    exchange_pb2.ACKNOWLEDGED: "acknowledged",
-    exchange_pb2.FAILED: "failed",
+    exchange_pb2.DELIVERY_STATE_QUEUED: "queued",
+    exchange_pb2.DELIVERY_STATE_FORWARDED: "forwarded",
+    exchange_pb2.DELIVERY_STATE_DELIVERED: "delivered",
+    exchange_pb2.DELIVERY_STATE_ACKNOWLEDGED: "acknowledged",
+    exchange_pb2.DELIVERY_STATE_FAILED: "failed",
 }
 
 
-_KINDS = {"delivery": exchange_pb2.QUARANTINE_DELIVERY, "hop": exchange_pb2.QUARANTINE_HOP}
+_KINDS = {
+    "delivery": exchange_pb2.QUARANTINE_KIND_DELIVERY,
+    "hop": exchange_pb2.QUARANTINE_KIND_HOP,
+}
 _KIND_NAMES = {value: name for name, value in _KINDS.items()}
 
 

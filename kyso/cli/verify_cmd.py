@@ -204,9 +204,9 @@ def _verify_packages(args: argparse.Namespace, packages: list[Path]) -> int:
     from kyso.v1 import common_pb2, verification_pb2, verification_pb2_grpc
 
     codes = {
-        verification_pb2.TOTAL_PASSED: EXIT_PASSED,
-        verification_pb2.INDETERMINATE: EXIT_INDETERMINATE,
-        verification_pb2.TOTAL_FAILED: EXIT_FAILED,
+        verification_pb2.INDICATION_TOTAL_PASSED: EXIT_PASSED,
+        verification_pb2.INDICATION_INDETERMINATE: EXIT_INDETERMINATE,
+        verification_pb2.INDICATION_TOTAL_FAILED: EXIT_FAILED,
     }
     worst = EXIT_PASSED
     with open_channel(client_target(args)) as channel:

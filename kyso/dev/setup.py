@@ -17,6 +17,7 @@ from kyso.dev.init import DevEnvironment, dev_init
 
 __all__ = [
     "DEV_DIRECTORY",
+    "DEV_HTTP_ADDRESS",
     "DEV_HUB",
     "WEB_LISTEN",
     "render_config",
@@ -27,6 +28,8 @@ __all__ = [
 
 DEV_HUB = "H49"
 DEV_ROOT_UNIT = "000.00.00.H49"
+DEV_HTTP_ADDRESS = "127.0.0.1:50052"
+"""Where `kyso dev serve` answers HTTP/JSON (Connect) beside gRPC on 127.0.0.1:50051."""
 DEV_DIRECTORY = Path(__file__).parent / "assets" / "units-quangninh.csv"
 """The test and demo directory: Quảng Ninh's units (plus a few outside), imported at first start."""
 
@@ -63,6 +66,7 @@ def render_config(
     address: str = "127.0.0.1:50051",
     data_dir: Path | None = None,
     metrics_address: str = "127.0.0.1:9464",
+    http_address: str = "",
 ) -> str:
     """The development ``kyso.toml`` for ``env`` (paths absolute, so it works from anywhere).
 
@@ -81,6 +85,8 @@ def render_config(
         "[server]",
         f"address = {_q(address)}",
         f"metrics_address = {_q(metrics_address)}",
+        "# the same services over HTTP/JSON (Connect protocol; docs/api.md)",
+        f"http_address = {_q(http_address)}",
         "",
         "[database]",
         f"url = {_q('sqlite:///' + str(data / 'kyso.db'))}",
@@ -185,7 +191,7 @@ def render_web_settings(
 def set_up(home: Path, *, out: TextIO = sys.stdout) -> DevEnvironment:
     env = dev_init(home)
     config_path = env.home / "kyso.toml"
-    config_path.write_text(render_config(env), encoding="utf-8")
+    config_path.write_text(render_config(env, http_address=DEV_HTTP_ADDRESS), encoding="utf-8")
     web_path = env.home / "web.toml"
     web_path.write_text(render_web_settings(env), encoding="utf-8")
     _, auditor_token = web_secrets(env.home)
@@ -203,5 +209,6 @@ def set_up(home: Path, *, out: TextIO = sys.stdout) -> DevEnvironment:
     print(f"  stamp images      {env.seal_image}, {env.signature_image}", file=out)
     print(f"  console settings  {web_path}", file=out)
     print(f"  auditor sign-in   {auditor_token} (mode 0600)", file=out)
+    print(f"HTTP/JSON (Connect) http://{DEV_HTTP_ADDRESS}/kyso.v1.<Service>/<Method>", file=out)
     print(f"serve it with       kyso dev serve --home {env.home}", file=out)
     return env

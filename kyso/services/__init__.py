@@ -3,7 +3,7 @@ converters of ``kyso.services.convert``. Errors are mapped by the interceptor, n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -29,13 +29,36 @@ from kyso.v1 import (
     verification_pb2_grpc,
 )
 
-__all__ = ["register_all"]
+__all__ = ["HandlerCollector", "register_all"]
+
+
+class HandlerCollector:
+    """Takes the servicers' method handlers as a gRPC server would (the generated
+    ``add_*Servicer_to_server`` functions call these two methods), keyed by full method name."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """The generic form of the same handlers: nothing to take."""
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        for name, handler in handlers.items():
+            self.handlers[f"/{service}/{name}"] = handler
 
 
 def register_all(
-    server: grpc.aio.Server, app: Application, operations: Operations | None = None
+    server: grpc.aio.Server,
+    app: Application,
+    operations: Operations | None = None,
+    *,
+    also: Any = None,
 ) -> list[str]:
-    """Add every kyso.v1 servicer to ``server``; return the full service names.
+    """Add every kyso.v1 servicer to ``server`` (and the same servicer objects to ``also``, an
+    object with the server's two registration methods: a :class:`HandlerCollector` for the
+    HTTP/JSON listener); return the full service names.
 
     A service whose domain is not built yet is registered with its generated base class, whose
     methods answer UNIMPLEMENTED (the contract stays complete and discoverable by reflection).
@@ -85,4 +108,6 @@ def register_all(
     ]
     for add, servicer, _name in registrations:
         add(servicer, server)
+        if also is not None:
+            add(servicer, also)
     return [name for _, _, name in registrations]

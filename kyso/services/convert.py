@@ -104,10 +104,10 @@ _APPEARANCES: dict[int, signer.AppearanceKind] = {
     signing_pb2.APPEARANCE_TEXT: signer.AppearanceKind.TEXT,
 }
 _STATES: dict[DeliveryState, Any] = {
-    DeliveryState.FORWARDED: exchange_pb2.FORWARDED,
-    DeliveryState.DELIVERED: exchange_pb2.DELIVERED,
-    DeliveryState.ACKNOWLEDGED: exchange_pb2.ACKNOWLEDGED,
-    DeliveryState.QUARANTINED: exchange_pb2.FAILED,
+    DeliveryState.FORWARDED: exchange_pb2.DELIVERY_STATE_FORWARDED,
+    DeliveryState.DELIVERED: exchange_pb2.DELIVERY_STATE_DELIVERED,
+    DeliveryState.ACKNOWLEDGED: exchange_pb2.DELIVERY_STATE_ACKNOWLEDGED,
+    DeliveryState.QUARANTINED: exchange_pb2.DELIVERY_STATE_FAILED,
 }
 
 
@@ -439,7 +439,11 @@ def send_order(request: exchange_pb2.SendRequest) -> SendOrder:
 
 def recipient_state(entry: TrackEntry) -> exchange_pb2.RecipientState:
     if entry.state is DeliveryState.QUEUED:
-        state = exchange_pb2.QUEUED if entry.next_hub else exchange_pb2.DELIVERED
+        state = (
+            exchange_pb2.DELIVERY_STATE_QUEUED
+            if entry.next_hub
+            else exchange_pb2.DELIVERY_STATE_DELIVERED
+        )
     else:
         state = _STATES[entry.state]
     last = entry.history[-1] if entry.history else None
@@ -548,9 +552,9 @@ def signed_receipt(response: exchange_pb2.ForwardResponse) -> SignedReceipt:
 # -- verification -------------------------------------------------------------------------------
 
 _INDICATIONS = {
-    verify.Indication.TOTAL_PASSED: verification_pb2.TOTAL_PASSED,
-    verify.Indication.INDETERMINATE: verification_pb2.INDETERMINATE,
-    verify.Indication.TOTAL_FAILED: verification_pb2.TOTAL_FAILED,
+    verify.Indication.TOTAL_PASSED: verification_pb2.INDICATION_TOTAL_PASSED,
+    verify.Indication.INDETERMINATE: verification_pb2.INDICATION_INDETERMINATE,
+    verify.Indication.TOTAL_FAILED: verification_pb2.INDICATION_TOTAL_FAILED,
 }
 
 
@@ -624,11 +628,11 @@ def package_report(verdict: PackageVerdict) -> verification_pb2.VerificationRepo
         "signer": signer_name,
     }
     return verification_pb2.VerificationReport(
-        indication=verification_pb2.TOTAL_PASSED,
+        indication=verification_pb2.INDICATION_TOTAL_PASSED,
         signatures=[
             verification_pb2.SignatureReport(
                 field_name="edXML Signature",
-                indication=verification_pb2.TOTAL_PASSED,
+                indication=verification_pb2.INDICATION_TOTAL_PASSED,
                 signer_subject=signer_name,
                 signer_serial=format(signer.serial_number, "X") if signer else "",
                 issuer_subject=signer.issuer.rfc4514_string() if signer else "",
@@ -650,7 +654,9 @@ def package_report(verdict: PackageVerdict) -> verification_pb2.VerificationRepo
 def _package_verdict(
     digest: str, indication: Any, sub_indication: str, reason: str
 ) -> verification_pb2.VerificationReport:
-    name = verification_pb2.Indication.Name(indication).replace("_", "-")
+    name = (
+        verification_pb2.Indication.Name(indication).removeprefix("INDICATION_").replace("_", "-")
+    )
     return verification_pb2.VerificationReport(
         indication=indication,
         sub_indication=sub_indication,
@@ -673,10 +679,10 @@ def _package_verdict(
 # -- directory ----------------------------------------------------------------------------------
 
 _ROUTE_KINDS: dict[RouteKind, Any] = {
-    RouteKind.LOCAL: directory_pb2.LOCAL,
-    RouteKind.UP: directory_pb2.UP,
-    RouteKind.DOWN: directory_pb2.DOWN,
-    RouteKind.PEER: directory_pb2.PEER,
+    RouteKind.LOCAL: directory_pb2.ROUTE_KIND_LOCAL,
+    RouteKind.UP: directory_pb2.ROUTE_KIND_UP,
+    RouteKind.DOWN: directory_pb2.ROUTE_KIND_DOWN,
+    RouteKind.PEER: directory_pb2.ROUTE_KIND_PEER,
 }
 
 
@@ -776,8 +782,8 @@ def consistency_proof(proof: audit.ConsistencyProof) -> audit_pb2.ConsistencyPro
 
 
 _QUARANTINE_KINDS: dict[int, str] = {
-    exchange_pb2.QUARANTINE_DELIVERY: QuarantineKind.DELIVERY.value,
-    exchange_pb2.QUARANTINE_HOP: QuarantineKind.HOP.value,
+    exchange_pb2.QUARANTINE_KIND_DELIVERY: QuarantineKind.DELIVERY.value,
+    exchange_pb2.QUARANTINE_KIND_HOP: QuarantineKind.HOP.value,
 }
 
 
@@ -788,9 +794,9 @@ def quarantine_kind(value: int) -> str:
 
 def quarantined_item(item: Quarantined) -> exchange_pb2.QuarantinedItem:
     return exchange_pb2.QuarantinedItem(
-        kind=exchange_pb2.QUARANTINE_DELIVERY
+        kind=exchange_pb2.QUARANTINE_KIND_DELIVERY
         if item.kind is QuarantineKind.DELIVERY
-        else exchange_pb2.QUARANTINE_HOP,
+        else exchange_pb2.QUARANTINE_KIND_HOP,
         id=str(item.id),
         document_id=item.document_id,
         from_unit=item.sender,

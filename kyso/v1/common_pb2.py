@@ -24,14 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kyso/v1/common.proto\x12\x07kyso.v1\"\x1a\n\x0b\x44ocumentRef\x12\x0b\n\x03ref\x18\x01 \x01(\t\"c\n\rDocumentInput\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12#\n\x03ref\x18\x02 \x01(\x0b\x32\x14.kyso.v1.DocumentRefH\x00\x12\x10\n\x08\x66ilename\x18\x03 \x01(\tB\x08\n\x06source\"Q\n\x0eStoredDocument\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03*\x85\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_WORKFLOW\x10\x01\x12\x11\n\rROLE_OFFICIAL\x10\x02\x12\x0e\n\nROLE_CLERK\x10\x03\x12\x10\n\x0cROLE_AUDITOR\x10\x04\x12\x0c\n\x08ROLE_HUB\x10\x05\x12\x11\n\rROLE_OPERATOR\x10\x06\x42\x18\n\nvn.kyso.v1P\x01\xaa\x02\x07Kyso.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kyso/v1/common.proto\x12\x07kyso.v1\"\x1a\n\x0b\x44ocumentRef\x12\x0b\n\x03ref\x18\x01 \x01(\t\"c\n\rDocumentInput\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12#\n\x03ref\x18\x02 \x01(\x0b\x32\x14.kyso.v1.DocumentRefH\x00\x12\x10\n\x08\x66ilename\x18\x03 \x01(\tB\x08\n\x06source\"Q\n\x0eStoredDocument\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03*\x85\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_WORKFLOW\x10\x01\x12\x11\n\rROLE_OFFICIAL\x10\x02\x12\x0e\n\nROLE_CLERK\x10\x03\x12\x10\n\x0cROLE_AUDITOR\x10\x04\x12\x0c\n\x08ROLE_HUB\x10\x05\x12\x11\n\rROLE_OPERATOR\x10\x06\x42\x34\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kyso.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001\252\002\007Kyso.V1'
+  _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001Z\032kyso.vn/api/kyso/v1;kysov1\252\002\007Kyso.V1'
   _globals['_ROLE']._serialized_start=246
   _globals['_ROLE']._serialized_end=379
   _globals['_DOCUMENTREF']._serialized_start=33

@@ -24,16 +24,16 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kyso/v1/directory.proto\x12\x07kyso.v1\"a\n\x04Unit\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bparent_code\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0b\n\x03hub\x18\x06 \x01(\t\"\x1e\n\x0eGetUnitRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"J\n\x13ListChildrenRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x14ListChildrenResponse\x12\x1c\n\x05units\x18\x01 \x03(\x0b\x32\r.kyso.v1.Unit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\".\n\x0eSearchResponse\x12\x1c\n\x05units\x18\x01 \x03(\x0b\x32\r.kyso.v1.Unit\"\x1f\n\x0cRouteRequest\x12\x0f\n\x07to_unit\x18\x01 \x01(\t\"]\n\rRouteResponse\x12 \n\x04kind\x18\x01 \x01(\x0e\x32\x12.kyso.v1.RouteKind\x12\x10\n\x08next_hub\x18\x02 \x01(\t\x12\x18\n\x10next_hub_address\x18\x03 \x01(\t*N\n\tRouteKind\x12\x1a\n\x16ROUTE_KIND_UNSPECIFIED\x10\x00\x12\t\n\x05LOCAL\x10\x01\x12\x06\n\x02UP\x10\x02\x12\x08\n\x04\x44OWN\x10\x03\x12\x08\n\x04PEER\x10\x04\x32\x85\x02\n\x10\x44irectoryService\x12\x31\n\x07GetUnit\x12\x17.kyso.v1.GetUnitRequest\x1a\r.kyso.v1.Unit\x12K\n\x0cListChildren\x12\x1c.kyso.v1.ListChildrenRequest\x1a\x1d.kyso.v1.ListChildrenResponse\x12\x39\n\x06Search\x12\x16.kyso.v1.SearchRequest\x1a\x17.kyso.v1.SearchResponse\x12\x36\n\x05Route\x12\x15.kyso.v1.RouteRequest\x1a\x16.kyso.v1.RouteResponseB\x18\n\nvn.kyso.v1P\x01\xaa\x02\x07Kyso.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kyso/v1/directory.proto\x12\x07kyso.v1\"a\n\x04Unit\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bparent_code\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0b\n\x03hub\x18\x06 \x01(\t\"\x1e\n\x0eGetUnitRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"J\n\x13ListChildrenRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x14ListChildrenResponse\x12\x1c\n\x05units\x18\x01 \x03(\x0b\x32\r.kyso.v1.Unit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\".\n\x0eSearchResponse\x12\x1c\n\x05units\x18\x01 \x03(\x0b\x32\r.kyso.v1.Unit\"\x1f\n\x0cRouteRequest\x12\x0f\n\x07to_unit\x18\x01 \x01(\t\"]\n\rRouteResponse\x12 \n\x04kind\x18\x01 \x01(\x0e\x32\x12.kyso.v1.RouteKind\x12\x10\n\x08next_hub\x18\x02 \x01(\t\x12\x18\n\x10next_hub_address\x18\x03 \x01(\t*z\n\tRouteKind\x12\x1a\n\x16ROUTE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10ROUTE_KIND_LOCAL\x10\x01\x12\x11\n\rROUTE_KIND_UP\x10\x02\x12\x13\n\x0fROUTE_KIND_DOWN\x10\x03\x12\x13\n\x0fROUTE_KIND_PEER\x10\x04\x32\x85\x02\n\x10\x44irectoryService\x12\x31\n\x07GetUnit\x12\x17.kyso.v1.GetUnitRequest\x1a\r.kyso.v1.Unit\x12K\n\x0cListChildren\x12\x1c.kyso.v1.ListChildrenRequest\x1a\x1d.kyso.v1.ListChildrenResponse\x12\x39\n\x06Search\x12\x16.kyso.v1.SearchRequest\x1a\x17.kyso.v1.SearchResponse\x12\x36\n\x05Route\x12\x15.kyso.v1.RouteRequest\x1a\x16.kyso.v1.RouteResponseB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kyso.v1.directory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001\252\002\007Kyso.V1'
+  _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001Z\032kyso.vn/api/kyso/v1;kysov1\252\002\007Kyso.V1'
   _globals['_ROUTEKIND']._serialized_start=545
-  _globals['_ROUTEKIND']._serialized_end=623
+  _globals['_ROUTEKIND']._serialized_end=667
   _globals['_UNIT']._serialized_start=36
   _globals['_UNIT']._serialized_end=133
   _globals['_GETUNITREQUEST']._serialized_start=135
@@ -50,6 +50,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTEREQUEST']._serialized_end=448
   _globals['_ROUTERESPONSE']._serialized_start=450
   _globals['_ROUTERESPONSE']._serialized_end=543
-  _globals['_DIRECTORYSERVICE']._serialized_start=626
-  _globals['_DIRECTORYSERVICE']._serialized_end=887
+  _globals['_DIRECTORYSERVICE']._serialized_start=670
+  _globals['_DIRECTORYSERVICE']._serialized_end=931
 # @@protoc_insertion_point(module_scope)

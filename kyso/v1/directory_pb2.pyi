@@ -10,15 +10,15 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class RouteKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ROUTE_KIND_UNSPECIFIED: _ClassVar[RouteKind]
-    LOCAL: _ClassVar[RouteKind]
-    UP: _ClassVar[RouteKind]
-    DOWN: _ClassVar[RouteKind]
-    PEER: _ClassVar[RouteKind]
+    ROUTE_KIND_LOCAL: _ClassVar[RouteKind]
+    ROUTE_KIND_UP: _ClassVar[RouteKind]
+    ROUTE_KIND_DOWN: _ClassVar[RouteKind]
+    ROUTE_KIND_PEER: _ClassVar[RouteKind]
 ROUTE_KIND_UNSPECIFIED: RouteKind
-LOCAL: RouteKind
-UP: RouteKind
-DOWN: RouteKind
-PEER: RouteKind
+ROUTE_KIND_LOCAL: RouteKind
+ROUTE_KIND_UP: RouteKind
+ROUTE_KIND_DOWN: RouteKind
+ROUTE_KIND_PEER: RouteKind
 
 class Unit(_message.Message):
     __slots__ = ("code", "name", "parent_code", "level", "kind", "hub")

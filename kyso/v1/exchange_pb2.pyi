@@ -15,26 +15,26 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class DeliveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DELIVERY_STATE_UNSPECIFIED: _ClassVar[DeliveryState]
-    QUEUED: _ClassVar[DeliveryState]
-    FORWARDED: _ClassVar[DeliveryState]
-    DELIVERED: _ClassVar[DeliveryState]
-    ACKNOWLEDGED: _ClassVar[DeliveryState]
-    FAILED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_QUEUED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_FORWARDED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_DELIVERED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_ACKNOWLEDGED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_FAILED: _ClassVar[DeliveryState]
 
 class QuarantineKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     QUARANTINE_KIND_UNSPECIFIED: _ClassVar[QuarantineKind]
-    QUARANTINE_DELIVERY: _ClassVar[QuarantineKind]
-    QUARANTINE_HOP: _ClassVar[QuarantineKind]
+    QUARANTINE_KIND_DELIVERY: _ClassVar[QuarantineKind]
+    QUARANTINE_KIND_HOP: _ClassVar[QuarantineKind]
 DELIVERY_STATE_UNSPECIFIED: DeliveryState
-QUEUED: DeliveryState
-FORWARDED: DeliveryState
-DELIVERED: DeliveryState
-ACKNOWLEDGED: DeliveryState
-FAILED: DeliveryState
+DELIVERY_STATE_QUEUED: DeliveryState
+DELIVERY_STATE_FORWARDED: DeliveryState
+DELIVERY_STATE_DELIVERED: DeliveryState
+DELIVERY_STATE_ACKNOWLEDGED: DeliveryState
+DELIVERY_STATE_FAILED: DeliveryState
 QUARANTINE_KIND_UNSPECIFIED: QuarantineKind
-QUARANTINE_DELIVERY: QuarantineKind
-QUARANTINE_HOP: QuarantineKind
+QUARANTINE_KIND_DELIVERY: QuarantineKind
+QUARANTINE_KIND_HOP: QuarantineKind
 
 class DocumentFields(_message.Message):
     __slots__ = ("subject", "code_number", "code_notation", "document_type", "document_type_name", "content", "signer_full_name", "signer_position", "priority", "attachments")

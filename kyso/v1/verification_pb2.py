@@ -26,16 +26,16 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from kyso.v1 import common_pb2 as kyso_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akyso/v1/verification.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\"^\n\x10VerifyPdfRequest\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.kyso.v1.DocumentInput\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\"Q\n\x14VerifyPackageRequest\x12\'\n\x07package\x18\x01 \x01(\x0b\x32\x16.kyso.v1.DocumentInput\x12\x10\n\x08language\x18\x02 \x01(\t\"\xce\x03\n\x0fSignatureReport\x12\x12\n\nfield_name\x18\x01 \x01(\t\x12\'\n\nindication\x18\x02 \x01(\x0e\x32\x13.kyso.v1.Indication\x12\x16\n\x0esub_indication\x18\x03 \x01(\t\x12\x16\n\x0esigner_subject\x18\x04 \x01(\t\x12\x15\n\rsigner_serial\x18\x05 \x01(\t\x12\x16\n\x0eissuer_subject\x18\x06 \x01(\t\x12\x38\n\x14\x63laimed_signing_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0etimestamp_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06intact\x18\t \x01(\x08\x12\x0f\n\x07trusted\x18\n \x01(\x08\x12\x19\n\x11revocation_status\x18\x0b \x01(\t\x12\x1a\n\x12modification_level\x18\x0c \x01(\t\x12\x15\n\rlevel_reached\x18\r \x01(\t\x12\x11\n\talgorithm\x18\x0e \x01(\t\x12\x10\n\x08problems\x18\x0f \x03(\t\x12\x1d\n\x15\x63overs_whole_document\x18\x10 \x01(\x08\"\xd8\x01\n\x12VerificationReport\x12\'\n\nindication\x18\x01 \x01(\x0e\x32\x13.kyso.v1.Indication\x12\x16\n\x0esub_indication\x18\x02 \x01(\t\x12,\n\nsignatures\x18\x03 \x03(\x0b\x32\x18.kyso.v1.SignatureReport\x12\x10\n\x08\x66indings\x18\x04 \x03(\t\x12\x17\n\x0f\x64ocument_sha256\x18\x05 \x01(\t\x12\x13\n\x0breport_json\x18\x06 \x01(\t\x12\x13\n\x0breport_text\x18\x07 \x01(\t*_\n\nIndication\x12\x1a\n\x16INDICATION_UNSPECIFIED\x10\x00\x12\x10\n\x0cTOTAL_PASSED\x10\x01\x12\x11\n\rINDETERMINATE\x10\x02\x12\x10\n\x0cTOTAL_FAILED\x10\x03\x32\xa7\x01\n\x13VerificationService\x12\x43\n\tVerifyPdf\x12\x19.kyso.v1.VerifyPdfRequest\x1a\x1b.kyso.v1.VerificationReport\x12K\n\rVerifyPackage\x12\x1d.kyso.v1.VerifyPackageRequest\x1a\x1b.kyso.v1.VerificationReportB\x18\n\nvn.kyso.v1P\x01\xaa\x02\x07Kyso.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akyso/v1/verification.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\"^\n\x10VerifyPdfRequest\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.kyso.v1.DocumentInput\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\"Q\n\x14VerifyPackageRequest\x12\'\n\x07package\x18\x01 \x01(\x0b\x32\x16.kyso.v1.DocumentInput\x12\x10\n\x08language\x18\x02 \x01(\t\"\xce\x03\n\x0fSignatureReport\x12\x12\n\nfield_name\x18\x01 \x01(\t\x12\'\n\nindication\x18\x02 \x01(\x0e\x32\x13.kyso.v1.Indication\x12\x16\n\x0esub_indication\x18\x03 \x01(\t\x12\x16\n\x0esigner_subject\x18\x04 \x01(\t\x12\x15\n\rsigner_serial\x18\x05 \x01(\t\x12\x16\n\x0eissuer_subject\x18\x06 \x01(\t\x12\x38\n\x14\x63laimed_signing_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0etimestamp_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06intact\x18\t \x01(\x08\x12\x0f\n\x07trusted\x18\n \x01(\x08\x12\x19\n\x11revocation_status\x18\x0b \x01(\t\x12\x1a\n\x12modification_level\x18\x0c \x01(\t\x12\x15\n\rlevel_reached\x18\r \x01(\t\x12\x11\n\talgorithm\x18\x0e \x01(\t\x12\x10\n\x08problems\x18\x0f \x03(\t\x12\x1d\n\x15\x63overs_whole_document\x18\x10 \x01(\x08\"\xd8\x01\n\x12VerificationReport\x12\'\n\nindication\x18\x01 \x01(\x0e\x32\x13.kyso.v1.Indication\x12\x16\n\x0esub_indication\x18\x02 \x01(\t\x12,\n\nsignatures\x18\x03 \x03(\x0b\x32\x18.kyso.v1.SignatureReport\x12\x10\n\x08\x66indings\x18\x04 \x03(\t\x12\x17\n\x0f\x64ocument_sha256\x18\x05 \x01(\t\x12\x13\n\x0breport_json\x18\x06 \x01(\t\x12\x13\n\x0breport_text\x18\x07 \x01(\t*\x80\x01\n\nIndication\x12\x1a\n\x16INDICATION_UNSPECIFIED\x10\x00\x12\x1b\n\x17INDICATION_TOTAL_PASSED\x10\x01\x12\x1c\n\x18INDICATION_INDETERMINATE\x10\x02\x12\x1b\n\x17INDICATION_TOTAL_FAILED\x10\x03\x32\xa7\x01\n\x13VerificationService\x12\x43\n\tVerifyPdf\x12\x19.kyso.v1.VerifyPdfRequest\x1a\x1b.kyso.v1.VerificationReport\x12K\n\rVerifyPackage\x12\x1d.kyso.v1.VerifyPackageRequest\x1a\x1b.kyso.v1.VerificationReportB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kyso.v1.verification_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001\252\002\007Kyso.V1'
-  _globals['_INDICATION']._serialized_start=957
-  _globals['_INDICATION']._serialized_end=1052
+  _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001Z\032kyso.vn/api/kyso/v1;kysov1\252\002\007Kyso.V1'
+  _globals['_INDICATION']._serialized_start=958
+  _globals['_INDICATION']._serialized_end=1086
   _globals['_VERIFYPDFREQUEST']._serialized_start=94
   _globals['_VERIFYPDFREQUEST']._serialized_end=188
   _globals['_VERIFYPACKAGEREQUEST']._serialized_start=190
@@ -44,6 +44,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNATUREREPORT']._serialized_end=736
   _globals['_VERIFICATIONREPORT']._serialized_start=739
   _globals['_VERIFICATIONREPORT']._serialized_end=955
-  _globals['_VERIFICATIONSERVICE']._serialized_start=1055
-  _globals['_VERIFICATIONSERVICE']._serialized_end=1222
+  _globals['_VERIFICATIONSERVICE']._serialized_start=1089
+  _globals['_VERIFICATIONSERVICE']._serialized_end=1256
 # @@protoc_insertion_point(module_scope)

@@ -14,13 +14,13 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class Indication(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     INDICATION_UNSPECIFIED: _ClassVar[Indication]
-    TOTAL_PASSED: _ClassVar[Indication]
-    INDETERMINATE: _ClassVar[Indication]
-    TOTAL_FAILED: _ClassVar[Indication]
+    INDICATION_TOTAL_PASSED: _ClassVar[Indication]
+    INDICATION_INDETERMINATE: _ClassVar[Indication]
+    INDICATION_TOTAL_FAILED: _ClassVar[Indication]
 INDICATION_UNSPECIFIED: Indication
-TOTAL_PASSED: Indication
-INDETERMINATE: Indication
-TOTAL_FAILED: Indication
+INDICATION_TOTAL_PASSED: Indication
+INDICATION_INDETERMINATE: Indication
+INDICATION_TOTAL_FAILED: Indication
 
 class VerifyPdfRequest(_message.Message):
     __slots__ = ("document", "language", "online")

@@ -108,8 +108,8 @@ def test_send_inbox_and_statuses_with_the_dev_configuration(served, tmp_path) ->
 
     again = served.kyso("status", "--set", "01", "--document", document_id, "--unit", DEPARTMENT)
     assert again.returncode == 1
-    assert "FAILED_PRECONDITION" in again.stderr
-    assert "automatically" in again.stderr
+    assert "INVALID_ARGUMENT" in again.stderr  # 01 is no status a recipient sets (issue 17)
+    assert "recorded on delivery" in again.stderr
 
 
 def test_a_unit_outside_the_clients_reach_is_refused(served) -> None:
@@ -165,7 +165,7 @@ def test_directory_service(served, dev_env) -> None:
             found = stub.Search(directory_pb2.SearchRequest(query=query, limit=5), metadata=auth)
             assert found.units[0].name == "UBND thành phố Hạ Long"
         local = stub.Route(directory_pb2.RouteRequest(to_unit=DEPARTMENT), metadata=auth)
-        assert (local.kind, local.next_hub) == (directory_pb2.LOCAL, "")
+        assert (local.kind, local.next_hub) == (directory_pb2.ROUTE_KIND_LOCAL, "")
         with pytest.raises(grpc.RpcError) as caught:
             stub.Route(directory_pb2.RouteRequest(to_unit="000.00.02.H41"), metadata=auth)
         assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION

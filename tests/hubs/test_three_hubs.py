@@ -282,7 +282,7 @@ def test_one_send_reaches_every_commune_of_the_province(hubs) -> None:
     request.fields.subject = "Thông báo lịch tiếp công dân"
     reply = _exchange(h49).Send(request, metadata=h49.metadata(), timeout=120)
     states = {(r.unit_code, r.state, r.status_code) for r in reply.recipients}
-    assert states == {(c, exchange_pb2.DELIVERED, "01") for c in communes}
+    assert states == {(c, exchange_pb2.DELIVERY_STATE_DELIVERED, "01") for c in communes}
     [delivery] = _exchange(h49).Receive(
         exchange_pb2.ReceiveRequest(unit_code=communes[-1]), metadata=h49.metadata()
     )

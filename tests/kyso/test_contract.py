@@ -300,18 +300,16 @@ async def test_a_delivery_carries_its_verification_as_fields(dev_channel, dev_co
     [delivery] = [d async for d in receive if d.document_id == "verified-1"]
     result = delivery.verification_result
     assert result.package.name == "package"
-    assert result.package.indication == verification_pb2.TOTAL_PASSED
+    assert result.package.indication == verification_pb2.INDICATION_TOTAL_PASSED
     assert result.package.signer
     assert result.package.signer in delivery.verification
     [pdf] = result.attachments
     assert pdf.name == "ket-qua.pdf"
     assert pdf.signatures == 0
-    assert pdf.indication != verification_pb2.TOTAL_PASSED
+    assert pdf.indication != verification_pb2.INDICATION_TOTAL_PASSED
     assert pdf.sub_indication
-    assert (
-        f"ket-qua.pdf: {verification_pb2.Indication.Name(pdf.indication)}".replace("_", "-")
-        in delivery.verification
-    )
+    name = verification_pb2.Indication.Name(pdf.indication).removeprefix("INDICATION_")
+    assert f"ket-qua.pdf: {name}".replace("_", "-") in delivery.verification
 
 
 # -- long streams: keepalive policy and heartbeats -----------------------------------------------

@@ -216,10 +216,14 @@ async def test_search_refusals(directory, request_fields, field, message) -> Non
 
 async def test_routes_local_and_up_with_the_next_hub_address(directory) -> None:
     local = await directory.Route(directory_pb2.RouteRequest(to_unit=DEPARTMENTS[2]), metadata=AUTH)
-    assert (local.kind, local.next_hub, local.next_hub_address) == (directory_pb2.LOCAL, "", "")
+    assert (local.kind, local.next_hub, local.next_hub_address) == (
+        directory_pb2.ROUTE_KIND_LOCAL,
+        "",
+        "",
+    )
     up = await directory.Route(directory_pb2.RouteRequest(to_unit=OTHER_PROVINCE), metadata=AUTH)
     assert (up.kind, up.next_hub, up.next_hub_address) == (
-        directory_pb2.UP,
+        directory_pb2.ROUTE_KIND_UP,
         "VN",
         "vn.hub.example:443",
     )

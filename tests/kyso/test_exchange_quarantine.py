@@ -138,7 +138,9 @@ async def test_a_delivery_that_cannot_be_handed_over_is_quarantined_and_the_rest
     # each Receive after its lease runs out counts one more failure; at the fifth
     # (max_delivery_attempts' default) it is quarantined
     attempts = 1
-    while (await _recipient(stub, dev_config, sent[0].document_id)).state != exchange_pb2.FAILED:
+    while (
+        await _recipient(stub, dev_config, sent[0].document_id)
+    ).state != exchange_pb2.DELIVERY_STATE_FAILED:
         assert attempts < 5, "still not quarantined after max_delivery_attempts"
         await asyncio.sleep(1.2)  # the lease of 1 s runs out
         assert await _receive(stub, dev_config) == []
@@ -154,7 +156,7 @@ async def test_a_delivery_that_cannot_be_handed_over_is_quarantined_and_the_rest
     )
     [item] = listed.items
     assert (item.kind, item.document_id, list(item.to_units), item.failures) == (
-        exchange_pb2.QUARANTINE_DELIVERY,
+        exchange_pb2.QUARANTINE_KIND_DELIVERY,
         sent[0].document_id,
         [DEPARTMENT],
         5,
@@ -184,7 +186,7 @@ async def test_a_delivery_that_cannot_be_handed_over_is_quarantined_and_the_rest
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ReleaseQuarantined(
             exchange_pb2.ReleaseQuarantinedRequest(
-                kind=exchange_pb2.QUARANTINE_DELIVERY, id=item.id
+                kind=exchange_pb2.QUARANTINE_KIND_DELIVERY, id=item.id
             ),
             metadata=_auth(dev_config),
         )
@@ -269,14 +271,14 @@ async def test_a_hop_the_next_hub_keeps_refusing_is_quarantined_and_released(
 
             [item] = (await quarantined()).items
             assert (item.kind, item.next_hub, list(item.to_units), item.failures) == (
-                exchange_pb2.QUARANTINE_HOP,
+                exchange_pb2.QUARANTINE_KIND_HOP,
                 "G22",
                 [NOI_VU_NA],
                 2,
             )
             assert "UNAUTHENTICATED" in item.reason
             recipient = await _recipient(stub, config, sent.document_id)
-            assert recipient.state == exchange_pb2.FAILED
+            assert recipient.state == exchange_pb2.DELIVERY_STATE_FAILED
             assert recipient.detail.startswith("quarantined (next hub G22): hub G22 did not take")
             assert _events(config, "package.quarantined") == 1
             scraped = prometheus_client.generate_latest(server.metrics.registry).decode()
@@ -285,7 +287,7 @@ async def test_a_hop_the_next_hub_keeps_refusing_is_quarantined_and_released(
 
             released = await stub.ReleaseQuarantined(
                 exchange_pb2.ReleaseQuarantinedRequest(
-                    kind=exchange_pb2.QUARANTINE_HOP, id=item.id
+                    kind=exchange_pb2.QUARANTINE_KIND_HOP, id=item.id
                 ),
                 metadata=_auth(config),
             )
@@ -391,7 +393,7 @@ async def test_a_package_an_earlier_version_accepted_too_large_to_deliver_is_qua
                 await asyncio.sleep(1.2)  # the lease of 1 s runs out
                 assert [d.document_id for d in await _receive(stub, config)] == []
             recipient = await _recipient(stub, config, "ho-so-lon")
-            assert recipient.state == exchange_pb2.FAILED
+            assert recipient.state == exchange_pb2.DELIVERY_STATE_FAILED
             assert "PackageTooLarge" in recipient.detail
             [item] = (
                 await stub.ListQuarantined(

@@ -42,7 +42,7 @@ async def test_signed_pdf_passes(dev_channel, dev_config, language, word):
         ),
         metadata=_auth(dev_config),
     )
-    assert report.indication == verification_pb2.TOTAL_PASSED, report.report_text
+    assert report.indication == verification_pb2.INDICATION_TOTAL_PASSED, report.report_text
     (signature,) = report.signatures
     assert signature.intact
     assert signature.trusted
@@ -61,7 +61,7 @@ async def test_tampered_pdf_is_a_failed_report(dev_channel, dev_config):
         verification_pb2.VerifyPdfRequest(document=common_pb2.DocumentInput(content=bytes(pdf))),
         metadata=_auth(dev_config),
     )
-    assert report.indication == verification_pb2.TOTAL_FAILED
+    assert report.indication == verification_pb2.INDICATION_TOTAL_FAILED
 
 
 async def test_garbage_is_a_report_not_an_error(dev_channel, dev_config):
@@ -70,7 +70,10 @@ async def test_garbage_is_a_report_not_an_error(dev_channel, dev_config):
         verification_pb2.VerifyPdfRequest(document=common_pb2.DocumentInput(content=b"garbage")),
         metadata=_auth(dev_config),
     )
-    assert report.indication in {verification_pb2.TOTAL_FAILED, verification_pb2.INDETERMINATE}
+    assert report.indication in {
+        verification_pb2.INDICATION_TOTAL_FAILED,
+        verification_pb2.INDICATION_INDETERMINATE,
+    }
     assert report.findings
 
 
@@ -100,7 +103,7 @@ async def test_package_signed_on_the_hsm_passes_and_tampered_fails(
         verification_pb2.VerifyPackageRequest(package=common_pb2.DocumentInput(content=package)),
         metadata=_auth(dev_config),
     )
-    assert report.indication == verification_pb2.TOTAL_PASSED, report.report_text
+    assert report.indication == verification_pb2.INDICATION_TOTAL_PASSED, report.report_text
     assert json.loads(report.report_json)["document_id"] == "verify-1"
 
     tampered = package.replace(b"verify-1", b"verify-2")
@@ -108,5 +111,5 @@ async def test_package_signed_on_the_hsm_passes_and_tampered_fails(
         verification_pb2.VerifyPackageRequest(package=common_pb2.DocumentInput(content=tampered)),
         metadata=_auth(dev_config),
     )
-    assert report.indication == verification_pb2.TOTAL_FAILED
+    assert report.indication == verification_pb2.INDICATION_TOTAL_FAILED
     assert report.sub_indication == "SIG_CRYPTO_FAILURE"

@@ -1,0 +1,106 @@
+"""docs/api.md, the integrator's guide, is true: every RPC of the protos has a curl example in
+"Every RPC with curl", and that section's script, run as written against a server, gets the
+answer it says from each call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+from kyso.config import Config
+from kyso.server import Server
+from kyso.v1 import (
+    audit_pb2,
+    directory_pb2,
+    documents_pb2,
+    exchange_pb2,
+    signing_pb2,
+    verification_pb2,
+)
+from tests.api.conftest import ROOT
+from tests.signer.pdfgen import make_pdf
+
+API_MD = ROOT / "docs" / "api.md"
+# What a fresh development server cannot do, and so answers with an error the script expects:
+# a signature value no token made, a quarantined item that does not exist, a hop from a hub
+# the caller is not.
+EXPECTED_REFUSALS = {
+    "SigningService/CompleteSignature": {400},
+    "ExchangeService/ReleaseQuarantined": {400, 404},
+    "ExchangeService/Forward": {400, 403},
+}
+
+
+def _rpcs() -> set[str]:
+    modules = (signing_pb2, verification_pb2, documents_pb2, exchange_pb2, directory_pb2, audit_pb2)
+    return {
+        f"{service.name}/{method.name}"
+        for module in modules
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+
+
+def _curl_section() -> str:
+    text = API_MD.read_text(encoding="utf-8")
+    start = text.index("### Every RPC with curl")
+    end = text.index("\n## ", start)
+    return text[start:end]
+
+
+def _script() -> str:
+    return "\n".join(re.findall(r"```sh\n(.*?)```", _curl_section(), flags=re.S))
+
+
+def test_every_rpc_has_a_curl_example() -> None:
+    shown = set(re.findall(r"\b(?:call|stream) (\w+Service/\w+)", _script()))
+    missing = _rpcs() - shown
+    assert not missing, f"docs/api.md has no curl example for {sorted(missing)}"
+    assert shown <= _rpcs(), f"examples of RPCs the protos do not have: {shown - _rpcs()}"
+
+
+async def test_the_curl_script_of_the_guide_runs(
+    api_server: Server, api_config: Config, dev_env, tmp_path: Path
+) -> None:
+    assert api_server.http is not None
+    (tmp_path / "quyet-dinh.pdf").write_bytes(make_pdf())
+    (tmp_path / "phu-luc.pdf").write_bytes(make_pdf(title="Phụ lục"))
+    (tmp_path / "goi-tin.xml").write_text("<edXMLEnvelope/>")
+    token_file = api_config.clients["dev"].token_file
+    assert token_file is not None
+    # every curl also says, on standard error, the status it got and for which URL
+    script = (
+        "set -euo pipefail\n"
+        'curl() { command curl -w "%{stderr}HTTP %{http_code} %{url_effective}\\n" "$@"; }\n'
+        + _script()
+    )
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-c",
+        script,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "K": api_server.http.url,
+            "TOKEN_FILE": str(token_file),
+            "OFFICIAL_PEM": str(dev_env.keys["official"].certificate_path),
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=240)
+    output, log = out.decode(), err.decode()
+    assert process.returncode == 0, f"{log}\n{output}"
+    statuses: dict[str, int] = {}
+    for status, url in re.findall(r"^HTTP (\d+) \S+/kyso\.v1\.(\S+)$", log, flags=re.M):
+        statuses[url] = int(status)
+    assert set(statuses) == _rpcs(), log
+    for rpc, status in statuses.items():
+        expected = EXPECTED_REFUSALS.get(rpc, {200})
+        assert status in expected, f"{rpc}: HTTP {status}\n{output}"
+    assert '"error"' not in output  # no stream ended with an error
+    assert (tmp_path / "copy.pdf").read_bytes() == (tmp_path / "quyet-dinh.signed.pdf").read_bytes()
+    assert '"INDICATION_TOTAL_PASSED"' in output
+    assert '"DELIVERY_STATE_ACKNOWLEDGED"' in output
