@@ -117,12 +117,15 @@ async def test_many_requests_at_once_all_validate(pooled, dev_env):
             "field_name",
         ),
         (
-            SignRequest(pdf=make_pdf(), alias="seal", appearance=AppearanceKind.SEAL),
+            # (without a rect the seal takes the default place; a box too small is refused)
+            SignRequest(
+                pdf=make_pdf(), alias="seal", appearance=AppearanceKind.SEAL, rect=(10, 10, 30, 20)
+            ),
             RectangleInvalid,
             "rect",
         ),
     ],
-    ids=["not-a-pdf", "alias", "field", "seal-without-rect"],
+    ids=["not-a-pdf", "alias", "field", "seal-too-small"],
 )
 async def test_errors_keep_their_class_message_and_field(pooled, service, request_, error, field):
     with pytest.raises(error) as remote:
