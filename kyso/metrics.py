@@ -15,11 +15,18 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from prometheus_client.metrics_core import Metric
+
     from kyso.operations.archive import Archive
     from kyso.operations.running import Blocking, Executors
     from kyso.status import Snapshot
+    from signer.timestamps import TsaTally
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +234,46 @@ class Metrics:
             counter = Gauge(name, help_text, registry=self.registry)
             counter.set_function(functools.partial(_attribute, archive, attribute))
 
+    def watch_tsa(self, tally: Callable[[], TsaTally]) -> None:
+        """``kyso_tsa_requests_total{url,outcome}`` (ok, failed, refused) and
+        ``kyso_tsa_certificate_expiry_timestamp_seconds{url}``, read from ``tally`` (the
+        signing workers' sum) when scraped."""
+        self.registry.register(_TsaCollector(tally))
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
+
+
+class _TsaCollector(Collector):
+    def __init__(self, tally: Callable[[], TsaTally]) -> None:
+        self._tally = tally
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families(self._tally()))
+
+    @staticmethod
+    def _families(tally: TsaTally | None = None) -> list[Metric]:
+        requests = CounterMetricFamily(
+            "kyso_tsa_requests",
+            "Time-stamp requests to each TSA by outcome (ok, failed: network or HTTP error or"
+            " a malformed reply, refused: the TSA answered with a refusal)",
+            labels=["url", "outcome"],
+        )
+        expiry = GaugeMetricFamily(
+            "kyso_tsa_certificate_expiry_timestamp_seconds",
+            "When the certificate that signed the TSA's last time-stamp stops being valid"
+            " (Unix time)",
+            labels=["url"],
+        )
+        if tally is not None:
+            for (url, outcome), count in sorted(tally.requests.items()):
+                requests.add_metric([url, outcome], float(count))
+            for url, not_after in sorted(tally.certificate_not_after.items()):
+                expiry.add_metric([url], not_after.timestamp())
+        return [requests, expiry]
 
 
 class _Cached:

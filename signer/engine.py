@@ -50,7 +50,7 @@ from signer.fields import (
     stamp_identity,
 )
 from signer.levels import Level, LevelSteps
-from signer.timestamps import FailoverTimeStamper
+from signer.timestamps import FailoverTimeStamper, TsaTally
 
 __all__ = [
     "KeyProfile",
@@ -223,6 +223,11 @@ class SigningEngine:
             signing_time=signing_time,
             level=request.level,
         )
+
+    def take_tsa_tally(self) -> TsaTally:
+        """What the time-stamping authorities did since the last call (for metrics)."""
+        timestamper = self._steps.timestamper
+        return timestamper.take_tally() if timestamper is not None else TsaTally()
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from signer.engine import (
     unknown_alias,
 )
 from signer.errors import DocumentTooLarge, SignerUnavailable, SigningError
+from signer.timestamps import TsaTally
 from storage import FilesystemStore, ObjectStore, StagedFile, StorageError
 from workers import (
     PoolSpec,
@@ -124,6 +125,9 @@ class SigningPool:
         self._reads_store = store is not None
         self._aliases = frozenset(profiles)
         self._max_size = settings.max_document_size
+        self.tsa_tally = TsaTally()
+        """What the workers' TSAs did, summed over every answer (a worker's failures arrive
+        with its next answer that succeeds)."""
         try:
             self._pool = WorkerPool(
                 PoolSpec(
@@ -173,7 +177,9 @@ class SigningPool:
         except WorkerUnavailable as exc:
             raise _unavailable(exc) from exc
         assert pdf is not None
-        return SignedDocument(pdf=pdf, **_loads(payload))
+        result = _loads(payload)
+        self.tsa_tally.add(result.pop("tsa"))
+        return SignedDocument(pdf=pdf, **result)
 
     @property
     def reads_store(self) -> bool:
@@ -207,6 +213,7 @@ class SigningPool:
         except WorkerUnavailable as exc:
             raise _unavailable(exc) from exc
         result = _loads(payload)
+        self.tsa_tally.add(result.pop("tsa"))
         staged: StagedFile | None = result.pop("staged", None)
         return SignedDocument(pdf=pdf or b"", **result), staged
 
@@ -286,6 +293,7 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
             engine.sign(SignRequest(pdf=data, **fields), input_digest=input_digest)
         )
         result = {name: getattr(signed, name) for name in _RESULT_FIELDS}
+        result["tsa"] = engine.take_tsa_tally()
         if stage:
             assert isinstance(store, FilesystemStore)
             # The parent adopts this file into the store: the signed PDF never crosses back.

@@ -29,6 +29,7 @@ from signer.engine import (
 )
 from signer.errors import SignerUnavailable
 from signer.pool import SigningPool
+from signer.timestamps import TsaTally
 from storage import ObjectStore, StagedFile
 
 __all__ = [
@@ -64,6 +65,7 @@ class PdfSigningService:
     ) -> None:
         self._engine: SigningEngine | None = None
         self._pool: SigningPool | None = None
+        self._in_process_tally = TsaTally()
         if key_specs:
             self._pool = SigningPool(
                 key_specs=key_specs,
@@ -87,6 +89,15 @@ class PdfSigningService:
     def worker_pids(self) -> tuple[int | None, ...]:
         """Process ids of the signing workers (None for one being restarted); for operators."""
         return self._pool.pids() if self._pool is not None else ()
+
+    def tsa_tally(self) -> TsaTally:
+        """What the time-stamping authorities did since start (requests by URL and outcome,
+        each TSA's certificate expiry); a worker's failures count with its next success."""
+        if self._pool is not None:
+            return self._pool.tsa_tally
+        assert self._engine is not None
+        self._in_process_tally.add(self._engine.take_tsa_tally())
+        return self._in_process_tally
 
     def warm_up(self) -> None:
         """Prepare every key's stamps now, not on the first request.
