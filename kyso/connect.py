@@ -1,9 +1,9 @@
 """The kyso.v1 services over HTTP/JSON: the Connect protocol (PyPI ``connectrpc``) beside gRPC.
 
 ``POST /kyso.v1.<Service>/<Method>`` with ``Content-Type: application/json`` (or
-``application/proto``) calls the RPC; server-streaming RPCs (Download, Receive) answer with
-Connect's enveloped stream (``application/connect+json``), and so does the client-streaming
-Upload. docs/api.md ("HTTP/JSON") shows each call with curl.
+``application/proto``) calls the RPC; server-streaming RPCs (Download, Receive, WatchEvents)
+answer with Connect's enveloped stream (``application/connect+json``), and so does the
+client-streaming Upload. docs/api.md ("HTTP/JSON") shows each call with curl.
 
 Invariants:
 - No second implementation: every call runs the very handlers the gRPC server runs — the
@@ -51,10 +51,12 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from kyso.config import Config, is_loopback, parse_address
 from kyso.interceptors import KysoInterceptor, current_request_id
 from kyso.v1 import (
+    archive_pb2,
     audit_pb2,
     directory_pb2,
     documents_pb2,
     exchange_pb2,
+    notifications_pb2,
     signing_pb2,
     verification_pb2,
 )
@@ -63,7 +65,16 @@ __all__ = ["ConnectServer", "build_app"]
 
 log = logging.getLogger(__name__)
 
-_FILES = (signing_pb2, verification_pb2, documents_pb2, exchange_pb2, directory_pb2, audit_pb2)
+_FILES = (
+    signing_pb2,
+    verification_pb2,
+    documents_pb2,
+    exchange_pb2,
+    directory_pb2,
+    audit_pb2,
+    notifications_pb2,
+    archive_pb2,
+)
 
 # gRPC's names, Connect's codes: the same fifteen, spelled in lower case (CANCELLED → canceled).
 _CODES: Mapping[grpc.StatusCode, Code] = {
