@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from kyso.db import describe_failure, is_connection_failure
 from kyso.notify.citizens import Citizens
 from kyso.notify.schema import cursors, deliveries, endpoints, events, messages
 from kyso.notify.webhooks import Webhooks
@@ -90,14 +91,30 @@ class Notifier:
 
     async def _run(self) -> None:
         pause = 0.5
+        failures = 0
         while True:
             self._wake.clear()
             try:
                 await self._round()
                 timeout = await self._idle()
-                pause = 0.5
-            except Exception:
-                log.exception("notification round failed; trying again", extra={"pause": pause})
+                if failures:
+                    log.info("notification rounds work again", extra={"failed_rounds": failures})
+                pause, failures = 0.5, 0
+            except Exception as exc:
+                failures += 1
+                # The database away is an outage the health check reports: one line at the 1st,
+                # 2nd, 4th, 8th … failure; a traceback only for the unexpected.
+                if not is_connection_failure(exc):
+                    log.exception("notification round failed; trying again", extra={"pause": pause})
+                elif failures & (failures - 1) == 0:
+                    log.warning(
+                        "notification round failed: the database cannot be reached; trying again",
+                        extra={
+                            "reason": describe_failure(exc),
+                            "failed_rounds": failures,
+                            "pause": pause,
+                        },
+                    )
                 timeout = pause
                 pause = min(pause * 2, 30.0)
             with contextlib.suppress(TimeoutError):
