@@ -13,6 +13,7 @@ import functools
 import logging
 import signal
 import time
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _REFUSALS_FLUSH_SECONDS = 5.0
+_STOP_SLACK_SECONDS = 30.0
+"""How long a background part may take to stop (beyond the calls' grace) before it is left."""
 
 
 def keepalive_options(server: ServerConfig) -> list[tuple[str, int]]:
@@ -234,20 +237,24 @@ class Server:
     async def stop(self) -> None:
         log.info("stopping", extra={"grace_seconds": self.config.server.grace_seconds})
         await self.monitor.stop()
+        grace = self.config.server.grace_seconds
         # both listeners stop accepting at once and give their calls in flight the same grace
-        await asyncio.gather(
-            self.grpc.stop(self.config.server.grace_seconds),
-            *([self.http.stop()] if self.http is not None else []),
+        await _bounded(
+            "the listeners",
+            asyncio.gather(
+                self.grpc.stop(grace), *([self.http.stop()] if self.http is not None else [])
+            ),
+            grace + _STOP_SLACK_SECONDS,
         )
         if self.archive is not None:
-            await self.archive.stop()
+            await _bounded("the archive renewal", self.archive.stop(), _STOP_SLACK_SECONDS)
         # exchange: stop dispatching before the application (database, keys) closes
         if self._dispatcher is not None:
-            await self._dispatcher.stop()
+            await _bounded("the exchange dispatcher", self._dispatcher.stop(), _STOP_SLACK_SECONDS)
         if self._notifier is not None:
-            await self._notifier.stop()
+            await _bounded("the notifier", self._notifier.stop(), _STOP_SLACK_SECONDS)
         if self._remote_poller is not None:
-            await self._remote_poller.stop()
+            await _bounded("the remote poller", self._remote_poller.stop(), _STOP_SLACK_SECONDS)
         if self._heads is not None:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -269,6 +276,16 @@ class Server:
         while True:
             await asyncio.sleep(_REFUSALS_FLUSH_SECONDS)
             await self.app.refusals.flush()
+
+
+async def _bounded(what: str, stopping: Awaitable[object], seconds: float) -> None:
+    """Wait for ``what`` to stop, at most ``seconds``: a part that does not stop is logged by
+    name and left behind, so the rest still closes in order (and SIGTERM still ends the
+    process) instead of the whole stop waiting on it for ever."""
+    try:
+        await asyncio.wait_for(stopping, seconds)
+    except TimeoutError:
+        log.error("%s did not stop within %.0f s; stopping the rest", what, seconds)
 
 
 def start_remote_poller(app: Application) -> RemotePoller:
