@@ -86,8 +86,18 @@ def both_policy(interop_trust: TrustProfile, dev_trust: TrustProfile) -> Verific
     return VerificationPolicy(trust=(interop_trust, dev_trust), limits=Limits(timeout_seconds=30.0))
 
 
-# tool × case → kyso's indication, filled by test_corpus and printed at the end of the run.
+# tool × case → kyso's indication: test_corpus records each as a report property (VERDICT),
+# collected here from the reports (in the controlling process under pytest-xdist) and printed
+# at the end of the run.
+VERDICT = "kyso_interop_verdict"
 VERDICTS: dict[str, tuple[str, str, str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == VERDICT:
+            name, tools, what, verdict = value
+            VERDICTS[name] = (tools, what, verdict)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
