@@ -488,6 +488,13 @@ def uploads_under_sigkill(
                 try:
                     stored = _upload_sync(stub, docs[index], auth)
                 except grpc.RpcError as exc:
+                    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        # over the client's rate ([limits]): back off and retry, as a real
+                        # client does on RESOURCE_EXHAUSTED with RetryInfo
+                        with lock:
+                            todo.append(index)
+                        time.sleep(0.1)
+                        continue
                     if exc.code() not in _RETRYABLE:
                         unexpected.append(exc)
                         return
