@@ -17,16 +17,22 @@ token again; the ring's pool restarts its workers.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import pkcs11
 from pkcs11 import exceptions as p11x
 
 from hsm import _p11
-from hsm.errors import CertificateNotFound, HsmError, TokenUnavailable
+from hsm.errors import CertificateNotFound, HsmError, TokenNotFound, TokenUnavailable
 from hsm.keys import KeyInfo
 from hsm.schemes import DIGEST_ALGORITHMS, DigestAlgorithm, SignatureScheme
 from hsm.uri import Pkcs11Uri
 from workers import WorkerSetup
+
+if TYPE_CHECKING:
+    from pkcs11._pkcs11 import lib as pkcs11_lib
 
 __all__ = ["OP_PING", "OP_SIGN", "Ready", "WorkerConfig", "scheme_code", "serve"]
 
@@ -107,9 +113,29 @@ def serve(config: WorkerConfig) -> WorkerSetup:
     return WorkerSetup(handle=handle, ready=ready, fatal=(TokenUnavailable,))
 
 
+_START_SCANS = 4
+"""How many times a starting worker looks for its token before it gives up."""
+
+
+def _find_at_start(lib: pkcs11_lib, uri: Pkcs11Uri) -> pkcs11.Token:
+    """The worker's token. A module lists its tokens when it is initialised, and SoftHSM then
+    reads each token's file: one that another process is rewriting at that moment is left out.
+    So a token not found is looked for again, the module initialised anew each time (safe
+    here: this fresh worker process has no session yet), before the start fails."""
+    for attempt in range(1, _START_SCANS + 1):
+        try:
+            return _p11.find_token(lib, uri)
+        except TokenNotFound:
+            if attempt == _START_SCANS:
+                raise
+            time.sleep(0.25 * attempt)
+            lib.reinitialize()
+    raise AssertionError("unreachable")
+
+
 def _start(config: WorkerConfig) -> tuple[list[_Key], Ready]:
     lib = _p11.load_module(config.module_path)
-    token = _p11.find_token(lib, config.token_uri)
+    token = _find_at_start(lib, config.token_uri)
     session = _p11.login(token, config.pin)
     mechanisms = _p11.signing_mechanisms(token)
     keys: list[_Key] = []
