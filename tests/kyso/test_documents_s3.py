@@ -29,7 +29,9 @@ from tests.support.rgw import RgwHandle, new_bucket_name
 
 from .conftest import token
 
-pytestmark = pytest.mark.s3
+# The first test in a process starts the Ceph gateway (tests/support/rgw.py): minutes on a
+# busy machine, counted in that test's time.
+pytestmark = [pytest.mark.s3, pytest.mark.timeout(900)]
 
 MiB = 1024 * 1024
 DOCUMENTS = "kyso.v1.DocumentService"
