@@ -41,7 +41,7 @@ from connectrpc.errors import ConnectError, ErrorDetail
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.request import RequestContext
 from connectrpc.server import ConnectASGIApplication, Endpoint
-from google.protobuf import json_format, message_factory
+from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
@@ -50,31 +50,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kyso.config import Config, is_loopback, parse_address
 from kyso.interceptors import KysoInterceptor, current_request_id
-from kyso.v1 import (
-    archive_pb2,
-    audit_pb2,
-    directory_pb2,
-    documents_pb2,
-    exchange_pb2,
-    notifications_pb2,
-    signing_pb2,
-    verification_pb2,
-)
 
 __all__ = ["ConnectServer", "build_app"]
 
 log = logging.getLogger(__name__)
-
-_FILES = (
-    signing_pb2,
-    verification_pb2,
-    documents_pb2,
-    exchange_pb2,
-    directory_pb2,
-    audit_pb2,
-    notifications_pb2,
-    archive_pb2,
-)
 
 # gRPC's names, Connect's codes: the same fifteen, spelled in lower case (CANCELLED → canceled).
 _CODES: Mapping[grpc.StatusCode, Code] = {
@@ -257,15 +236,14 @@ class _Endpoints:
 
     async def build(self) -> dict[str, Endpoint[Any, Any]]:
         endpoints: dict[str, Endpoint[Any, Any]] = {}
-        for module in _FILES:
-            for service in module.DESCRIPTOR.services_by_name.values():
-                for method in service.methods:
-                    path = f"/{service.full_name}/{method.name}"
-                    handler = self._handlers.get(path)
-                    if handler is None:
-                        continue
-                    wrapped = await self._wrap(path, handler)
-                    endpoints[path] = self._endpoint(method, wrapped)
+        # every handler the gRPC server registered, described by the descriptor its generated
+        # module put in the default pool: a new service needs no list here
+        pool = descriptor_pool.Default()
+        for path, handler in self._handlers.items():
+            service, method = path.strip("/").split("/")
+            described = pool.FindServiceByName(service).methods_by_name[method]
+            wrapped = await self._wrap(path, handler)
+            endpoints[path] = self._endpoint(described, wrapped)
         return endpoints
 
     async def _wrap(self, path: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Wrapped:
