@@ -32,6 +32,7 @@ from kyso.authz import PUBLIC_SERVICES, Authenticator, Identity, authorize
 from kyso.config import LimitsConfig
 from kyso.errors import AuthenticationError, PermissionDenied, StatusInfo, StreamIdle, to_status
 from kyso.metrics import Metrics
+from kyso.operations.running import work_owner
 
 __all__ = ["KysoInterceptor", "current_identity", "current_request_id"]
 
@@ -192,6 +193,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> Ticket:
         identity = self._authenticate(context)
         _identity.set(identity)
+        work_owner.set(identity.name)  # the pools share their threads fairly between clients
         authorize(identity, method)
         return self._admission.admit(identity.name, streaming=streaming)
 

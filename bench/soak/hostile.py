@@ -11,7 +11,9 @@ attackers share the machine with the server).
 An outcome is the status code the server ended the call with (``OK`` for success; a
 ``VerifyPackage`` answered with a report is ``OK:<indication>/<sub-indication>``), or what the
 client saw when the server did not end it: ``OPEN_AT_END`` (an idle or stalled stream still open
-at the end of the attack and older than ``grace`` seconds), ``UNDECIDED`` (one younger than
+at the end of the attack and older than ``grace`` seconds; a slow reader first reads what is
+left at full speed for up to ``DRAIN_SECONDS``, since a stream the server has already ended
+reaches the client only after the messages buffered before its end), ``UNDECIDED`` (one younger than
 that), ``EMPTY`` (a slow Receive that had nothing to deliver: not an attack), ``NO_ANSWER`` (a
 request still unanswered at the end, older than ``grace``). Attackers never set a gRPC deadline,
 so every DEADLINE_EXCEEDED is the server's.
@@ -49,6 +51,10 @@ from kyso.v1 import (
 )
 
 __all__ = ["ATTACKS", "main"]
+
+DRAIN_SECONDS = 5.0
+"""How long a slow reader, at the end of the attack, waits for each next message while it
+reads what is left at full speed."""
 
 ATTACKS = (
     "idle_upload",
@@ -116,10 +122,10 @@ class Attacks:
         or stalled; ``NO_ANSWER`` for a request waiting for its answer) when older than
         ``grace``, ``UNDECIDED`` when younger.
         """
+        # A held stream gets DRAIN_SECONDS more, to read what the server sent before it ended.
+        limit = max(self.end - time.monotonic(), 0.1) + (DRAIN_SECONDS if held else 0.0)
         try:
-            self.record(
-                attack, await asyncio.wait_for(work(), max(self.end - time.monotonic(), 0.1))
-            )
+            self.record(attack, await asyncio.wait_for(work(), limit))
         except grpc.RpcError as exc:  # aio.AioRpcError, or a synchronous call's error
             call = typing.cast(grpc.Call, exc)
             self.record(attack, call.code().name, call.details() or "")
@@ -223,11 +229,22 @@ class Attacks:
                 await asyncio.sleep(0.5)
 
     async def _slowly(self, call: Any) -> str:
+        """Take a message every ``slow_pause`` seconds until the attack ends, then the rest
+        at once: how the server ended the stream (its status) comes after the messages it had
+        already sent, so only reading them shows whether it had ended it. A stream it still
+        holds gives nothing more for ``DRAIN_SECONDS`` and stays open (``OPEN_AT_END``)."""
         taken = 0
-        async for _ in call:
+        while True:
+            if self.running():
+                message = await call.read()
+            else:
+                message = await asyncio.wait_for(call.read(), DRAIN_SECONDS)
+            if message is aio.EOF:  # type: ignore[attr-defined]  # real, missing from the stubs
+                return "OK" if taken else "EMPTY"
             taken += 1
-            await asyncio.sleep(self.plan.slow_pause)
-        return "OK" if taken else "EMPTY"
+            pause = min(self.plan.slow_pause, self.end - time.monotonic())
+            if pause > 0:
+                await asyncio.sleep(pause)
 
     async def oversize(self, ch: grpc.Channel, *, declared: bool) -> None:
         """Uploads over ``max_document_bytes``; synchronous API, as for :meth:`idle_upload`."""

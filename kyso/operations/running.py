@@ -16,15 +16,26 @@ once with :class:`~kyso.errors.Overloaded` (RESOURCE_EXHAUSTED with a retry dela
 queues nothing unbounded. A pool whose oldest waiting call has waited longer than
 ``saturated_after`` seconds is *saturated*; the health monitor reports it (NOT_SERVING).
 
-Invariant: a call runs with the caller's context variables (the request id for logs).
+Fairness: calls waiting for a thread wait in one queue per client (:data:`work_owner`, set by
+the interceptor when it admits a call) and a freed thread goes to the clients in turn, one call
+each. A client with 60 calls queued therefore delays another client's call by at most one call
+per client ahead of it, not by its whole queue, which a single first-in-first-out queue did.
+The pool stays work-conserving: a client alone may use every thread.
+
+Invariants: a call runs with the caller's context variables (the request id for logs); at most
+``threads`` calls hold a thread at once (a slot is given back when the thread's work ends, even
+if its caller stopped waiting), so nothing waits inside the executor's own queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import contextvars
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,12 +43,60 @@ from typing import ParamSpec, TypeVar
 
 from kyso.errors import Overloaded
 
-__all__ = ["Blocking", "Executors"]
+__all__ = ["Blocking", "Executors", "work_owner"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _RETRY_AFTER_SECONDS = 1.0
+
+work_owner: contextvars.ContextVar[str] = contextvars.ContextVar("kyso_work_owner", default="")
+"""Whose work a blocking call is: the client's name for an RPC (set at admission), "" for the
+server's own background work. Pools share their threads fairly between owners."""
+
+
+class _FairSlots:
+    """``slots`` places handed out to waiting owners in turn; used from the event loop only.
+
+    Invariant: a place is free only when no owner waits (a released place goes straight to
+    the next waiter), so a call never waits while a place is free.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        # Owners in the order they will next be served; each with its waiters, oldest first.
+        self._queues: dict[str, deque[asyncio.Future[None]]] = {}
+
+    async def acquire(self, owner: str) -> None:
+        if self._free > 0 and not self._queues:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(owner, deque()).append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # given a place just as the caller stopped waiting: pass it on
+            else:
+                queue = self._queues.get(owner)
+                if queue is not None and waiter in queue:
+                    queue.remove(waiter)
+                    if not queue:
+                        del self._queues[owner]
+            raise
+
+    def release(self) -> None:
+        while self._queues:
+            owner = next(iter(self._queues))
+            queue = self._queues.pop(owner)
+            waiter = queue.popleft()
+            if queue:
+                self._queues[owner] = queue  # to the back of the turn
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 class Blocking:
@@ -58,6 +117,7 @@ class Blocking:
         self._queue_limit = queue_limit
         self._saturated_after = saturated_after
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"kyso-{name}")
+        self._slots = _FairSlots(threads)
         self._running = 0
         self._waiting: dict[int, float] = {}  # call number → when it started waiting (monotonic)
         self._numbers = itertools.count()
@@ -99,24 +159,36 @@ class Blocking:
             )
         number = next(self._numbers)
         self._waiting[number] = time.monotonic()
+        try:
+            await self._slots.acquire(work_owner.get())
+        finally:
+            del self._waiting[number]
+        self._running += 1
+        loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
 
         def call() -> T:
-            # Counted from the thread's side: the loop's bookkeeping runs on the loop thread, so
-            # the start is handed over with call_soon_threadsafe, keeping the dicts loop-owned.
-            loop.call_soon_threadsafe(self._started, number)
             return context.run(fn, *args, **kwargs)
 
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, call)
-        finally:
-            if self._waiting.pop(number, None) is None:
-                self._running -= 1
+            work = self._pool.submit(call)
+        except BaseException:
+            self._finished()
+            raise
 
-    def _started(self, number: int) -> None:
-        if self._waiting.pop(number, None) is not None:
-            self._running += 1
+        def finished(_: concurrent.futures.Future[T]) -> None:
+            # The place is given back when the thread is done, not when the caller stops
+            # waiting: a cancelled caller's work still holds its thread until it ends.
+            # A closed loop has nobody waiting for a place any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._finished)
+
+        work.add_done_callback(finished)
+        return await asyncio.wrap_future(work)
+
+    def _finished(self) -> None:
+        self._running -= 1
+        self._slots.release()
 
     def close(self) -> None:
         """Let running calls finish; refuse new ones."""
