@@ -52,6 +52,7 @@ from kyso.operations.ledger import EventLog
 from kyso.operations.refusals import Refusals
 from kyso.operations.running import Blocking, Executors
 from signer import verify
+from signer.fetches import FetchTally
 from signer.twophase import SessionStore, TwoPhaseSigner
 
 if TYPE_CHECKING:
@@ -135,6 +136,9 @@ class Application:
     citizens: Citizens | None = None
     notifier: Notifier | None = None
     """Started by the server (``kyso.notify.runner``); None in a process that delivers none."""
+    fetches: FetchTally = field(default_factory=FetchTally)
+    """Every TSA request and OCSP/CRL fetch made to sign or renew (the signing and renewal
+    workers' and the two-phase signer's), for the metrics."""
     _renewal: RenewalPool | None = None
     _renewal_lock: threading.Lock = field(default_factory=threading.Lock)
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -163,7 +167,8 @@ class Application:
                 stack.callback(keyring.close)
             settings = signer_settings(config)
             package_policy = package_trust(config)
-            pdf_signer = open_pdf_signer(config, keyring, settings)
+            fetches = FetchTally()
+            pdf_signer = open_pdf_signer(config, keyring, settings, fetches)
             if pdf_signer is not None:
                 stack.callback(pdf_signer.close)
             app = cls(
@@ -177,7 +182,8 @@ class Application:
                 executors=executors,
                 keyring=keyring,
                 pdf_signer=pdf_signer,
-                two_phase=two_phase_signer(config, settings),
+                two_phase=two_phase_signer(config, settings, fetches),
+                fetches=fetches,
                 sessions=SessionStore(engine),
                 pdf_policy=verification_policy(config),
                 package_policy=package_policy,
@@ -228,6 +234,7 @@ class Application:
                     max_document_size=settings.max_document_size,
                 ),
                 workers=self.config.archive.workers,
+                tally=self.fetches,
             )
             self._closers.callback(self._renewal.close)
         return self._renewal
@@ -362,10 +369,15 @@ def signer_settings(config: Config) -> signer.SignerSettings:
     )
 
 
-def two_phase_signer(config: Config, settings: signer.SignerSettings) -> TwoPhaseSigner:
-    """Prepare/complete for officials' tokens; the keys' chains help build officials' chains."""
+def two_phase_signer(
+    config: Config, settings: signer.SignerSettings, fetches: FetchTally | None = None
+) -> TwoPhaseSigner:
+    """Prepare/complete for officials' tokens; the keys' chains help build officials' chains.
+    ``fetches``: where its TSA requests and revocation fetches are counted."""
     chains = [path for key in config.keys.values() for path in key.chain]
-    return TwoPhaseSigner(settings=settings, known_intermediates=read_certificates(chains))
+    return TwoPhaseSigner(
+        settings=settings, known_intermediates=read_certificates(chains), tally=fetches
+    )
 
 
 def verification_policy(config: Config, *, online: bool = False) -> verify.VerificationPolicy:
@@ -547,9 +559,13 @@ def open_keyring(config: Config) -> hsm.KeyRing | None:
 
 
 def open_pdf_signer(
-    config: Config, keyring: hsm.KeyRing | None, settings: signer.SignerSettings
+    config: Config,
+    keyring: hsm.KeyRing | None,
+    settings: signer.SignerSettings,
+    fetches: FetchTally | None = None,
 ) -> signer.PdfSigningService | None:
-    """The PAdES signer over every configured key except the ledger's."""
+    """The PAdES signer over every configured key except the ledger's; ``fetches``: where its
+    workers' TSA requests and revocation fetches are counted."""
     if keyring is None:
         return None
     profiles = {
@@ -572,4 +588,5 @@ def open_pdf_signer(
         # The workers read stored documents themselves: a large one never crosses a socket
         # from this process to a worker.
         store=store_opener(config),
+        tally=fetches,
     )

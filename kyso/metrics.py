@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from kyso.operations.archive import Archive
     from kyso.operations.running import Blocking, Executors
     from kyso.status import Snapshot
-    from signer.timestamps import TsaTally
+    from signer.fetches import FetchCounts
 
 log = logging.getLogger(__name__)
 
@@ -234,28 +234,30 @@ class Metrics:
             counter = Gauge(name, help_text, registry=self.registry)
             counter.set_function(functools.partial(_attribute, archive, attribute))
 
-    def watch_tsa(self, tally: Callable[[], TsaTally]) -> None:
-        """``kyso_tsa_requests_total{url,outcome}`` (ok, failed, refused) and
-        ``kyso_tsa_certificate_expiry_timestamp_seconds{url}``, read from ``tally`` (the
-        signing workers' sum) when scraped."""
-        self.registry.register(_TsaCollector(tally))
+    def watch_fetches(self, totals: Callable[[], FetchCounts]) -> None:
+        """``kyso_tsa_requests_total{url,outcome}``,
+        ``kyso_tsa_certificate_expiry_timestamp_seconds{url}`` and
+        ``kyso_revocation_requests_total{kind,url,outcome}``, read from ``totals`` (what the
+        signing and renewal workers and the two-phase signer fetched) when scraped. The outcomes
+        are those of ``signer.fetches``."""
+        self.registry.register(_FetchCollector(totals))
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
 
-class _TsaCollector(Collector):
-    def __init__(self, tally: Callable[[], TsaTally]) -> None:
-        self._tally = tally
+class _FetchCollector(Collector):
+    def __init__(self, totals: Callable[[], FetchCounts]) -> None:
+        self._totals = totals
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        return iter(self._families(self._tally()))
+        return iter(self._families(self._totals()))
 
     @staticmethod
-    def _families(tally: TsaTally | None = None) -> list[Metric]:
+    def _families(counts: FetchCounts | None = None) -> list[Metric]:
         requests = CounterMetricFamily(
             "kyso_tsa_requests",
             "Time-stamp requests to each TSA by outcome (ok, failed: network or HTTP error or"
@@ -268,12 +270,22 @@ class _TsaCollector(Collector):
             " (Unix time)",
             labels=["url"],
         )
-        if tally is not None:
-            for (url, outcome), count in sorted(tally.requests.items()):
+        revocation = CounterMetricFamily(
+            "kyso_revocation_requests",
+            "OCSP requests and CRL downloads (kind ocsp or crl) to each URL by outcome (ok,"
+            " failed: network or HTTP error or an unreadable answer, refused: the OCSP"
+            " responder answered with a status other than successful); cached answers are not"
+            " counted",
+            labels=["kind", "url", "outcome"],
+        )
+        if counts is not None:
+            for (url, outcome), count in sorted(counts.tsa_requests.items()):
                 requests.add_metric([url, outcome], float(count))
-            for url, not_after in sorted(tally.certificate_not_after.items()):
+            for url, not_after in sorted(counts.tsa_certificate_not_after.items()):
                 expiry.add_metric([url], not_after.timestamp())
-        return [requests, expiry]
+            for (kind, url, outcome), count in sorted(counts.revocation_requests.items()):
+                revocation.add_metric([kind, url, outcome], float(count))
+        return [requests, expiry, revocation]
 
 
 class _Cached:

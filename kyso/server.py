@@ -86,8 +86,7 @@ class Server:
         self.metrics.watch_pools(app.executors)
         if app.router is not None:
             self.metrics.watch_quarantine(app.router.quarantine_counts)
-        if app.pdf_signer is not None:
-            self.metrics.watch_tsa(app.pdf_signer.tsa_tally)
+        self.metrics.watch_fetches(app.fetches.totals)
         if config.notify.enabled:
             self.metrics.watch_notify(functools.partial(notify_backlog, app.engine))
         limit = config.server.max_message_bytes

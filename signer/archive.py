@@ -42,6 +42,7 @@ from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError,
 
 from signer.errors import NotRenewable, RevocationUnavailable, SigningError
 from signer.failures import pdf_failures
+from signer.fetches import FetchTally
 from signer.levels import Level
 from signer.revocation import RevocationCache, RevocationData
 from signer.timestamps import FailoverTimeStamper
@@ -248,14 +249,17 @@ class Renewer:
     """Renews PDFs' evidence with the configured TSAs; one per process (see the module
     docstring). Revocation answers are shared by every document until their ``nextUpdate``."""
 
-    def __init__(self, settings: ArchiveSettings) -> None:
+    def __init__(self, settings: ArchiveSettings, *, tally: FetchTally | None = None) -> None:
+        """``tally``: where the TSA requests and revocation fetches are counted."""
         if not settings.tsa_urls:
             raise ValueError("archive renewal needs at least one time-stamping authority")
         self._settings = settings
         self._timestamper = _Recording(
-            settings.tsa_urls, timeout=settings.tsa_timeout, keep_connections=True
+            settings.tsa_urls, timeout=settings.tsa_timeout, keep_connections=True, tally=tally
         )
-        self._revocation = RevocationCache(timeout=settings.revocation_timeout)
+        self._revocation = RevocationCache(
+            timeout=settings.revocation_timeout, tally=self._timestamper.tally
+        )
         self._roots = tuple(settings.trust_roots)
         self._tsa_certs: tuple[x509.Certificate, ...] | None = None
         self._token_size = 0

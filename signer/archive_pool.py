@@ -7,7 +7,8 @@ They are apart from the signing workers, so a renewal run takes no core, token o
 signing waits for; the caller bounds how many renewals are in flight.
 
 Messages: per request the document as data and, for ``extend``, the level; per answer the
-evidence facts pickled and, for ``extend``, the renewed document as data. Errors keep their class
+evidence facts pickled and, for ``extend``, the renewed document as data; a note to the parent
+after each TSA request and revocation fetch (``signer.fetches``). Errors keep their class
 (``SigningError`` subclasses); a worker that dies or hangs fails only what it held with
 ``SignerUnavailable`` and is replaced.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 from signer.archive import ArchiveSettings, EvidenceFacts, Extended, Renewer
 from signer.errors import SignerUnavailable, SigningError
+from signer.fetches import FetchTally, from_note, to_parent
 from signer.levels import Level
 from signer.verify.structure import install_fast_hex_reader
 from workers import PoolSpec, Reply, WorkerPool, WorkerSetup, WorkerUnavailable
@@ -36,8 +38,16 @@ class RenewalPool:
     """``workers`` renewal processes; see the module docstring."""
 
     def __init__(
-        self, *, settings: ArchiveSettings, workers: int, request_timeout: float = 120.0
+        self,
+        *,
+        settings: ArchiveSettings,
+        workers: int,
+        request_timeout: float = 120.0,
+        tally: FetchTally | None = None,
     ) -> None:
+        """``tally``: where the workers' TSA requests and revocation fetches are counted (as
+        each worker's note about one arrives)."""
+        self.tally = tally if tally is not None else FetchTally()
         try:
             self._pool = WorkerPool(
                 PoolSpec(
@@ -48,10 +58,14 @@ class RenewalPool:
                     request_timeout=request_timeout,
                     backoff=(1.0, 30.0),
                     expected_errors=(SigningError,),
+                    on_note=self._noted,
                 )
             )
         except WorkerUnavailable as exc:
             raise SignerUnavailable(f"the renewal workers could not start ({exc})") from exc
+
+    def _noted(self, payload: bytes) -> None:
+        self.tally.add(from_note(payload))
 
     @property
     def size(self) -> int:
@@ -91,7 +105,7 @@ def serve_worker(settings: ArchiveSettings) -> WorkerSetup:
     # the verifier workers' one-pass reader of signatures' hex /Contents (pinned to pyHanko's
     # series; same results and errors as pyHanko's): parsing is most of a renewal's CPU
     install_fast_hex_reader()
-    renewer = Renewer(settings)
+    renewer = Renewer(settings, tally=FetchTally(forward=to_parent))
     loop = asyncio.new_event_loop()
 
     def handle(kind: int, arg: int, payload: bytes, data: bytes | None) -> Reply:

@@ -42,6 +42,7 @@ from signer.cms import KeyRingSigner
 from signer.document import Rect
 from signer.errors import RevocationUnavailable, UnknownKeyAlias
 from signer.failures import pdf_failures
+from signer.fetches import FetchTally
 from signer.fields import (
     has_signatures,
     new_field_spec,
@@ -50,7 +51,7 @@ from signer.fields import (
     stamp_identity,
 )
 from signer.levels import Level, LevelSteps
-from signer.timestamps import FailoverTimeStamper, TsaTally
+from signer.timestamps import FailoverTimeStamper
 
 __all__ = [
     "KeyProfile",
@@ -130,8 +131,14 @@ class SigningEngine:
     """Signs PDFs with the keys of ``keyring`` described by ``keys`` (alias → profile)."""
 
     def __init__(
-        self, *, keyring: KeyRing, keys: Mapping[str, KeyProfile], settings: SignerSettings
+        self,
+        *,
+        keyring: KeyRing,
+        keys: Mapping[str, KeyProfile],
+        settings: SignerSettings,
+        tally: FetchTally | None = None,
     ) -> None:
+        """``tally``: where the TSA requests and revocation fetches are counted."""
         self._keyring = keyring
         self._settings = settings
         self._keys: dict[str, _KeyState] = {}
@@ -146,7 +153,7 @@ class SigningEngine:
                 profile=profile,
                 chain=(certificate, *chain),
             )
-        self._steps = LevelSteps(settings=settings)
+        self._steps = LevelSteps(settings=settings, tally=tally)
 
     def warm_up(self) -> None:
         """Prepare every key's stamps now (not on the first request) and freeze them for gc."""
@@ -223,11 +230,6 @@ class SigningEngine:
             signing_time=signing_time,
             level=request.level,
         )
-
-    def take_tsa_tally(self) -> TsaTally:
-        """What the time-stamping authorities did since the last call (for metrics)."""
-        timestamper = self._steps.timestamper
-        return timestamper.take_tally() if timestamper is not None else TsaTally()
 
     # -- internals ----------------------------------------------------------------------------
 

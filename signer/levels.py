@@ -27,6 +27,7 @@ from asn1crypto import x509
 from pyhanko_certvalidator import ValidationContext
 
 from signer.errors import TimestampUnavailable
+from signer.fetches import FetchTally
 from signer.revocation import RevocationCache, RevocationData
 from signer.timestamps import FailoverTimeStamper
 
@@ -67,13 +68,16 @@ class LevelSteps:
     measures it twice, with the same result.
     """
 
-    def __init__(self, *, settings: LevelSettings) -> None:
+    def __init__(self, *, settings: LevelSettings, tally: FetchTally | None = None) -> None:
+        """``tally``: where the TSA requests and revocation fetches are counted (one of their
+        own when not given)."""
+        self.tally = tally if tally is not None else FetchTally()
         self.timestamper = (
-            FailoverTimeStamper(settings.tsa_urls, timeout=settings.tsa_timeout)
+            FailoverTimeStamper(settings.tsa_urls, timeout=settings.tsa_timeout, tally=self.tally)
             if settings.tsa_urls
             else None
         )
-        self.revocation = RevocationCache(timeout=settings.revocation_timeout)
+        self.revocation = RevocationCache(timeout=settings.revocation_timeout, tally=self.tally)
         self.trust_roots = tuple(settings.trust_roots)
         self._token_size: int | None = None
 

@@ -15,7 +15,9 @@ socket. The store's credentials travel in the boot configuration, never in argv.
 Messages (``workers.wire``): the worker configuration once at start (key specs, profiles,
 settings; PIN *sources*, never PINs); per request a pickled header (the ``SignRequest`` fields
 but the PDF) with the PDF as the message's own data frame (the document is never pickled); per
-answer the ``SignedDocument`` fields but the PDF, pickled, with the signed PDF as data.
+answer the ``SignedDocument`` fields but the PDF, pickled, with the signed PDF as data. Each TSA
+request and revocation fetch is sent to the parent as a note as soon as it ends
+(``signer.fetches``), so the counts survive a worker that fails or is killed before it answers.
 
 Errors keep their class and message across the boundary (``SigningError`` subclasses carry their
 ``field``; ``hsm`` errors their class); an exception that cannot be pickled arrives as
@@ -47,7 +49,7 @@ from signer.engine import (
     unknown_alias,
 )
 from signer.errors import DocumentTooLarge, SignerUnavailable, SigningError
-from signer.timestamps import TsaTally
+from signer.fetches import FetchTally, from_note, to_parent
 from storage import FilesystemStore, ObjectStore, StagedFile, StorageError
 from workers import (
     PoolSpec,
@@ -103,6 +105,7 @@ class SigningPool:
         start_timeout: float = 120.0,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         store: Callable[[], ObjectStore] | None = None,
+        tally: FetchTally | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"a signing pool needs at least one worker, not {workers}")
@@ -125,9 +128,9 @@ class SigningPool:
         self._reads_store = store is not None
         self._aliases = frozenset(profiles)
         self._max_size = settings.max_document_size
-        self.tsa_tally = TsaTally()
-        """What the workers' TSAs did, summed over every answer (a worker's failures arrive
-        with its next answer that succeeds)."""
+        self.tally = tally if tally is not None else FetchTally()
+        """The workers' TSA requests and revocation fetches, each counted when a worker's note
+        about it arrives (right after the fetch, before the answer)."""
         try:
             self._pool = WorkerPool(
                 PoolSpec(
@@ -140,12 +143,16 @@ class SigningPool:
                     stop_grace=_STOP_GRACE,
                     backoff=_BACKOFF,
                     expected_errors=(SigningError, HsmError, StorageError),
+                    on_note=self._noted,
                 )
             )
         except WorkerUnavailable as exc:
             raise SignerUnavailable(
                 f"the signing workers could not start ({exc}); check the token and the logs"
             ) from exc
+
+    def _noted(self, payload: bytes) -> None:
+        self.tally.add(from_note(payload))
 
     @property
     def size(self) -> int:
@@ -177,9 +184,7 @@ class SigningPool:
         except WorkerUnavailable as exc:
             raise _unavailable(exc) from exc
         assert pdf is not None
-        result = _loads(payload)
-        self.tsa_tally.add(result.pop("tsa"))
-        return SignedDocument(pdf=pdf, **result)
+        return SignedDocument(pdf=pdf, **_loads(payload))
 
     @property
     def reads_store(self) -> bool:
@@ -213,7 +218,6 @@ class SigningPool:
         except WorkerUnavailable as exc:
             raise _unavailable(exc) from exc
         result = _loads(payload)
-        self.tsa_tally.add(result.pop("tsa"))
         staged: StagedFile | None = result.pop("staged", None)
         return SignedDocument(pdf=pdf or b"", **result), staged
 
@@ -262,7 +266,12 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
         keyring.close()
 
     try:
-        engine = SigningEngine(keyring=keyring, keys=config.profiles, settings=config.settings)
+        engine = SigningEngine(
+            keyring=keyring,
+            keys=config.profiles,
+            settings=config.settings,
+            tally=FetchTally(forward=to_parent),  # each fetch told to the parent as it ends
+        )
         engine.warm_up()
     except BaseException:
         close()
@@ -293,7 +302,6 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
             engine.sign(SignRequest(pdf=data, **fields), input_digest=input_digest)
         )
         result = {name: getattr(signed, name) for name in _RESULT_FIELDS}
-        result["tsa"] = engine.take_tsa_tally()
         if stage:
             assert isinstance(store, FilesystemStore)
             # The parent adopts this file into the store: the signed PDF never crosses back.

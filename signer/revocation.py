@@ -3,7 +3,9 @@
 For each certificate that is not self-signed: its OCSP responder (from the AIA extension) if it
 names one, else its CRL distribution point. An answer is reused by every signature until its
 ``nextUpdate``; an answer without ``nextUpdate`` is not cached. A certificate whose status cannot
-be obtained fails the signature with ``RevocationUnavailable``.
+be obtained fails the signature with ``RevocationUnavailable``. Every fetch is counted in the
+process's ``signer.fetches.FetchTally`` as it ends (by kind, URL and outcome); a cached answer is
+not a fetch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from asn1crypto import crl, ocsp, x509
 
 from signer.errors import RevocationUnavailable
+from signer.fetches import FetchTally, RevocationKind
 
 __all__ = ["RevocationCache", "RevocationData"]
 
@@ -32,8 +35,10 @@ class RevocationData:
 class RevocationCache:
     """Thread-safe cache of revocation answers; ``collect`` fetches what is missing or stale."""
 
-    def __init__(self, *, timeout: float) -> None:
+    def __init__(self, *, timeout: float, tally: FetchTally | None = None) -> None:
+        """``tally``: where each fetch is counted (a tally of its own when not given)."""
         self._timeout = timeout
+        self.tally = tally if tally is not None else FetchTally()
         self._lock = threading.Lock()
         self._ocsp: dict[tuple[bytes, int], tuple[datetime, ocsp.OCSPResponse]] = {}
         self._crl: dict[str, tuple[datetime, crl.CertificateList]] = {}
@@ -96,17 +101,24 @@ class RevocationCache:
         )
         url = cert.ocsp_urls[0]
         body = await self._post(url, request.dump(), "application/ocsp-request", cert)
+        status = None
         try:
             response = ocsp.OCSPResponse.load(body)
-            if response["response_status"].native != "successful":
-                raise ValueError(response["response_status"].native)
+            status = response["response_status"].native
+            if status != "successful":
+                raise ValueError(status)
             single = response.basic_ocsp_response["tbs_response_data"]["responses"][0]
             next_update = single["next_update"].native
         except (ValueError, KeyError, TypeError, IndexError) as exc:
+            # A status other than successful is the responder's refusal; anything else that
+            # cannot be read is a failure, as a network error is.
+            refused = status is not None and status != "successful"
+            self.tally.revocation("ocsp", url, "refused" if refused else "failed")
             raise RevocationUnavailable(
                 f"the OCSP responder {url} gave no usable answer for "
                 f"'{cert.subject.human_friendly}' ({exc})"
             ) from exc
+        self.tally.revocation("ocsp", url, "ok")
         if next_update is not None:
             with self._lock:
                 self._ocsp[key] = (next_update, response)
@@ -124,7 +136,9 @@ class RevocationCache:
             crl_obj = crl.CertificateList.load(body)
             next_update = crl_obj["tbs_cert_list"]["next_update"].native
         except (ValueError, KeyError, TypeError) as exc:
+            self.tally.revocation("crl", url, "failed")
             raise RevocationUnavailable(f"the CRL at {url} cannot be read ({exc})") from exc
+        self.tally.revocation("crl", url, "ok")
         if next_update is not None:
             with self._lock:
                 self._crl[url] = (next_update, crl_obj)
@@ -136,11 +150,22 @@ class RevocationCache:
         request = urllib.request.Request(  # noqa: S310 - URLs come from CA certificates
             url, data=data, headers={"Content-Type": content_type}
         )
-        return await asyncio.to_thread(self._fetch, request, cert)
+        return await self._counted("ocsp", request, cert)
 
     async def _get(self, url: str, cert: x509.Certificate) -> bytes:
         request = urllib.request.Request(url)  # noqa: S310 - URLs come from CA certificates
-        return await asyncio.to_thread(self._fetch, request, cert)
+        return await self._counted("crl", request, cert)
+
+    async def _counted(
+        self, kind: RevocationKind, request: urllib.request.Request, cert: x509.Certificate
+    ) -> bytes:
+        """The body fetched for ``request``; a failure is counted here, a success by the
+        caller once the body has been read as what it should be."""
+        try:
+            return await asyncio.to_thread(self._fetch, request, cert)
+        except RevocationUnavailable:
+            self.tally.revocation(kind, request.full_url, "failed")
+            raise
 
     def _fetch(self, request: urllib.request.Request, cert: x509.Certificate) -> bytes:
         if not request.full_url.startswith(("http://", "https://")):

@@ -28,8 +28,8 @@ from signer.engine import (
     SignRequest,
 )
 from signer.errors import SignerUnavailable
+from signer.fetches import FetchTally
 from signer.pool import SigningPool
-from signer.timestamps import TsaTally
 from storage import ObjectStore, StagedFile
 
 __all__ = [
@@ -50,7 +50,9 @@ class PdfSigningService:
     the service starts ``workers`` signing processes (``None``: ``os.cpu_count()``) and returns
     once every one has probed its keys and prepared its stamps, or raises the precise error (a
     PIN source, a token, a stamp image). Without them it signs in this process with ``keyring``.
-    Call ``close`` (or use ``with``) to stop the workers.
+    ``tally``: where the TSA requests and revocation fetches are counted (``signer.fetches``;
+    the workers send each count as it is made). Call ``close`` (or use ``with``) to stop the
+    workers.
     """
 
     def __init__(
@@ -62,10 +64,13 @@ class PdfSigningService:
         key_specs: Sequence[KeySpec] = (),
         workers: int | None = None,
         store: Callable[[], ObjectStore] | None = None,
+        tally: FetchTally | None = None,
     ) -> None:
         self._engine: SigningEngine | None = None
         self._pool: SigningPool | None = None
-        self._in_process_tally = TsaTally()
+        self.tally = tally if tally is not None else FetchTally()
+        """The TSA requests and revocation fetches of this service's signatures (in the
+        workers or in this process), since start."""
         if key_specs:
             self._pool = SigningPool(
                 key_specs=key_specs,
@@ -73,9 +78,12 @@ class PdfSigningService:
                 settings=settings,
                 workers=workers if workers is not None else (os.cpu_count() or 1),
                 store=store,
+                tally=self.tally,
             )
         elif keyring is not None:
-            self._engine = SigningEngine(keyring=keyring, keys=keys, settings=settings)
+            self._engine = SigningEngine(
+                keyring=keyring, keys=keys, settings=settings, tally=self.tally
+            )
         else:
             raise ValueError(
                 "give key_specs (sign in worker processes) or a keyring (sign in this process)"
@@ -89,15 +97,6 @@ class PdfSigningService:
     def worker_pids(self) -> tuple[int | None, ...]:
         """Process ids of the signing workers (None for one being restarted); for operators."""
         return self._pool.pids() if self._pool is not None else ()
-
-    def tsa_tally(self) -> TsaTally:
-        """What the time-stamping authorities did since start (requests by URL and outcome,
-        each TSA's certificate expiry); a worker's failures count with its next success."""
-        if self._pool is not None:
-            return self._pool.tsa_tally
-        assert self._engine is not None
-        self._in_process_tally.add(self._engine.take_tsa_tally())
-        return self._in_process_tally
 
     def warm_up(self) -> None:
         """Prepare every key's stamps now, not on the first request.

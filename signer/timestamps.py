@@ -2,15 +2,14 @@
 
 The TSAs are tried in order; a TSA that fails (network, HTTP, a refused or malformed reply)
 makes the next one be tried. When none answers, ``TimestampUnavailable`` is raised and the
-signature is abandoned: nothing half-signed leaves the signer.
+signature is abandoned: nothing half-signed leaves the signer. Every request is counted in the
+process's ``signer.fetches.FetchTally`` as it ends.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from asn1crypto import tsp
@@ -19,38 +18,28 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
 
 from signer.errors import TimestampUnavailable
+from signer.fetches import FetchTally
 
-__all__ = ["FailoverTimeStamper", "TsaTally"]
+__all__ = ["FailoverTimeStamper"]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass
-class TsaTally:
-    """What the TSAs did for an operator's metrics: requests by ``(url, outcome)`` (outcome
-    ``ok``, ``failed`` or ``refused``) and the not-after of the certificate each TSA signed its
-    last token with. Picklable, so a signing worker sends it back with each answer."""
-
-    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
-    certificate_not_after: dict[str, datetime] = field(default_factory=dict)
-
-    def add(self, other: TsaTally) -> None:
-        self.requests.update(other.requests)
-        self.certificate_not_after.update(other.certificate_not_after)
-
-    def __bool__(self) -> bool:
-        return bool(self.requests or self.certificate_not_after)
 
 
 class FailoverTimeStamper(TimeStamper):
     """A pyHanko ``TimeStamper`` over several HTTP TSAs (first that answers wins)."""
 
     def __init__(
-        self, urls: Sequence[str], *, timeout: float, keep_connections: bool = False
+        self,
+        urls: Sequence[str],
+        *,
+        timeout: float,
+        keep_connections: bool = False,
+        tally: FetchTally | None = None,
     ) -> None:
         """``keep_connections``: one HTTP session per TSA for the life of this object (its
         requests must all run on one event loop, as in a renewal worker); otherwise a session
-        (and its TLS context) per request."""
+        (and its TLS context) per request. ``tally``: where each request is counted (a tally
+        of its own when not given)."""
         if not urls:
             raise ValueError("at least one time-stamping authority URL is needed")
         super().__init__()  # type: ignore[no-untyped-call]
@@ -63,12 +52,7 @@ class FailoverTimeStamper(TimeStamper):
             )
             for url in self.urls
         ]
-        self._tally = TsaTally()
-
-    def take_tally(self) -> TsaTally:
-        """What happened since the last call (and start afresh)."""
-        tally, self._tally = self._tally, TsaTally()
-        return tally
+        self.tally = tally if tally is not None else FetchTally()
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         failures: list[str] = []
@@ -78,16 +62,13 @@ class FailoverTimeStamper(TimeStamper):
             except (TimestampRequestError, OSError) as exc:
                 _log.warning("time-stamping authority %s failed: %s", client.url, exc)
                 failures.append(f"{client.url}: {exc}")
-                self._tally.requests[client.url, "failed"] += 1
+                self.tally.tsa(client.url, "failed")
                 continue
             if response["status"]["status"].native not in ("granted", "granted_with_mods"):
                 failures.append(f"{client.url}: refused ({response['status']['status'].native})")
-                self._tally.requests[client.url, "refused"] += 1
+                self.tally.tsa(client.url, "refused")
                 continue
-            self._tally.requests[client.url, "ok"] += 1
-            not_after = _signer_not_after(response)
-            if not_after is not None:
-                self._tally.certificate_not_after[client.url] = not_after
+            self.tally.tsa(client.url, "ok", not_after=_signer_not_after(response))
             return response
         raise TimestampUnavailable(
             "no time-stamping authority answered (" + "; ".join(failures) + "); nothing was "

@@ -5,7 +5,7 @@
   only what it held, restart with bounded exponential backoff (a worker alone, or the whole pool
   when its workers share a resource), optional memory limit and heartbeat.
 - ``WorkerSetup`` / ``Reply`` (``workers.child``): what an owner's entry point returns in the
-  worker process.
+  worker process; ``send_note``: what a worker tells its parent before it answers.
 - ``workers.wire``: the one framing between the two sides.
 
 A leaf package: imports nothing of the project, so that both ``hsm`` (which imports nothing
@@ -15,7 +15,7 @@ their own package's errors.
 """
 
 from workers._channel import Answer, Call
-from workers.child import Handler, Reply, WorkerSetup
+from workers.child import Handler, Reply, WorkerSetup, send_note
 from workers.errors import (
     PoolUnavailable,
     RemoteError,
@@ -48,4 +48,5 @@ __all__ = [
     "WorkerUnavailable",
     "forbid_core_dumps",
     "minimal_environment",
+    "send_note",
 ]

@@ -67,6 +67,8 @@ class ChannelSettings:
     """The pool limits the requests in flight per worker: tell it after every answer."""
     minimal_environment: bool = False
     """The workers get only ``hardening.MINIMAL_ENVIRONMENT`` of this process's variables."""
+    on_note: Callable[[bytes], None] | None = None
+    """Called on the reader thread with each note's payload (``workers.child.send_note``)."""
 
 
 class Owner(Protocol):
@@ -430,6 +432,7 @@ class Channel:
         expected = self.settings.expected_errors
         bounded = self.settings.bounded
         special = wire.F_ERROR | wire.F_RETIRE
+        on_note = self.settings.on_note
         while True:
             try:
                 messages = reader.read()
@@ -438,7 +441,19 @@ class Channel:
             if messages is None:
                 break
             by_loop: dict[asyncio.AbstractEventLoop, list[_Settlement]] = {}
+            answered = False
             for request_id, _, flags, _, payload, data in messages:
+                if flags & wire.F_NOTE:
+                    # Before the answers that follow it: whoever hears an answer sees the
+                    # notes sent while it was worked on. A note is no answer, so it does not
+                    # move the watchdog's deadline.
+                    if on_note is not None:
+                        try:
+                            on_note(payload)
+                        except Exception:  # the owner's bug must not end this reader
+                            _log.exception("%s: a note could not be taken", self.name)
+                    continue
+                answered = True
                 error: BaseException | None = None
                 call = pending.pop(request_id, None)
                 if flags & special:
@@ -462,6 +477,8 @@ class Channel:
                     by_loop.setdefault(future.get_loop(), []).append(
                         (future, (payload, data), error)
                     )
+            if not answered:
+                continue
             self.last_answer = time.monotonic()
             for loop, items in by_loop.items():
                 _call_soon(loop, items)

@@ -13,6 +13,10 @@ A reply with data is written at once, after what was waiting. An exception raise
 handler is sent back as itself (see ``wire.encode_error``); one of ``WorkerSetup.fatal``'s
 classes also makes the worker exit after the reply, as does a ``Reply`` with ``retire=True``.
 Ctrl-C is ignored: it reaches the whole process group, and the parent decides when workers stop.
+
+``send_note`` (from the handler, on any thread) writes a note to the parent at once, outside any
+answer: what the parent must learn even if this worker is killed before it answers (each write
+to the socket is whole, under one lock, so a note never lands inside a reply).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import resource
 import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -32,7 +37,7 @@ from workers import wire
 from workers.errors import RemoteError
 from workers.hardening import forbid_core_dumps
 
-__all__ = ["Handler", "Reply", "WorkerSetup", "main"]
+__all__ = ["Handler", "Reply", "WorkerSetup", "main", "send_note"]
 
 # Replies wait at most this long to share one write: long enough to batch fast requests (an EC
 # signature), short enough that the parent gets answers while this worker handles the next ones.
@@ -66,6 +71,26 @@ class WorkerSetup:
     close: Callable[[], None] | None = None
 
 
+class _Link:
+    """This process's socket to its parent (a worker has one parent), and the lock that keeps
+    each write whole when a note is sent from another thread than the serving one."""
+
+    sock: socket.socket | None = None
+    lock = threading.Lock()
+
+
+def send_note(payload: bytes) -> None:
+    """Send ``payload`` to the parent now as a note (``wire.F_NOTE``), which the pool hands to
+    its ``PoolSpec.on_note``. Outside a worker process, or when the parent is gone, nothing is
+    sent."""
+    sock = _Link.sock
+    if sock is None:
+        return
+    frame = wire.encode(0, 0, wire.F_NOTE, 0, payload)
+    with _Link.lock, contextlib.suppress(OSError):
+        sock.sendall(frame)
+
+
 def main(fd: int) -> None:
     """Entry point of a worker process: ``fd`` is its end of the socket pair with the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -91,6 +116,7 @@ def main(fd: int) -> None:
         return
     try:
         wire.send_object(sock, wire.Ready(pid=os.getpid(), value=setup.ready))
+        _Link.sock = sock  # notes only after Ready: the parent reads frames from then on
         _serve(sock, setup)
     finally:
         if setup.close is not None:
@@ -139,7 +165,7 @@ def _serve(sock: socket.socket, setup: WorkerSetup) -> None:
                 frame = encode(request_id, 0, flags, 0, wire.encode_error(exc))
             if extra is not None:
                 _flush(sock, out)
-                with contextlib.suppress(OSError):  # the parent is gone; the next read ends
+                with _Link.lock, contextlib.suppress(OSError):  # the parent is gone: see read
                     wire.send_parts(sock, [frame, wire.FRAME.pack(len(extra)), extra])
             else:
                 if not out:
@@ -155,6 +181,6 @@ def _serve(sock: socket.socket, setup: WorkerSetup) -> None:
 
 def _flush(sock: socket.socket, out: list[bytes]) -> None:
     if out:
-        with contextlib.suppress(OSError):  # the parent is gone; the next read ends the loop
+        with _Link.lock, contextlib.suppress(OSError):  # the parent is gone: the read ends
             sock.sendall(b"".join(out))
         out.clear()

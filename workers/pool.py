@@ -111,6 +111,10 @@ class PoolSpec:
     permanent: tuple[type[BaseException], ...] = ()
     expected_errors: tuple[type[BaseException], ...] = ()
     environment: Literal["inherit", "minimal"] = "inherit"
+    on_note: Callable[[bytes], None] | None = None
+    """Called with each note a worker sends before it answers (``workers.child.send_note``), on
+    that worker's reader thread, in the order sent and before the answers that follow it; notes
+    already written when a worker is killed still arrive."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -172,6 +176,7 @@ class WorkerPool:
             expected_errors=spec.expected_errors,
             bounded=spec.max_in_flight is not None,
             minimal_environment=spec.environment == "minimal",
+            on_note=spec.on_note,
         )
         self._boot = wire.Boot(entry=spec.entry, config=spec.config, memory_bytes=spec.memory_bytes)
         self._request_timeout = spec.request_timeout

@@ -13,8 +13,10 @@ Over one duplex Unix socket pair:
 Every frame starts with its length (``FRAME``). A reply has the request's id; ``F_ERROR`` marks a
 payload that is a pickled ``(exception, traceback text)``; ``F_RETIRE`` says the worker exits
 after this reply (its state is stale, or it chose to be recycled). ``F_STOP`` on a request asks
-the worker to exit. Readers take every complete message of one ``recv`` at once, so that both
-sides can work in batches.
+the worker to exit. ``F_NOTE`` (request id 0) marks a worker's note: no answer to any request,
+sent while a request is being worked on (what a worker must not lose if it is killed before it
+answers), and handed to the pool's ``on_note``. Readers take every complete message of one
+``recv`` at once, so that both sides can work in batches.
 
 Invariant: pickles only ever come from the other end of a private socket pair between a parent
 and the worker it started, never from a client.
@@ -34,6 +36,7 @@ __all__ = [
     "FRAME",
     "F_DATA",
     "F_ERROR",
+    "F_NOTE",
     "F_RETIRE",
     "F_STOP",
     "HEADER",
@@ -59,6 +62,7 @@ F_DATA = 1
 F_STOP = 2
 F_ERROR = 4
 F_RETIRE = 8
+F_NOTE = 16
 
 Message = tuple[int, int, int, int, bytes, bytes | None]
 """Request id, kind, flags, arg, payload, data (``None`` when the message has none)."""

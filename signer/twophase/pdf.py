@@ -43,6 +43,7 @@ from signer.document import Placement, Rect
 from signer.engine import SignerSettings
 from signer.errors import RevocationUnavailable, SigningError
 from signer.failures import pdf_failures
+from signer.fetches import FetchTally
 from signer.fields import new_field_spec, open_target, place_stamp, stamp_identity
 from signer.levels import Level, LevelSteps
 from signer.timestamps import FailoverTimeStamper
@@ -128,10 +129,16 @@ class TwoPhaseSigner:
     """
 
     def __init__(
-        self, *, settings: SignerSettings, known_intermediates: Sequence[x509.Certificate] = ()
+        self,
+        *,
+        settings: SignerSettings,
+        known_intermediates: Sequence[x509.Certificate] = (),
+        tally: FetchTally | None = None,
     ) -> None:
+        """``tally``: where the TSA requests and revocation fetches (the certificate checks'
+        included) are counted."""
         self._settings = settings
-        self._steps = LevelSteps(settings=settings)
+        self._steps = LevelSteps(settings=settings, tally=tally)
         self._checker = CertificateChecker(
             trust_roots=settings.trust_roots,
             known_intermediates=known_intermediates,

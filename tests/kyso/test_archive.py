@@ -44,6 +44,7 @@ from kyso.v1 import (
     signing_pb2_grpc,
 )
 from tests.kyso.served import Served, serve
+from tests.kyso.test_tsa_metrics import _value
 from tests.signer.pdfgen import make_pdf
 
 
@@ -190,6 +191,12 @@ async def test_renewed_document_verifies_after_the_old_tsa_expired(
         assert first.created
         assert not again.created
         assert first.current.ref == again.current.ref != ref
+
+        # the renewal workers' time-stamps are counted (their TSA is not the signing one)
+        scraped = generate_latest(archive_server.metrics.registry).decode()
+        renewal_tsa = _value(scraped, "kyso_tsa_requests_total", url=dev_env.tsa_url, outcome="ok")
+        assert renewal_tsa is not None
+        assert renewal_tsa >= 1
 
         new = await _download(channel, dev_env, first.current.ref)
         assert new.startswith(old)  # every earlier revision, byte for byte

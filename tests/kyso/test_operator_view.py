@@ -162,3 +162,21 @@ def test_rules_file_passes_promtool():
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) absent")
+def test_fetch_alerts_fire_for_failing_responders_in_promtool():
+    """KysoRevocationFailing and KysoTsaFailing fire, by responder, on series of failures."""
+    result = subprocess.run(
+        [
+            "promtool",
+            "test",
+            "rules",
+            str(Path(__file__).parent / "prometheus" / "fetch-alerts.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,8 +1,9 @@
 """Test-only worker entry points for the workers framework's tests (never used in production).
 
 ``serve`` answers request kinds that make a worker echo, fail, crash, retire, hang forever (so
-that a test can see the watchdog at work) or wait on a FIFO the test opens (a request that stays
-in flight exactly as long as the test wants, without sleeping).
+that a test can see the watchdog at work), send notes forever without answering, or wait on a
+FIFO the test opens (a request that stays in flight exactly as long as the test wants, without
+sleeping).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 
-from workers import Reply, WorkerSetup
+from workers import Reply, WorkerSetup, send_note
 
 __all__ = [
     "CRASH",
@@ -20,6 +21,7 @@ __all__ = [
     "GATE",
     "HANG",
     "MEMORY",
+    "NOTES",
     "PID",
     "RETIRE",
     "UNPICKLABLE",
@@ -38,6 +40,7 @@ FATAL = 7
 PID = 8
 MEMORY = 9
 UNPICKLABLE = 10
+NOTES = 11
 
 
 class Refused(Exception):
@@ -71,6 +74,11 @@ def serve(config: dict[str, object]) -> WorkerSetup:
             return str(os.getpid()).encode()
         if kind == HANG:
             threading.Event().wait()
+        if kind == NOTES:  # the payload as a first note, then numbered ones, never an answer
+            send_note(payload)
+            for number in range(1, 1_000_000):
+                threading.Event().wait(0.05)
+                send_note(b"%d" % number)
         if kind == GATE:
             with open(payload, "rb") as fifo:  # blocks until the test opens it for writing
                 return fifo.read(1)

@@ -118,6 +118,24 @@ def test_a_hung_worker_is_killed_and_replaced_and_only_its_requests_fail(tmp_pat
         assert pool.submit(kind=e.PID).wait()[0] in {str(p).encode() for p in pool.pids()}
 
 
+def test_notes_reach_the_owner_before_a_kill_and_do_not_move_the_deadline():
+    notes: list[bytes] = []
+    heard = threading.Event()
+
+    def on_note(payload: bytes) -> None:
+        notes.append(payload)
+        heard.set()
+
+    with WorkerPool(_spec(workers=1, on_note=on_note)) as pool:
+        # The worker notes forever and never answers: notes are no answers, so the watchdog
+        # still kills it at its deadline, and what it noted before is with the owner.
+        call = pool.submit(kind=e.NOTES, payload=b"first attempt", timeout=0.5)
+        with pytest.raises(WorkerTimedOut):
+            call.wait()
+        _wait_until(heard.is_set, "the note sent before the kill")
+        assert notes[0] == b"first attempt"
+
+
 def test_a_crash_fails_its_requests_and_the_worker_is_replaced(tmp_path):
     gate = _gate(tmp_path)
     with WorkerPool(_spec()) as pool:
