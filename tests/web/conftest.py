@@ -34,14 +34,22 @@ class Console:
     log: Path
     settings: Path
     auditor_token: str
+    operator_token: str
     service: Served
 
 
 @pytest.fixture(scope="module")
 def service(dev_env: DevEnvironment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """`kyso serve` signing a tree head every second (so fresh events get proofs quickly)."""
+    """`kyso serve` signing a tree head every second (so fresh events get proofs quickly),
+    with its metrics endpoint on a free port (the operator page reads it)."""
     directory = tmp_path_factory.mktemp("web-service")
-    served = serve(dev_env, directory, head_interval_seconds=1)
+    metrics = f"127.0.0.1:{free_port()}"
+    served = serve(
+        dev_env,
+        directory,
+        head_interval_seconds=1,
+        edit=lambda text: text.replace('metrics_address = ""', f'metrics_address = "{metrics}"'),
+    )
     try:
         yield served
     finally:
@@ -55,7 +63,14 @@ def console(
     directory = tmp_path_factory.mktemp("web-console")
     port = free_port()
     settings = directory / "web.toml"
-    text = render_web_settings(dev_env, server=service.address, listen=f"127.0.0.1:{port}")
+    from kyso.config import load_config
+
+    text = render_web_settings(
+        dev_env,
+        server=service.address,
+        listen=f"127.0.0.1:{port}",
+        metrics_address=load_config(service.config).server.metrics_address,
+    )
     # A low public rate so the limit is reached within the test.
     settings.write_text(
         text.replace("public_page = true", "public_page = true\npublic_per_minute = 4")
@@ -80,7 +95,7 @@ def console(
             process.kill()
             raise RuntimeError(f"kyso web did not start:\n{log.read_text()}")
         time.sleep(0.2)
-    _, auditor = web_secrets(dev_env.home)
+    _, auditor, operator = web_secrets(dev_env.home)
     try:
         yield Console(
             url=url,
@@ -88,6 +103,7 @@ def console(
             log=log,
             settings=settings,
             auditor_token=auditor.read_text().strip(),
+            operator_token=operator.read_text().strip(),
             service=service,
         )
     finally:
