@@ -200,6 +200,25 @@ def parse_metrics(text: str) -> list[Sample]:
         raise MetricsUnavailable(f"not Prometheus metrics text ({exc})") from exc
 
 
+_BACKLOG_ORDER = (
+    "audit_outbox",
+    "hops",
+    "deliveries_queued",
+    "quarantined_delivery",
+    "quarantined_hop",
+    "webhooks_pending",
+    "webhooks_failed",
+    "webhook_endpoints_disabled",
+    "citizen_messages_pending",
+    "citizen_messages_failed",
+)
+"""The order backlogs are shown in: the ledger, the exchange, then notifications."""
+
+
+def _backlog_key(name: str) -> tuple[int, str]:
+    return (_BACKLOG_ORDER.index(name) if name in _BACKLOG_ORDER else len(_BACKLOG_ORDER), name)
+
+
 _NOTIFY = {"kyso_notify_deliveries": "webhooks", "kyso_notify_messages": "citizen_messages"}
 
 
@@ -268,7 +287,7 @@ def build(
         tokens=dict(sorted(tokens.items())),
         certificates=tuple(certificates[k] for k in sorted(certificates)),
         ledger=Ledger(**ledger),
-        backlogs=dict(sorted(backlogs.items())),
+        backlogs={name: backlogs[name] for name in sorted(backlogs, key=_backlog_key)},
         hubs=tuple(
             Hub(
                 id=hub,

@@ -92,6 +92,13 @@ def test_the_view_from_published_metrics() -> None:
         head_signed_at=NOW - timedelta(seconds=90),
         head_age_seconds=90,
     )
+    assert list(view.backlogs) == [
+        "audit_outbox",
+        "hops",
+        "deliveries_queued",
+        "quarantined_delivery",
+        "quarantined_hop",
+    ]
     assert view.backlogs == {
         "audit_outbox": 3,
         "deliveries_queued": 7,

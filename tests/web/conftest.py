@@ -5,6 +5,7 @@ $KYSO_ARTEFACTS/web/)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -60,21 +61,39 @@ def service(dev_env: DevEnvironment, tmp_path_factory: pytest.TempPathFactory) -
 def console(
     dev_env: DevEnvironment, service: Served, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Console]:
-    directory = tmp_path_factory.mktemp("web-console")
-    port = free_port()
-    settings = directory / "web.toml"
     from kyso.config import load_config
 
+    # A low public rate so the limit is reached within the test.
+    with start_console(
+        dev_env,
+        service,
+        tmp_path_factory.mktemp("web-console"),
+        metrics_address=load_config(service.config).server.metrics_address,
+        extra="public_per_minute = 4\n",
+    ) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def start_console(
+    dev_env: DevEnvironment,
+    service: Served,
+    directory: Path,
+    *,
+    metrics_address: str,
+    extra: str = "",
+) -> Iterator[Console]:
+    """`kyso web` over ``service`` with the development settings (``extra``: more top-level
+    keys), stopped when the block ends."""
+    port = free_port()
+    settings = directory / "web.toml"
     text = render_web_settings(
         dev_env,
         server=service.address,
         listen=f"127.0.0.1:{port}",
-        metrics_address=load_config(service.config).server.metrics_address,
+        metrics_address=metrics_address,
     )
-    # A low public rate so the limit is reached within the test.
-    settings.write_text(
-        text.replace("public_page = true", "public_page = true\npublic_per_minute = 4")
-    )
+    settings.write_text(extra + text)
     log = directory / "web.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -134,3 +134,34 @@ def test_an_auditor_is_refused_the_operator_page(browser, console: Console) -> N
     # The operator's token opens no auditor's session either.
     _sign_in(driver, console, token=console.operator_token)
     assert _text(driver, "message") == "Mã truy cập không đúng."
+
+
+@pytest.mark.parametrize(
+    ("metrics_address", "notice"),
+    [
+        ("", "metrics-missing"),
+        ("127.0.0.1:{free}", "metrics-error"),
+    ],
+)
+def test_without_metrics_the_page_says_why(
+    browser, console: Console, dev_env, tmp_path, metrics_address: str, notice: str
+) -> None:
+    """No ``metrics_address``: the page says metrics are not configured; one that does not
+    answer: the page says it cannot read them. The health answer is shown either way."""
+    from selenium.webdriver.common.by import By
+
+    from tests.kyso.served import free_port
+    from tests.web.conftest import start_console
+
+    address = metrics_address.format(free=free_port())
+    with start_console(dev_env, console.service, tmp_path, metrics_address=address) as other:
+        driver = browser
+        _operator_sign_in(driver, other)
+        assert driver.current_url == f"{other.url}/van-hanh"
+        assert _text(driver, "health-status") == "SERVING"
+        shown = _text(driver, notice)
+        if notice == "metrics-missing":
+            assert shown.startswith("Chưa cấu hình địa chỉ số liệu (metrics_address")
+        else:
+            assert shown.startswith(f"Không đọc được số liệu: http://{address}/metrics")
+        assert not driver.find_elements(By.ID, "dependencies")
