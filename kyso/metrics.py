@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
+    from kyso.config import HubConfig
     from kyso.operations.archive import Archive
     from kyso.operations.running import Blocking, Executors
     from kyso.status import Snapshot
@@ -136,6 +137,27 @@ class Metrics:
         if snapshot.head_time is not None:
             self.head_time.set(snapshot.head_time.timestamp())
         self.status_errors.set(len(snapshot.errors))
+
+    def describe_hubs(self, hubs: Mapping[str, HubConfig], *, this_hub: str) -> None:
+        """``kyso_exchange_hub_info{hub,root_unit,parent,address,peers,this_hub}`` = 1 for
+        each hub of ``[exchange.hubs]``: the links of the exchange for views that do not read
+        the configuration (``kyso admin status``, the console's operator page)."""
+        info = Gauge(
+            "kyso_exchange_hub_info",
+            "A hub of [exchange.hubs] (always 1): its root unit, parent, address and peers"
+            " (comma-separated), and whether it is this server's hub",
+            ["hub", "root_unit", "parent", "address", "peers", "this_hub"],
+            registry=self.registry,
+        )
+        for name, hub in hubs.items():
+            info.labels(
+                hub=name,
+                root_unit=hub.root_unit,
+                parent=hub.parent,
+                address=hub.address,
+                peers=",".join(hub.peers),
+                this_hub="true" if name == this_hub else "false",
+            ).set(1)
 
     def watch_quarantine(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """``kyso_exchange_quarantined{kind}``: deliveries and hops in quarantine, read from

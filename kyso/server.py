@@ -86,6 +86,8 @@ class Server:
         self.metrics.watch_pools(app.executors)
         if app.router is not None:
             self.metrics.watch_quarantine(app.router.quarantine_counts)
+        if config.exchange.hubs:
+            self.metrics.describe_hubs(config.exchange.hubs, this_hub=config.exchange.hub_id)
         self.metrics.watch_fetches(app.fetches.totals)
         if config.notify.enabled:
             self.metrics.watch_notify(functools.partial(notify_backlog, app.engine))

@@ -113,7 +113,7 @@ def _start_console(home: Path) -> subprocess.Popen[bytes] | None:
     is installed (its own process: it reaches the service only through the API)."""
     settings = home / "web.toml"
     if not settings.is_file() or importlib.util.find_spec("starlette") is None:
-        log.info("the auditors' console is not started (no web.toml or no `web` extra)")
+        log.info("the console is not started (no web.toml or no `web` extra)")
         return None
     command = [sys.executable, "-m", "kyso.cli.main", "web", "--settings", str(settings)]
     return subprocess.Popen(command)

@@ -65,7 +65,7 @@ COMMANDS: dict[str, Command] = {
     "directory": Command(
         "directory_cmd", "find units by name; import or export the unit directory"
     ),
-    "web": Command("web_cmd", "serve the auditors' console (a client of the gRPC API)"),
+    "web": Command("web_cmd", "serve the auditors' and operators' console (an API client)"),
     "csc": Command(
         "csc_cmd", "the Cloud Signature Consortium (CSC v2) facade over this server's keys"
     ),

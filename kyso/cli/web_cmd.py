@@ -1,4 +1,5 @@
-"""``kyso web`` (the auditors' console) and ``kyso evidence verify`` (a bundle, offline)."""
+"""``kyso web`` (the console of auditors and operators) and ``kyso evidence verify`` (a
+bundle, offline)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ __all__ = ["register"]
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     web = subparsers.add_parser(
         "web",
-        help="serve the auditors' console (a client of the gRPC API)",
+        help="serve the auditors' and operators' console (an API client)",
         description=(
-            "Serve the auditors' console over HTTP: verify a PDF, a document's history from the"
-            " ledger, the ledger's signed tree head, evidence bundles. Needs the `web` extra."
+            "Serve the console over HTTP. Auditors: verify a PDF, a document's history from the"
+            " ledger, the ledger's signed tree head, evidence bundles. Operators: /van-hanh,"
+            " the view of `kyso admin status`. Needs the `web` extra."
         ),
     )
     web.add_argument(

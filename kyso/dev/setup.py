@@ -35,17 +35,23 @@ DEV_DIRECTORY = Path(__file__).parent / "assets" / "units-quangninh.csv"
 
 _ALL_ROLES = '["workflow", "clerk", "official", "auditor", "operator"]'
 WEB_LISTEN = "127.0.0.1:8080"
+DEV_METRICS_ADDRESS = "127.0.0.1:9464"
 # The console's own client: it reads as an auditor, and as a clerk it may upload large PDFs
 # to verify and have kyso seal its reports with the `seal-ec` key (and no other key).
 _WEB_ROLES = '["auditor", "clerk"]'
 _REPORT_KEY = "seal-ec"
 
 
-def web_secrets(home: Path) -> tuple[Path, Path]:
-    """The console's API token and the development auditor's sign-in token (made once, 0600)."""
+def web_secrets(home: Path) -> tuple[Path, Path, Path]:
+    """The console's API token and the development auditor's and operator's sign-in tokens
+    (made once, 0600)."""
     directory = home / "secrets"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    paths = (directory / "web-api-token", directory / "auditor-token")
+    paths = (
+        directory / "web-api-token",
+        directory / "auditor-token",
+        directory / "operator-token",
+    )
     for path in paths:
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -65,7 +71,7 @@ def render_config(
     *,
     address: str = "127.0.0.1:50051",
     data_dir: Path | None = None,
-    metrics_address: str = "127.0.0.1:9464",
+    metrics_address: str = DEV_METRICS_ADDRESS,
     http_address: str = "",
 ) -> str:
     """The development ``kyso.toml`` for ``env`` (paths absolute, so it works from anywhere).
@@ -77,7 +83,7 @@ def render_config(
     home = env.home
     data = data_dir or home
     org = env.organisation
-    web_token, _ = web_secrets(home)
+    web_token, _, _ = web_secrets(home)
     lines = [
         "# kyso development configuration, written by `kyso dev init`. Do not use in production:",
         "# the keys live on SoftHSM2 and the PKI is a development one. See docs/operations.md.",
@@ -168,21 +174,29 @@ def render_config(
 
 
 def render_web_settings(
-    env: DevEnvironment, *, server: str = "127.0.0.1:50051", listen: str = WEB_LISTEN
+    env: DevEnvironment,
+    *,
+    server: str = "127.0.0.1:50051",
+    listen: str = WEB_LISTEN,
+    metrics_address: str = DEV_METRICS_ADDRESS,
 ) -> str:
     """The development console's ``web.toml`` (see ``kyso.web.settings``)."""
-    web_token, auditor_token = web_secrets(env.home)
+    web_token, auditor_token, operator_token = web_secrets(env.home)
     return "\n".join(
         [
-            "# The auditors' console for the development service, written by `kyso dev init`.",
+            "# The console (auditors, operators) for the development service, by `kyso dev init`.",
             f"listen = {_q(listen)}",
             f"server = {_q(server)}",
             f"token_file = {_q(web_token)}",
             f"report_key = {_q(_REPORT_KEY)}",
             "public_page = true",
+            f"metrics_address = {_q(metrics_address)}",
             "",
             "[auditors.kiemtoan]",
             f"token_file = {_q(auditor_token)}",
+            "",
+            "[operators.vanhanh]",
+            f"token_file = {_q(operator_token)}",
             "",
         ]
     )
@@ -194,7 +208,7 @@ def set_up(home: Path, *, out: TextIO = sys.stdout) -> DevEnvironment:
     config_path.write_text(render_config(env, http_address=DEV_HTTP_ADDRESS), encoding="utf-8")
     web_path = env.home / "web.toml"
     web_path.write_text(render_web_settings(env), encoding="utf-8")
-    _, auditor_token = web_secrets(env.home)
+    _, auditor_token, operator_token = web_secrets(env.home)
     print(f"development environment in {env.home}", file=out)
     print(f"  configuration     {config_path}", file=out)
     print(f"  SoftHSM2 config   {env.softhsm_conf}", file=out)
@@ -209,6 +223,7 @@ def set_up(home: Path, *, out: TextIO = sys.stdout) -> DevEnvironment:
     print(f"  stamp images      {env.seal_image}, {env.signature_image}", file=out)
     print(f"  console settings  {web_path}", file=out)
     print(f"  auditor sign-in   {auditor_token} (mode 0600)", file=out)
+    print(f"  operator sign-in  {operator_token} (mode 0600, /van-hanh)", file=out)
     print(f"HTTP/JSON (Connect) http://{DEV_HTTP_ADDRESS}/kyso.v1.<Service>/<Method>", file=out)
     print(f"serve it with       kyso dev serve --home {env.home}", file=out)
     return env

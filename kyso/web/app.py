@@ -1,8 +1,11 @@
 """The console's Starlette application: sign-in, CSRF, bounded uploads, and the pages.
 
-Access: an auditor signs in with a token (compared by SHA-256, in constant time) and gets a
-random session id in a cookie that is HttpOnly, SameSite=Strict, and Secure when the request
-came over TLS; sessions live in this process's memory and end after ``session_minutes``.
+Access: an auditor signs in at ``/dang-nhap``, an operator at ``/van-hanh/dang-nhap``, each
+with a token (compared by SHA-256, in constant time, against that role's people only) and gets
+a random session id in a cookie that is HttpOnly, SameSite=Strict, and Secure when the request
+came over TLS; sessions live in this process's memory, know their role and end after
+``session_minutes``. The auditors' pages refuse an operator's session and the operator page
+(``/van-hanh``) an auditor's, with 403 and the reason in words.
 Every form carries a CSRF token: the session's own once signed in, otherwise a random token
 also held in a SameSite=Strict cookie (double submit); a POST without the right token, or with
 an ``Origin`` of another site, is refused with 403 (the origin before the body is read; the
@@ -17,6 +20,7 @@ never a document, a token, a DocumentId or a name.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -28,9 +32,9 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography import x509
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -44,11 +48,12 @@ from starlette.staticfiles import StaticFiles
 
 import audit
 from audit.heads import TrustedCertificates
+from kyso import operator_view
 from kyso.v1 import audit_pb2
 from kyso.web import summary
 from kyso.web.client import KysoClient, ServiceError
 from kyso.web.evidence import EntryProof, build_bundle
-from kyso.web.i18n import EVENT_TEXT, Language, language_of, translate
+from kyso.web.i18n import EVENT_TEXT, MESSAGES, Language, language_of, translate
 from kyso.web.report_pdf import FONT, report_pdf
 from kyso.web.settings import WebSettings
 
@@ -63,6 +68,11 @@ LANG_COOKIE = "kyso_lang"
 _FORM_OVERHEAD = 64 * 1024
 _RESULTS_PER_SESSION = 5
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+OPERATOR_REFRESH_SECONDS = 30
+"""The operator page reloads itself this often (a meta refresh: no script)."""
+_OPERATOR_TIMEOUT = 5.0  # seconds for the health call and the metrics read
+
+Role = Literal["auditor", "operator"]
 
 
 @dataclass(slots=True)
@@ -88,24 +98,26 @@ class Upload:
 
 @dataclass(slots=True)
 class Session:
-    auditor: str
+    name: str
+    role: Role
     csrf: str
     expires: float
     results: OrderedDict[str, Result] = field(default_factory=OrderedDict)
 
 
 class Sessions:
-    """Signed-in auditors, by random session id (in memory: a restart signs everyone out)."""
+    """Signed-in people, by random session id (in memory: a restart signs everyone out)."""
 
     def __init__(self, minutes: int) -> None:
         self._lifetime = minutes * 60.0
         self._sessions: dict[str, Session] = {}
 
-    def create(self, auditor: str) -> tuple[str, Session]:
+    def create(self, name: str, role: Role) -> tuple[str, Session]:
         self._expire()
         sid = secrets.token_urlsafe(32)
         session = Session(
-            auditor=auditor,
+            name=name,
+            role=role,
             csrf=secrets.token_urlsafe(32),
             expires=time.monotonic() + self._lifetime,
         )
@@ -253,38 +265,65 @@ class Console:
                 return fields, Upload(filename=upload.filename, data=data)
             return fields, None
 
-    def require(self, request: Request) -> Session:
+    def require(self, request: Request, role: Role = "auditor") -> Session:
+        """The session, which must have ``role``: none → to the role's sign-in page; another
+        role → 403 saying whose page this is."""
         session = self.session(request)
         if session is None:
-            raise _SignIn(request.url.path)
+            raise _SignIn(request.url.path, _SIGN_IN[role])
+        if session.role != role:
+            raise HTTPException(403, translate(f"{role}s_only", self.lang(request)))
         return session
 
     # -- sign-in -----------------------------------------------------------------------------
 
     async def sign_in_page(self, request: Request) -> Response:
+        return self._sign_in_form(request, "auditor")
+
+    async def operator_sign_in_page(self, request: Request) -> Response:
+        return self._sign_in_form(request, "operator")
+
+    def _sign_in_form(self, request: Request, role: Role) -> Response:
         return self.render(
             request,
             "signin.html",
-            next=_safe_next(request.query_params.get("next")),
+            role=role,
+            action=_SIGN_IN[role],
+            next=_safe_next(request.query_params.get("next"), _HOME[role]),
             message="sign_in_required" if request.query_params.get("next") else "",
         )
 
     async def sign_in(self, request: Request) -> Response:
+        return await self._sign_in(request, "auditor")
+
+    async def operator_sign_in(self, request: Request) -> Response:
+        return await self._sign_in(request, "operator")
+
+    async def _sign_in(self, request: Request, role: Role) -> Response:
+        """A token is looked for among ``role``'s people only: an auditor's token does not
+        open an operator's session, nor the reverse."""
         fields, _ = await self.form(request)
         digest = hashlib.sha256(fields.get("token", "").strip().encode("utf-8")).digest()
-        auditor = None
-        for candidate in self.settings.auditors:
+        people = self.settings.operators if role == "operator" else self.settings.auditors
+        name = None
+        for candidate in people:
             if hmac.compare_digest(candidate.token_sha256, digest):
-                auditor = candidate.name
-        if auditor is None:
-            log.info("sign-in refused")
+                name = candidate.name
+        if name is None:
+            log.info("sign-in refused", extra={"role": role})
             return self.render(
-                request, "signin.html", status=401, next="/", message="sign_in_failed"
+                request,
+                "signin.html",
+                status=401,
+                role=role,
+                action=_SIGN_IN[role],
+                next=_HOME[role],
+                message="sign_in_failed",
             )
         self.sessions.end(request.cookies.get(SESSION_COOKIE))
-        sid, _ = self.sessions.create(auditor)
-        log.info("auditor signed in", extra={"auditor": auditor})
-        response = RedirectResponse(_safe_next(fields.get("next")), status_code=303)
+        sid, _ = self.sessions.create(name, role)
+        log.info("signed in", extra={"role": role, "person": name})
+        response = RedirectResponse(_safe_next(fields.get("next"), _HOME[role]), status_code=303)
         self._cookie(request, response, SESSION_COOKIE, sid)
         return response
 
@@ -552,23 +591,88 @@ class Console:
         return FileResponse(FONT, media_type="font/ttf")
 
     async def home(self, request: Request) -> Response:
-        return RedirectResponse("/kiem-tra", status_code=303)
+        session = self.session(request)
+        return RedirectResponse(_HOME[session.role if session else "auditor"], status_code=303)
+
+    # -- operator ----------------------------------------------------------------------------
+
+    async def operator_page(self, request: Request) -> Response:
+        """Health and metrics read now, built into the view ``kyso admin status`` prints."""
+        self.require(request, "operator")
+        lang = self.lang(request)
+        health, down = await self.client.health(timeout=_OPERATOR_TIMEOUT)
+        samples = None
+        metrics_error = ""
+        if self.settings.metrics_address:
+            try:
+                text = await asyncio.to_thread(
+                    operator_view.scrape, self.settings.metrics_address, _OPERATOR_TIMEOUT
+                )
+                samples = operator_view.parse_metrics(text)
+            except operator_view.MetricsUnavailable as exc:
+                metrics_error = translate("metrics_error", lang, why=str(exc))
+        view = operator_view.build(
+            server=self.settings.server, health=health, down=down, samples=samples
+        )
+        return self.render(
+            request,
+            "operator.html",
+            view=view,
+            metrics_configured=bool(self.settings.metrics_address),
+            metrics_error=metrics_error,
+            refresh_seconds=OPERATOR_REFRESH_SECONDS,
+            now=summary.format_time(datetime.now(UTC).isoformat(), lang),
+            when=lambda moment: summary.format_time(moment.isoformat(), lang),
+            age=lambda seconds: _age(seconds, lang),
+            certificate_name=lambda name: _certificate_name(name, lang),
+            backlog_name=lambda name: _backlog_name(name, lang),
+        )
+
+
+_SIGN_IN: dict[Role, str] = {"auditor": "/dang-nhap", "operator": "/van-hanh/dang-nhap"}
+_HOME: dict[Role, str] = {"auditor": "/kiem-tra", "operator": "/van-hanh"}
 
 
 class _SignIn(Exception):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, page: str) -> None:
         self.path = path
+        self.page = page
+
+
+def _age(seconds: int | None, lang: Language) -> str:
+    if seconds is None:
+        return translate("none", lang)
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return translate(f"age_{unit}", lang, n=seconds // size)
+    return translate("age_seconds", lang, n=seconds)
+
+
+def _certificate_name(name: str, lang: Language) -> str:
+    """``keys.ALIAS``, ``tls.certificate``, ``tsa URL`` in words."""
+    if name == "tls.certificate":
+        return translate("cert_tls", lang)
+    if name.startswith("keys."):
+        return translate("cert_key", lang, alias=name.removeprefix("keys."))
+    if name.startswith("tsa "):
+        return translate("cert_tsa", lang, url=name.removeprefix("tsa "))
+    return name
+
+
+def _backlog_name(name: str, lang: Language) -> str:
+    key = f"backlog_{name}"
+    return translate(key, lang) if key in MESSAGES else name
 
 
 def _service(exc: ServiceError, lang: Language) -> str:
     return f"{translate('service_error', lang)} {exc.message} ({exc.code})"
 
 
-def _safe_next(value: str | None) -> str:
+def _safe_next(value: str | None, default: str = "/kiem-tra") -> str:
     """Only a local path: never an open redirect."""
     if value and value.startswith("/") and not value.startswith("//"):
         return value
-    return "/kiem-tra"
+    return default
 
 
 def _safe_filename(name: str) -> str:
@@ -706,7 +810,7 @@ def create_app(settings: WebSettings, client: KysoClient | None = None) -> Starl
         assert isinstance(exc, _SignIn)
         if request.method != "GET":
             return Response(translate("sign_in_required", console.lang(request)), status_code=403)
-        return RedirectResponse(f"/dang-nhap?next={exc.path}", status_code=303)
+        return RedirectResponse(f"{exc.page}?next={exc.path}", status_code=303)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -730,6 +834,9 @@ def create_app(settings: WebSettings, client: KysoClient | None = None) -> Starl
         Route("/lich-su", console.history_file, methods=["POST"]),
         Route("/so-cai", console.ledger_page, methods=["GET"]),
         Route("/so-cai", console.consistency, methods=["POST"]),
+        Route("/van-hanh", console.operator_page, methods=["GET"]),
+        Route("/van-hanh/dang-nhap", console.operator_sign_in_page, methods=["GET"]),
+        Route("/van-hanh/dang-nhap", console.operator_sign_in, methods=["POST"]),
         Route("/cong-khai", console.public_page, methods=["GET"]),
         Route("/cong-khai", console.public_check, methods=["POST"]),
         Route("/static/fonts/NotoSans-Regular.ttf", console.font),
@@ -804,7 +911,7 @@ def serve(settings: WebSettings, *, listen: str | None = None) -> int:
 
     logs.configure(level="INFO")
     host, _, port = (listen or settings.listen).rpartition(":")
-    print(f"kyso web: the auditors' console at http://{host}:{port}/", flush=True)
+    print(f"kyso web: the console at http://{host}:{port}/", flush=True)
     uvicorn.run(
         create_app(settings),
         host=host or "127.0.0.1",

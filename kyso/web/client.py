@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from kyso.operator_view import down_reasons
 from kyso.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -148,6 +150,20 @@ class KysoClient:
         reply = await self._call(stub.GetDocumentHistory, request)
         assert isinstance(reply, audit_pb2.DocumentHistory)
         return reply
+
+    async def health(self, *, timeout: float) -> tuple[str, tuple[str, ...]]:
+        """kyso's overall health (``SERVING``, ``NOT_SERVING``, or ``UNREACHABLE (CODE)``)
+        and the ``dependency: reason`` lines of what is down (``kyso.operator_view``)."""
+        call = health_pb2_grpc.HealthStub(self.channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=timeout
+        )
+        try:
+            reply = await call
+            metadata = await call.trailing_metadata()
+        except grpc.aio.AioRpcError as exc:
+            return f"UNREACHABLE ({exc.code().name})", (exc.details() or "",)
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return status, down_reasons(metadata)
 
     async def tree_head(self, tree_size: int = 0) -> audit_pb2.SignedTreeHead:
         stub = audit_pb2_grpc.AuditServiceStub(self.channel)

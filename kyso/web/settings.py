@@ -12,9 +12,17 @@ Example (``kyso dev init`` writes one for the development service)::
     session_minutes = 480              # a sign-in lasts this long
     public_page = true                 # the public "check a signed result" page
     public_per_minute = 10             # public checks per client address per minute
+    metrics_address = "127.0.0.1:9464" # kyso's metrics endpoint, for the operator page
+                                       # ("" = the page says metrics are not configured)
 
-    [auditors.thanhtra]                # one table per person who may sign in
+    [auditors.thanhtra]                # one table per auditor who may sign in (/dang-nhap)
     token_file = "auditor.token"       # or: token_sha256 = "<hex of the token's SHA-256>"
+
+    [operators.vanhanh]                # one table per operator (/van-hanh/dang-nhap): they
+    token_file = "operator.token"      # see the operator page, not the auditors' pages
+
+A token may belong to one person only: the same token for two people (or an auditor and an
+operator) is refused, so a sign-in names one person and one role.
 
 Relative paths are taken from the settings file's directory. Secrets are read from files, never
 from the command line.
@@ -30,7 +38,7 @@ from typing import Any
 
 from kyso.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_UPLOAD", "Auditor", "WebSettings", "load_settings"]
+__all__ = ["DEFAULT_MAX_UPLOAD", "Person", "WebSettings", "load_settings"]
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 
@@ -44,13 +52,15 @@ _KEYS = {
     "session_minutes",
     "public_page",
     "public_per_minute",
+    "metrics_address",
     "auditors",
+    "operators",
 }
 
 
 @dataclass(frozen=True, slots=True)
-class Auditor:
-    """A person who may sign in: the SHA-256 of their sign-in token."""
+class Person:
+    """Someone who may sign in (an auditor or an operator): the SHA-256 of their token."""
 
     name: str
     token_sha256: bytes = field(repr=False)
@@ -67,7 +77,9 @@ class WebSettings:
     session_minutes: int = 480
     public_page: bool = True
     public_per_minute: int = 10
-    auditors: tuple[Auditor, ...] = ()
+    metrics_address: str = ""
+    auditors: tuple[Person, ...] = ()
+    operators: tuple[Person, ...] = ()
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -88,27 +100,40 @@ def _read_secret(base: Path, value: object, name: str) -> str:
     return text
 
 
-def _auditors(base: Path, raw: object) -> tuple[Auditor, ...]:
+def _people(base: Path, raw: object, kind: str) -> tuple[Person, ...]:
+    """The ``[auditors.NAME]`` or ``[operators.NAME]`` tables (``kind``)."""
     if not isinstance(raw, dict):
-        raise ConfigError("web settings: [auditors.NAME] tables are expected")
+        raise ConfigError(f"web settings: [{kind}.NAME] tables are expected")
     found = []
     for name, table in raw.items():
         if not isinstance(table, dict) or set(table) - {"token_file", "token_sha256"}:
             raise ConfigError(
-                f"web settings: auditors.{name} takes token_file or token_sha256, nothing else"
+                f"web settings: {kind}.{name} takes token_file or token_sha256, nothing else"
             )
         if "token_sha256" in table:
             try:
                 digest = bytes.fromhex(str(table["token_sha256"]))
             except ValueError as exc:
-                raise ConfigError(f"web settings: auditors.{name}.token_sha256 is not hex") from exc
+                raise ConfigError(f"web settings: {kind}.{name}.token_sha256 is not hex") from exc
             if len(digest) != 32:
-                raise ConfigError(f"web settings: auditors.{name}.token_sha256 is not a SHA-256")
+                raise ConfigError(f"web settings: {kind}.{name}.token_sha256 is not a SHA-256")
         else:
-            secret = _read_secret(base, table.get("token_file"), f"auditors.{name}.token_file")
+            secret = _read_secret(base, table.get("token_file"), f"{kind}.{name}.token_file")
             digest = hashlib.sha256(secret.encode("utf-8")).digest()
-        found.append(Auditor(name=name, token_sha256=digest))
+        found.append(Person(name=name, token_sha256=digest))
     return tuple(found)
+
+
+def _one_token_each(auditors: tuple[Person, ...], operators: tuple[Person, ...]) -> None:
+    seen: dict[bytes, str] = {}
+    for kind, people in (("auditors", auditors), ("operators", operators)):
+        for person in people:
+            other = seen.setdefault(person.token_sha256, f"{kind}.{person.name}")
+            if other != f"{kind}.{person.name}":
+                raise ConfigError(
+                    f"web settings: {kind}.{person.name} has the same token as {other};"
+                    " give each person a token of their own"
+                )
 
 
 def _int(raw: dict[str, Any], name: str, default: int, low: int) -> int:
@@ -134,6 +159,12 @@ def load_settings(path: Path) -> WebSettings:
     if not listen.rpartition(":")[2].isdigit():
         raise ConfigError("web settings: listen must be HOST:PORT")
     ca_file = raw.get("ca_file", "")
+    metrics_address = str(raw.get("metrics_address", ""))
+    if metrics_address and not metrics_address.rpartition(":")[2].isdigit():
+        raise ConfigError("web settings: metrics_address must be HOST:PORT (or empty)")
+    auditors = _people(base, raw.get("auditors", {}), "auditors")
+    operators = _people(base, raw.get("operators", {}), "operators")
+    _one_token_each(auditors, operators)
     return WebSettings(
         listen=listen,
         server=str(raw.get("server", "127.0.0.1:50051")),
@@ -144,5 +175,7 @@ def load_settings(path: Path) -> WebSettings:
         session_minutes=_int(raw, "session_minutes", 480, 1),
         public_page=bool(raw.get("public_page", True)),
         public_per_minute=_int(raw, "public_per_minute", 10, 1),
-        auditors=_auditors(base, raw.get("auditors", {})),
+        metrics_address=metrics_address,
+        auditors=auditors,
+        operators=operators,
     )

@@ -5,6 +5,7 @@ $KYSO_ARTEFACTS/web/)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -34,14 +35,22 @@ class Console:
     log: Path
     settings: Path
     auditor_token: str
+    operator_token: str
     service: Served
 
 
 @pytest.fixture(scope="module")
 def service(dev_env: DevEnvironment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """`kyso serve` signing a tree head every second (so fresh events get proofs quickly)."""
+    """`kyso serve` signing a tree head every second (so fresh events get proofs quickly),
+    with its metrics endpoint on a free port (the operator page reads it)."""
     directory = tmp_path_factory.mktemp("web-service")
-    served = serve(dev_env, directory, head_interval_seconds=1)
+    metrics = f"127.0.0.1:{free_port()}"
+    served = serve(
+        dev_env,
+        directory,
+        head_interval_seconds=1,
+        edit=lambda text: text.replace('metrics_address = ""', f'metrics_address = "{metrics}"'),
+    )
     try:
         yield served
     finally:
@@ -52,14 +61,39 @@ def service(dev_env: DevEnvironment, tmp_path_factory: pytest.TempPathFactory) -
 def console(
     dev_env: DevEnvironment, service: Served, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Console]:
-    directory = tmp_path_factory.mktemp("web-console")
+    from kyso.config import load_config
+
+    # A low public rate so the limit is reached within the test.
+    with start_console(
+        dev_env,
+        service,
+        tmp_path_factory.mktemp("web-console"),
+        metrics_address=load_config(service.config).server.metrics_address,
+        extra="public_per_minute = 4\n",
+    ) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def start_console(
+    dev_env: DevEnvironment,
+    service: Served,
+    directory: Path,
+    *,
+    metrics_address: str,
+    extra: str = "",
+) -> Iterator[Console]:
+    """`kyso web` over ``service`` with the development settings (``extra``: more top-level
+    keys), stopped when the block ends."""
     port = free_port()
     settings = directory / "web.toml"
-    text = render_web_settings(dev_env, server=service.address, listen=f"127.0.0.1:{port}")
-    # A low public rate so the limit is reached within the test.
-    settings.write_text(
-        text.replace("public_page = true", "public_page = true\npublic_per_minute = 4")
+    text = render_web_settings(
+        dev_env,
+        server=service.address,
+        listen=f"127.0.0.1:{port}",
+        metrics_address=metrics_address,
     )
+    settings.write_text(extra + text)
     log = directory / "web.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -80,7 +114,7 @@ def console(
             process.kill()
             raise RuntimeError(f"kyso web did not start:\n{log.read_text()}")
         time.sleep(0.2)
-    _, auditor = web_secrets(dev_env.home)
+    _, auditor, operator = web_secrets(dev_env.home)
     try:
         yield Console(
             url=url,
@@ -88,6 +122,7 @@ def console(
             log=log,
             settings=settings,
             auditor_token=auditor.read_text().strip(),
+            operator_token=operator.read_text().strip(),
             service=service,
         )
     finally:

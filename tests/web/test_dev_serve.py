@@ -68,7 +68,7 @@ def test_kyso_dev_serve_starts_the_console_beside_the_service(tmp_path: Path) ->
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.3)
         printed = log_path.read_text()
-        assert f"the auditors' console at http://127.0.0.1:{web_port}/" in printed
+        assert f"the console at http://127.0.0.1:{web_port}/" in printed
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)

@@ -38,6 +38,24 @@ def test_defaults_and_auditors(tmp_path: Path) -> None:
     assert [a.name for a in settings.auditors] == ["a", "b"]
     assert settings.auditors[0].token_sha256 == hashlib.sha256(b"token-of-an-auditor").digest()
     assert "token-of" not in repr(settings)
+    assert settings.metrics_address == ""
+    assert settings.operators == ()
+
+
+def test_operators_and_the_metrics_address(tmp_path: Path) -> None:
+    (tmp_path / "operator.token").write_text("token-of-an-operator\n")
+    settings = load_settings(
+        _write(
+            tmp_path,
+            'metrics_address = "127.0.0.1:9464"\n'
+            '[auditors.a]\ntoken_file = "auditor.token"\n'
+            '[operators.o]\ntoken_file = "operator.token"\n',
+        )
+    )
+    assert settings.metrics_address == "127.0.0.1:9464"
+    assert [a.name for a in settings.auditors] == ["a"]
+    assert [o.name for o in settings.operators] == ["o"]
+    assert settings.operators[0].token_sha256 == hashlib.sha256(b"token-of-an-operator").digest()
 
 
 @pytest.mark.parametrize(
@@ -50,6 +68,14 @@ def test_defaults_and_auditors(tmp_path: Path) -> None:
         ('[auditors.a]\ntoken_file = "absent.token"\n', "auditors.a.token_file"),
         ('[auditors.a]\ntoken_sha256 = "abcd"\n', "auditors.a.token_sha256"),
         ('[auditors.a]\npassword = "x"\n', "auditors.a"),
+        ('[operators.o]\ntoken_file = "absent.token"\n', "operators.o.token_file"),
+        ('[operators.o]\ntoken_sha256 = "abcd"\n', "operators.o.token_sha256"),
+        ('metrics_address = "nowhere"\n', "metrics_address"),
+        (
+            '[auditors.a]\ntoken_file = "auditor.token"\n'
+            '[operators.o]\ntoken_file = "auditor.token"\n',
+            "operators.o has the same token as auditors.a",
+        ),
         ("= broken\n", "not valid TOML"),
     ],
 )
