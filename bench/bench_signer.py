@@ -142,7 +142,11 @@ class _Run:
         cores = os.cpu_count() or 1
         stages = [
             Stage("server process", self.server_ms),
-            Stage(f"signing workers ({self.workers})", self.workers_ms, min(self.workers, cores)),
+            Stage(
+                f"the server's {self.workers} child processes (signing workers)",
+                self.workers_ms,
+                min(self.workers, cores),
+            ),
             Stage("client process", self.client_ms),
         ]
         return f"reached {number(self.rate)} PDFs/s; " + ceiling_reason(
