@@ -327,7 +327,7 @@ def judge_against_adapter(
             f" {unit} = {row['ratio']:.2f}× the SDK's {number(row['baseline'])}; the S3 adapter"
             f" alone {number(alone['value'])} {unit} = {alone['ratio']:.2f}× the SDK's"
             f" {number(alone['baseline'])} in the same run: the gRPC hop and the service keep"
-            f" {row['value'] / alone['value']:.0%} of the adapter's rate"
+            f" {row['ratio'] / alone['ratio']:.0%} of the adapter's ratio to the SDK"
         )
         out[name] = dict(judged(result(row["value"], row["baseline"], unit), GOAL, reason))
     return out

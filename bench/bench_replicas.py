@@ -97,7 +97,9 @@ def run() -> dict[str, Result]:
     rows: dict[str, Result] = {}
     for kind, name, unit in (("upload", "upload_10k", "docs/s"), ("seal", "seal_100k", "PDFs/s")):
         row = result(rates[2][kind].rate, rates[1][kind].rate, unit)
-        reason = replicas_reason(rates[1][kind], rates[2][kind], os.cpu_count() or 1)
+        reason = replicas_reason(
+            rates[1][kind], rates[2][kind], os.cpu_count() or 1, os.getloadavg()[0]
+        )
         rows[f"replicas_{name}_2_vs_1"] = judged(row, GOAL, reason)
     return rows
 
@@ -111,13 +113,24 @@ class _Run:
     """Cores those processes kept busy on average over the run."""
 
 
-def replicas_reason(one: _Run, two: _Run, cores: int) -> str:
-    """Why a second replica did not add: how much of the machine one replica already used."""
-    return (
+def replicas_reason(one: _Run, two: _Run, cores: int, load: float) -> str:
+    """Why a second replica did not add: how much of the machine each run used, the CPU per
+    call with one and with two, and (``load``) what else the machine ran."""
+    grown = two.cpu_ms / one.cpu_ms - 1 if one.cpu_ms else 0.0
+    text = (
         f"one replica {number(one.rate)}/s kept {number(one.busy)} of this machine's {cores}"
         f" cores busy ({number(one.cpu_ms)} CPU-ms a call, its server and workers); two"
         f" replicas {number(two.rate)}/s kept {number(two.busy)} busy ({number(two.cpu_ms)}"
-        " CPU-ms a call): the second replica's gain needs cores the first does not use"
+        f" CPU-ms a call, {grown:+.0%})"
+    )
+    if one.busy >= 0.9 * cores:
+        return text + "; one replica already used every core, so a second one has none to add"
+    return (
+        text + f"; the machine's load average was {number(load)} on {cores} cores: the cores"
+        " one replica left went to other work"
+        if load > cores
+        else text + "; the cores one replica left stayed idle with two: the replicas wait"
+        " on something shared (the database, the store, the client)"
     )
 
 

@@ -172,7 +172,7 @@ def test_the_documents_reason_sets_the_service_beside_the_adapter_alone():
     assert upload["met"] is False
     assert "through the service 66 MB/s = 0.66× the SDK's 100" in upload["reason"]
     assert "the S3 adapter alone 88 MB/s = 0.88×" in upload["reason"]
-    assert "keep 75% of the adapter's rate" in upload["reason"]
+    assert "keep 75% of the adapter's ratio to the SDK" in upload["reason"]
     assert judged_rows["documents.put_100kb"]["met"] is True
     assert "reason" not in judged_rows["documents.put_100kb"]
     # a row with no adapter row beside it is left as it was
@@ -188,11 +188,16 @@ def test_the_agent_reason_splits_the_overhead_into_cpu_and_waiting():
 
 
 def test_the_replicas_reason_gives_the_cores_each_run_kept_busy():
-    reason = replicas_reason(
-        ReplicaRun(rate=120, cpu_ms=16, busy=1.92), ReplicaRun(rate=118, cpu_ms=16.5, busy=1.95), 2
-    )
-    assert "one replica 120/s kept 1.92 of this machine's 2 cores busy (16 CPU-ms a call" in reason
-    assert "two replicas 118/s kept 1.95 busy (16.5 CPU-ms a call)" in reason
+    one = ReplicaRun(rate=94, cpu_ms=10.4, busy=0.98)
+    two = ReplicaRun(rate=81, cpu_ms=13.8, busy=1.12)
+    reason = replicas_reason(one, two, 2, 5.9)
+    assert "one replica 94/s kept 0.98 of this machine's 2 cores busy (10.4 CPU-ms a call" in reason
+    assert "two replicas 81/s kept 1.12 busy (13.8 CPU-ms a call, +33%)" in reason
+    assert "load average was 5.9 on 2 cores" in reason
+    quiet = replicas_reason(one, two, 2, 1.1)
+    assert "stayed idle with two" in quiet
+    full = replicas_reason(ReplicaRun(rate=94, cpu_ms=20, busy=1.95), two, 2, 1.1)
+    assert "one replica already used every core" in full
 
 
 _IMPORTTIME = """\
