@@ -13,7 +13,8 @@ batch, against the token's own time per signature.
 
 ``ratio`` = baseline / batch time (1.0: the agent adds nothing to the token's time; the issue's
 bound, at most 1.1 × the token's time, is a ratio of at least 0.91). ``overhead`` is the batch
-time beyond the baseline, per document.
+time beyond the baseline, per document; its goal (issue 24) is at most 5 ms on the fast token,
+and when missed the reason splits it into the server's and the agent's CPU per document.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from typing import Any
 import grpc
 from asn1crypto import pem
 
-from bench.common import Result
+from bench.common import Result, at_most, judged, number
 
 DOCUMENTS = 50
 TOKEN_SECONDS = 0.5
+OVERHEAD_GOAL = at_most(5, unit="ms/doc")
+"""Issue 24: at most 5 ms of the agent's own per document on a fast token."""
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -68,9 +71,19 @@ def run() -> dict[str, Result]:
             server.prepare(certificate, DOCUMENTS)
             slow = _child({**child_args, "delay": TOKEN_SECONDS}, child_env)
     slow_baseline = DOCUMENTS * TOKEN_SECONDS
+    overhead = _overhead(fast["batch"], fast["raw"])
     return {
         "agent_softhsm_batch_50": _batch(fast["batch"], fast["raw"]),
-        "agent_softhsm_overhead": _overhead(fast["batch"], fast["raw"]),
+        "agent_softhsm_overhead": judged(
+            overhead,
+            OVERHEAD_GOAL,
+            overhead_reason(
+                overhead,
+                server_cpu_ms=server_cpu,
+                agent_cpu_ms=fast["cpu"] / DOCUMENTS * 1000,
+                token_ms=fast["raw"] / DOCUMENTS * 1000,
+            ),
+        ),
         "agent_slow_token_batch_50": _batch(slow["batch"], slow_baseline),
         "agent_slow_token_overhead": _overhead(slow["batch"], slow_baseline),
         "agent_softhsm_server_cpu": {
@@ -80,6 +93,20 @@ def run() -> dict[str, Result]:
             "ratio": fast["raw"] / DOCUMENTS * 1000 / server_cpu,
         },
     }
+
+
+def overhead_reason(
+    row: Result, *, server_cpu_ms: float, agent_cpu_ms: float, token_ms: float
+) -> str:
+    """Where the agent's time per document beyond the token went, from the CPU measured."""
+    waiting = row["value"] - server_cpu_ms - max(agent_cpu_ms - token_ms, 0.0)
+    return (
+        f"needs ≤ {number(OVERHEAD_GOAL.target)} ms/doc beyond the token's {number(token_ms)};"
+        f" measured {number(row['value'])} ms/doc: the server {number(server_cpu_ms)} CPU-ms/doc,"
+        f" the agent process {number(agent_cpu_ms)} CPU-ms/doc (the token's"
+        f" {number(token_ms)} ms included); the rest, {number(max(waiting, 0.0))} ms/doc, is"
+        " time when neither was on a core (round trips, the time-stamp authority, load)"
+    )
 
 
 def _batch(batch: float, baseline: float) -> Result:
@@ -95,6 +122,7 @@ def _overhead(batch: float, baseline: float) -> Result:
 
 
 def _child(args: dict[str, Any], env: dict[str, str]) -> dict[str, float]:
+    """The agent's batch in a child; its ``raw`` token seconds, ``batch`` seconds and ``cpu``."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.bench_agent", "--child"],
         input=json.dumps(args),
@@ -248,12 +276,13 @@ def _child_main() -> None:
             key.sign_digest(item.data_to_sign, "sha256")
         raw = time.perf_counter() - started
         signer = _SlowKey(key, args["delay"]) if args["delay"] else key
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         batch = asyncio.run(sign_batch(target, signer, items))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         key.close()
-    print(json.dumps({"raw": raw, "batch": elapsed, "signed": len(batch.signed)}))
+    answer = {"raw": raw, "batch": elapsed, "cpu": cpu, "signed": len(batch.signed)}
+    print(json.dumps(answer))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from minio import Minio
 from kyso.dev.rgw import RadosGateway
 from storage import S3Config, S3Credentials, S3Store
 
-__all__ = ["run"]
+__all__ = ["measure", "run"]
 
 MB = 1_000_000
 
@@ -76,14 +76,14 @@ def run(
     assert access_key is not None
     assert secret_key is not None
     try:
-        return _measure(endpoint, access_key, secret_key, large_bytes, small_bytes, small_count)
+        return measure(endpoint, access_key, secret_key, large_bytes, small_bytes, small_count)
     finally:
         if gateway is not None:
             gateway.stop()
             shutil.rmtree(gateway.workdir, ignore_errors=True)
 
 
-def _measure(
+def measure(
     endpoint: str,
     access_key: str,
     secret_key: str,
@@ -91,6 +91,8 @@ def _measure(
     small_bytes: int,
     small_count: int,
 ) -> dict[str, dict[str, float | str]]:
+    """The three rows against a running gateway (bench_documents also calls it, to set the
+    service beside the adapter alone in one run)."""
     bucket = f"bench-{uuid.uuid4().hex[:12]}"
     store = S3Store(
         S3Config(endpoint=endpoint, bucket=bucket, secure=False),
