@@ -68,7 +68,8 @@ async def test_a_client_alone_uses_every_thread() -> None:
         await asyncio.gather(*tasks)
     finally:
         pool.close()
-    assert pool.running == 0 and pool.waiting == 0
+    assert pool.running == 0
+    assert pool.waiting == 0
 
 
 async def test_a_caller_that_stops_waiting_keeps_its_thread_until_the_work_ends() -> None:
@@ -92,7 +93,8 @@ async def test_a_caller_that_stops_waiting_keeps_its_thread_until_the_work_ends(
         # The first call's thread is still busy: the second call must not have started on
         # a thread the pool does not have (nothing waits inside the executor's own queue).
         assert started == ["first"]
-        assert pool.running == 1 and pool.waiting == 1
+        assert pool.running == 1
+        assert pool.waiting == 1
         gate.set()
         await second
         with pytest.raises(asyncio.CancelledError):
@@ -102,7 +104,8 @@ async def test_a_caller_that_stops_waiting_keeps_its_thread_until_the_work_ends(
     finally:
         pool.close()
     assert started == ["first", "second"]
-    assert pool.running == 0 and pool.waiting == 0
+    assert pool.running == 0
+    assert pool.waiting == 0
 
 
 async def test_a_full_queue_refuses_at_once() -> None:
