@@ -8,9 +8,11 @@ import struct
 import zipfile
 
 import pytest
+from lxml import etree
 
 from exchange import AttachmentTooLarge, PackageInvalid, PackageTooLarge
-from exchange.edxml import Limits, TrustPolicy, build_package, open_package
+from exchange.edxml import Limits, TrustPolicy, build_package, open_package, safexml
+from exchange.edxml.safexml import parse_xml
 from tests.exchange.conftest import simple_package
 
 LENIENT = TrustPolicy(require_signature=False)
@@ -216,3 +218,39 @@ def test_a_package_over_the_limits_stops_the_parse_at_the_first_excess(bomb, sai
     # The input, its copy through stdin and the interpreter: well under twice the input on top
     # of an idle interpreter (~100 MB with lxml and the exchange package loaded).
     assert int(peak) < 100 * 1024 * 1024 + 2 * len(bomb), f"peak {int(peak) / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<r/>",
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<r a="x &gt; y"><b>t</b><c/></r>',
+        b'\xef\xbb\xbf<?xml version="1.0"?><r><b x=">"/><b/>text &lt; more</r>',
+        b"<r>" + b"<a><b/></a>" * 500 + b"</r>",
+    ],
+)
+def test_the_element_count_told_from_the_bytes_is_the_parsers(document: bytes) -> None:
+    told = safexml._start_tags(document)
+    parsed = etree.fromstring(document)
+    assert told == sum(1 for _ in parsed.iter())
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<r><!-- <a/><a/><a/> --></r>",
+        b"<r><![CDATA[<a/><a/><a/>]]></r>",
+        b"<r><?pi <a/><a/>?></r>",
+    ],
+)
+def test_comments_cdata_and_instructions_leave_the_count_to_the_parse(document: bytes) -> None:
+    assert safexml._start_tags(document) is None
+    # Their '<' are not elements: with a limit of two, such a package still parses.
+    assert parse_xml(document, limits=Limits(max_elements=2)).tag == "r"
+
+
+def test_a_flood_of_elements_is_refused_from_the_bytes_before_any_parse() -> None:
+    flood = b"<r>" + b"<a/>" * 1_000_000 + b"</r>"
+    with pytest.raises(PackageInvalid, match="more than 50000 elements"):
+        parse_xml(flood, limits=Limits())
+    assert safexml._start_tags(flood) == 1_000_001
