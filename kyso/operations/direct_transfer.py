@@ -10,7 +10,8 @@ when it may be completed) and answers a presigned PUT to a staging object named 
 id. ``complete`` has the store check the staged bytes against the declaration and copy them to
 their content address, then writes the catalogue row, the ``document.stored`` event and the
 upload's ``completed`` state in one transaction (as Upload does: object first, then row and
-event together), and removes the staging object.
+event together), and then removes the staging object (after answering: the client does not wait
+for the clean-up).
 
 Invariants:
 - only the client that began an upload completes it; an upload is completed at most once, and a
@@ -26,6 +27,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Mapping
@@ -106,6 +108,7 @@ class DirectTransfer:
         self._documents = documents
         self._run = app.executors.io.run
         self._transfer = app.executors.transfer.run
+        self._discarding: set[asyncio.Future[None]] = set()
 
     def _store(self) -> storage.DirectTransferStore:
         store = self._app.store
@@ -215,7 +218,7 @@ class DirectTransfer:
         staging = await self._run(self._commit, actor, upload, stored)
         if staging is not None:  # else a concurrent Complete committed it, and discards
             await self._app.events.settled(staging)
-            await self._discard(store, upload)
+            self._discard_later(store, upload)
         return upload.stored
 
     async def download_url(self, actor: Identity, ref: str) -> DownloadGrant:
@@ -226,11 +229,18 @@ class DirectTransfer:
         await self._run(self._documents.check_readable, actor, str(parsed))
         self._store()  # direct transfer is offered
         store = self._app.store
-        info = await self._run(store.stat, parsed)
         lifetime = self._lifetime
         expires_at = datetime.now(UTC) + lifetime
-        url = await self._run(lambda: store.presigned_get_url(parsed, expires=lifetime))
-        return DownloadGrant(url=url, sha256=parsed.sha256, size=info.size, expires_at=expires_at)
+
+        def grant() -> DownloadGrant:
+            url = store.presigned_get_url(parsed, expires=lifetime)  # NOT_FOUND when absent
+            try:
+                size = self._app.catalogue.get(str(parsed)).size
+            except NotFound:  # stored but not catalogued (yet): the store knows its size
+                size = store.stat(parsed).size
+            return DownloadGrant(url=url, sha256=parsed.sha256, size=size, expires_at=expires_at)
+
+        return await self._run(grant)
 
     # ------------------------------------------------------------------ steps (blocking)
     def _record(self, upload: DirectUpload, now: datetime) -> None:
@@ -314,6 +324,13 @@ class DirectTransfer:
 
         await self._run(close)
         await self._discard(store, upload)
+
+    def _discard_later(self, store: storage.DirectTransferStore, upload: DirectUpload) -> None:
+        """Remove the staging object of a completed upload after the answer: the document is
+        stored and catalogued, and the client need not wait for the clean-up."""
+        task = asyncio.ensure_future(self._discard(store, upload))
+        self._discarding.add(task)  # held until done (the loop keeps only weak references)
+        task.add_done_callback(self._discarding.discard)
 
     async def _discard(self, store: storage.DirectTransferStore, upload: DirectUpload) -> None:
         """Remove the staging object; one left behind (the store is down) is only a leftover

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,6 +98,14 @@ def _staging_versions(server: Server, upload_id: str) -> list[str]:
     return [str(o.version_id) for o in listed if o.object_name == key]
 
 
+async def _staging_removed(server: Server, upload_id: str, *, within: float = 60) -> None:
+    """Wait until the staging object is gone (removed after Complete answered)."""
+    deadline = time.monotonic() + within
+    while versions := _staging_versions(server, upload_id):
+        assert time.monotonic() < deadline, f"staging versions left: {versions}"
+        await asyncio.sleep(0.05)
+
+
 def _uploads(server: Server) -> list[sa.Row]:
     with server.app.engine.connect() as conn:
         return list(conn.execute(sa.select(direct_uploads)))
@@ -128,7 +137,7 @@ async def test_round_trip_through_the_rpcs(direct_server: Server) -> None:
             metadata=_auth(config),
         )
         assert again == done
-        assert _staging_versions(direct_server, grant.upload_id) == []
+        await _staging_removed(direct_server, grant.upload_id)
 
         info = await stub.Stat(
             documents_pb2.StatRequest(ref=done.document.ref), metadata=_auth(config)
