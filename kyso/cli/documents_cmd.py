@@ -1,7 +1,8 @@
 """``kyso upload FILE`` and ``kyso download REF -o FILE``: streaming, constant memory.
 
 When the server offers direct transfer (an S3 store with ``[storage] direct_transfer``), the
-bytes go straight to and from the S3 service through presigned URLs: upload declares the file's
+bytes go straight to and from the S3 service through presigned URLs: upload (of a file of at
+least ``DIRECT_MIN_BYTES``; a smaller one streams, see there) declares the file's
 SHA-256 and size (``BeginDirectUpload``), PUTs the file, and has the server check and catalogue
 it (``CompleteDirectUpload``); download fetches the URL of ``GetDownloadUrl`` and checks the
 SHA-256 while writing. A server without it answers FAILED_PRECONDITION (or, an older one,
@@ -24,9 +25,14 @@ import grpc
 from kyso.cli.common import add_client_arguments, client_target, die, open_channel
 from kyso.v1 import common_pb2, documents_pb2, documents_pb2_grpc
 
-__all__ = ["fetch", "register", "upload_requests"]
+__all__ = ["DIRECT_MIN_BYTES", "fetch", "register", "upload_requests"]
 
 CHUNK = 1024 * 1024
+DIRECT_MIN_BYTES = 1024 * 1024
+"""Smaller files are uploaded through the server even when it offers direct transfer: a
+direct upload writes the object twice (staging, then content address) and removes one,
+where a streamed one writes it once, and under 1 MiB the bytes' trip through the server
+costs less than the extra writes (bench/bench_documents.py, ``documents.direct_put_100kb``)."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     upload.add_argument(
         "--no-direct",
         action="store_true",
-        help="send the bytes through the kyso server even when it offers direct transfer to S3",
+        help="send the bytes through the kyso server even when it offers direct transfer to S3"
+        " (files under 1 MiB always are)",
     )
     add_client_arguments(upload)
     upload.set_defaults(func=_upload)
@@ -98,7 +105,8 @@ def _upload(args: argparse.Namespace) -> int:
     with open_channel(target) as channel:
         stub = documents_pb2_grpc.DocumentServiceStub(channel)
         sha256 = _sha256_of(path)
-        stored = None if args.no_direct else _direct_upload(stub, path, content_type, sha256)
+        direct = not args.no_direct and path.stat().st_size >= DIRECT_MIN_BYTES
+        stored = _direct_upload(stub, path, content_type, sha256) if direct else None
         if stored is None:
             try:
                 stored = stub.Upload(upload_requests(path, content_type, sha256=sha256))

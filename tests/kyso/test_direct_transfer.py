@@ -23,6 +23,7 @@ import urllib3
 
 import storage
 from kyso.app import Application
+from kyso.cli.documents_cmd import DIRECT_MIN_BYTES
 from kyso.config import Config, load_config
 from kyso.errors import ConfigError
 from kyso.schema import direct_uploads
@@ -334,7 +335,12 @@ async def test_the_cli_uses_direct_transfer_when_offered(
     code, out, err = await _kyso(config, direct_server.port, "upload", str(source), "--no-direct")
     assert code == 0, err
     assert out.strip() == ref
-    assert _rpcs(caplog) == ["Download", "Upload"]
+    # a small file streams: one object write rather than a staging object and a copy
+    small = tmp_path / "small.pdf"
+    small.write_bytes(os.urandom(DIRECT_MIN_BYTES - 1))
+    code, out, err = await _kyso(config, direct_server.port, "upload", str(small))
+    assert code == 0, err
+    assert _rpcs(caplog) == ["Download", "Upload", "Upload"]
 
 
 # ---------------------------------------------------------------- no direct transfer
@@ -376,7 +382,7 @@ async def test_the_cli_falls_back_to_streaming(
     caplog.set_level(logging.INFO, logger="kyso.interceptors")
     config = server.config
     source = tmp_path / "to-send.pdf"
-    data = os.urandom(100_000)
+    data = os.urandom(DIRECT_MIN_BYTES)
     source.write_bytes(data)
     code, out, err = await _kyso(config, server.port, "upload", str(source))
     assert code == 0, err
