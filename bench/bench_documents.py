@@ -277,9 +277,7 @@ def _measure(
         "documents.download_100mb": _entry(mb / get_s["service"], "MB/s", mb / get_s["sdk"]),
         "documents.put_100kb": _entry(service_small, "puts/s", sdk_small),
         "documents.direct_upload_100mb": _entry(mb / put_s["direct"], "MB/s", mb / put_s["sdk"]),
-        "documents.direct_download_100mb": _entry(
-            mb / get_s["direct"], "MB/s", mb / get_s["sdk"]
-        ),
+        "documents.direct_download_100mb": _entry(mb / get_s["direct"], "MB/s", mb / get_s["sdk"]),
         "documents.direct_put_100kb": _entry(direct_small, "puts/s", sdk_small),
     }
 
