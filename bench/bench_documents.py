@@ -4,9 +4,16 @@ to the same S3 endpoint, in one run, on one throw-away Ceph RADOS Gateway.
 - ``documents.upload_100mb`` / ``documents.download_100mb``: MB/s of a 100 MB document through
   ``DocumentService.Upload``/``Download`` (client → gRPC on loopback → server → S3 adapter →
   gateway), baseline the SDK's ``put_object``/``get_object`` of the same bytes;
-- ``documents.put_100kb``: 100 KB uploads per second through the service, baseline SDK puts.
+- ``documents.put_100kb``: 100 KB uploads per second through the service, baseline SDK puts;
+- ``documents.direct_upload_100mb`` / ``documents.direct_download_100mb`` /
+  ``documents.direct_put_100kb``: the same through direct transfer (``[storage]
+  direct_transfer``): BeginDirectUpload, a PUT of the bytes to the presigned URL, then
+  CompleteDirectUpload (the server reads the staged object back, checks its SHA-256, copies it
+  server-side and catalogues it); GetDownloadUrl, then a GET of the URL, the client hashing the
+  bytes as they come and checking them against the answer's sha256 (as ``kyso download`` does;
+  the SDK baseline does not hash). Baselines: the same SDK measurements.
 
-``ratio`` = service / SDK (higher is better; goal ≥ 0.8 on all three rows, issue 24; a missed
+``ratio`` = service / SDK (higher is better; goal ≥ 0.8 on every row, issue 24; a missed
 goal's reason sets the service beside the S3 adapter alone, bench_storage's rows measured against
 the same gateway after the server stops: ``judge_against_adapter``). The server runs in this
 process on its own event-loop thread, as ``kyso serve``
@@ -39,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import urllib3
 from minio import Minio
 
 from bench.bench_storage import measure as storage_measure
@@ -131,11 +139,15 @@ url = "sqlite:///{home / "kyso.db"}"
 
 [storage]
 backend = "s3"
+direct_transfer = true
 
 [storage.s3]
 endpoint = "{endpoint}"
 bucket = "{bucket}"
 secure = false
+
+[signing]
+max_document_bytes = {2 * 100 * MB}
 
 [clients.bench]
 roles = ["workflow"]
@@ -251,8 +263,13 @@ def _measure(
         answer = client("upload", large_bytes)
         put_s["service"] = min(put_s["service"], answer["seconds"])
         ref = answer["ref"]
+    for _ in range(rounds):
+        answer = client("direct-upload", large_bytes)
+        put_s["direct"] = min(put_s.get("direct", float("inf")), answer["seconds"])
     get_s = {"sdk": min(_timed(sdk_get, "sdk/0") for _ in range(rounds + 1))}
     get_s["service"] = client("download", ref, rounds + 1)["seconds"]
+    get_s["direct"] = client("direct-download", ref, rounds + 1)["seconds"]
+    get_s["sdk"] = min(get_s["sdk"], *(_timed(sdk_get, "sdk/0") for _ in range(rounds + 1)))
 
     blobs = [os.urandom(small_bytes) for _ in range(small_count)]
     start = time.perf_counter()
@@ -260,24 +277,93 @@ def _measure(
         sdk.put_object(bucket, f"sdk-small/{n}", io.BytesIO(blob), len(blob))
     sdk_small = small_count / (time.perf_counter() - start)
     service_small = client("small", small_bytes, small_count)["rate"]
+    direct_small = client("direct-small", small_bytes, small_count)["rate"]
 
     mb = large_bytes / MB
     return {
         "documents.upload_100mb": _entry(mb / put_s["service"], "MB/s", mb / put_s["sdk"]),
         "documents.download_100mb": _entry(mb / get_s["service"], "MB/s", mb / get_s["sdk"]),
         "documents.put_100kb": _entry(service_small, "puts/s", sdk_small),
+        "documents.direct_upload_100mb": _entry(mb / put_s["direct"], "MB/s", mb / put_s["sdk"]),
+        "documents.direct_download_100mb": _entry(mb / get_s["direct"], "MB/s", mb / get_s["sdk"]),
+        "documents.direct_put_100kb": _entry(direct_small, "puts/s", sdk_small),
     }
+
+
+def _direct_put(
+    stub: documents_pb2_grpc.DocumentServiceStub,
+    http: urllib3.PoolManager,
+    data: bytes,
+    auth: list[tuple[str, str]],
+) -> str:
+    """One direct upload: Begin, PUT, Complete; the stored ref."""
+    grant = stub.BeginDirectUpload(
+        documents_pb2.BeginDirectUploadRequest(
+            filename="bench.pdf",
+            content_type="application/pdf",
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+        ),
+        metadata=auth,
+    )
+    answer = http.request("PUT", grant.url, body=data, headers=dict(grant.headers))
+    if answer.status != 200:
+        raise RuntimeError(f"the presigned PUT answered {answer.status}")
+    done = stub.CompleteDirectUpload(
+        documents_pb2.CompleteDirectUploadRequest(upload_id=grant.upload_id), metadata=auth
+    )
+    ref: str = done.document.ref.ref
+    return ref
+
+
+def _direct_get(
+    stub: documents_pb2_grpc.DocumentServiceStub,
+    http: urllib3.PoolManager,
+    ref: str,
+    auth: list[tuple[str, str]],
+) -> None:
+    """One direct download, hashed as it comes and checked against the answer's sha256."""
+    grant = stub.GetDownloadUrl(
+        documents_pb2.GetDownloadUrlRequest(ref=common_pb2.DocumentRef(ref=ref)), metadata=auth
+    )
+    answer = http.request("GET", grant.url, preload_content=False)
+    digest = hashlib.sha256()
+    try:
+        for piece in answer.stream(4 * CHUNK):
+            digest.update(piece)
+    finally:
+        answer.release_conn()
+    if digest.hexdigest() != grant.sha256:
+        raise RuntimeError("the presigned GET gave other bytes than the sha256")
 
 
 def _client(argv: list[str]) -> dict[str, Any]:
     """The gRPC client side, in its own process: ``PORT upload SIZE`` (seconds and ref of one
     upload of new content), ``PORT download REF TIMES`` (best seconds), ``PORT small SIZE
-    COUNT`` (sequential uploads per second). The token comes from ``KYSO_BENCH_TOKEN``."""
+    COUNT`` (sequential uploads per second); ``direct-upload``, ``direct-download`` and
+    ``direct-small`` the same through direct transfer. The token comes from
+    ``KYSO_BENCH_TOKEN``."""
     port, action, *args = argv
     auth = [("authorization", f"Bearer {os.environ['KYSO_BENCH_TOKEN']}")]
     options = [("grpc.max_receive_message_length", 4 * CHUNK)]
+    http = urllib3.PoolManager(blocksize=CHUNK)
     with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
         stub = documents_pb2_grpc.DocumentServiceStub(channel)
+        if action == "direct-upload":
+            data = _data(int(args[0]))
+            start = time.perf_counter()
+            ref = _direct_put(stub, http, data, auth)
+            return {"seconds": time.perf_counter() - start, "ref": ref}
+        if action == "direct-download":
+            times = [_timed(_direct_get, stub, http, args[0], auth) for _ in range(int(args[1]))]
+            return {"seconds": min(times)}
+        if action == "direct-small":
+            size, count = int(args[0]), int(args[1])
+            blobs = [os.urandom(size) for _ in range(count)]
+            start = time.perf_counter()
+            for blob in blobs:
+                _direct_put(stub, http, blob, auth)
+            return {"rate": count / (time.perf_counter() - start)}
         if action == "upload":
             data = _data(int(args[0]))
             start = time.perf_counter()

@@ -180,12 +180,19 @@ class StorageConfig:
     ``group``: the operators' group (a name). Without it only the service's user reads the
     filesystem store and the SQLite database (directories 0700, files 0600, objects 0400);
     with it, that group reads them too (0750, 0640, 0440), and never writes.
+
+    ``direct_transfer`` (S3 only, off by default): clients send and fetch documents' bytes
+    straight to and from the S3 service with presigned URLs valid ``direct_url_seconds``
+    (DocumentService.BeginDirectUpload, CompleteDirectUpload, GetDownloadUrl); the clients
+    must reach ``storage.s3.endpoint`` themselves.
     """
 
     backend: Literal["filesystem", "s3"] = "filesystem"
     path: Path = Path("objects")
     s3: S3Config = field(default_factory=S3Config)
     group: str = ""
+    direct_transfer: bool = False
+    direct_url_seconds: int = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -916,6 +923,15 @@ def _validate(config: Config) -> None:
         raise ConfigError("storage.s3.endpoint: required when storage.backend is 's3'")
     if config.storage.s3.retention_mode and config.storage.s3.retention_days < 1:
         raise ConfigError("storage.s3.retention_days: must be at least 1 with a retention_mode")
+    if config.storage.direct_transfer and config.storage.backend != "s3":
+        raise ConfigError(
+            "storage.direct_transfer: needs storage.backend = 's3' (clients cannot reach a"
+            " filesystem store); turn it off or use S3"
+        )
+    if not 1 <= config.storage.direct_url_seconds <= 7 * 24 * 3600:
+        raise ConfigError(
+            "storage.direct_url_seconds: between 1 and 604800 (7 days, the most S3 allows)"
+        )
 
 
 def _validate_package_limits(config: Config) -> None:

@@ -129,6 +129,11 @@ DESCRIPTIONS: Mapping[str, str] = {
     "server.insecure": "listen without TLS on a non-loopback address (behind a TLS proxy or a"
     " loopback-published container); warned at every start",
     "storage.group": "the operators' group that may read the store and the SQLite files",
+    "storage.direct_transfer": "S3 only: clients upload and download documents' bytes straight"
+    " to and from the S3 service with presigned URLs (checked by SHA-256 before cataloguing);"
+    " clients must reach `storage.s3.endpoint`",
+    "storage.direct_url_seconds": "how long a direct-transfer URL (and an upload begun with it)"
+    " is valid",
     "documents.auditors_download": "auditors get documents' bytes, not only their metadata",
     "exchange.hubs.ID.certificate_sha256": "SHA-256 of the hub's `[exchange] key` certificate(s):"
     " its receipts and the packages it signs for its units",

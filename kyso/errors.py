@@ -180,6 +180,7 @@ def _table() -> list[tuple[type[BaseException], grpc.StatusCode]]:
         (storage.InvalidMetadata, code.INVALID_ARGUMENT),
         (storage.DeclaredHashMismatch, code.INVALID_ARGUMENT),
         (storage.ObjectNotFound, code.NOT_FOUND),
+        (storage.StagedObjectMissing, code.FAILED_PRECONDITION),
         (storage.IntegrityError, code.DATA_LOSS),
         (storage.StorageFull, code.RESOURCE_EXHAUSTED),
         (storage.StorageUnavailable, code.UNAVAILABLE),

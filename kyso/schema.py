@@ -16,6 +16,11 @@
 - ``catalogue_sign_requests``: SignPdf's idempotency keys, per client: the request's
   fingerprint and the signed document it made, written in the transaction that catalogues that
   document (so a retry finds either nothing done or all of it); the ledger index follows.
+- ``catalogue_direct_uploads``: the direct uploads begun (DocumentService.BeginDirectUpload):
+  who began it, what it declared, until when it may be completed, its state (``open``,
+  ``completed`` with the ref it stored, ``refused`` or ``expired``). The row turns
+  ``completed`` in the transaction that catalogues the document and writes its ledger event,
+  so a repeated Complete answers the same document and never records it twice.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from kyso.db import Component, MigrationStep
 
 __all__ = [
     "COMPONENT",
+    "direct_uploads",
     "documents",
     "evidence",
     "metadata",
@@ -112,6 +118,21 @@ versions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+direct_uploads = sa.Table(
+    "catalogue_direct_uploads",
+    metadata,
+    sa.Column("upload_id", sa.String(64), primary_key=True),
+    sa.Column("client", sa.String(200), nullable=False),
+    sa.Column("unit_code", sa.String(32), nullable=False, server_default=""),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content_type", sa.String(200), nullable=False),
+    sa.Column("filename", sa.String(500), nullable=False, server_default=""),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
 _STEPS: tuple[MigrationStep, ...] = (
     (
         1,
@@ -132,6 +153,11 @@ _STEPS: tuple[MigrationStep, ...] = (
         4,
         "long-term evidence and versions of renewed documents",
         lambda conn: metadata.create_all(conn, tables=[evidence, versions]),
+    ),
+    (
+        5,
+        "direct uploads (presigned PUT, checked on completion)",
+        lambda conn: metadata.create_all(conn, tables=[direct_uploads]),
     ),
 )
 

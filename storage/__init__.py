@@ -12,6 +12,7 @@ from storage.errors import (
     InvalidMetadata,
     InvalidRef,
     ObjectNotFound,
+    StagedObjectMissing,
     StorageConfigError,
     StorageError,
     StorageFull,
@@ -27,7 +28,14 @@ from storage.model import (
     RetentionState,
     StoredObject,
 )
-from storage.port import BatchObjectStore, ObjectStore, PutItem, put_many
+from storage.port import (
+    BatchObjectStore,
+    DirectTransferStore,
+    ObjectStore,
+    PresignedPut,
+    PutItem,
+    put_many,
+)
 from storage.reader import ObjectReader
 from storage.s3 import S3Config, S3Credentials, S3Store
 from storage.streams import StagedFile
@@ -37,6 +45,7 @@ __all__ = [
     "BatchObjectStore",
     "CredentialsRejected",
     "DeclaredHashMismatch",
+    "DirectTransferStore",
     "FilesystemStore",
     "IntegrityError",
     "InvalidMetadata",
@@ -45,6 +54,7 @@ __all__ = [
     "ObjectReader",
     "ObjectRef",
     "ObjectStore",
+    "PresignedPut",
     "PutItem",
     "Retention",
     "RetentionMode",
@@ -53,6 +63,7 @@ __all__ = [
     "S3Credentials",
     "S3Store",
     "StagedFile",
+    "StagedObjectMissing",
     "StorageConfigError",
     "StorageError",
     "StorageFull",

@@ -4,7 +4,7 @@ Messages say what is wrong and what to do; they never contain credentials or doc
 The application maps these classes to gRPC status codes (``StorageUnavailable`` → UNAVAILABLE,
 ``StorageFull`` → RESOURCE_EXHAUSTED, ``ObjectNotFound`` → NOT_FOUND, ``InvalidRef``,
 ``InvalidMetadata`` and ``DeclaredHashMismatch`` → INVALID_ARGUMENT,
-``IntegrityError`` → DATA_LOSS).
+``IntegrityError`` → DATA_LOSS, ``StagedObjectMissing`` → FAILED_PRECONDITION).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ __all__ = [
     "InvalidMetadata",
     "InvalidRef",
     "ObjectNotFound",
+    "StagedObjectMissing",
     "StorageConfigError",
     "StorageError",
     "StorageFull",
@@ -46,6 +47,10 @@ class IntegrityError(StorageError):
 
 class DeclaredHashMismatch(StorageError):
     """The client declared a SHA-256 that the uploaded bytes do not have; nothing was stored."""
+
+
+class StagedObjectMissing(StorageError):
+    """A direct upload's staging object is not there: the client has not sent its bytes (yet)."""
 
 
 class StorageUnavailable(StorageError):

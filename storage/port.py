@@ -23,7 +23,14 @@ from storage.model import ObjectRef, Retention, StoredObject
 from storage.reader import ObjectReader
 from storage.streams import PutSource
 
-__all__ = ["BatchObjectStore", "ObjectStore", "PutItem", "put_many"]
+__all__ = [
+    "BatchObjectStore",
+    "DirectTransferStore",
+    "ObjectStore",
+    "PresignedPut",
+    "PutItem",
+    "put_many",
+]
 
 
 @runtime_checkable
@@ -99,6 +106,55 @@ class BatchObjectStore(Protocol):
     """
 
     def put_many(self, items: Sequence[PutItem], /) -> list[StoredObject]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresignedPut:
+    """An HTTP PUT a client sends without credentials: to ``url``, with ``headers``."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@runtime_checkable
+class DirectTransferStore(Protocol):
+    """An optional capability: clients send a document's bytes to the store themselves.
+
+    The client PUTs to a *staging* object named by the caller (never to the content address:
+    in a bucket with object lock, wrong bytes there could never be removed); ``adopt_staged``
+    then checks the staged bytes against the declared size and SHA-256 and only then makes them
+    the object at ``sha256/<hex>``. Invariants: nothing reaches a content address without the
+    store itself having hashed it; an adoption that fails (mismatch, nothing staged) leaves
+    nothing at the content address; staging objects are never listed by ``iter_refs``.
+    The filesystem adapter has no such capability (clients cannot reach its disk).
+    """
+
+    def staging_put(self, name: str, *, expires: timedelta, content_type: str) -> PresignedPut:
+        """A presigned PUT to the staging object ``name`` (``[A-Za-z0-9_-]{16,128}``), valid
+        for ``expires`` (1 second to 7 days)."""
+        ...
+
+    def adopt_staged(
+        self,
+        name: str,
+        *,
+        sha256: str,
+        size: int,
+        content_type: str,
+        metadata: Mapping[str, str],
+        retention: Retention | None = None,
+    ) -> StoredObject:
+        """Store the staged bytes at their content address if they are ``size`` bytes hashing
+        to ``sha256``, with the content type, metadata and retention ``put`` would give them.
+
+        ``StagedObjectMissing`` when nothing was staged; ``DeclaredHashMismatch`` when the
+        bytes are others. The staging object is left for ``discard_staged``.
+        """
+        ...
+
+    def discard_staged(self, name: str) -> None:
+        """Remove the staging object ``name`` (every version of it); idempotent."""
+        ...
 
 
 def put_many(store: ObjectStore, items: Sequence[PutItem]) -> list[StoredObject]:

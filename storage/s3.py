@@ -19,6 +19,24 @@ leaves nothing visible at the address (a crash can leave invisible parts, which 
 ``AbortIncompleteMultipartUpload`` lifecycle rule on the bucket reclaims). Content of at most
 ``part_size`` bytes goes in one PUT with ``x-amz-checksum-sha256``, after the check.
 
+Direct transfer (``DirectTransferStore``): a client PUTs a document's bytes itself, through a
+presigned URL, to ``staging/<name>`` — never to ``sha256/<hex>``, where wrong bytes in an
+object-lock bucket could not be removed. ``adopt_staged`` then reads the staged version back,
+hashing it as it streams (Ceph's gateway, 16.2, accepts a PUT whose ``x-amz-checksum-sha256``
+is wrong without a word — probed; only ``Content-MD5`` is checked, which binds nothing to the
+SHA-256 — so the adapter checks the digest itself), and only when size and digest are the
+declared ones copies that same version server-side (CopyObject, with the content address's
+metadata and retention: what ``put`` gives it; the gateway ignores object-lock headers on a
+copy, so the retention is then set on the copy) to ``sha256/<hex>``. The gateway shares the
+copied data rather than rewriting it: a 100 MB copy takes ~50 ms. A second PUT to the staging
+key between the check and the copy cannot slip in: the copy names the version that was checked.
+A staged object of at most 1 MiB is instead put again from the bytes just checked (one PUT
+with its checksum, as ``put`` does: cheaper than a copy and its source's stat).
+``discard_staged`` removes every version of the staging key (the bucket is versioned: a plain
+DELETE would only add a delete marker). A bucket with a *default* retention rule would lock
+staging objects too, so direct transfer needs a bucket without one (kyso's buckets have none:
+retention is set per object).
+
 Invariants:
 - nothing under ``sha256/…`` is ever visible incomplete; existing content is never re-uploaded
   (a HEAD first), so a re-put is a no-op that can only lengthen the retention;
@@ -59,7 +77,7 @@ from urllib.parse import quote, unquote
 
 import urllib3
 from minio import Minio
-from minio.commonconfig import COMPLIANCE, ENABLED, GOVERNANCE
+from minio.commonconfig import COMPLIANCE, ENABLED, GOVERNANCE, REPLACE, CopySource
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.retention import Retention as MinioRetention
 from minio.versioningconfig import VersioningConfig
@@ -70,6 +88,7 @@ from storage.errors import (
     DeclaredHashMismatch,
     IntegrityError,
     ObjectNotFound,
+    StagedObjectMissing,
     StorageConfigError,
     StorageError,
     StorageFull,
@@ -84,6 +103,7 @@ from storage.model import (
     check_metadata,
     parse_sha256,
 )
+from storage.port import PresignedPut
 from storage.reader import ObjectReader
 from storage.streams import PutSource, iter_chunks
 
@@ -98,6 +118,10 @@ _FULL_CODES = {"QuotaExceeded", "XMinioStorageFull", "EntityTooLarge"}
 _MAX_PRESIGN = timedelta(days=7)
 _MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 _REF_KEY = re.compile(r"sha256/[0-9a-f]{64}")
+_STAGING_PREFIX = "staging/"
+_STAGING_NAME = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_VERIFY_CHUNK = 1024 * 1024
+_SMALL_STAGED = 1024 * 1024
 _S3_DATETIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?")
 
 
@@ -481,6 +505,130 @@ class S3Store:
         except Exception as exc:
             _raise_mapped(exc, f"cannot sign a download URL for {ref}", ref=ref)
 
+    # ------------------------------------------------------------ direct transfer
+    def staging_put(self, name: str, *, expires: timedelta, content_type: str) -> PresignedPut:
+        key = _staging_key(name)
+        if not timedelta(seconds=1) <= expires <= _MAX_PRESIGN:
+            raise ValueError("an upload URL must expire between 1 second and 7 days from now")
+        self._ensure_bucket()
+        try:
+            url = self._client.presigned_put_object(self.config.bucket, key, expires=expires)
+        except Exception as exc:
+            _raise_mapped(exc, "cannot sign an upload URL")
+        return PresignedPut(
+            url=url,
+            headers=MappingProxyType({"Content-Type": content_type or "application/octet-stream"}),
+        )
+
+    def adopt_staged(
+        self,
+        name: str,
+        *,
+        sha256: str,
+        size: int,
+        content_type: str,
+        metadata: Mapping[str, str],
+        retention: Retention | None = None,
+    ) -> StoredObject:
+        key = _staging_key(name)
+        ref = ObjectRef(parse_sha256(sha256, what="the declared sha256"))
+        meta = check_metadata(metadata)
+        self._ensure_bucket()
+        version, small = self._check_staged(key, ref, size)
+        with self._ref_lock(ref):
+            if small is not None:  # the checked bytes are in hand: one PUT, as ``put`` does
+                raw_digest = bytes.fromhex(ref.sha256)
+                return self._upload(
+                    ref, io.BytesIO(small), raw_digest, size, content_type, meta, retention
+                )
+            existing = self._head(ref)
+            if existing is not None:
+                return self._extend_retention(existing, retention)
+            headers = {
+                _DIGEST_KEY: ref.sha256,
+                **{_META_PREFIX + k: quote(v, safe="") for k, v in meta.items()},
+                "Content-Type": content_type or "application/octet-stream",
+            }
+            try:
+                self._client.copy_object(
+                    self.config.bucket,
+                    str(ref),
+                    CopySource(self.config.bucket, key, version_id=version),
+                    metadata=headers,  # type: ignore[arg-type]
+                    metadata_directive=REPLACE,
+                    retention=_minio_retention(retention),
+                )
+            except Exception as exc:
+                _raise_mapped(exc, f"cannot store {ref} from its staged upload")
+            if retention is not None:
+                # Ceph's gateway (16.2) ignores object-lock headers on CopyObject: set the lock
+                # on the copy (a no-op where the copy already has it).
+                return self._extend_retention(self.stat(ref), retention)
+        # CopyObject answered 200 for the version whose bytes were just checked.
+        return StoredObject(
+            ref=ref,
+            size=size,
+            content_type=content_type or "application/octet-stream",
+            metadata=MappingProxyType(dict(meta)),
+            created=datetime.now(UTC),
+        )
+
+    def _check_staged(self, key: str, ref: ObjectRef, size: int) -> tuple[str | None, bytes | None]:
+        """Read the staged object's current version back, hashing it. When it is ``size`` bytes
+        with ``ref``'s digest, return its version id, and its bytes when it is small (at most
+        ``_SMALL_STAGED``: put again from memory, which costs less than a copy); else raise
+        (nothing is stored)."""
+        try:
+            response = self._client.get_object(self.config.bucket, key)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject"}:
+                raise StagedObjectMissing(
+                    "nothing was uploaded to the upload URL: PUT the bytes to it, then complete"
+                ) from exc
+            _raise_mapped(exc, "cannot read the staged upload")
+        except Exception as exc:
+            _raise_mapped(exc, "cannot read the staged upload")
+        try:
+            version = response.headers.get("x-amz-version-id")
+            got = int(response.headers.get("content-length", "-1"))
+            if got != size:
+                raise DeclaredHashMismatch(
+                    f"the uploaded object is {got} bytes, not the declared {size}: nothing was "
+                    "stored; begin a new upload"
+                )
+            digest = hashlib.sha256()
+            kept: list[bytes] | None = [] if size <= _SMALL_STAGED else None
+            try:
+                while piece := response.read(_VERIFY_CHUNK):
+                    digest.update(piece)
+                    if kept is not None:
+                        kept.append(piece)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise StorageUnavailable(
+                    "the S3 service stopped sending the staged upload mid-read; retry"
+                ) from exc
+            if digest.hexdigest() != ref.sha256:
+                raise DeclaredHashMismatch(
+                    f"the uploaded bytes have SHA-256 {digest.hexdigest()}, not the declared "
+                    f"{ref.sha256}: nothing was stored; begin a new upload"
+                )
+            return version, None if kept is None else b"".join(kept)
+        finally:
+            response.close()
+            response.release_conn()
+
+    def discard_staged(self, name: str) -> None:
+        key = _staging_key(name)
+        self._ensure_bucket()
+        try:
+            for obj in self._client.list_objects(
+                self.config.bucket, prefix=key, include_version=True
+            ):
+                if obj.object_name == key:
+                    self._client.remove_object(self.config.bucket, key, version_id=obj.version_id)
+        except Exception as exc:
+            _raise_mapped(exc, "cannot remove the staged upload")
+
     def check(self) -> None:
         try:
             self._probe.bucket_exists(self.config.bucket)
@@ -558,6 +706,12 @@ class S3Store:
         except Exception as exc:
             _raise_mapped(exc, f"cannot extend the retention of {stored.ref}", ref=stored.ref)
         return self.stat(stored.ref)
+
+
+def _staging_key(name: str) -> str:
+    if not _STAGING_NAME.fullmatch(name):
+        raise ValueError("a staging name is 16 to 128 characters of A-Z, a-z, 0-9, _ and -")
+    return _STAGING_PREFIX + name
 
 
 def _spool(stream: PutSource, spool: Any) -> tuple[Any, int]:

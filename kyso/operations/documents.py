@@ -48,6 +48,7 @@ __all__ = [
     "Documents",
     "SignedCommit",
     "UploadMeta",
+    "who_metadata",
 ]
 
 INLINE_LIMIT = 4 * 1024 * 1024 - 64 * 1024
@@ -219,7 +220,7 @@ class Documents:
                 return self._store.put(
                     pipe,
                     content_type=meta.content_type,
-                    metadata=_who(actor.name, actor.unit),
+                    metadata=who_metadata(actor.name, actor.unit),
                     expected_sha256=meta.sha256,
                 )
             finally:
@@ -292,7 +293,7 @@ class Documents:
             self._store.put,
             pdf,
             content_type="application/pdf",
-            metadata=_who(uploader, unit_code),
+            metadata=who_metadata(uploader, unit_code),
             retention=self._app.signed_retention,
         )
         entry = CatalogueEntry(
@@ -357,7 +358,7 @@ class Documents:
                     storage.PutItem(
                         source=item.staged or item.pdf or b"",
                         content_type="application/pdf",
-                        metadata=_who(item.uploader, item.unit_code),
+                        metadata=who_metadata(item.uploader, item.unit_code),
                         retention=self._app.signed_retention,
                     )
                     for item in to_put
@@ -501,7 +502,7 @@ class Documents:
         return await self._run(self._app.catalogue.get, str(storage.ObjectRef.parse(ref)))
 
 
-def _who(uploader: str, unit: str) -> dict[str, str]:
+def who_metadata(uploader: str, unit: str) -> dict[str, str]:
     """Object metadata naming who stored it: if the call fails after the put (the database is
     away), the start-up check catalogues the object with its uploader rather than none."""
     return {k: v for k, v in (("uploader", uploader), ("unit", unit)) if v and v.isascii()}

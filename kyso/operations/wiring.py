@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from kyso.app import Application
 from kyso.operations.archive import Archive
+from kyso.operations.direct_transfer import DirectTransfer
 from kyso.operations.directory import DirectoryReading
 from kyso.operations.documents import Documents
 from kyso.operations.exchange import Exchange
@@ -21,6 +22,7 @@ __all__ = ["Operations"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Operations:
     documents: Documents
+    direct_transfer: DirectTransfer
     sealing: Sealing
     two_phase: TwoPhase
     exchange: Exchange
@@ -35,6 +37,7 @@ class Operations:
         documents = Documents(app)
         return cls(
             documents=documents,
+            direct_transfer=DirectTransfer(app, documents),
             sealing=Sealing(app, documents),
             two_phase=TwoPhase(app, documents),
             exchange=Exchange(app, documents),

@@ -23,6 +23,7 @@ from exchange.edxml import TraceHeader
 from exchange.routing import DeliveryState, Quarantined, QuarantineKind, TrackEntry
 from kyso.catalogue import CatalogueEntry
 from kyso.errors import RequestInvalid, to_status
+from kyso.operations.direct_transfer import DownloadGrant, UploadGrant
 from kyso.operations.directory import ChildrenPage, NextHop, ServedUnit
 from kyso.operations.documents import DocumentSource, UploadMeta
 from kyso.operations.exchange import (
@@ -54,12 +55,15 @@ from signer.verify.text import describe_finding, describe_problem
 
 __all__ = [
     "appearance_from_proto",
+    "begin_direct_upload_response",
     "children_page",
     "consistency_proof",
     "delivery",
+    "direct_upload_meta",
     "directory_unit",
     "document_info",
     "document_source",
+    "download_url_response",
     "forward_order",
     "forward_response",
     "inclusion_proof",
@@ -178,6 +182,30 @@ def upload_meta(first: documents_pb2.UploadRequest | None) -> UploadMeta:
         filename=meta.filename,
         sha256=meta.sha256.lower() or None,
         size=meta.size,
+    )
+
+
+def direct_upload_meta(request: documents_pb2.BeginDirectUploadRequest) -> UploadMeta:
+    return UploadMeta(
+        content_type=request.content_type or "application/octet-stream",
+        filename=request.filename,
+        sha256=request.sha256.lower() or None,
+        size=request.size,
+    )
+
+
+def begin_direct_upload_response(grant: UploadGrant) -> documents_pb2.BeginDirectUploadResponse:
+    return documents_pb2.BeginDirectUploadResponse(
+        upload_id=grant.upload_id,
+        url=grant.url,
+        headers=dict(grant.headers),
+        expires_at=timestamp(grant.expires_at),
+    )
+
+
+def download_url_response(grant: DownloadGrant) -> documents_pb2.GetDownloadUrlResponse:
+    return documents_pb2.GetDownloadUrlResponse(
+        url=grant.url, sha256=grant.sha256, size=grant.size, expires_at=timestamp(grant.expires_at)
     )
 
 

@@ -1,5 +1,6 @@
 """DocumentService: streaming upload and download of content-addressed documents
-(``kyso.operations.documents``).
+(``kyso.operations.documents``), and direct transfer through presigned URLs
+(``kyso.operations.direct_transfer``).
 
 Download sends each verified chunk the operation reads as messages of at most
 ``DOWNLOAD_CHUNK`` bytes; a corrupt object ends the stream with an error, never with all its
@@ -27,6 +28,7 @@ DOWNLOAD_CHUNK = storage.reader.CHUNK_SIZE
 class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
     def __init__(self, operations: Operations) -> None:
         self._documents = operations.documents
+        self._direct = operations.direct_transfer
 
     async def Upload(  # noqa: N802 (the gRPC method name)
         self, request_iterator: AsyncIterator[documents_pb2.UploadRequest], context: Any
@@ -48,3 +50,23 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
     ) -> documents_pb2.DocumentInfo:
         info = await self._documents.stat(current_identity(), request.ref.ref)
         return convert.document_info(info)
+
+    async def BeginDirectUpload(  # noqa: N802
+        self, request: documents_pb2.BeginDirectUploadRequest, context: Any
+    ) -> documents_pb2.BeginDirectUploadResponse:
+        grant = await self._direct.begin(current_identity(), convert.direct_upload_meta(request))
+        return convert.begin_direct_upload_response(grant)
+
+    async def CompleteDirectUpload(  # noqa: N802
+        self, request: documents_pb2.CompleteDirectUploadRequest, context: Any
+    ) -> documents_pb2.CompleteDirectUploadResponse:
+        stored = await self._direct.complete(current_identity(), request.upload_id)
+        return documents_pb2.CompleteDirectUploadResponse(
+            document=convert.stored_document(stored.ref, stored.size)
+        )
+
+    async def GetDownloadUrl(  # noqa: N802
+        self, request: documents_pb2.GetDownloadUrlRequest, context: Any
+    ) -> documents_pb2.GetDownloadUrlResponse:
+        grant = await self._direct.download_url(current_identity(), request.ref.ref)
+        return convert.download_url_response(grant)

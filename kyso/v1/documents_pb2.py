@@ -27,7 +27,7 @@ from kyso.v1 import common_pb2 as kyso_dot_v1_dot_common__pb2
 from kyso.v1 import signing_pb2 as kyso_dot_v1_dot_signing__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kyso/v1/documents.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\x1a\x15kyso/v1/signing.proto\"V\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"U\n\rUploadRequest\x12+\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.kyso.v1.UploadMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"4\n\x0f\x44ownloadRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\"\x1e\n\rDownloadChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"0\n\x0bStatRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\"\xa9\x01\n\x10SignatureSummary\x12\x0e\n\x06signer\x18\x01 \x01(\t\x12\x11\n\tkey_alias\x18\x02 \x01(\t\x12\x11\n\x05level\x18\x03 \x01(\tB\x02\x18\x01\x12-\n\tsigned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0fsignature_level\x18\x05 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\"\xe5\x01\n\x0c\x44ocumentInfo\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x10\n\x08uploader\x18\x04 \x01(\t\x12\x11\n\tunit_code\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nsignatures\x18\x07 \x03(\x0b\x32\x19.kyso.v1.SignatureSummary2\xc3\x01\n\x0f\x44ocumentService\x12;\n\x06Upload\x12\x16.kyso.v1.UploadRequest\x1a\x17.kyso.v1.StoredDocument(\x01\x12>\n\x08\x44ownload\x12\x18.kyso.v1.DownloadRequest\x1a\x16.kyso.v1.DownloadChunk0\x01\x12\x33\n\x04Stat\x12\x14.kyso.v1.StatRequest\x1a\x15.kyso.v1.DocumentInfoB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kyso/v1/documents.proto\x12\x07kyso.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14kyso/v1/common.proto\x1a\x15kyso/v1/signing.proto\"V\n\x0eUploadMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"U\n\rUploadRequest\x12+\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.kyso.v1.UploadMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"4\n\x0f\x44ownloadRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\"\x1e\n\rDownloadChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"0\n\x0bStatRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\"\xa9\x01\n\x10SignatureSummary\x12\x0e\n\x06signer\x18\x01 \x01(\t\x12\x11\n\tkey_alias\x18\x02 \x01(\t\x12\x11\n\x05level\x18\x03 \x01(\tB\x02\x18\x01\x12-\n\tsigned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0fsignature_level\x18\x05 \x01(\x0e\x32\x17.kyso.v1.SignatureLevel\"\xe5\x01\n\x0c\x44ocumentInfo\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x10\n\x08uploader\x18\x04 \x01(\t\x12\x11\n\tunit_code\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nsignatures\x18\x07 \x03(\x0b\x32\x19.kyso.v1.SignatureSummary\"`\n\x18\x42\x65ginDirectUploadRequest\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"\xdd\x01\n\x19\x42\x65ginDirectUploadResponse\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12@\n\x07headers\x18\x03 \x03(\x0b\x32/.kyso.v1.BeginDirectUploadResponse.HeadersEntry\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\x1b\x43ompleteDirectUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"I\n\x1c\x43ompleteDirectUploadResponse\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.kyso.v1.StoredDocument\":\n\x15GetDownloadUrlRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.kyso.v1.DocumentRef\"s\n\x16GetDownloadUrlResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd7\x03\n\x0f\x44ocumentService\x12;\n\x06Upload\x12\x16.kyso.v1.UploadRequest\x1a\x17.kyso.v1.StoredDocument(\x01\x12>\n\x08\x44ownload\x12\x18.kyso.v1.DownloadRequest\x1a\x16.kyso.v1.DownloadChunk0\x01\x12\x33\n\x04Stat\x12\x14.kyso.v1.StatRequest\x1a\x15.kyso.v1.DocumentInfo\x12Z\n\x11\x42\x65ginDirectUpload\x12!.kyso.v1.BeginDirectUploadRequest\x1a\".kyso.v1.BeginDirectUploadResponse\x12\x63\n\x14\x43ompleteDirectUpload\x12$.kyso.v1.CompleteDirectUploadRequest\x1a%.kyso.v1.CompleteDirectUploadResponse\x12Q\n\x0eGetDownloadUrl\x12\x1e.kyso.v1.GetDownloadUrlRequest\x1a\x1f.kyso.v1.GetDownloadUrlResponseB4\n\nvn.kyso.v1P\x01Z\x1akyso.vn/api/kyso/v1;kysov1\xaa\x02\x07Kyso.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\nvn.kyso.v1P\001Z\032kyso.vn/api/kyso/v1;kysov1\252\002\007Kyso.V1'
   _globals['_SIGNATURESUMMARY'].fields_by_name['level']._loaded_options = None
   _globals['_SIGNATURESUMMARY'].fields_by_name['level']._serialized_options = b'\030\001'
+  _globals['_BEGINDIRECTUPLOADRESPONSE_HEADERSENTRY']._loaded_options = None
+  _globals['_BEGINDIRECTUPLOADRESPONSE_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_UPLOADMETADATA']._serialized_start=114
   _globals['_UPLOADMETADATA']._serialized_end=200
   _globals['_UPLOADREQUEST']._serialized_start=202
@@ -51,6 +53,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNATURESUMMARY']._serialized_end=595
   _globals['_DOCUMENTINFO']._serialized_start=598
   _globals['_DOCUMENTINFO']._serialized_end=827
-  _globals['_DOCUMENTSERVICE']._serialized_start=830
-  _globals['_DOCUMENTSERVICE']._serialized_end=1025
+  _globals['_BEGINDIRECTUPLOADREQUEST']._serialized_start=829
+  _globals['_BEGINDIRECTUPLOADREQUEST']._serialized_end=925
+  _globals['_BEGINDIRECTUPLOADRESPONSE']._serialized_start=928
+  _globals['_BEGINDIRECTUPLOADRESPONSE']._serialized_end=1149
+  _globals['_BEGINDIRECTUPLOADRESPONSE_HEADERSENTRY']._serialized_start=1103
+  _globals['_BEGINDIRECTUPLOADRESPONSE_HEADERSENTRY']._serialized_end=1149
+  _globals['_COMPLETEDIRECTUPLOADREQUEST']._serialized_start=1151
+  _globals['_COMPLETEDIRECTUPLOADREQUEST']._serialized_end=1199
+  _globals['_COMPLETEDIRECTUPLOADRESPONSE']._serialized_start=1201
+  _globals['_COMPLETEDIRECTUPLOADRESPONSE']._serialized_end=1274
+  _globals['_GETDOWNLOADURLREQUEST']._serialized_start=1276
+  _globals['_GETDOWNLOADURLREQUEST']._serialized_end=1334
+  _globals['_GETDOWNLOADURLRESPONSE']._serialized_start=1336
+  _globals['_GETDOWNLOADURLRESPONSE']._serialized_end=1451
+  _globals['_DOCUMENTSERVICE']._serialized_start=1454
+  _globals['_DOCUMENTSERVICE']._serialized_end=1925
 # @@protoc_insertion_point(module_scope)

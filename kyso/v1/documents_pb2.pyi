@@ -80,3 +80,64 @@ class DocumentInfo(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     signatures: _containers.RepeatedCompositeFieldContainer[SignatureSummary]
     def __init__(self, document: _Optional[_Union[_common_pb2.StoredDocument, _Mapping]] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ..., uploader: _Optional[str] = ..., unit_code: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., signatures: _Optional[_Iterable[_Union[SignatureSummary, _Mapping]]] = ...) -> None: ...
+
+class BeginDirectUploadRequest(_message.Message):
+    __slots__ = ("filename", "content_type", "sha256", "size")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    content_type: str
+    sha256: str
+    size: int
+    def __init__(self, filename: _Optional[str] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class BeginDirectUploadResponse(_message.Message):
+    __slots__ = ("upload_id", "url", "headers", "expires_at")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    url: str
+    headers: _containers.ScalarMap[str, str]
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, upload_id: _Optional[str] = ..., url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CompleteDirectUploadRequest(_message.Message):
+    __slots__ = ("upload_id",)
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    def __init__(self, upload_id: _Optional[str] = ...) -> None: ...
+
+class CompleteDirectUploadResponse(_message.Message):
+    __slots__ = ("document",)
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    document: _common_pb2.StoredDocument
+    def __init__(self, document: _Optional[_Union[_common_pb2.StoredDocument, _Mapping]] = ...) -> None: ...
+
+class GetDownloadUrlRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DocumentRef
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DocumentRef, _Mapping]] = ...) -> None: ...
+
+class GetDownloadUrlResponse(_message.Message):
+    __slots__ = ("url", "sha256", "size", "expires_at")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    sha256: str
+    size: int
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, url: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -50,6 +50,21 @@ class DocumentServiceStub:
                 request_serializer=kyso_dot_v1_dot_documents__pb2.StatRequest.SerializeToString,
                 response_deserializer=kyso_dot_v1_dot_documents__pb2.DocumentInfo.FromString,
                 _registered_method=True)
+        self.BeginDirectUpload = channel.unary_unary(
+                '/kyso.v1.DocumentService/BeginDirectUpload',
+                request_serializer=kyso_dot_v1_dot_documents__pb2.BeginDirectUploadRequest.SerializeToString,
+                response_deserializer=kyso_dot_v1_dot_documents__pb2.BeginDirectUploadResponse.FromString,
+                _registered_method=True)
+        self.CompleteDirectUpload = channel.unary_unary(
+                '/kyso.v1.DocumentService/CompleteDirectUpload',
+                request_serializer=kyso_dot_v1_dot_documents__pb2.CompleteDirectUploadRequest.SerializeToString,
+                response_deserializer=kyso_dot_v1_dot_documents__pb2.CompleteDirectUploadResponse.FromString,
+                _registered_method=True)
+        self.GetDownloadUrl = channel.unary_unary(
+                '/kyso.v1.DocumentService/GetDownloadUrl',
+                request_serializer=kyso_dot_v1_dot_documents__pb2.GetDownloadUrlRequest.SerializeToString,
+                response_deserializer=kyso_dot_v1_dot_documents__pb2.GetDownloadUrlResponse.FromString,
+                _registered_method=True)
 
 
 class DocumentServiceServicer:
@@ -79,6 +94,40 @@ class DocumentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BeginDirectUpload(self, request, context):
+        """Direct transfer (an S3 store with `[storage] direct_transfer = true`): the bytes go between
+        the client and the object store, not through kyso. Begin declares the document (sha256 and
+        size are required; a size over `[signing] max_document_bytes` is INVALID_ARGUMENT before any
+        URL is issued) and answers a presigned PUT URL of a staging object, valid until
+        `expires_at`. Without direct transfer (a filesystem store, or the setting off):
+        FAILED_PRECONDITION; stream with Upload instead. Roles: workflow, clerk, hub.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteDirectUpload(self, request, context):
+        """After the PUT: the server checks the staged object's size and SHA-256 against what Begin
+        declared, copies it to its content address, and catalogues and ledgers it as Upload does.
+        Other bytes than declared are INVALID_ARGUMENT (field `upload_id`): nothing is stored or
+        catalogued and the upload is closed. Nothing uploaded yet, an upload that expired or was
+        refused: FAILED_PRECONDITION. Only the client that began it completes it
+        (PERMISSION_DENIED). Idempotent: completing a completed upload answers the same document.
+        Roles: workflow, clerk, hub.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDownloadUrl(self, request, context):
+        """A presigned GET URL of a stored document, with its SHA-256 and size: the client checks the
+        bytes it gets against the sha256. Who may have it: as Download. Without direct transfer:
+        FAILED_PRECONDITION (use Download). Roles: workflow, clerk, official, auditor, hub.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DocumentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +145,21 @@ def add_DocumentServiceServicer_to_server(servicer, server):
                     servicer.Stat,
                     request_deserializer=kyso_dot_v1_dot_documents__pb2.StatRequest.FromString,
                     response_serializer=kyso_dot_v1_dot_documents__pb2.DocumentInfo.SerializeToString,
+            ),
+            'BeginDirectUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginDirectUpload,
+                    request_deserializer=kyso_dot_v1_dot_documents__pb2.BeginDirectUploadRequest.FromString,
+                    response_serializer=kyso_dot_v1_dot_documents__pb2.BeginDirectUploadResponse.SerializeToString,
+            ),
+            'CompleteDirectUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteDirectUpload,
+                    request_deserializer=kyso_dot_v1_dot_documents__pb2.CompleteDirectUploadRequest.FromString,
+                    response_serializer=kyso_dot_v1_dot_documents__pb2.CompleteDirectUploadResponse.SerializeToString,
+            ),
+            'GetDownloadUrl': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDownloadUrl,
+                    request_deserializer=kyso_dot_v1_dot_documents__pb2.GetDownloadUrlRequest.FromString,
+                    response_serializer=kyso_dot_v1_dot_documents__pb2.GetDownloadUrlResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +243,87 @@ class DocumentService:
             '/kyso.v1.DocumentService/Stat',
             kyso_dot_v1_dot_documents__pb2.StatRequest.SerializeToString,
             kyso_dot_v1_dot_documents__pb2.DocumentInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginDirectUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kyso.v1.DocumentService/BeginDirectUpload',
+            kyso_dot_v1_dot_documents__pb2.BeginDirectUploadRequest.SerializeToString,
+            kyso_dot_v1_dot_documents__pb2.BeginDirectUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteDirectUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kyso.v1.DocumentService/CompleteDirectUpload',
+            kyso_dot_v1_dot_documents__pb2.CompleteDirectUploadRequest.SerializeToString,
+            kyso_dot_v1_dot_documents__pb2.CompleteDirectUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDownloadUrl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kyso.v1.DocumentService/GetDownloadUrl',
+            kyso_dot_v1_dot_documents__pb2.GetDownloadUrlRequest.SerializeToString,
+            kyso_dot_v1_dot_documents__pb2.GetDownloadUrlResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,12 +5,16 @@ answer it says from each call."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
 from pathlib import Path
 
-from kyso.config import Config
+import pytest
+
+from kyso.app import Application
+from kyso.config import Config, load_config
 from kyso.server import Server
 from kyso.v1 import (
     archive_pb2,
@@ -22,17 +26,22 @@ from kyso.v1 import (
     signing_pb2,
     verification_pb2,
 )
-from tests.api.conftest import ROOT
+from tests.api.conftest import ROOT, write_api_config
 from tests.signer.pdfgen import make_pdf
+from tests.support.rgw import RgwHandle, new_bucket_name
 
 API_MD = ROOT / "docs" / "api.md"
 # What a fresh development server cannot do, and so answers with an error the script expects:
 # a signature value no token made, a quarantined item that does not exist, a hop from a hub
-# the caller is not.
+# the caller is not, and direct transfer (its store is a filesystem: FAILED_PRECONDITION).
+# test_the_direct_transfer_curl_runs_on_s3 below runs those lines against a real S3 gateway.
 EXPECTED_REFUSALS = {
     "SigningService/CompleteSignature": {400},
     "ExchangeService/ReleaseQuarantined": {400, 404},
     "ExchangeService/Forward": {400, 403},
+    "DocumentService/BeginDirectUpload": {400},
+    "DocumentService/CompleteDirectUpload": {400},
+    "DocumentService/GetDownloadUrl": {400},
 }
 
 
@@ -71,8 +80,31 @@ def _curl_section() -> str:
     return text[start:end]
 
 
+def _blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", _curl_section(), flags=re.S)
+
+
 def _script() -> str:
-    return "\n".join(re.findall(r"```sh\n(.*?)```", _curl_section(), flags=re.S))
+    return "\n".join(_blocks())
+
+
+async def _run_script(script: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run ``script`` with bash; every curl also says, on standard error, the status it got and
+    for which URL."""
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-c",
+        "set -euo pipefail\n"
+        'curl() { command curl -w "%{stderr}HTTP %{http_code} %{url_effective}\\n" "$@"; }\n'
+        + script,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=240)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 def test_every_rpc_has_a_curl_example() -> None:
@@ -91,29 +123,16 @@ async def test_the_curl_script_of_the_guide_runs(
     (tmp_path / "goi-tin.xml").write_text("<edXMLEnvelope/>")
     token_file = api_config.clients["dev"].token_file
     assert token_file is not None
-    # every curl also says, on standard error, the status it got and for which URL
-    script = (
-        "set -euo pipefail\n"
-        'curl() { command curl -w "%{stderr}HTTP %{http_code} %{url_effective}\\n" "$@"; }\n'
-        + _script()
-    )
-    process = await asyncio.create_subprocess_exec(
-        "bash",
-        "-c",
-        script,
-        cwd=tmp_path,
-        env={
-            **os.environ,
+    code, output, log = await _run_script(
+        _script(),
+        tmp_path,
+        {
             "K": api_server.http.url,
             "TOKEN_FILE": str(token_file),
             "OFFICIAL_PEM": str(dev_env.keys["official"].certificate_path),
         },
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=240)
-    output, log = out.decode(), err.decode()
-    assert process.returncode == 0, f"{log}\n{output}"
+    assert code == 0, f"{log}\n{output}"
     statuses: dict[str, int] = {}
     for status, url in re.findall(r"^HTTP (\d+) \S+/kyso\.v1\.(\S+)$", log, flags=re.M):
         statuses[url] = int(status)
@@ -132,3 +151,58 @@ async def test_the_curl_script_of_the_guide_runs(
     extended = json.loads((tmp_path / "extended.json").read_text())
     assert extended["created"] is True
     assert f'{{"ref": "{extended["current"]["ref"]}"}}]}}' in output  # the last of ListVersions
+
+
+@pytest.mark.s3
+@pytest.mark.timeout(900)
+async def test_the_direct_transfer_curl_runs_on_s3(
+    dev_env, rgw: RgwHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide's DocumentService lines against a server that offers direct transfer (the
+    whole script runs on a filesystem store, where these RPCs are refused)."""
+    monkeypatch.setenv("KYSO_S3_ACCESS_KEY", rgw.access_key)
+    monkeypatch.setenv("KYSO_S3_SECRET_KEY", rgw.secret_key)
+    config = write_api_config(dev_env, tmp_path)
+    assert config.source is not None
+    text = config.source.read_text()
+    storage = f'[storage]\nbackend = "filesystem"\npath = "{tmp_path / "objects"}"\n'
+    assert storage in text
+    config.source.write_text(
+        text.replace(
+            storage,
+            f'[storage]\nbackend = "s3"\ndirect_transfer = true\n\n[storage.s3]\n'
+            f'endpoint = "{rgw.endpoint}"\nbucket = "{new_bucket_name("api")}"\n'
+            "secure = false\n",
+        )
+    )
+    config = load_config(config.source)
+    document = make_pdf(title="Phụ lục")
+    (tmp_path / "phu-luc.pdf").write_bytes(document)
+    preamble, *rest = _blocks()
+    [documents] = [block for block in rest if "DocumentService/Upload" in block]
+    lines = documents[documents.index("# Upload") :]
+    ref = f"sha256/{hashlib.sha256(document).hexdigest()}"
+    app = Application.open(config)
+    server = Server(config, app)
+    await server.start()
+    try:
+        assert server.http is not None
+        token_file = config.clients["dev"].token_file
+        assert token_file is not None
+        code, output, log = await _run_script(
+            f"{preamble}\nREF={ref}\n{lines}",
+            tmp_path,
+            {"K": server.http.url, "TOKEN_FILE": str(token_file)},
+        )
+    finally:
+        await server.stop()
+    assert code == 0, f"{log}\n{output}"
+    statuses = {
+        url: status
+        for status, url in re.findall(r"^HTTP (\d+) \S+/kyso\.v1\.(\S+)$", log, flags=re.M)
+    }
+    assert set(statuses.values()) == {"200"}, log
+    assert "DocumentService/CompleteDirectUpload" in statuses
+    assert f'"ref": "{ref}"' in output  # Complete answered the document
+    assert "direct.pdf: OK" in output  # the presigned GET gave the bytes of the sha256
+    assert (tmp_path / "direct.pdf").read_bytes() == document
