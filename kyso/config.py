@@ -114,7 +114,10 @@ class LimitsConfig:
     ``saturated_after_seconds`` makes the health check answer NOT_SERVING until it drains.
     ``stream_idle_seconds``: a client stream that sends nothing for this long is ended.
     Per client: ``calls_in_flight`` and ``streams_in_flight`` at once, and a rate of
-    ``calls_per_second`` sustained with bursts of ``burst``.
+    ``calls_per_second`` sustained with bursts of ``burst``. A call refused for one of these is
+    answered after ``refusal_delay_seconds`` (at most ``held_refusals`` of a client held at
+    once, the others answered at once): a client that retries without waiting is slowed to
+    about ``held_refusals`` calls per delay instead of costing the server a call per refusal.
     """
 
     transfer_threads: int = 16
@@ -127,6 +130,8 @@ class LimitsConfig:
     streams_in_flight: int = 8
     calls_per_second: float = 200.0
     burst: int = 400
+    refusal_delay_seconds: float = 1.0
+    held_refusals: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -718,6 +723,10 @@ def _validate_limits(limits: LimitsConfig) -> None:
             raise ConfigError(f"limits.{name}: must be at least 1")
     if limits.queue_per_thread < 0:
         raise ConfigError("limits.queue_per_thread: must be 0 (no waiting) or more")
+    if limits.refusal_delay_seconds < 0:
+        raise ConfigError("limits.refusal_delay_seconds: must be 0 (answer at once) or more")
+    if limits.held_refusals < 0:
+        raise ConfigError("limits.held_refusals: must be 0 (hold none) or more")
     for name in ("saturated_after_seconds", "stream_idle_seconds", "calls_per_second"):
         if getattr(limits, name) <= 0:
             raise ConfigError(f"limits.{name}: must be more than 0")

@@ -152,6 +152,9 @@ DESCRIPTIONS: Mapping[str, str] = {
     "limits.streams_in_flight": "streams (uploads, downloads, Receive) one client may have open",
     "limits.calls_per_second": "sustained call rate of one client (token bucket)",
     "limits.burst": "calls one client may make at once above its rate",
+    "limits.refusal_delay_seconds": "a call refused for its client's own limits is answered"
+    " after this delay (a client retrying at once is slowed); 0 answers at once",
+    "limits.held_refusals": "refusals of one client held back at once; more are answered at once",
     "trust.fetch_allow": "what online verification may fetch beyond URLs of certificates that"
     " chain to an anchor: URL prefixes, hosts, addresses, networks (private ones only if listed)",
     "verify.algorithms": "TOML file of dated algorithm rules replacing the shipped ones",

@@ -31,6 +31,7 @@ __all__ = [
     "FailedPrecondition",
     "KysoError",
     "NotFound",
+    "OverShare",
     "Overloaded",
     "PermissionDenied",
     "RequestInvalid",
@@ -101,6 +102,16 @@ class Overloaded(KysoError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class OverShare(Overloaded):
+    """The caller is over one of its own limits (rate, calls or streams in flight), as
+    opposed to the server being busy for everyone: the refusal may be held back a moment
+    (``[limits] refusal_delay_seconds``) so that a client which retries at once is slowed."""
+
+    def __init__(self, message: str, *, retry_after: float, client: str) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.client = client
 
 
 class StreamIdle(KysoError):

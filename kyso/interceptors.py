@@ -30,7 +30,14 @@ from grpc import aio
 from kyso.admission import Admission, Ticket, idle_bounded
 from kyso.authz import PUBLIC_SERVICES, Authenticator, Identity, authorize
 from kyso.config import LimitsConfig
-from kyso.errors import AuthenticationError, PermissionDenied, StatusInfo, StreamIdle, to_status
+from kyso.errors import (
+    AuthenticationError,
+    OverShare,
+    PermissionDenied,
+    StatusInfo,
+    StreamIdle,
+    to_status,
+)
 from kyso.metrics import Metrics
 from kyso.operations.running import work_owner
 
@@ -225,6 +232,8 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     async def _status(
         self, method: str, exc: Exception, context: aio.ServicerContext[Any, Any]
     ) -> StatusInfo:
+        if isinstance(exc, OverShare):
+            await self._admission.hold_refusal(exc, context.time_remaining())
         request_id = _request_id.get()
         status = to_status(exc, request_id=request_id)
         peer = context.peer()
