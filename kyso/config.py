@@ -131,7 +131,7 @@ class LimitsConfig:
     calls_per_second: float = 200.0
     burst: int = 400
     refusal_delay_seconds: float = 1.0
-    held_refusals: int = 64
+    held_refusals: int = 128
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,6 +225,36 @@ async def test_a_client_over_its_rate_is_refused_with_a_delay_and_others_are_not
         assert other.value.code() is grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_client_over_its_share_waits_for_its_refusal_up_to_a_bound(write_config) -> None:
+    """A client that calls again at once after a refusal gets its next refusals held back
+    (a tarpit), at most ``held_refusals`` at a time; one beyond is answered at once, and a
+    held one is answered as RESOURCE_EXHAUSTED before the call's own deadline."""
+    config = _config(
+        write_config,
+        "calls_per_second = 0.01\nburst = 1\nrefusal_delay_seconds = 30\nheld_refusals = 1",
+    )
+    async with _serving(config) as (_, channel):
+        stub = documents_pb2_grpc.DocumentServiceStub(channel)
+        unknown = documents_pb2.StatRequest(ref=common_pb2.DocumentRef(ref="sha256/" + "0" * 64))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Stat(unknown, metadata=_auth(config))
+        assert caught.value.code() is grpc.StatusCode.NOT_FOUND  # its one call of the burst
+        held = asyncio.ensure_future(stub.Stat(unknown, metadata=_auth(config), timeout=60))
+        await asyncio.sleep(0.5)
+        assert not held.done()  # over its rate: the refusal waits
+        with pytest.raises(grpc.aio.AioRpcError) as at_once:
+            await stub.Stat(unknown, metadata=_auth(config), timeout=60)
+        assert at_once.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert not held.done()  # one held at a time: the second was answered first
+        held.cancel()
+        await asyncio.sleep(0.3)  # the server's side of the cancelled call ends, freeing its hold
+        # A held refusal never turns into the deadline's error: it is answered just before.
+        with pytest.raises(grpc.aio.AioRpcError) as before_deadline:
+            await stub.Stat(unknown, metadata=_auth(config), timeout=1.0)
+        assert before_deadline.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "calls_per_second" in (before_deadline.value.details() or "")
+
+
 async def test_a_client_may_hold_only_so_many_streams(write_config) -> None:
     config = _config(write_config, "streams_in_flight = 2\nstream_idle_seconds = 30")
     async with _serving(config) as (server, channel):
