@@ -36,11 +36,10 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-import audit
 import storage
 from kyso.app import Application
 from kyso.authz import Identity
-from kyso.catalogue import Catalogue, CatalogueEntry
+from kyso.catalogue import Catalogue
 from kyso.errors import (
     FailedPrecondition,
     NotFound,
@@ -48,7 +47,7 @@ from kyso.errors import (
     RequestInvalid,
     fields_named,
 )
-from kyso.operations.documents import Documents, UploadMeta, who_metadata
+from kyso.operations.documents import Documents, UploadMeta, stored_document, who_metadata
 from kyso.operations.ledger import Staging
 from kyso.schema import direct_uploads
 
@@ -293,19 +292,14 @@ class DirectTransfer:
     ) -> Staging | None:
         """The catalogue row, its event and the upload's completion, in one transaction; None
         when a concurrent Complete committed first (nothing written here)."""
-        entry = CatalogueEntry(
-            ref=str(stored.ref),
-            size=stored.size,
+        entry, event = stored_document(
+            self._app,
+            actor,
+            stored,
             content_type=upload.content_type,
             filename=upload.filename,
             uploader=upload.client,
             unit_code=upload.unit_code,
-        )
-        event = self._app.events.event(
-            audit.EventType.DOCUMENT_STORED,
-            actor=actor,
-            document_sha256=stored.sha256,
-            refs=(str(stored.ref),),
         )
         staging = Staging()
         with self._app.engine.begin() as conn:

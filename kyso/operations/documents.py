@@ -257,19 +257,14 @@ class Documents:
             raise
         with fields_named({None: "metadata.sha256"}):  # the bytes hash to another digest
             stored = await putting
-        entry = CatalogueEntry(
-            ref=str(stored.ref),
-            size=stored.size,
+        entry, event = stored_document(
+            self._app,
+            actor,
+            stored,
             content_type=stored.content_type,
             filename=meta.filename,
             uploader=actor.name,
             unit_code=actor.unit,
-        )
-        event = self._app.events.event(
-            audit.EventType.DOCUMENT_STORED,
-            actor=actor,
-            document_sha256=stored.sha256,
-            refs=(str(stored.ref),),
         )
         staging = Staging()
         await self._run(self._app.catalogue.record, entry, journal=staging.journal(event))
@@ -500,6 +495,35 @@ class Documents:
     async def describe(self, ref: str) -> CatalogueEntry:
         """The catalogue's entry for a stored document."""
         return await self._run(self._app.catalogue.get, str(storage.ObjectRef.parse(ref)))
+
+
+def stored_document(
+    app: Application,
+    actor: Identity,
+    stored: storage.StoredObject,
+    *,
+    content_type: str,
+    filename: str,
+    uploader: str,
+    unit_code: str,
+) -> tuple[CatalogueEntry, audit.Event]:
+    """The catalogue row of an uploaded object and its ``document.stored`` event, which the
+    caller commits together (the row with ``journal=`` the event's staging)."""
+    entry = CatalogueEntry(
+        ref=str(stored.ref),
+        size=stored.size,
+        content_type=content_type,
+        filename=filename,
+        uploader=uploader,
+        unit_code=unit_code,
+    )
+    event = app.events.event(
+        audit.EventType.DOCUMENT_STORED,
+        actor=actor,
+        document_sha256=stored.sha256,
+        refs=(str(stored.ref),),
+    )
+    return entry, event
 
 
 def who_metadata(uploader: str, unit: str) -> dict[str, str]:
