@@ -108,6 +108,7 @@ class Figures:
     examples: Mapping[str, Mapping[str, str]]
     attackers_cpu_seconds: float
     attackers_nice: int
+    legit_nice: int
     load_average: tuple[float, float]
     """The machine's 1-minute load average at the start and at the end of the attack."""
     rss_quiet_mib: float
@@ -192,6 +193,7 @@ def table(f: Figures) -> str:
         f" the attackers' own process (nice {f.attackers_nice})"
         f" used {f.attackers_cpu_seconds:.0f} CPU-s"
         f" ({f.attackers_cpu_seconds / max(f.attack_seconds, 1):.2f} of {cores} cores);"
+        f" legitimate clients at nice {f.legit_nice}, the server at its own;"
         f" load average {f.load_average[0]:.1f} → {f.load_average[1]:.1f}",
         "",
         f"legitimate p99 latency (ms)   {'quiet':>8} {'attack':>8} {'factor':>7}  goal ≤ 3×",

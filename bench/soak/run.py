@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -72,6 +73,7 @@ def run_soak(
 
 
 async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -> Figures:
+    legit_nice = _renice(settings.legit_nice)
     legit = Legit(
         server.address, server.tokens, pace=settings.legit_pace, deadline=settings.legit_deadline
     )
@@ -105,6 +107,7 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
         examples=result.get("examples", {}),
         attackers_cpu_seconds=float(result.get("cpu_seconds", 0.0)),
         attackers_nice=settings.attacker_nice,
+        legit_nice=legit_nice,
         load_average=(attack.load_start, attack.load_end),
         rss_quiet_mib=sampler.peak_mib(quiet.start, quiet.end),
         rss_attack_mib=sampler.peak_mib(attack.start, attack.end),
@@ -117,6 +120,14 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
         audit_ok=False,
         audit_output="not run",
     )
+
+
+def _renice(niceness: int) -> int:
+    """Set this process's niceness (the server, started before, keeps its own); return the
+    niceness it has now, which stays as it was when lowering it is not permitted."""
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 async def _attack(settings: Settings, server: SoakServer, window: _Window) -> dict[str, Any]:
@@ -148,7 +159,8 @@ async def _attack(settings: Settings, server: SoakServer, window: _Window) -> di
     child = await asyncio.create_subprocess_exec(
         "nice",
         "-n",
-        str(settings.attacker_nice),
+        # nice adds to this process's own niceness: the attackers end at attacker_nice.
+        str(settings.attacker_nice - os.getpriority(os.PRIO_PROCESS, 0)),
         sys.executable,
         "-m",
         "bench.soak.hostile",

@@ -55,6 +55,12 @@ class Settings:
     machines: on this one, their client-side work (building bombs, a flood's 96 calls in
     flight) would otherwise take cores from the server, which a remote attacker cannot do. The
     server's own work for every hostile call is still measured; 0 runs them as equals."""
+    legit_nice: int = -5
+    """CPU priority of the legitimate clients (this process, once the server has started; it
+    needs root, else it stays as it was and the report says so). They too stand for other
+    machines: on their own, the server's load would not delay their client-side work, so
+    here it must not either, or their latency would measure this machine's scheduler as well
+    as the server. The server keeps its own priority; 0 runs them as the server's equals."""
     rss_bound_mib: int = 1024
     """The stated bound on the server's memory (its processes' resident sets added up)."""
 
