@@ -1,23 +1,13 @@
-"""``kyso sign IN.pdf -o OUT.pdf --key ALIAS …``: seal a PDF with an organisation key."""
+"""``kyso sign``: its arguments; the command itself is in :mod:`kyso.cli.sign_run`, imported
+only when it runs (gRPC and the stubs take longer to import than ``--help`` should take)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-import grpc
-
-from kyso.cli.common import add_client_arguments, client_target, die, open_channel
-from kyso.cli.documents_cmd import fetch
-from kyso.cli.signing_args import (
-    APPEARANCES,
-    LEVELS,
-    add_placement_arguments,
-    document_input,
-    placement,
-)
-from kyso.v1 import common_pb2, signing_pb2, signing_pb2_grpc
+from kyso.cli.common import add_client_arguments, lazy_command
+from kyso.cli.signing_args import APPEARANCES, LEVELS, add_placement_arguments
 
 __all__ = ["register"]
 
@@ -38,60 +28,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sign.add_argument("--certify", action="store_true", help="certification (DocMDP) signature")
     sign.add_argument("--json", action="store_true", help="print the result as JSON")
     add_client_arguments(sign)
-    sign.set_defaults(func=_sign)
-
-
-def _sign(args: argparse.Namespace) -> int:
-    path = Path(args.input)
-    by_ref = args.input.startswith("sha256/")
-    if not by_ref and not path.is_file():
-        die(f"{path}: no such file")
-    where = placement(args)
-    target = client_target(args)
-    with open_channel(target) as channel:
-        document = (
-            common_pb2.DocumentInput(ref=common_pb2.DocumentRef(ref=args.input))
-            if by_ref
-            else document_input(channel, path)
-        )
-        request = signing_pb2.SignPdfRequest(
-            document=document,
-            key_alias=args.key,
-            level=LEVELS[args.level] if args.level else signing_pb2.SIGNATURE_LEVEL_UNSPECIFIED,
-            appearance=APPEARANCES[args.appearance],
-            placement=where,
-            reason=args.reason,
-            location=args.location,
-            contact=args.contact,
-            certify=args.certify,
-        )
-        stub = signing_pb2_grpc.SigningServiceStub(channel)
-        try:
-            reply = stub.SignPdf(request, timeout=120)
-        except grpc.RpcError as exc:
-            die(f"signing failed: {exc.code().name}: {exc.details()}")
-        # Small inputs come back inline; a document passed by ref is fetched by its ref.
-        content = reply.content or fetch(channel, reply.document.ref.ref)
-    partial = args.output.with_name(args.output.name + ".part")
-    partial.write_bytes(content)
-    with partial.open("rb") as handle:
-        os.fsync(handle.fileno())
-    partial.replace(args.output)
-    level = signing_pb2.SignatureLevel.Name(reply.level).removeprefix("SIGNATURE_LEVEL_")
-    if args.json:
-        import json
-
-        result = {
-            "file": str(args.output),
-            "key": args.key,
-            "level": level.replace("_", "-"),
-            "ref": reply.document.ref.ref,
-            "ledger_index": reply.ledger_index,
-        }
-        print(json.dumps(result))
-        return 0
-    print(
-        f"{args.output}: signed with {args.key} at {level.replace('_', '-')}; "
-        f"stored as {reply.document.ref.ref}; ledger entry {reply.ledger_index}"
-    )
-    return 0
+    sign.set_defaults(func=lazy_command("kyso.cli.sign_run", "sign"))

@@ -40,7 +40,7 @@ def document_input(channel: grpc.Channel, path: Path) -> common_pb2.DocumentInpu
     """The PDF inline when small enough, else uploaded (streamed, hash declared) and by ref."""
     import grpc
 
-    from kyso.cli.documents_cmd import upload_requests
+    from kyso.cli.documents_run import upload_requests
     from kyso.v1 import common_pb2, documents_pb2_grpc
 
     if path.stat().st_size <= INLINE_LIMIT:

@@ -23,7 +23,7 @@ import urllib3
 
 import storage
 from kyso.app import Application
-from kyso.cli.documents_cmd import DIRECT_MIN_BYTES
+from kyso.cli.documents_run import DIRECT_MIN_BYTES
 from kyso.config import Config, load_config
 from kyso.errors import ConfigError
 from kyso.schema import direct_uploads
