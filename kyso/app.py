@@ -137,8 +137,8 @@ class Application:
     notifier: Notifier | None = None
     """Started by the server (``kyso.notify.runner``); None in a process that delivers none."""
     fetches: FetchTally = field(default_factory=FetchTally)
-    """Every TSA request and OCSP/CRL fetch made to sign or renew (the signing and renewal
-    workers' and the two-phase signer's), for the metrics."""
+    """Every TSA request and OCSP/CRL fetch made to sign, renew or verify online (the signing,
+    renewal and verification workers' and the two-phase signer's), for the metrics."""
     _renewal: RenewalPool | None = None
     _renewal_lock: threading.Lock = field(default_factory=threading.Lock)
     _closers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -199,7 +199,7 @@ class Application:
             app.directory, app.router = open_exchange(
                 config, engine, store, package_policy, key_fingerprints(keyring)
             )
-            app.verifier = verify.Verifier(workers=config.signing.workers or None)
+            app.verifier = verify.Verifier(workers=config.signing.workers or None, tally=fetches)
             stack.callback(app.verifier.close)
         except BaseException:
             stack.close()

@@ -1,9 +1,10 @@
 """Counts of what a process fetched from the network to sign, for an operator's metrics.
 
 Every request to a time-stamping authority and every OCSP or CRL fetch is recorded where it is
-made (``signer.timestamps.FailoverTimeStamper``, ``signer.revocation.RevocationCache``) into the
-process's ``FetchTally``. An answer taken from the revocation cache is not a fetch and is not
-counted. The outcomes are few and fixed (they are label values of the metrics):
+made (``signer.timestamps.FailoverTimeStamper``, ``signer.revocation.RevocationCache``, and for
+online verification the HTTP session of ``signer.verify.fetching``) into the process's
+``FetchTally``. An answer taken from the revocation cache is not a fetch and is not counted. The
+outcomes are few and fixed (they are label values of the metrics):
 
 - TSA: ``ok``; ``failed`` (a network or HTTP error, a timeout, a malformed reply); ``refused``
   (the TSA answered with a refusal status).
@@ -11,6 +12,8 @@ counted. The outcomes are few and fixed (they are label values of the metrics):
   response that cannot be read); ``refused`` (the responder answered with a status other than
   successful: malformedRequest, internalError, tryLater, sigRequired or unauthorized).
 - CRL: ``ok``; ``failed`` (as for OCSP; a CRL server cannot refuse).
+- OCSP and CRL in online verification only: ``blocked`` (the verifier's fetch rules refused the
+  URL or its address before any connection: ``signer.verify.fetching``).
 
 In a worker process the tally keeps nothing: it forwards each record at once (``forward``, which
 sends it to the parent as a note: ``to_parent``), so that a worker killed before it answers has
@@ -32,7 +35,7 @@ from workers import send_note
 
 __all__ = ["FetchCounts", "FetchTally", "Outcome", "RevocationKind", "from_note", "to_parent"]
 
-Outcome = Literal["ok", "failed", "refused"]
+Outcome = Literal["ok", "failed", "refused", "blocked"]
 RevocationKind = Literal["ocsp", "crl"]
 
 

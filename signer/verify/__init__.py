@@ -8,7 +8,8 @@
 - :class:`VerificationReport` and friends, :func:`report_to_json` (schema ``kyso.verification/1``,
   docs/report-schema.md) and :func:`render_text` (Vietnamese or English).
 
-Imports pyHanko, pyhanko-certvalidator, asn1crypto and the standard library, and signer's errors.
+Imports pyHanko, pyhanko-certvalidator, asn1crypto, aiohttp and the standard library, and signer's
+errors and fetch counts (``signer.fetches``, which imports ``workers``).
 """
 
 from signer.verify.engine import async_verify_pdf, verify_pdf

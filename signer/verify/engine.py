@@ -104,6 +104,7 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, ValidationError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
+from signer.fetches import FetchTally
 from signer.verify.algorithms import (
     DatedAlgorithmPolicy,
     Decision,
@@ -196,17 +197,22 @@ class _LimitExceeded(Exception):
     """A processing limit was hit; ``detail`` names it."""
 
 
-def verify_pdf(data: bytes, *, policy: VerificationPolicy) -> VerificationReport:
+def verify_pdf(
+    data: bytes, *, policy: VerificationPolicy, tally: FetchTally | None = None
+) -> VerificationReport:
     """Verify every signature in ``data``; see the module docstring. Runs its own event loop
     (call :func:`async_verify_pdf` from async code)."""
-    return asyncio.run(async_verify_pdf(data, policy=policy))
+    return asyncio.run(async_verify_pdf(data, policy=policy, tally=tally))
 
 
-async def async_verify_pdf(data: bytes, *, policy: VerificationPolicy) -> VerificationReport:
-    """Verify every signature in ``data``; never raises for anything the document contains."""
+async def async_verify_pdf(
+    data: bytes, *, policy: VerificationPolicy, tally: FetchTally | None = None
+) -> VerificationReport:
+    """Verify every signature in ``data``; never raises for anything the document contains.
+    ``tally``: where the OCSP and CRL requests of online verification are counted."""
     now = policy.validation_time or datetime.now(UTC)
     try:
-        return await _Verification(data, policy, now).run()
+        return await _Verification(data, policy, now, tally=tally).run()
     except (_LimitExceeded, PdfDecodeLimitError, MemoryError) as exc:
         return limit_report(data, policy=policy, detail=_describe(exc), now=now)
     except RecursionError:
@@ -376,9 +382,16 @@ class _Verification:
     """One document's verification (single use)."""
 
     def __init__(
-        self, data: bytes, policy: VerificationPolicy, now: datetime, *, fallback: bool = True
+        self,
+        data: bytes,
+        policy: VerificationPolicy,
+        now: datetime,
+        *,
+        fallback: bool = True,
+        tally: FetchTally | None = None,
     ) -> None:
         self.data = data
+        self.tally = tally
         self.policy = policy
         self.limits = policy.limits
         self.now = now
@@ -537,7 +550,9 @@ class _Verification:
             except Exception:  # noqa: S112 - not readable either: an earlier revision
                 continue
             try:
-                inner = await _Verification(prefix, self.policy, self.now, fallback=False).run()
+                inner = await _Verification(
+                    prefix, self.policy, self.now, fallback=False, tally=self.tally
+                ).run()
             except (_LimitExceeded, PdfDecodeLimitError, MemoryError, RecursionError):
                 raise
             except Exception:  # noqa: S112 - this revision breaks too: an earlier one
@@ -673,6 +688,7 @@ class _Verification:
                     self.policy.fetching,
                     trusted=urls_of_trusted(roots, [*revinfo.certs, *embedded_certs]),
                     timeout=self.policy.fetch_timeout_seconds,
+                    tally=self.tally,
                 )
             kwargs["fetcher_backend"] = self._fetcher
         return ValidationContext(

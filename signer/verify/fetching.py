@@ -13,25 +13,37 @@ call its own private network. With :class:`FetchRules`, a fetch goes ahead only 
 The address is checked where the connection is made (the resolver), so a name that resolves to
 a private address at the last moment is refused too. Refusals are ``FetchRefused``, a network
 error to the validator: the revocation data is missing, and the report says what was refused.
+
+The same HTTP session counts every OCSP request and CRL download it makes into a
+``signer.fetches.FetchTally`` (its trace hooks see each request start, fail, or deliver its whole
+body): ``ok``; ``failed`` (a network or HTTP error, a timeout, a body cut off, a response that
+cannot be read); ``refused`` (an OCSP status other than successful); ``blocked`` (refused by the
+rules above, before any connection). A request abandoned by the validator (cancelled because
+another responder answered first) is not counted; nor are issuer-certificate downloads (AIA),
+which are not revocation requests. Requests are told apart by the ``Accept`` header pyHanko sends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from asn1crypto import x509
+from asn1crypto import crl, ocsp, pem, x509
 from cryptography import x509 as cx509
 from cryptography.exceptions import InvalidSignature
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
 from pyhanko_certvalidator.fetchers.common_utils import gather_aia_issuer_urls
+
+from signer.fetches import FetchTally, Outcome, RevocationKind
 
 __all__ = ["FetchRefused", "FetchRules", "fetcher_backend", "urls_of_trusted"]
 
@@ -175,18 +187,32 @@ class _GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-class _GuardedSession(LazySession):
-    """pyHanko's lazily created HTTP session, with the rules in its resolver and request hook."""
+class _Request(SimpleNamespace):
+    """One request's trace context: what it fetches (None: not a revocation request) and
+    whether it has been counted."""
 
-    def __init__(self, rules: FetchRules, trusted: frozenset[str]) -> None:
+    kind: RevocationKind | None
+    url: str
+    counted: bool
+
+
+class _GuardedSession(LazySession):
+    """pyHanko's lazily created HTTP session, with the rules in its resolver and request hook,
+    and every revocation request counted in ``tally`` (see the module docstring)."""
+
+    def __init__(self, rules: FetchRules, trusted: frozenset[str], tally: FetchTally) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._rules = rules
         self._trusted = trusted
+        self._tally = tally
+        self._started: list[_Request] = []
 
     def get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            hooks = aiohttp.TraceConfig()
+            hooks = aiohttp.TraceConfig(trace_config_ctx_factory=_Request)
             hooks.on_request_start.append(self._check_request)
+            hooks.on_request_exception.append(self._failed)
+            hooks.on_response_chunk_received.append(self._received)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(resolver=_GuardedResolver(self._rules)),
                 trace_configs=[hooks],
@@ -194,11 +220,31 @@ class _GuardedSession(LazySession):
         session: aiohttp.ClientSession = self._session
         return session
 
+    async def close(self) -> None:
+        # A request that got its headers but never its whole body (cut off, timed out while
+        # reading) has no hook of its own: it is counted here, when the document is done.
+        for request in self._started:
+            self._count(request, "failed")
+        self._started.clear()
+        await super().close()  # type: ignore[no-untyped-call]
+
+    def _count(self, request: _Request, outcome: Outcome) -> None:
+        if request.kind is not None and not request.counted:
+            request.counted = True
+            self._tally.revocation(request.kind, request.url, outcome)
+
     async def _check_request(
-        self, session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestStartParams
+        self,
+        session: aiohttp.ClientSession,
+        context: Any,  # a _Request (trace_config_ctx_factory)
+        params: aiohttp.TraceRequestStartParams,
     ) -> None:
         url = str(params.url)
+        context.kind = _kind(params.headers.get("Accept", ""))
+        context.url = url
+        context.counted = False
         if not self._rules.url_allowed(url, self._trusted):
+            self._count(context, "blocked")
             raise FetchRefused(
                 f"not fetched: {url} is neither in a certificate that chains to a trust anchor "
                 "nor in [trust] fetch_allow"
@@ -208,15 +254,74 @@ class _GuardedSession(LazySession):
         if _is_address(host.strip("[]")) and not self._rules.address_allowed(
             host, host.strip("[]")
         ):
+            self._count(context, "blocked")
             raise FetchRefused(f"not fetched: {url} is a non-public address")
+        self._started.append(context)
+
+    async def _failed(
+        self,
+        session: aiohttp.ClientSession,
+        context: Any,  # a _Request (trace_config_ctx_factory)
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        error = params.exception
+        if isinstance(error, asyncio.CancelledError):
+            context.counted = True  # abandoned by the validator, not failed by the responder
+        elif isinstance(error, FetchRefused) or isinstance(error.__cause__, FetchRefused):
+            self._count(context, "blocked")  # by the resolver: only non-public addresses
+        else:
+            self._count(context, "failed")
+
+    async def _received(
+        self,
+        session: aiohttp.ClientSession,
+        context: Any,  # a _Request (trace_config_ctx_factory)
+        params: aiohttp.TraceResponseChunkReceivedParams,
+    ) -> None:
+        # aiohttp sends this once per ``read()``, with the whole body: pyHanko reads it so.
+        if context.kind is not None:
+            self._count(context, _outcome(context.kind, params.chunk))
+
+
+def _kind(accept: str) -> RevocationKind | None:
+    """What pyHanko asks for, by the ``Accept`` header its fetchers send."""
+    if "application/ocsp-response" in accept:
+        return "ocsp"
+    if "application/pkix-crl" in accept:
+        return "crl"
+    return None
+
+
+def _outcome(kind: RevocationKind, body: bytes) -> Outcome:
+    """How a delivered answer counts: readable, an OCSP refusal, or unreadable."""
+    try:
+        if kind == "ocsp":
+            response = ocsp.OCSPResponse.load(body)
+            if response["response_status"].native != "successful":
+                return "refused"
+            readable = bool(response.basic_ocsp_response["tbs_response_data"]["responses"])
+        else:
+            if pem.detect(body):
+                body = pem.unarmor(body)[2]
+            tbs = crl.CertificateList.load(body)["tbs_cert_list"]
+            readable = tbs["this_update"].native is not None
+    except (ValueError, KeyError, TypeError):
+        return "failed"
+    return "ok" if readable else "failed"
 
 
 def fetcher_backend(
-    rules: FetchRules | None, *, trusted: frozenset[str], timeout: float
+    rules: FetchRules | None,
+    *,
+    trusted: frozenset[str],
+    timeout: float,
+    tally: FetchTally | None = None,
 ) -> AIOHttpFetcherBackend:
     """pyHanko's fetcher backend, guarded by ``rules`` (unguarded when None: a verifier run by
-    a person on their own machine, where the document's URLs are theirs to follow)."""
+    a person on their own machine, where the document's URLs are theirs to follow, and nothing
+    is counted). ``tally``: where its revocation requests are counted (one of its own when not
+    given)."""
     if rules is None:
         return AIOHttpFetcherBackend(per_request_timeout=timeout)
-    session = _GuardedSession(rules, trusted)
+    session = _GuardedSession(rules, trusted, tally if tally is not None else FetchTally())
     return AIOHttpFetcherBackend(session=session, per_request_timeout=timeout)  # type: ignore[arg-type]

@@ -12,7 +12,9 @@ limit retires after its report and is replaced too, so a near-exhausted heap doe
 to the next document.
 
 Messages (``workers.wire``): the policy, pickled, with the document as the message's own data
-frame; the report, pickled, back.
+frame; the report, pickled, back. Each OCSP request and CRL download of online verification is
+sent to the parent as a note as soon as it ends (``signer.fetches``) and counted in the
+Verifier's ``tally``, so a worker killed mid-document has already told what it fetched.
 
 Thread-safe: ``verify`` may be called from several threads (``verify_async`` runs it in one);
 at most ``workers`` documents are verified at a time.
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from signer.fetches import FetchTally, from_note, to_parent
 from signer.verify.engine import crash_report, limit_report, verify_pdf
 from signer.verify.errors import VerificationError, VerifierClosed
 from signer.verify.policy import VerificationPolicy
@@ -69,8 +72,10 @@ class Verifier:
     """Owns ``workers`` verification processes; see the module docstring.
 
     ``fast_locator``: install :func:`~signer.verify.structure.install_fast_hex_reader` in the
-    workers (identical results, less time spent reading ``/Contents``). The constructor returns
-    once every worker is ready; it raises :class:`VerificationError` when they cannot start.
+    workers (identical results, less time spent reading ``/Contents``). ``tally``: where the
+    workers' OCSP and CRL requests are counted (one of its own when not given). The constructor
+    returns once every worker is ready; it raises :class:`VerificationError` when they cannot
+    start.
     """
 
     def __init__(
@@ -79,8 +84,10 @@ class Verifier:
         workers: int | None = None,
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
         fast_locator: bool = True,
+        tally: FetchTally | None = None,
     ) -> None:
         self._count = workers or os.cpu_count() or 1
+        self.tally = tally if tally is not None else FetchTally()
         try:
             self._pool = WorkerPool(
                 PoolSpec(
@@ -95,10 +102,14 @@ class Verifier:
                     memory_bytes=memory_bytes,
                     # it parses untrusted PDFs and needs no secret: no PIN variable reaches it
                     environment="minimal",
+                    on_note=self._noted,
                 )
             )
         except WorkerUnavailable as exc:
             raise VerificationError(f"the verification workers could not start: {exc}") from exc
+
+    def _noted(self, payload: bytes) -> None:
+        self.tally.add(from_note(payload))
 
     @property
     def workers(self) -> int:
@@ -170,10 +181,11 @@ def serve_worker(config: _WorkerConfig) -> WorkerSetup:
         install_fast_hex_reader()
     gc.collect()
     gc.freeze()  # the imported modules are long-lived: keep them out of every collection
+    tally = FetchTally(forward=to_parent)  # each fetch told to the parent as it ends
 
     def handle(kind: int, arg: int, payload: bytes, data: bytes | None) -> Reply:
         assert data is not None
-        report = verify_pdf(data, policy=_loads(payload))
+        report = verify_pdf(data, policy=_loads(payload), tally=tally)
         return Reply(
             payload=pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL),
             retire=report.sub_indication is SubIndication.RESOURCE_LIMIT,

@@ -1,9 +1,12 @@
-"""OCSP and CRL fetches reach the metrics from the signing workers, by responder and outcome.
+"""OCSP and CRL fetches reach the metrics from the signing and verification workers, by
+responder and outcome.
 
-A real `kyso serve` signs at B-LT: with the development responders running, `/metrics` shows
-the OCSP fetches that succeeded; with a PKI whose responders are not running (its certificates
-name an OCSP URL where nothing listens), it shows the failed fetch of that URL. The tally that
-carries the counts from a worker to the server is checked on its own too."""
+A real `kyso serve` signs at B-LT, or verifies a B-B signature with `VerifyPdf` online: with the
+development responders running, `/metrics` shows the OCSP fetches that succeeded; with a PKI
+whose responders are not running (its certificates name an OCSP URL where nothing listens), it
+shows the failed fetches of that URL. A verifier whose fetch rules do not allow the responder's
+loopback address counts the fetch it refused as blocked. The tally that carries the counts from
+a worker to the server is checked on its own too."""
 
 from __future__ import annotations
 
@@ -12,13 +15,16 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 import pytest
 from asn1crypto import pem, x509
 from prometheus_client import generate_latest
 
 from kyso.dev.init import DevEnvironment, dev_init
 from kyso.metrics import Metrics
+from kyso.v1 import common_pb2, verification_pb2, verification_pb2_grpc
 from signer.fetches import FetchCounts, FetchTally, from_note
+from signer.verify import FetchRules, TrustProfile, VerificationPolicy, verify_pdf
 from tests.kyso.served import free_port, serve
 from tests.kyso.test_tsa_metrics import _value
 from tests.signer.pdfgen import make_pdf
@@ -43,6 +49,29 @@ def _sign_b_lt(served, tmp_path: Path):  # type: ignore[no-untyped-def]
     return served.kyso(
         "sign", str(source), "-o", str(tmp_path / "out.pdf"), "--key", "seal", "--level", "B-LT"
     )
+
+
+def _signed_b_b(served, tmp_path: Path) -> bytes:  # type: ignore[no-untyped-def]
+    """A PDF signed by ``seal`` at B-B: no revocation data in it, so verifying it online
+    fetches the OCSP answer for the seal's certificate."""
+    source, signed = tmp_path / "in.pdf", tmp_path / "b-b.pdf"
+    source.write_bytes(make_pdf())
+    result = served.kyso("sign", str(source), "-o", str(signed), "--key", "seal", "--level", "B-B")
+    assert result.returncode == 0, result.stderr
+    return signed.read_bytes()
+
+
+def _verify_online(served, env: DevEnvironment, pdf: bytes) -> None:  # type: ignore[no-untyped-def]
+    """``VerifyPdf`` with online fetching, over gRPC as the development client."""
+    token = env.api_token_path.read_text().strip()
+    with grpc.insecure_channel(served.address) as channel:
+        verification_pb2_grpc.VerificationServiceStub(channel).VerifyPdf(
+            verification_pb2.VerifyPdfRequest(
+                document=common_pb2.DocumentInput(content=pdf, filename="b-b.pdf"), online=True
+            ),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=120,
+        )
 
 
 @pytest.mark.slow
@@ -75,6 +104,56 @@ def test_a_good_ocsp_fetch_is_counted_ok(dev_env: DevEnvironment, tmp_path: Path
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_online_verification_counts_its_ocsp_fetches(
+    dev_env: DevEnvironment, tmp_path: Path
+) -> None:
+    metrics_address = f"127.0.0.1:{free_port()}"
+    served = serve(
+        dev_env,
+        tmp_path / "served",
+        edit=lambda text: text.replace(
+            'metrics_address = ""', f'metrics_address = "{metrics_address}"'
+        ),
+    )
+    url = _signer_ocsp_url(dev_env)
+    try:
+        pdf = _signed_b_b(served, tmp_path)
+        before = _metrics(metrics_address)
+        _verify_online(served, dev_env, pdf)
+        after = _metrics(metrics_address)
+    finally:
+        assert served.stop() == 0
+
+    label = {"kind": "ocsp", "url": url}
+    assert _value(before, "kyso_revocation_requests_total", **label, outcome="ok") is None
+    ok = _value(after, "kyso_revocation_requests_total", **label, outcome="ok")
+    assert ok is not None
+    assert ok >= 1
+    for outcome in ("failed", "refused", "blocked"):
+        assert _value(after, "kyso_revocation_requests_total", **label, outcome=outcome) is None
+
+    # The same document, verified where the rules list nothing: the development responders'
+    # loopback address is refused before any connection, and the refusal is counted as blocked.
+    tally = FetchTally()
+    verify_pdf(
+        pdf,
+        policy=VerificationPolicy(
+            trust=(
+                TrustProfile.from_sources(name="dev", pem_files=[dev_env.root_certificate_path]),
+            ),
+            online=True,
+            fetching=FetchRules(()),
+        ),
+        tally=tally,
+    )
+    counted = tally.totals().revocation_requests
+    # The path is checked from the top: the issuing CA's status, from the root's CRL, is the
+    # first fetch, and with it refused the validation ends there.
+    assert counted == {("crl", dev_env.pki.crl_url("root"), "blocked"): 1}
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_an_unreachable_ocsp_responder_is_counted_failed(
     dev_env: DevEnvironment, tmp_path: Path
@@ -98,6 +177,9 @@ def test_an_unreachable_ocsp_responder_is_counted_failed(
             assert result.returncode != 0
             assert "revocation" in result.stderr.lower(), result.stderr
         text = _metrics(metrics_address)
+        # Online verification of a B-B signature asks the same dead responders.
+        _verify_online(served, dead, _signed_b_b(served, tmp_path))
+        verified = _metrics(metrics_address)
     finally:
         assert served.stop() == 0
 
@@ -107,6 +189,19 @@ def test_an_unreachable_ocsp_responder_is_counted_failed(
     assert failed >= 2  # once per signature: a failure is never cached
     assert (
         _value(text, "kyso_revocation_requests_total", kind="ocsp", url=url, outcome="ok") is None
+    )
+    # Verification checks the path from the top: the issuing CA's status, from the root's CRL
+    # at the same dead address, is the first fetch, and its failure ends the validation.
+    crl_url = dead.pki.crl_url("root")
+    assert (
+        _value(text, "kyso_revocation_requests_total", kind="crl", url=crl_url, outcome="failed")
+        is None
+    )
+    assert (
+        _value(
+            verified, "kyso_revocation_requests_total", kind="crl", url=crl_url, outcome="failed"
+        )
+        == 1
     )
 
 
