@@ -13,9 +13,15 @@ to the same S3 endpoint, in one run, on one throw-away Ceph RADOS Gateway.
   bytes as they come and checking them against the answer's sha256 (as ``kyso download`` does;
   the SDK baseline does not hash). Baselines: the same SDK measurements.
 
-``ratio`` = service / SDK (higher is better; goal ≥ 0.8 on every row, issue 24; a missed
-goal's reason sets the service beside the S3 adapter alone, bench_storage's rows measured against
-the same gateway after the server stops: ``judge_against_adapter``). The server runs in this
+``ratio`` = service / SDK (higher is better; goal ≥ 0.8 on every row, issue 24). A missed
+streaming row's reason sets the service beside the S3 adapter alone, bench_storage's rows
+measured against the same gateway after the server stops (``judge_against_adapter``); a missed
+direct row's reason gives each step's time as the client measured it beside the SDK's same steps
+in the run (``judge_direct``): the presigned PUT against the SDK's put and CompleteDirectUpload
+against an SDK GET of the object and SHA-256 of it (the server reads the staged bytes back to
+hash them); the GET with and without the client's hashing, and SHA-256 of the same bytes; per
+100 KB upload, Begin + PUT + Complete against one SDK put, one SDK GET and the list + delete of
+a staging object's versions. The server runs in this
 process on its own event-loop thread, as ``kyso serve``
 runs it. The gRPC client runs in a child process (a blocking stub sending 1 MiB chunks, as
 ``kyso upload`` does), as a real client would: in the server's process it would take the
@@ -42,6 +48,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -204,13 +211,13 @@ def run(
             secure=False,
         )
         with _ServerThread(config) as server:
-            rows = _measure(
+            rows, parts = _measure(
                 server.port, token, sdk, bucket, large_bytes, small_bytes, small_count, rounds
             )
         adapter = storage_measure(
             gateway.endpoint, user.access_key, user.secret_key, large_bytes, small_bytes, 100
         )
-        return judge_against_adapter(rows, adapter)
+        return judge_against_adapter(rows, adapter) | judge_direct(rows, parts)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -230,7 +237,8 @@ def _measure(
     small_bytes: int,
     small_count: int,
     rounds: int,
-) -> dict[str, dict[str, float | str]]:
+) -> tuple[dict[str, dict[str, float | str]], _DirectParts]:
+    """The six rows, and the parts of the direct rows' times (for their reasons)."""
     part = 16 * 1024 * 1024  # the S3 adapter's default part size, for a like-for-like SDK
 
     def client(*args: object) -> dict[str, Any]:
@@ -263,13 +271,18 @@ def _measure(
         answer = client("upload", large_bytes)
         put_s["service"] = min(put_s["service"], answer["seconds"])
         ref = answer["ref"]
-    for _ in range(rounds):
-        answer = client("direct-upload", large_bytes)
-        put_s["direct"] = min(put_s.get("direct", float("inf")), answer["seconds"])
+    direct_up = min(
+        (client("direct-upload", large_bytes) for _ in range(rounds)), key=lambda a: a["seconds"]
+    )
+    put_s["direct"] = direct_up["seconds"]
     get_s = {"sdk": min(_timed(sdk_get, "sdk/0") for _ in range(rounds + 1))}
     get_s["service"] = client("download", ref, rounds + 1)["seconds"]
-    get_s["direct"] = client("direct-download", ref, rounds + 1)["seconds"]
+    direct_down = client("direct-download", ref, rounds + 1)
+    get_s["direct"] = direct_down["seconds"]
     get_s["sdk"] = min(get_s["sdk"], *(_timed(sdk_get, "sdk/0") for _ in range(rounds + 1)))
+    data = _data(large_bytes)
+    sha256_s = min(_timed(hashlib.sha256, data) for _ in range(3))  # in the server's process
+    del data
 
     blobs = [os.urandom(small_bytes) for _ in range(small_count)]
     start = time.perf_counter()
@@ -277,17 +290,38 @@ def _measure(
         sdk.put_object(bucket, f"sdk-small/{n}", io.BytesIO(blob), len(blob))
     sdk_small = small_count / (time.perf_counter() - start)
     service_small = client("small", small_bytes, small_count)["rate"]
-    direct_small = client("direct-small", small_bytes, small_count)["rate"]
+    direct_small = client("direct-small", small_bytes, small_count)
+    # What a completion does to the gateway besides the client's PUT: read the staged object
+    # back, put it again (``sdk_small``), and after the answer list its versions and delete them.
+    small_get_s = sum(_timed(sdk_get, f"sdk-small/{n}") for n in range(small_count)) / small_count
+    start = time.perf_counter()
+    for n in range(small_count):
+        key = f"sdk-small/{n}"
+        for obj in sdk.list_objects(bucket, prefix=key, include_version=True):
+            sdk.remove_object(bucket, key, version_id=obj.version_id)
+    discard_s = (time.perf_counter() - start) / small_count
 
     mb = large_bytes / MB
-    return {
+    parts = _DirectParts(
+        megabytes=mb,
+        small_kb=small_bytes / 1000,
+        upload=direct_up,
+        sdk_get_s=get_s["sdk"],
+        server_sha256_s=sha256_s,
+        download=direct_down,
+        small=direct_small,
+        sdk_small_get_s=small_get_s,
+        sdk_discard_s=discard_s,
+    )
+    rows = {
         "documents.upload_100mb": _entry(mb / put_s["service"], "MB/s", mb / put_s["sdk"]),
         "documents.download_100mb": _entry(mb / get_s["service"], "MB/s", mb / get_s["sdk"]),
         "documents.put_100kb": _entry(service_small, "puts/s", sdk_small),
         "documents.direct_upload_100mb": _entry(mb / put_s["direct"], "MB/s", mb / put_s["sdk"]),
         "documents.direct_download_100mb": _entry(mb / get_s["direct"], "MB/s", mb / get_s["sdk"]),
-        "documents.direct_put_100kb": _entry(direct_small, "puts/s", sdk_small),
+        "documents.direct_put_100kb": _entry(direct_small["rate"], "puts/s", sdk_small),
     }
+    return rows, parts
 
 
 def _direct_put(
@@ -295,8 +329,9 @@ def _direct_put(
     http: urllib3.PoolManager,
     data: bytes,
     auth: list[tuple[str, str]],
-) -> str:
-    """One direct upload: Begin, PUT, Complete; the stored ref."""
+) -> tuple[str, float, float, float]:
+    """One direct upload: Begin, PUT, Complete; the stored ref and the seconds of each step."""
+    began = time.perf_counter()
     grant = stub.BeginDirectUpload(
         documents_pb2.BeginDirectUploadRequest(
             filename="bench.pdf",
@@ -306,14 +341,16 @@ def _direct_put(
         ),
         metadata=auth,
     )
+    putting = time.perf_counter()
     answer = http.request("PUT", grant.url, body=data, headers=dict(grant.headers))
     if answer.status != 200:
         raise RuntimeError(f"the presigned PUT answered {answer.status}")
+    completing = time.perf_counter()
     done = stub.CompleteDirectUpload(
         documents_pb2.CompleteDirectUploadRequest(upload_id=grant.upload_id), metadata=auth
     )
     ref: str = done.document.ref.ref
-    return ref
+    return ref, putting - began, completing - putting, time.perf_counter() - completing
 
 
 def _direct_get(
@@ -321,20 +358,34 @@ def _direct_get(
     http: urllib3.PoolManager,
     ref: str,
     auth: list[tuple[str, str]],
-) -> None:
-    """One direct download, hashed as it comes and checked against the answer's sha256."""
+    *,
+    hashing: bool = True,
+) -> tuple[float, float]:
+    """One direct download, hashed as it comes and checked against the answer's sha256
+    (``hashing=False``: the GET alone, for the reason); the seconds of GetDownloadUrl and of
+    the GET."""
+    began = time.perf_counter()
     grant = stub.GetDownloadUrl(
         documents_pb2.GetDownloadUrlRequest(ref=common_pb2.DocumentRef(ref=ref)), metadata=auth
     )
+    getting = time.perf_counter()
     answer = http.request("GET", grant.url, preload_content=False)
     digest = hashlib.sha256()
     try:
         for piece in answer.stream(4 * CHUNK):
-            digest.update(piece)
+            if hashing:
+                digest.update(piece)
     finally:
         answer.release_conn()
-    if digest.hexdigest() != grant.sha256:
+    if hashing and digest.hexdigest() != grant.sha256:
         raise RuntimeError("the presigned GET gave other bytes than the sha256")
+    return getting - began, time.perf_counter() - getting
+
+
+def _sha256_of(pieces: list[bytes]) -> None:
+    digest = hashlib.sha256()
+    for piece in pieces:
+        digest.update(piece)
 
 
 def _client(argv: list[str]) -> dict[str, Any]:
@@ -352,18 +403,48 @@ def _client(argv: list[str]) -> dict[str, Any]:
         if action == "direct-upload":
             data = _data(int(args[0]))
             start = time.perf_counter()
-            ref = _direct_put(stub, http, data, auth)
-            return {"seconds": time.perf_counter() - start, "ref": ref}
+            ref, begin, put, complete = _direct_put(stub, http, data, auth)
+            seconds = time.perf_counter() - start
+            return {
+                "seconds": seconds,
+                "ref": ref,
+                "begin": begin,
+                "put": put,
+                "complete": complete,
+            }
         if action == "direct-download":
-            times = [_timed(_direct_get, stub, http, args[0], auth) for _ in range(int(args[1]))]
-            return {"seconds": min(times)}
+            ref, times = args[0], int(args[1])
+            steps = min((_direct_get(stub, http, ref, auth) for _ in range(times)), key=sum)
+            get_only = min(
+                _direct_get(stub, http, ref, auth, hashing=False)[1] for _ in range(times)
+            )
+            # SHA-256 of the same bytes, in the same pieces, in this process
+            grant = stub.GetDownloadUrl(
+                documents_pb2.GetDownloadUrlRequest(ref=common_pb2.DocumentRef(ref=ref)),
+                metadata=auth,
+            )
+            answer = http.request("GET", grant.url, preload_content=False)
+            pieces = list(answer.stream(4 * CHUNK))
+            answer.release_conn()
+            hash_s = min(_timed(_sha256_of, pieces) for _ in range(times))
+            return {
+                "seconds": sum(steps),
+                "grant": steps[0],
+                "get": steps[1],
+                "get_only": get_only,
+                "sha256": hash_s,
+            }
         if action == "direct-small":
             size, count = int(args[0]), int(args[1])
             blobs = [os.urandom(size) for _ in range(count)]
+            sums = [0.0, 0.0, 0.0]
             start = time.perf_counter()
             for blob in blobs:
-                _direct_put(stub, http, blob, auth)
-            return {"rate": count / (time.perf_counter() - start)}
+                _, *timed = _direct_put(stub, http, blob, auth)
+                sums = [a + b for a, b in zip(sums, timed, strict=True)]
+            rate = count / (time.perf_counter() - start)
+            begin, put, complete = (x / count for x in sums)
+            return {"rate": rate, "begin": begin, "put": put, "complete": complete}
         if action == "upload":
             data = _data(int(args[0]))
             start = time.perf_counter()
@@ -417,6 +498,96 @@ def judge_against_adapter(
         )
         out[name] = dict(judged(result(row["value"], row["baseline"], unit), GOAL, reason))
     return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _DirectParts:
+    """The parts of the direct rows' times, measured in the same run: ``upload`` (seconds of
+    ``begin``, ``put``, ``complete``: the client's answer), ``download`` (``grant``, ``get``
+    with the client's hashing, ``get_only`` without, ``sha256`` of the same bytes in the
+    client), ``small`` (mean seconds of ``begin``, ``put``, ``complete`` per 100 KB upload); the
+    SDK's GET of the large object and SHA-256 of as many bytes in the server's process; the
+    SDK's GET of one small object and the removal of its versions (list + delete)."""
+
+    megabytes: float
+    small_kb: float
+    upload: Mapping[str, Any]
+    sdk_get_s: float
+    server_sha256_s: float
+    download: Mapping[str, Any]
+    small: Mapping[str, Any]
+    sdk_small_get_s: float
+    sdk_discard_s: float
+
+
+def judge_direct(
+    rows: Mapping[str, Mapping[str, Any]], parts: _DirectParts
+) -> dict[str, dict[str, Any]]:
+    """The direct rows with their goal; a missed one's reason sets out where its time went,
+    step by step, beside what the same steps cost through the SDK in this run."""
+    mb, ms = number(parts.megabytes), 1000.0
+
+    def s(x: float) -> str:
+        return f"{number(x)} s"
+
+    def msec(x: float) -> str:
+        return f"{number(x * ms)} ms"
+
+    def head(row: Mapping[str, Any]) -> str:
+        unit = row["unit"]
+        return (
+            f"needs {number(GOAL.target * row['baseline'])} {unit}; direct {number(row['value'])}"
+            f" {unit} = {row['ratio']:.2f}× the SDK's {number(row['baseline'])}"
+        )
+
+    up_row = rows["documents.direct_upload_100mb"]
+    up = parts.upload
+    sdk_put_s = parts.megabytes / up_row["baseline"]
+    up_reason = (
+        f"{head(up_row)}: BeginDirectUpload {msec(up['begin'])}, the presigned PUT {s(up['put'])}"
+        f" ({sdk_put_s / up['put']:.2f}× the SDK's put, {s(sdk_put_s)}), CompleteDirectUpload"
+        f" {s(up['complete'])}: the server reads the staged {mb} MB back and hashes it (the"
+        " gateway does not check x-amz-checksum-sha256), and in this run an SDK GET of them"
+        f" takes {s(parts.sdk_get_s)} and SHA-256 of them {s(parts.server_sha256_s)}"
+    )
+    down_row = rows["documents.direct_download_100mb"]
+    down = parts.download
+    down_reason = (
+        f"{head(down_row)}: GetDownloadUrl {msec(down['grant'])}, the GET hashed as it comes"
+        f" {s(down['get'])}; the GET alone without hashing {s(down['get_only'])}"
+        f" ({parts.sdk_get_s / down['get_only']:.2f}× the SDK's {s(parts.sdk_get_s)}), SHA-256"
+        f" of the same {mb} MB in the client {s(down['sha256'])}"
+        f" ({number(parts.megabytes / down['sha256'])} MB/s): the client hashes what it"
+        " receives, the SDK does not"
+    )
+    small_row = rows["documents.direct_put_100kb"]
+    small = parts.small
+    sdk_put = 1 / small_row["baseline"]
+    rest = small["complete"] - parts.sdk_small_get_s - sdk_put
+    small_reason = (
+        f"{head(small_row)}: one direct put takes BeginDirectUpload {msec(small['begin'])} +"
+        f" the presigned PUT {msec(small['put'])} + CompleteDirectUpload"
+        f" {msec(small['complete'])}, against {msec(sdk_put)} for one SDK put; the completion"
+        f" reads the staged object back (an SDK GET of {number(parts.small_kb)} KB:"
+        f" {msec(parts.sdk_small_get_s)}) and puts it again (an SDK put: {msec(sdk_put)}),"
+        f" leaving {msec(rest)} for the catalogue row, the ledger event and the call; after"
+        f" the answer it removes the staging versions (list + delete: {msec(parts.sdk_discard_s)})"
+    )
+    reasons = {
+        "documents.direct_upload_100mb": up_reason,
+        "documents.direct_download_100mb": down_reason,
+        "documents.direct_put_100kb": small_reason,
+    }
+    return {
+        name: dict(
+            judged(
+                result(rows[name]["value"], rows[name]["baseline"], rows[name]["unit"]),
+                GOAL,
+                reason,
+            )
+        )
+        for name, reason in reasons.items()
+    }
 
 
 if __name__ == "__main__":

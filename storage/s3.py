@@ -734,20 +734,27 @@ def _spool(stream: PutSource, spool: Any) -> tuple[Any, int]:
 
 def _parts(chunks: Iterable[bytes], digest: Any, part_size: int) -> Iterator[bytes]:
     """Regroup ``chunks`` into parts of exactly ``part_size`` bytes (the last one shorter, and
-    one empty part for empty content), hashing every chunk into ``digest`` as it is drawn."""
+    one empty part for empty content), hashing every chunk into ``digest`` as it is drawn.
+
+    Each byte is copied once, into its part: a chunk is cut only where a part ends (the cut
+    copies at most that chunk), and chunks that fill a part exactly (1 MiB chunks, 16 MiB
+    parts) are joined without any other copy; a single chunk of exactly a part is not copied.
+    """
     pending: list[bytes] = []
     pending_size = 0
     yielded = False
     for chunk in chunks:
         digest.update(chunk)
-        pending.append(chunk)
-        pending_size += len(chunk)
-        while pending_size >= part_size:
-            joined = b"".join(pending)
-            yield joined[:part_size]
+        while pending_size + len(chunk) >= part_size:
+            cut = part_size - pending_size
+            pending.append(chunk[:cut])  # the chunk itself when it ends the part
+            yield b"".join(pending)
             yielded = True
-            rest = joined[part_size:]
-            pending, pending_size = ([rest] if rest else []), len(rest)
+            chunk = chunk[cut:]
+            pending, pending_size = [], 0
+        if chunk:
+            pending.append(chunk)
+            pending_size += len(chunk)
     if pending_size or not yielded:
         yield b"".join(pending)
 

@@ -485,11 +485,17 @@ class Documents:
         ends with ``IntegrityError``, never with all its bytes.
         """
         reader = await self._run(self._store.open, storage.ObjectRef.parse(ref))
+        pieces = reader.chunks()
+        # One piece read ahead: the store's read and its hashing (in a thread) overlap the
+        # sending of the piece before, instead of waiting for it.
+        ahead = asyncio.ensure_future(self._run(next, pieces, None))
         try:
-            pieces = reader.chunks()
-            while (piece := await self._run(next, pieces, None)) is not None:
+            while (piece := await asyncio.shield(ahead)) is not None:
+                ahead = asyncio.ensure_future(self._run(next, pieces, None))
                 yield piece
         finally:
+            # The reader is closed only once no thread reads it any more.
+            await asyncio.gather(ahead, return_exceptions=True)
             await self._run(reader.close)
 
     async def describe(self, ref: str) -> CatalogueEntry:

@@ -15,7 +15,7 @@ from bench.__main__ import table
 from bench.bench_agent import overhead_reason
 from bench.bench_audit import APPEND_GOAL, _append_reason, _Appends
 from bench.bench_cli import heaviest_imports, start_reason
-from bench.bench_documents import judge_against_adapter
+from bench.bench_documents import _DirectParts, judge_against_adapter, judge_direct
 from bench.bench_exchange import _Fanout, _Routing
 from bench.bench_replicas import _Run as ReplicaRun
 from bench.bench_replicas import replicas_reason
@@ -177,6 +177,38 @@ def test_the_documents_reason_sets_the_service_beside_the_adapter_alone():
     assert "reason" not in judged_rows["documents.put_100kb"]
     # a row with no adapter row beside it is left as it was
     assert "goal" not in judged_rows["documents.direct_upload_100mb"]
+
+
+def test_the_direct_reasons_time_each_step_beside_the_sdk():
+    rows = {
+        "documents.direct_upload_100mb": dict(row(60, 100, "MB/s")),
+        "documents.direct_download_100mb": dict(row(300, 500, "MB/s")),
+        "documents.direct_put_100kb": dict(row(90, 100, "puts/s")),
+    }
+    parts = _DirectParts(
+        megabytes=100,
+        small_kb=100,
+        upload={"begin": 0.004, "put": 0.8, "complete": 0.85},
+        sdk_get_s=0.2,
+        server_sha256_s=0.07,
+        download={"grant": 0.005, "get": 0.33, "get_only": 0.25, "sha256": 0.08},
+        small={"begin": 0.002, "put": 0.004, "complete": 0.005},
+        sdk_small_get_s=0.002,
+        sdk_discard_s=0.006,
+    )
+    judged_rows = judge_direct(rows, parts)
+    upload = judged_rows["documents.direct_upload_100mb"]
+    assert upload["goal"] == "ratio ≥ 0.8×"
+    assert upload["met"] is False
+    assert "direct 60 MB/s = 0.60× the SDK's 100" in upload["reason"]
+    assert "the presigned PUT 0.8 s (1.25× the SDK's put, 1 s)" in upload["reason"]
+    assert "CompleteDirectUpload 0.85 s" in upload["reason"]
+    assert "an SDK GET of them takes 0.2 s and SHA-256 of them 0.07 s" in upload["reason"]
+    download = judged_rows["documents.direct_download_100mb"]["reason"]
+    assert "the GET alone without hashing 0.25 s (0.80× the SDK's 0.2 s)" in download
+    assert "SHA-256 of the same 100 MB in the client 0.08 s (1,250 MB/s)" in download
+    assert judged_rows["documents.direct_put_100kb"]["met"] is True
+    assert "reason" not in judged_rows["documents.direct_put_100kb"]
 
 
 def test_the_agent_reason_splits_the_overhead_into_cpu_and_waiting():

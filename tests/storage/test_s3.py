@@ -28,7 +28,7 @@ from storage import (
     StorageConfigError,
     StorageUnavailable,
 )
-from storage.s3 import parse_s3_datetime
+from storage.s3 import _parts, parse_s3_datetime
 from tests.storage.conftest import (
     MiB,
     incomplete_uploads,
@@ -133,6 +133,24 @@ def test_quirk_retention_dates_with_nanoseconds_are_read(rgw: RgwHandle) -> None
 )
 def test_s3_dates_parse_with_any_fraction(text: str, expected: datetime) -> None:
     assert parse_s3_datetime(text) == expected
+
+
+@pytest.mark.parametrize("part", [7, 10, 1000, 33_334, 100_003, 200_000])
+@pytest.mark.parametrize("chunk", [1, 3, 10, 999, 1000, 4096, 100_003, 300_000])
+def test_parts_regroup_any_chunks_into_whole_parts(part: int, chunk: int) -> None:
+    data = bytes(range(256)) * 390 + b"end"  # 100,003 bytes
+    digest = hashlib.sha256()
+    parts = list(_parts((data[i : i + chunk] for i in range(0, len(data), chunk)), digest, part))
+    assert b"".join(parts) == data
+    assert all(len(p) == part for p in parts[:-1])
+    assert 0 < len(parts[-1]) <= part
+    assert digest.digest() == hashlib.sha256(data).digest()
+
+
+def test_parts_of_empty_content_is_one_empty_part_and_a_whole_part_is_not_copied() -> None:
+    assert list(_parts(iter([]), hashlib.sha256(), 10)) == [b""]
+    whole = bytes(range(16))
+    assert next(_parts([whole], hashlib.sha256(), 16)) is whole
 
 
 def test_bucket_is_created_with_versioning(rgw: RgwHandle) -> None:
