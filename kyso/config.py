@@ -135,7 +135,7 @@ class LimitsConfig:
     refusal_delay_seconds: float = 1.0
     held_refusals: int = 128
     busy_lag_seconds: float = 0.05
-    fair_floor_calls_per_second: float = 20.0
+    fair_floor_calls_per_second: float = 50.0
 
 
 @dataclass(frozen=True, slots=True)
