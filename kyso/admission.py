@@ -11,11 +11,6 @@ A refusal for the client's own limits (:class:`~kyso.errors.OverShare`) is answe
 otherwise cost the server a whole call per refusal, as fast as it can send them (a tarpit,
 bounded by ``held_refusals`` per client).
 
-While the server is busy (its event loop ran a timer ``[limits] busy_lag_seconds`` late within
-the last second), a client calling more than twice what the other clients call on average
-lately (and more than ``fair_floor_calls_per_second``) is refused too: within their rates, the
-heaviest client gives way to the others, and its refusals are held like the rest.
-
 Invariants: the counts of a client equal the calls it has admitted and not yet released; the
 rate is a token bucket of ``burst`` tokens refilled at ``calls_per_second``; ``held`` counts the
 client's refusals waiting to be answered, never more than ``held_refusals``.
@@ -24,7 +19,6 @@ client's refusals waiting to be answered, never more than ``held_refusals``.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -37,11 +31,6 @@ __all__ = ["Admission", "Ticket", "idle_bounded"]
 
 T = TypeVar("T")
 
-_RATE_WINDOW_SECONDS = 1.0
-"""The time constant of the recent call rates that fair shares compare: about the last second."""
-_BUSY_HOLD_SECONDS = 1.0
-"""How long the server counts as busy after the event loop was late."""
-_LAG_PROBE_SECONDS = 0.1
 _DEADLINE_MARGIN_SECONDS = 0.05
 """A held refusal is answered this long before the call's deadline, so that the client
 reads RESOURCE_EXHAUSTED and its retry delay rather than DEADLINE_EXCEEDED."""
@@ -56,9 +45,6 @@ class _Share:
     calls: int = 0
     streams: int = 0
     held: int = 0
-    recent: float = 0.0
-    """Calls admitted lately, each weighing less as it ages (``_RATE_WINDOW_SECONDS``)."""
-    seen: float = 0.0
 
 
 @dataclass(slots=True)
@@ -87,26 +73,6 @@ class Admission:
         self._limits = limits
         self._clock = clock
         self._shares: dict[str, _Share] = {}
-        self._busy_until = -math.inf
-
-    @property
-    def busy(self) -> bool:
-        """Whether the event loop was late lately (``note_lag``): calls then wait for it."""
-        return self._clock() < self._busy_until
-
-    def note_lag(self, lag: float) -> None:
-        """How late the event loop ran a timer; late by ``[limits] busy_lag_seconds`` or more
-        makes the server busy for the next second."""
-        if lag >= self._limits.busy_lag_seconds:
-            self._busy_until = self._clock() + _BUSY_HOLD_SECONDS
-
-    async def watch_lag(self) -> None:
-        """Measure the event loop's lateness for ever (the server runs it as a task)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await asyncio.sleep(_LAG_PROBE_SECONDS)
-            self.note_lag(loop.time() - started - _LAG_PROBE_SECONDS)
 
     def admit(self, client: str, *, streaming: bool) -> Ticket:
         """Admit a call of ``client`` or raise :class:`Overloaded` saying which limit it hit."""
@@ -141,35 +107,11 @@ class Admission:
                 retry_after=1.0,
                 client=client,
             )
-        if self.busy:
-            self._check_fair_share(client, share, now)
-        _count(share, now)
         share.tokens -= 1.0
         share.calls += 1
         if streaming:
             share.streams += 1
         return Ticket(share, streaming)
-
-    def _check_fair_share(self, client: str, share: _Share, now: float) -> None:
-        """While busy, a client calling more than twice what the other clients call on
-        average lately (and more than ``[limits] fair_floor_calls_per_second``) is refused:
-        the one calling most gives way first, and the others keep their latency."""
-        rate = _rate(share, now)
-        # Every client's recent rate, read only while busy: clients are the configured ones
-        # (a caller is authenticated before it is admitted), tens or hundreds, not thousands.
-        others = [_rate(other, now) for other in self._shares.values() if other is not share]
-        calling = [other for other in others if other >= 1.0]
-        if not calling:
-            return  # alone, it takes nothing from anyone: the server works for it at full speed
-        limit = max(self._limits.fair_floor_calls_per_second, 2 * sum(calling) / len(calling))
-        if rate > limit:
-            raise OverShare(
-                f"the server is busy and client {client} made about {rate:.0f} calls a second, "
-                f"more than twice the other clients' average (limit {limit:.0f}; [limits] "
-                "fair_floor_calls_per_second); retry in 1 s",
-                retry_after=1.0,
-                client=client,
-            )
 
     async def hold_refusal(self, refusal: OverShare, remaining: float | None) -> None:
         """Wait ``[limits] refusal_delay_seconds`` before a client's refusal is answered
@@ -186,23 +128,6 @@ class Admission:
             await asyncio.sleep(delay)
         finally:
             share.held -= 1
-
-
-def _decay(share: _Share, now: float) -> None:
-    if now > share.seen:
-        share.recent *= math.exp((share.seen - now) / _RATE_WINDOW_SECONDS)
-        share.seen = now
-
-
-def _count(share: _Share, now: float) -> None:
-    _decay(share, now)
-    share.recent += 1.0
-
-
-def _rate(share: _Share, now: float) -> float:
-    """About how many calls a second the share has been admitted lately."""
-    _decay(share, now)
-    return share.recent / _RATE_WINDOW_SECONDS
 
 
 async def idle_bounded(requests: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:

@@ -118,8 +118,6 @@ class LimitsConfig:
     answered after ``refusal_delay_seconds`` (at most ``held_refusals`` of a client held at
     once, the others answered at once): a client that retries without waiting is slowed to
     about ``held_refusals`` calls per delay instead of costing the server a call per refusal.
-    While the event loop runs ``busy_lag_seconds`` late, a client calling more than twice what
-    the other clients call on average (and more than ``fair_floor_calls_per_second``) is refused.
     """
 
     transfer_threads: int = 16
@@ -134,8 +132,6 @@ class LimitsConfig:
     burst: int = 400
     refusal_delay_seconds: float = 1.0
     held_refusals: int = 128
-    busy_lag_seconds: float = 0.05
-    fair_floor_calls_per_second: float = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -731,13 +727,7 @@ def _validate_limits(limits: LimitsConfig) -> None:
         raise ConfigError("limits.refusal_delay_seconds: must be 0 (answer at once) or more")
     if limits.held_refusals < 0:
         raise ConfigError("limits.held_refusals: must be 0 (hold none) or more")
-    for name in (
-        "saturated_after_seconds",
-        "stream_idle_seconds",
-        "calls_per_second",
-        "busy_lag_seconds",
-        "fair_floor_calls_per_second",
-    ):
+    for name in ("saturated_after_seconds", "stream_idle_seconds", "calls_per_second"):
         if getattr(limits, name) <= 0:
             raise ConfigError(f"limits.{name}: must be more than 0")
 

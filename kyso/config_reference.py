@@ -155,10 +155,6 @@ DESCRIPTIONS: Mapping[str, str] = {
     "limits.refusal_delay_seconds": "a call refused for its client's own limits is answered"
     " after this delay (a client retrying at once is slowed); 0 answers at once",
     "limits.held_refusals": "refusals of one client held back at once; more are answered at once",
-    "limits.busy_lag_seconds": "the server counts as busy for a second when its event loop runs"
-    " a timer this late",
-    "limits.fair_floor_calls_per_second": "while busy, a client calling more than twice the other"
-    " clients' average, and more than this many calls a second, is refused (RESOURCE_EXHAUSTED)",
     "trust.fetch_allow": "what online verification may fetch beyond URLs of certificates that"
     " chain to an anchor: URL prefixes, hosts, addresses, networks (private ones only if listed)",
     "verify.algorithms": "TOML file of dated algorithm rules replacing the shipped ones",

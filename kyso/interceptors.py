@@ -74,7 +74,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> None:
         self._authenticator = authenticator
         self._metrics = metrics
-        self.admission = Admission(limits)
+        self._admission = Admission(limits)
         self._idle_seconds = limits.stream_idle_seconds
         self._on_denied = on_denied
 
@@ -202,7 +202,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         _identity.set(identity)
         work_owner.set(identity.name)  # the pools share their threads fairly between clients
         authorize(identity, method)
-        return self.admission.admit(identity.name, streaming=streaming)
+        return self._admission.admit(identity.name, streaming=streaming)
 
     def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> Identity:
         auth = context.auth_context()
@@ -233,7 +233,7 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         self, method: str, exc: Exception, context: aio.ServicerContext[Any, Any]
     ) -> StatusInfo:
         if isinstance(exc, OverShare):
-            await self.admission.hold_refusal(exc, context.time_remaining())
+            await self._admission.hold_refusal(exc, context.time_remaining())
         request_id = _request_id.get()
         status = to_status(exc, request_id=request_id)
         peer = context.peer()

@@ -135,7 +135,6 @@ class Server:
         self.reconcile: ReconcileTask | None = None
         self._dispatcher: Dispatcher | None = None
         self._refusals: asyncio.Task[None] | None = None
-        self._lag: asyncio.Task[None] | None = None
         self._notifier: Notifier | None = None
         self.archive: ArchiveTask | None = None
         self._remote_poller: RemotePoller | None = None
@@ -210,8 +209,6 @@ class Server:
             host, port = parse_address(self.config.server.metrics_address, key="metrics")
             self.metrics.serve(host, port)
         self._refusals = asyncio.get_running_loop().create_task(self._flush_refusals())
-        # how late the event loop runs: while busy, the heaviest client gives way (kyso.admission)
-        self._lag = asyncio.get_running_loop().create_task(self.interceptor.admission.watch_lag())
         # exchange: the hub-to-hub dispatcher (kyso.hubs), when this server routes documents
         self._dispatcher = start_dispatcher(self.app)
         if self._dispatcher is not None:
@@ -263,11 +260,10 @@ class Server:
             self._heads.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heads
-        for task in (self._refusals, self._lag):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._refusals is not None:
+            self._refusals.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refusals
         if self.app.refusals is not None:
             await self.app.refusals.flush(everything=True)
         if self.reconcile is not None:

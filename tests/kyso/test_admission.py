@@ -255,33 +255,6 @@ async def test_a_client_over_its_share_waits_for_its_refusal_up_to_a_bound(write
         assert "calls_per_second" in (before_deadline.value.details() or "")
 
 
-async def test_while_busy_the_client_calling_most_gives_way(write_config) -> None:
-    """A server that counts as busy (its event loop always late, here by configuration)
-    refuses the client far over the others' share, and not the others."""
-    config = _config(
-        write_config,
-        "busy_lag_seconds = 0.000001\nfair_floor_calls_per_second = 1\nrefusal_delay_seconds = 0",
-    )
-    async with _serving(config) as (_, channel):
-        stub = documents_pb2_grpc.DocumentServiceStub(channel)
-        unknown = documents_pb2.StatRequest(ref=common_pb2.DocumentRef(ref="sha256/" + "0" * 64))
-
-        async def stat(client: str) -> grpc.StatusCode:
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await stub.Stat(unknown, metadata=_auth(config, client), timeout=10)
-            if caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
-                assert "the server is busy" in (caught.value.details() or "")
-            return caught.value.code()
-
-        await asyncio.sleep(0.3)  # the server notices its loop is late
-        for _ in range(3):  # another client calling lately: the workflow is not alone
-            assert await stat("auditor") is grpc.StatusCode.NOT_FOUND
-        codes = [await stat("workflow") for _ in range(40)]
-        assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
-        assert codes[0] is grpc.StatusCode.NOT_FOUND  # its first calls were its share
-        assert await stat("auditor") is grpc.StatusCode.NOT_FOUND
-
-
 async def test_a_client_may_hold_only_so_many_streams(write_config) -> None:
     config = _config(write_config, "streams_in_flight = 2\nstream_idle_seconds = 30")
     async with _serving(config) as (server, channel):
