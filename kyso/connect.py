@@ -29,6 +29,7 @@ import functools
 import logging
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
@@ -151,7 +152,15 @@ class _CallContext:
         self._ctx = ctx
         self._certificate_der = certificate_der
         self._messages = messages
+        self._started = time.monotonic()
         self.request_id = ""
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the client's deadline (``connect-timeout-ms``), None without."""
+        timeout_ms = self._ctx.timeout_ms
+        if timeout_ms is None:
+            return None
+        return max(timeout_ms / 1000 - (time.monotonic() - self._started), 0.0)
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return tuple((key.lower(), value) for key, value in self._ctx.request_headers.allitems())

@@ -237,7 +237,7 @@ class Server:
 
     async def stop(self) -> None:
         log.info("stopping", extra={"grace_seconds": self.config.server.grace_seconds})
-        await self.monitor.stop()
+        await _bounded("the health monitor", self.monitor.stop(), _STOP_SLACK_SECONDS)
         grace = self.config.server.grace_seconds
         # both listeners stop accepting at once and give their calls in flight the same grace
         await _bounded(
@@ -256,18 +256,20 @@ class Server:
             await _bounded("the notifier", self._notifier.stop(), _STOP_SLACK_SECONDS)
         if self._remote_poller is not None:
             await _bounded("the remote poller", self._remote_poller.stop(), _STOP_SLACK_SECONDS)
-        if self._heads is not None:
-            self._heads.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heads
-        if self._refusals is not None:
-            self._refusals.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refusals
+        for name, task in (("the tree-head signer", self._heads), ("the refusals", self._refusals)):
+            if task is not None:
+                task.cancel()
+                await _bounded(name, _ended(task), _STOP_SLACK_SECONDS)
         if self.app.refusals is not None:
-            await self.app.refusals.flush(everything=True)
+            await _bounded(
+                "the refusals' ledger events",
+                self.app.refusals.flush(everything=True),
+                _STOP_SLACK_SECONDS,
+            )
         if self.reconcile is not None:
-            await asyncio.to_thread(self.reconcile.stop)
+            await _bounded(
+                "the start-up check", asyncio.to_thread(self.reconcile.stop), _STOP_SLACK_SECONDS
+            )
         self.app.close()
         log.info("stopped")
 
@@ -279,14 +281,26 @@ class Server:
             await self.app.refusals.flush()
 
 
+async def _ended(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task to end, however it ends."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _bounded(what: str, stopping: Awaitable[object], seconds: float) -> None:
     """Wait for ``what`` to stop, at most ``seconds``: a part that does not stop is logged by
     name and left behind, so the rest still closes in order (and SIGTERM still ends the
     process) instead of the whole stop waiting on it for ever."""
-    try:
-        await asyncio.wait_for(stopping, seconds)
-    except TimeoutError:
+    # Not asyncio.wait_for: on its timeout it cancels the part and then waits for the part to
+    # end, which a part stuck in a shielded wait never does.
+    task = asyncio.ensure_future(stopping)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
         log.error("%s did not stop within %.0f s; stopping the rest", what, seconds)
+        return
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed while stopping", what, exc_info=task.exception())
 
 
 def start_remote_poller(app: Application) -> RemotePoller:

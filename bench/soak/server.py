@@ -112,6 +112,18 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """Processor time (user + system) ``pid`` has used so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def _status_kib(pid: int, name: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -127,13 +139,15 @@ class MemorySampler:
     """Samples the resident set of a process tree every ``interval`` seconds, in a thread.
 
     ``samples``: (monotonic time, KiB of VmRSS added over the tree); ``hwm``: per process, the
-    highest VmHWM (its own peak resident set) seen — so a worker that exits still counts.
+    highest VmHWM (its own peak resident set) seen — so a worker that exits still counts;
+    ``cpu``: (monotonic time, processor seconds the tree's live processes have used).
     """
 
     root: int
     interval: float = 0.25
     samples: list[tuple[float, int]] = field(default_factory=list)
     hwm: dict[int, int] = field(default_factory=dict)
+    cpu: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -152,11 +166,24 @@ class MemorySampler:
             self._stop.wait(self.interval)
 
     def sample(self) -> None:
-        total = 0
+        total, used = 0, 0.0
         for pid in _descendants(self.root):
             total += _status_kib(pid, "VmRSS")
+            used += _cpu_seconds(pid)
             self.hwm[pid] = max(self.hwm.get(pid, 0), _status_kib(pid, "VmHWM"))
-        self.samples.append((time.monotonic(), total))
+        now = time.monotonic()
+        self.samples.append((now, total))
+        self.cpu.append((now, used))
+
+    def cores_used(self, start: float, end: float) -> float:
+        """The server's processes' processor time between ``start`` and ``end`` over that
+        time: how many cores they kept busy on average (a worker restarted in between would
+        count from its start only)."""
+        inside = [(t, used) for t, used in self.cpu if start <= t <= end]
+        if len(inside) < 2:
+            return 0.0
+        (t0, c0), (t1, c1) = inside[0], inside[-1]
+        return max(c1 - c0, 0.0) / max(t1 - t0, 1e-9)
 
     def peak_mib(self, start: float, end: float) -> float:
         """The highest tree resident set sampled between ``start`` and ``end`` (MiB)."""

@@ -48,13 +48,23 @@ def test_a_short_soak_runs_end_to_end_and_reports_every_row(dev_env: DevEnvironm
         *(f"soak.hostile_{attack}" for attack in ATTACKS),
         "soak.server_peak_rss",
         "soak.server_peak_rss_quiet",
+        "soak.server_cores_quiet",
+        "soak.server_cores_attack",
         "soak.documents_intact",
         "soak.audit_verify",
     }
     assert set(rows) == expected
     for name, row in rows.items():
-        assert set(row) == {"value", "unit", "baseline", "ratio"}, name
+        assert {"value", "unit", "baseline", "ratio"} <= set(row), name
         assert all(math.isfinite(row[k]) for k in ("value", "baseline", "ratio")), name
+    worst = rows["soak.legit_p99_worst"]
+    assert worst["goal"] == "value ≤ 3 × quiet"
+    assert worst["met"] is (worst["value"] <= 3)
+    if not worst["met"]:  # a miss says how busy the server kept the cores in each phase
+        assert "cores busy in the quiet phase" in worst["reason"]
+    # the server's processes used the processor in both phases (read from /proc)
+    assert rows["soak.server_cores_quiet"]["value"] > 0
+    assert rows["soak.server_cores_attack"]["value"] > 0
     # both phases had legitimate calls, the server's memory was read, documents were checked
     assert rows["soak.legit_errors"]["baseline"] > 0
     assert rows["soak.server_peak_rss_quiet"]["value"] > 0

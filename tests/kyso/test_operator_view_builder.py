@@ -15,7 +15,7 @@ from kyso import operator_view
 from kyso.config import HubConfig
 from kyso.metrics import Metrics
 from kyso.status import Snapshot
-from signer.timestamps import TsaTally
+from signer.fetches import FetchCounts
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -31,9 +31,10 @@ def _published() -> str:
         this_hub="H49",
     )
     metrics.watch_quarantine(lambda: {"delivery": 2, "hop": 1})
-    tally = TsaTally()
-    tally.certificate_not_after["http://tsa.example/"] = NOW + timedelta(days=400)
-    metrics.watch_tsa(lambda: tally)
+    fetched = FetchCounts(
+        tsa_certificate_not_after={"http://tsa.example/": NOW + timedelta(days=400)}
+    )
+    metrics.watch_fetches(lambda: fetched)
     metrics.observe(
         Snapshot(
             taken_at=NOW,
