@@ -115,6 +115,8 @@ async def _run(settings: Settings, server: SoakServer, sampler: MemorySampler) -
         rss_attack_mib=sampler.peak_mib(attack.start, attack.end),
         server_cores_quiet=sampler.cores_used(quiet.start, quiet.end),
         server_cores_attack=sampler.cores_used(attack.start, attack.end),
+        main_cores_quiet=sampler.cores_used(quiet.start, quiet.end, server_only=True),
+        main_cores_attack=sampler.cores_used(attack.start, attack.end, server_only=True),
         server_hwm_mib=sampler.server_hwm_mib(),
         hwm_total_mib=sampler.hwm_total_mib(),
         rss_bound_mib=settings.rss_bound_mib,

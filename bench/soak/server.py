@@ -140,14 +140,15 @@ class MemorySampler:
 
     ``samples``: (monotonic time, KiB of VmRSS added over the tree); ``hwm``: per process, the
     highest VmHWM (its own peak resident set) seen — so a worker that exits still counts;
-    ``cpu``: (monotonic time, processor seconds the tree's live processes have used).
+    ``cpu``: (monotonic time, processor seconds the tree's live processes have used, those of
+    the server process itself).
     """
 
     root: int
     interval: float = 0.25
     samples: list[tuple[float, int]] = field(default_factory=list)
     hwm: dict[int, int] = field(default_factory=dict)
-    cpu: list[tuple[float, float]] = field(default_factory=list)
+    cpu: list[tuple[float, float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -173,13 +174,14 @@ class MemorySampler:
             self.hwm[pid] = max(self.hwm.get(pid, 0), _status_kib(pid, "VmHWM"))
         now = time.monotonic()
         self.samples.append((now, total))
-        self.cpu.append((now, used))
+        self.cpu.append((now, used, _cpu_seconds(self.root)))
 
-    def cores_used(self, start: float, end: float) -> float:
-        """The server's processes' processor time between ``start`` and ``end`` over that
-        time: how many cores they kept busy on average (a worker restarted in between would
-        count from its start only)."""
-        inside = [(t, used) for t, used in self.cpu if start <= t <= end]
+    def cores_used(self, start: float, end: float, *, server_only: bool = False) -> float:
+        """The processor time between ``start`` and ``end`` over that time: how many cores
+        the server's processes (``server_only``: the server process itself, one interpreter)
+        kept busy on average (a worker restarted in between counts from its start only)."""
+        column = 2 if server_only else 1
+        inside = [(sample[0], sample[column]) for sample in self.cpu if start <= sample[0] <= end]
         if len(inside) < 2:
             return 0.0
         (t0, c0), (t1, c1) = inside[0], inside[-1]
