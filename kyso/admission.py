@@ -31,9 +31,10 @@ __all__ = ["Admission", "Ticket", "idle_bounded"]
 
 T = TypeVar("T")
 
-_DEADLINE_MARGIN_SECONDS = 0.05
+_DEADLINE_MARGIN_SECONDS = 0.5
 """A held refusal is answered this long before the call's deadline, so that the client
-reads RESOURCE_EXHAUSTED and its retry delay rather than DEADLINE_EXCEEDED."""
+reads RESOURCE_EXHAUSTED and its retry delay rather than DEADLINE_EXCEEDED, even when the
+answer is slow to travel on a loaded machine or network."""
 
 
 @dataclass(slots=True)

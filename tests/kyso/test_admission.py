@@ -250,7 +250,7 @@ async def test_a_client_over_its_share_waits_for_its_refusal_up_to_a_bound(write
         await asyncio.sleep(0.3)  # the server's side of the cancelled call ends, freeing its hold
         # A held refusal never turns into the deadline's error: it is answered just before.
         with pytest.raises(grpc.aio.AioRpcError) as before_deadline:
-            await stub.Stat(unknown, metadata=_auth(config), timeout=1.0)
+            await stub.Stat(unknown, metadata=_auth(config), timeout=2.0)
         assert before_deadline.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "calls_per_second" in (before_deadline.value.details() or "")
 
