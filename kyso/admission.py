@@ -7,9 +7,14 @@ nothing for it, and other clients keep their share. Limits are ``[limits]`` in t
 configuration (``kyso.config.LimitsConfig``).
 
 A refusal for the client's own limits (:class:`~kyso.errors.OverShare`) is answered after
-``refusal_delay_seconds``: a client that ignores the retry delay and calls again at once would
+between half and all of ``refusal_delay_seconds``, at random so that refusals held together
+do not come back together: a client that ignores the retry delay and calls again at once would
 otherwise cost the server a whole call per refusal, as fast as it can send them (a tarpit,
 bounded by ``held_refusals`` per client).
+
+A client's rate is ``[limits]``'s unless its ``[clients.NAME]`` sets its own
+``calls_per_second`` and ``burst`` (:class:`Rate`): the default is one client's share of one
+server, and a system that needs more (a peer hub catching up, a batch signer) is named.
 
 Invariants: the counts of a client equal the calls it has admitted and not yet released; the
 rate is a token bucket of ``burst`` tokens refilled at ``calls_per_second``; ``held`` counts the
@@ -19,15 +24,16 @@ client's refusals waiting to be answered, never more than ``held_refusals``.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from kyso.config import LimitsConfig
+from kyso.config import ClientConfig, LimitsConfig
 from kyso.errors import OverShare, StreamIdle
 
-__all__ = ["Admission", "Ticket", "idle_bounded"]
+__all__ = ["Admission", "Rate", "Ticket", "client_rates", "idle_bounded"]
 
 T = TypeVar("T")
 
@@ -37,10 +43,37 @@ reads RESOURCE_EXHAUSTED and its retry delay rather than DEADLINE_EXCEEDED, even
 answer is slow to travel on a loaded machine or network."""
 
 
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """One client's token bucket: ``per_second`` sustained, ``burst`` at once; ``key`` names the
+    setting it comes from, for the refusal's message."""
+
+    per_second: float
+    burst: int
+    key: str = "[limits] calls_per_second"
+
+
+def client_rates(clients: Mapping[str, ClientConfig], limits: LimitsConfig) -> dict[str, Rate]:
+    """The rates of the clients whose ``[clients.NAME]`` sets its own (the others take
+    ``[limits]``'s); a client that sets only one of the two takes the other from ``[limits]``."""
+    return {
+        name: Rate(
+            client.calls_per_second or limits.calls_per_second,
+            client.burst or limits.burst,
+            key=f"[clients.{name}] calls_per_second"
+            if client.calls_per_second
+            else "[limits] calls_per_second",
+        )
+        for name, client in clients.items()
+        if client.calls_per_second is not None or client.burst is not None
+    }
+
+
 @dataclass(slots=True)
 class _Share:
     """What one client holds now."""
 
+    rate: Rate
     tokens: float
     refilled_at: float
     calls: int = 0
@@ -69,10 +102,18 @@ class Admission:
     """Per-client limits; used from the event loop only (no locking)."""
 
     def __init__(
-        self, limits: LimitsConfig, *, clock: Callable[[], float] = time.monotonic
+        self,
+        limits: LimitsConfig,
+        *,
+        rates: Mapping[str, Rate] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        spread: Callable[[], float] = lambda: random.uniform(0.5, 1.0),  # noqa: S311 (jitter)
     ) -> None:
         self._limits = limits
+        self._default_rate = Rate(limits.calls_per_second, limits.burst)
+        self._rates = dict(rates or {})
         self._clock = clock
+        self._spread = spread
         self._shares: dict[str, _Share] = {}
 
     def admit(self, client: str, *, streaming: bool) -> Ticket:
@@ -81,16 +122,18 @@ class Admission:
         now = self._clock()
         share = self._shares.get(client)
         if share is None:
-            share = self._shares[client] = _Share(tokens=float(limits.burst), refilled_at=now)
+            rate = self._rates.get(client, self._default_rate)
+            share = self._shares[client] = _Share(rate, tokens=float(rate.burst), refilled_at=now)
+        rate = share.rate
         share.tokens = min(
-            float(limits.burst), share.tokens + (now - share.refilled_at) * limits.calls_per_second
+            float(rate.burst), share.tokens + (now - share.refilled_at) * rate.per_second
         )
         share.refilled_at = now
         if share.tokens < 1.0:
-            wait = (1.0 - share.tokens) / limits.calls_per_second
+            wait = (1.0 - share.tokens) / rate.per_second
             raise OverShare(
-                f"client {client} is over its rate of {limits.calls_per_second:g} calls per "
-                f"second ([limits] calls_per_second); retry in {wait:.2f} s",
+                f"client {client} is over its rate of {rate.per_second:g} calls per "
+                f"second ({rate.key}); retry in {wait:.2f} s",
                 retry_after=wait,
                 client=client,
             )
@@ -115,11 +158,15 @@ class Admission:
         return Ticket(share, streaming)
 
     async def hold_refusal(self, refusal: OverShare, remaining: float | None) -> None:
-        """Wait ``[limits] refusal_delay_seconds`` before a client's refusal is answered
-        (never past the call's deadline), unless ``held_refusals`` of its refusals already
-        wait: a client retrying at once then waits too, and costs the server less."""
+        """Wait between half and all of ``[limits] refusal_delay_seconds`` (at random) before a
+        client's refusal is answered (never past the call's deadline), unless ``held_refusals``
+        of its refusals already wait: a client retrying at once then waits too, and costs the
+        server less."""
         share = self._shares.get(refusal.client)
-        delay = self._limits.refusal_delay_seconds
+        # A random share of the delay: refusals held alike would all be answered at once, and a
+        # flood that retries at once would come back as one burst each delay (which then takes
+        # the whole bucket at once and stalls everyone else's calls behind it).
+        delay = self._limits.refusal_delay_seconds * self._spread()
         if remaining is not None:
             delay = min(delay, remaining - _DEADLINE_MARGIN_SECONDS)
         if share is None or delay <= 0 or share.held >= self._limits.held_refusals:

@@ -128,9 +128,9 @@ class LimitsConfig:
     stream_idle_seconds: float = 30.0
     calls_in_flight: int = 64
     streams_in_flight: int = 8
-    calls_per_second: float = 200.0
-    burst: int = 400
-    refusal_delay_seconds: float = 1.0
+    calls_per_second: float = 50.0
+    burst: int = 100
+    refusal_delay_seconds: float = 3.0
     held_refusals: int = 128
 
 
@@ -218,6 +218,8 @@ class ClientConfig:
     ``token_file`` holds the API token itself (kept by the operator, mode 0600); or
     ``token_sha256`` its SHA-256 in hex, so the server need not hold the token at all.
     ``certificate_sha256`` identifies a client by the SHA-256 of its TLS certificate (mTLS).
+    ``calls_per_second`` and ``burst``, when set, replace ``[limits]``'s for this client alone:
+    a peer hub catching up or a batch system given more than the default share.
     """
 
     roles: tuple[Role, ...] = ()
@@ -227,6 +229,8 @@ class ClientConfig:
     certificate_sha256: str = ""
     display_name: str = ""
     """The person (or office) behind the client, as officials see it in ``kyso agent``."""
+    calls_per_second: float | None = None
+    burst: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -877,6 +881,10 @@ def _validate(config: Config) -> None:
             _readable(client.token_file, f"clients.{name}.token_file")
         if client.certificate_sha256:
             _check_fingerprint(client.certificate_sha256, f"clients.{name}.certificate_sha256")
+        if client.calls_per_second is not None and client.calls_per_second <= 0:
+            raise ConfigError(f"clients.{name}.calls_per_second: must be more than 0")
+        if client.burst is not None and client.burst < 1:
+            raise ConfigError(f"clients.{name}.burst: must be at least 1")
     for alias, key in config.keys.items():
         try:
             Pkcs11Uri.parse(key.uri)

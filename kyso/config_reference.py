@@ -92,6 +92,9 @@ DESCRIPTIONS: Mapping[str, str] = {
     "clients.NAME.token_sha256": "SHA-256 (hex) of its API token, instead of the token",
     "clients.NAME.certificate_sha256": "SHA-256 of its TLS client certificate: hex, or"
     " `AB:CD:…` as `openssl x509 -fingerprint -sha256` prints it",
+    "clients.NAME.calls_per_second": "this client's own sustained call rate, instead of"
+    " `[limits] calls_per_second` (a peer hub catching up, a batch system, a bulk reader)",
+    "clients.NAME.burst": "this client's own burst, instead of `[limits] burst`",
     "signing.tsa_urls": "time-stamping authorities, tried in order",
     "signing.tsa_timeout_seconds": "time allowed per TSA request",
     "signing.max_document_bytes": "largest PDF accepted for signing",
@@ -153,7 +156,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     "limits.calls_per_second": "sustained call rate of one client (token bucket)",
     "limits.burst": "calls one client may make at once above its rate",
     "limits.refusal_delay_seconds": "a call refused for its client's own limits is answered"
-    " after this delay (a client retrying at once is slowed); 0 answers at once",
+    " after between half and all of this delay, at random (a client retrying at once is slowed,"
+    " and refusals held together do not come back together); 0 answers at once",
     "limits.held_refusals": "refusals of one client held back at once; more are answered at once",
     "trust.fetch_allow": "what online verification may fetch beyond URLs of certificates that"
     " chain to an anchor: URL prefixes, hosts, addresses, networks (private ones only if listed)",

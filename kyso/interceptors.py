@@ -20,14 +20,14 @@ import ipaddress
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from kyso.admission import Admission, Ticket, idle_bounded
+from kyso.admission import Admission, Rate, Ticket, idle_bounded
 from kyso.authz import PUBLIC_SERVICES, Authenticator, Identity, authorize
 from kyso.config import LimitsConfig
 from kyso.errors import (
@@ -70,11 +70,12 @@ class KysoInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         metrics: Metrics,
         *,
         limits: LimitsConfig,
+        rates: Mapping[str, Rate] | None = None,
         on_denied: DeniedHook | None = None,
     ) -> None:
         self._authenticator = authenticator
         self._metrics = metrics
-        self._admission = Admission(limits)
+        self._admission = Admission(limits, rates=rates)
         self._idle_seconds = limits.stream_idle_seconds
         self._on_denied = on_denied
 

@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 import audit
 from kyso import status
+from kyso.admission import client_rates
 from kyso.app import Application
 from kyso.authz import Authenticator
 from kyso.config import Config, ServerConfig, is_loopback, parse_address
@@ -97,6 +98,7 @@ class Server:
             Authenticator(config.clients),
             self.metrics,
             limits=config.limits,
+            rates=client_rates(config.clients, config.limits),
             on_denied=app.record_denied,
         )
         self.grpc = aio.server(

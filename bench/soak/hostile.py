@@ -13,8 +13,9 @@ An outcome is the status code the server ended the call with (``OK`` for success
 client saw when the server did not end it: ``OPEN_AT_END`` (an idle or stalled stream still open
 at the end of the attack and older than ``grace`` seconds; a slow reader first reads what is
 left at full speed for up to ``DRAIN_SECONDS``, since a stream the server has already ended
-reaches the client only after the messages buffered before its end), ``UNDECIDED`` (one younger than
-that), ``EMPTY`` (a slow Receive that had nothing to deliver: not an attack), ``NO_ANSWER`` (a
+reaches the client only after the messages buffered before its end), ``UNDECIDED`` (one younger
+than that, or a held stream that ended OK younger than that: the server was not yet due to end
+it), ``EMPTY`` (a slow Receive that had nothing to deliver: not an attack), ``NO_ANSWER`` (a
 request still unanswered at the end, older than ``grace``). Attackers never set a gRPC deadline,
 so every DEADLINE_EXCEEDED is the server's.
 """
@@ -125,7 +126,16 @@ class Attacks:
         # A held stream gets DRAIN_SECONDS more, to read what the server sent before it ended.
         limit = max(self.end - time.monotonic(), 0.1) + (DRAIN_SECONDS if held else 0.0)
         try:
-            self.record(attack, await asyncio.wait_for(work(), limit))
+            outcome = await asyncio.wait_for(work(), limit)
+            if (
+                held
+                and outcome == "OK"
+                and min(time.monotonic(), self.end) - opened < self.plan.grace
+            ):
+                # Read to its end only by the drain, a stream younger than ``grace`` when the
+                # attack ended is one the server was not yet due to end.
+                outcome = "UNDECIDED"
+            self.record(attack, outcome)
         except grpc.RpcError as exc:  # aio.AioRpcError, or a synchronous call's error
             call = typing.cast(grpc.Call, exc)
             self.record(attack, call.code().name, call.details() or "")

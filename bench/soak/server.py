@@ -86,6 +86,10 @@ def _config_text(
         text += f'\n[clients.{name}]\nroles = {roles}\ntoken_file = "tokens/{name}"\n'
         if unit:
             text += f'unit = "{unit}"\n'
+        if name == "soak-verifier":
+            # The check afterwards reads every document back as fast as it can: a bulk reader
+            # given its own rate, as an operator would name one (docs/operations.md, "Limits").
+            text += "calls_per_second = 5000\nburst = 10000\n"
     # The check afterwards reads every document, whoever stored it, as an auditor may when
     # the operator allows it (docs/api.md, "Who reads a stored document").
     text += "\n[documents]\nauditors_download = true\n"

@@ -33,10 +33,13 @@ def node() -> str:
     return found
 
 
-def write_api_config(dev_env, directory: Path, extra: str = "", *, server: str = "") -> Config:
+def write_api_config(
+    dev_env, directory: Path, extra: str = "", *, server: str = "", dev_rate: str = ""
+) -> Config:
     """The development configuration with its own data in ``directory``, gRPC and HTTP/JSON on
-    free ports, ``server`` more keys of [server] and ``extra`` TOML after it all."""
-    from kyso.dev.setup import render_config
+    free ports, ``server`` more keys of [server], ``dev_rate`` the development client's own
+    rate instead of its usual one, and ``extra`` TOML after it all."""
+    from kyso.dev.setup import DEV_CLIENT_RATE, render_config
 
     path = directory / "kyso.toml"
     text = render_config(
@@ -47,6 +50,9 @@ def write_api_config(dev_env, directory: Path, extra: str = "", *, server: str =
         http_address="127.0.0.1:0",
     )
     text = text.replace('http_address = "127.0.0.1:0"\n', f'http_address = "127.0.0.1:0"\n{server}')
+    if dev_rate:
+        assert DEV_CLIENT_RATE in text
+        text = text.replace(DEV_CLIENT_RATE, dev_rate)
     path.write_text(text + extra)
     return load_config(path)
 

@@ -229,12 +229,9 @@ async def test_errors_over_http_json_are_the_grpc_ones(api_server: Server, api_c
 
 async def test_one_share_of_limits_for_both_protocols(dev_env, tmp_path: Path) -> None:
     """A client's rate and message size are the same over gRPC and HTTP/JSON: calls over gRPC
-    use up the share that an HTTP call then finds empty."""
-    config = write_api_config(
-        dev_env,
-        tmp_path,
-        "\n[limits]\ncalls_per_second = 0.001\nburst = 2\n",
-    )
+    use up the share that an HTTP call then finds empty (here the client's own rate, set in its
+    ``[clients.NAME]``)."""
+    config = write_api_config(dev_env, tmp_path, dev_rate="calls_per_second = 0.001\nburst = 2")
     app = Application.open(config)
     server = Server(config, app)
     await server.start()
@@ -259,7 +256,7 @@ async def test_one_share_of_limits_for_both_protocols(dev_env, tmp_path: Path) -
             server.http.url, "kyso.v1.DirectoryService/GetUnit", {"code": SENDER}, token=t
         )
         assert (refused.status, refused.error["code"]) == (429, "resource_exhausted")
-        assert "calls_per_second" in refused.error["message"]
+        assert "[clients.dev] calls_per_second" in refused.error["message"]
         assert int(refused.headers["retry-after"]) >= 1
         (retry,) = [d for d in refused.error["details"] if d["type"] == "google.rpc.RetryInfo"]
         assert retry["debug"]["retryDelay"].endswith("s")
