@@ -467,8 +467,7 @@ class Documents:
         """``chunks`` of a document ``actor`` may read (see the module docstring)."""
         with fields_named({None: "ref.ref"}):
             parsed = str(storage.ObjectRef.parse(ref))
-        await self._run(lambda: self._may_read(actor, parsed, content=True))
-        async for piece in self.chunks(parsed):
+        async for piece in self.chunks(parsed, actor=actor):
             yield piece
 
     async def stat(self, actor: Identity, ref: str) -> CatalogueEntry:
@@ -478,25 +477,55 @@ class Documents:
         await self._run(lambda: self._may_read(actor, parsed, content=False))
         return await self.describe(parsed)
 
-    async def chunks(self, ref: str) -> AsyncIterator[bytes]:
-        """A stored object's bytes, chunk by chunk, each verified before it is given.
+    async def chunks(self, ref: str, *, actor: Identity | None = None) -> AsyncIterator[bytes]:
+        """A stored object's bytes, chunk by chunk, each verified before it is given; with
+        ``actor``, only once ``actor`` may read them (else its refusal, before any byte).
 
         The last chunk is withheld until the whole object's digest checks: a corrupt object
         ends with ``IntegrityError``, never with all its bytes.
         """
-        reader = await self._run(self._store.open, storage.ObjectRef.parse(ref))
-        pieces = reader.chunks()
+        # One trip to a thread checks, opens and reads the first two pieces: a document of one
+        # piece (most of them) is then sent whole, its reader already closed, instead of after
+        # four more trips, each of which waits its turn for a thread on a busy server.
+        reader, pieces, first, ahead_piece = await self._run(self._opened, actor, ref)
+        if first is None or ahead_piece is None:
+            if first is not None:
+                yield first
+            return
+        yield first
         # One piece read ahead: the store's read and its hashing (in a thread) overlap the
         # sending of the piece before, instead of waiting for it.
+        piece: bytes | None = ahead_piece
         ahead = asyncio.ensure_future(self._run(next, pieces, None))
         try:
-            while (piece := await asyncio.shield(ahead)) is not None:
-                ahead = asyncio.ensure_future(self._run(next, pieces, None))
+            while piece is not None:
                 yield piece
+                piece = await asyncio.shield(ahead)
+                if piece is not None:
+                    ahead = asyncio.ensure_future(self._run(next, pieces, None))
         finally:
             # The reader is closed only once no thread reads it any more.
             await asyncio.gather(ahead, return_exceptions=True)
             await self._run(reader.close)
+
+    def _opened(
+        self, actor: Identity | None, ref: str
+    ) -> tuple[storage.ObjectReader, Iterator[bytes], bytes | None, bytes | None]:
+        """(blocking) The reader of ``ref`` once ``actor`` may read it, its pieces and the first
+        two of them; the reader is already closed when there is no second piece."""
+        if actor is not None:
+            self._may_read(actor, ref, content=True)
+        reader = self._store.open(storage.ObjectRef.parse(ref))
+        try:
+            pieces = reader.chunks()
+            first = next(pieces, None)
+            second = next(pieces, None) if first is not None else None
+        except BaseException:
+            reader.close()
+            raise
+        if second is None:
+            reader.close()
+        return reader, pieces, first, second
 
     async def describe(self, ref: str) -> CatalogueEntry:
         """The catalogue's entry for a stored document."""
