@@ -129,16 +129,20 @@ class RadosGateway:
         if fresh:
             self._mkfs_osd()
         # ceph-osd 16.2 sometimes sends its first command before it has the monmap and exits
-        # ("wrong fsid"); a second start works.
-        for attempt in range(3):
+        # ("wrong fsid"); a later start works. On a loaded machine (two test workers each
+        # starting a cluster) three quick starts in a row were seen to fail: wait a little
+        # longer before each new one.
+        attempts = 6
+        for attempt in range(attempts):
             self._spawn("osd", ["ceph-osd", "-f", "-i", "0"])
             try:
                 self._wait_for(self._osd_up, "OSD 0 to come up")
                 break
             except RgwError:
                 self._stop("osd")
-                if attempt == 2:
+                if attempt == attempts - 1:
                     raise
+                time.sleep(0.5 * (attempt + 1))
         self.start_gateway()
 
     def start_gateway(self) -> None:
