@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -77,10 +78,33 @@ def ensure_installed() -> None:
         raise RgwError(f"apt-get finished but {', '.join(missing)} is still missing")
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands out to outgoing connections (Linux's default when unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port outside the ephemeral range.
+
+    The gateway's port is kept across its restarts. A port from the ephemeral range (what binding
+    to port 0 gives) can be taken, while the gateway is down, as the local port of any outgoing
+    connection on the machine, and the restarted gateway then cannot listen.
+    """
+    ephemeral = _ephemeral_ports()
+    candidates = [port for port in range(10000, 30000) if port not in ephemeral]
+    rng = random.SystemRandom()
+    for port in rng.sample(candidates, k=min(200, len(candidates))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RgwError("no free loopback port between 10000 and 30000 outside the ephemeral range")
 
 
 class RadosGateway:
@@ -146,12 +170,25 @@ class RadosGateway:
         self.start_gateway()
 
     def start_gateway(self) -> None:
-        """Start the gateway (evicting the watches of a killed one first); wait for S3."""
+        """Start the gateway (evicting the watches of a killed one first); wait for S3.
+
+        A gateway that exits while starting is started again, up to three times in all: on a
+        loaded machine its first commands to the monitor can time out.
+        """
         if self._alive("rgw"):
             return
         self._evict_stale_watches()
-        self._spawn("rgw", ["radosgw", "-f", "-n", "client.rgw"])
-        self._wait_for(self._s3_answers, "the gateway to answer S3 requests")
+        attempts = 3
+        for attempt in range(attempts):
+            self._spawn("rgw", ["radosgw", "-f", "-n", "client.rgw"])
+            try:
+                self._wait_for(self._s3_answers, "the gateway to answer S3 requests")
+                return
+            except RgwError:
+                self._stop("rgw")
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1.0 * (attempt + 1))
 
     def kill_gateway(self) -> None:
         """SIGKILL the gateway, as a crash would: no clean shutdown, watches left behind."""
@@ -369,7 +406,7 @@ rgw enable usage log = false
 
     def _osd_up(self) -> bool:
         try:
-            out = self._ceph("osd", "stat", "--format=json")
+            out = self._cli("ceph", "osd", "stat", "--format=json")
         except RgwError:
             return False
         return '"num_up_osds":1' in out.replace(" ", "")
@@ -399,7 +436,7 @@ rgw enable usage log = false
         for i in range(8):
             try:
                 # `rados` spells the connect timeout differently from `ceph`.
-                out = self._run(
+                out = self._retrying(
                     "rados", "-c", str(self._conf), f"--client_mount_timeout={_CLIENT_TIMEOUT}",
                     "-p", "default.rgw.control", "listwatchers", f"notify.{i}",
                 )  # fmt: skip
@@ -414,7 +451,10 @@ rgw enable usage log = false
 
     # ---------------------------------------------------------------- commands
     def _run(self, *argv: str) -> str:
-        result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            raise RgwError(f"`{' '.join(argv[:3])} …` did not finish in 60 s") from exc
         if result.returncode != 0:
             raise RgwError(
                 f"`{' '.join(argv[:3])} …` failed ({result.returncode}): {result.stderr[-800:]}"
@@ -424,13 +464,29 @@ rgw enable usage log = false
     def _cli(self, *argv: str, timeout: str = _CLIENT_TIMEOUT) -> str:
         return self._run(argv[0], "-c", str(self._conf), "--connect-timeout", timeout, *argv[1:])
 
+    def _retrying(self, *argv: str, attempts: int = 5) -> str:
+        """``_run`` again after a growing pause when it fails.
+
+        A monitor on a loaded machine sometimes answers a CLI with "problem getting command
+        descriptions" (EPERM) or a timeout; the same command a second later works. Every command
+        sent through here is idempotent (reads, ``osd new`` with a fixed uuid, blocklist adds).
+        """
+        for attempt in range(1, attempts):
+            try:
+                return self._run(*argv)
+            except RgwError:
+                time.sleep(0.5 * attempt)
+        return self._run(*argv)
+
     def _ceph(self, *args: str) -> str:
-        return self._cli("ceph", *args)
+        return self._retrying(
+            "ceph", "-c", str(self._conf), "--connect-timeout", _CLIENT_TIMEOUT, *args
+        )
 
     def _ceph_ok(self, *args: str) -> bool:
         try:
             self._cli("ceph", *args, timeout="2")
-        except (RgwError, subprocess.TimeoutExpired):
+        except RgwError:
             return False
         return True
 

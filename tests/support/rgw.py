@@ -49,8 +49,16 @@ class RgwHandle:
         self.gateway.stop_gateway()
 
     def restart(self) -> None:
-        """Start the gateway again (no-op when running) and wait until it answers S3."""
-        self.gateway.start_gateway()
+        """Start the gateway again (no-op when running) and wait until it answers S3.
+
+        When the gateway will not come back, the whole cluster is restarted, so that one bad
+        restart on a loaded machine does not fail every later test of the session.
+        """
+        try:
+            self.gateway.start_gateway()
+        except RgwError:
+            self.gateway.stop()
+            self.gateway.start()
 
     @property
     def pid(self) -> int | None:
