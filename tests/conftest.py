@@ -27,4 +27,5 @@ pytest_plugins = [
     "tests.support.tokens",
     "tests.support.devenv",
     "tests.support.rgw",
+    "tests.support.order",
 ]

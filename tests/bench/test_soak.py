@@ -35,6 +35,7 @@ SHORT = Settings(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_a_short_soak_runs_end_to_end_and_reports_every_row(dev_env: DevEnvironment) -> None:
     out = io.StringIO()

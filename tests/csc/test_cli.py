@@ -29,7 +29,7 @@ from tests.signer.pdfgen import make_pdf
 from .conftest import SP_ID, facade_config_text
 from .test_facade import kyso_verify, root
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def kyso(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -35,7 +35,7 @@ from tests.signer.pdfgen import make_pdf
 from .conftest import Running, access_token, facade_config_text
 from .test_facade import root
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 REDIRECT = "http://127.0.0.1:9/kyso/callback"
 

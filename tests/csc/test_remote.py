@@ -31,7 +31,7 @@ from .conftest import SP_ID, facade_config_text
 from .smartca_standin import SmartCaStandIn
 from .test_facade import root
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture

@@ -224,6 +224,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_kyso_dev_serve_runs_the_responders_beside_the_service(tmp_path: Path) -> None:
     # A home of its own (its own SoftHSM tokens and PKI on a free port): the session's
     # dev_env already serves its responders.

@@ -284,6 +284,7 @@ def _renewed_events(db: Path) -> list[tuple[tuple[str, ...], str]]:
         engine.dispose()
 
 
+@pytest.mark.slow
 async def test_a_renewal_run_killed_midway_leaves_no_half_version_and_the_next_finishes(
     dev_env: DevEnvironment, tmp_path: Path
 ) -> None:

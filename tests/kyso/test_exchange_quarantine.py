@@ -38,7 +38,7 @@ from kyso.server import Server
 from kyso.v1 import exchange_pb2, exchange_pb2_grpc
 from tests.exchange.pki import Authority
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 COMMUNE = "000.21.30.H49"
 DEPARTMENT = "000.00.02.H49"

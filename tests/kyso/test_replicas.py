@@ -60,7 +60,7 @@ from tests.kyso.test_crash_ledger import _check_every_change_has_exactly_one_eve
 from tests.signer.pdfgen import make_pdf
 from tests.twophase.conftest import TokenSigner
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 COMMUNE = "000.21.30.H49"
 DEPARTMENT = "000.00.02.H49"

@@ -17,7 +17,7 @@ from kyso.dev.init import dev_init
 from kyso.dev.responders import free_port
 from kyso.dev.setup import render_config, render_web_settings
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _answers(url: str) -> bool:
