@@ -224,17 +224,21 @@ def test_sigkill_never_separates_a_change_from_its_event(dev_env, tmp_path, data
     rng = random.Random(7)
     try:
         for _ in range(_KILLS):
-            time.sleep(rng.uniform(1.0, 3.0))
+            # Each kill lands while the clients are at work: after at least one more flow has
+            # finished since the last start (on a loaded machine a start alone can take the whole
+            # random pause), then at a random moment.
+            _wait_for_progress(clients, _completed(clients) + 1)
+            time.sleep(rng.uniform(0.0, 2.0))
             service.kill()
             service.start()
-        time.sleep(2.0)
+        _wait_for_progress(clients, _completed(clients) + 1, every_flow=True)
     finally:
         for client in clients:
             client.stopping.set()
         for client in clients:
             client.join(timeout=120)
     done = sum((c.ok for c in clients), Counter[str]())
-    assert all(done[flow] > 0 for flow in ("seal", "upload", "two-phase", "send")), done
+    assert all(done[flow] > 0 for flow in _FLOWS), done
     service.stop()
 
     engine = sa.create_engine(database_url)
@@ -244,6 +248,26 @@ def test_sigkill_never_separates_a_change_from_its_event(dev_env, tmp_path, data
         engine.dispose()
     verified = service.kyso("audit", "verify", "--config", str(service.config))
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+_FLOWS = ("seal", "upload", "two-phase", "send")
+
+
+def _completed(clients: list[Client]) -> int:
+    return sum(sum(client.ok.values()) for client in clients)
+
+
+def _wait_for_progress(clients: list[Client], count: int, *, every_flow: bool = False) -> None:
+    """Until the clients together have finished ``count`` flows (and, with ``every_flow``, each
+    kind of flow at least once), at most two minutes."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = sum((c.ok for c in clients), Counter[str]())
+        if _completed(clients) >= count and (
+            not every_flow or all(done[flow] > 0 for flow in _FLOWS)
+        ):
+            return
+        time.sleep(0.05)
 
 
 def _events(conn: sa.Connection) -> list[dict]:
