@@ -464,10 +464,10 @@ class Documents:
         )
 
     async def download(self, actor: Identity, ref: str) -> AsyncIterator[bytes]:
-        """``chunks`` of a document ``actor`` may read (see the module docstring)."""
+        """The verified chunks of a document ``actor`` may read (see the module docstring)."""
         with fields_named({None: "ref.ref"}):
             parsed = str(storage.ObjectRef.parse(ref))
-        async for piece in self.chunks(parsed, actor=actor):
+        async for piece in self._chunks(actor, parsed):
             yield piece
 
     async def stat(self, actor: Identity, ref: str) -> CatalogueEntry:
@@ -477,9 +477,9 @@ class Documents:
         await self._run(lambda: self._may_read(actor, parsed, content=False))
         return await self.describe(parsed)
 
-    async def chunks(self, ref: str, *, actor: Identity | None = None) -> AsyncIterator[bytes]:
-        """A stored object's bytes, chunk by chunk, each verified before it is given; with
-        ``actor``, only once ``actor`` may read them (else its refusal, before any byte).
+    async def _chunks(self, actor: Identity, ref: str) -> AsyncIterator[bytes]:
+        """A stored object's bytes, chunk by chunk, each verified before it is given, once
+        ``actor`` may read them (else its refusal, before any byte).
 
         The last chunk is withheld until the whole object's digest checks: a corrupt object
         ends with ``IntegrityError``, never with all its bytes.
@@ -509,12 +509,11 @@ class Documents:
             await self._run(reader.close)
 
     def _opened(
-        self, actor: Identity | None, ref: str
+        self, actor: Identity, ref: str
     ) -> tuple[storage.ObjectReader, Iterator[bytes], bytes | None, bytes | None]:
         """(blocking) The reader of ``ref`` once ``actor`` may read it, its pieces and the first
         two of them; the reader is already closed when there is no second piece."""
-        if actor is not None:
-            self._may_read(actor, ref, content=True)
+        self._may_read(actor, ref, content=True)
         reader = self._store.open(storage.ObjectRef.parse(ref))
         try:
             pieces = reader.chunks()
