@@ -99,6 +99,31 @@ def p99(values: Sequence[float]) -> float:
     return ordered[max(math.ceil(0.99 * len(ordered)) - 1, 0)]
 
 
+def p99_interval(values: Sequence[float]) -> tuple[float, float]:
+    """About 95 % sure to hold the true p99: two order statistics around it, from the binomial
+    count of samples below the quantile (normal approximation; no assumption on the latencies).
+
+    With a few hundred calls the p99 is one of the few slowest, and the interval reaches the
+    slowest call: one slow call more or less moves the p99 that much.
+    """
+    n = len(values)
+    if not n:
+        return 0.0, 0.0
+    ordered = sorted(values)
+    spread = 1.96 * math.sqrt(n * 0.99 * 0.01)
+    low = max(math.floor(0.99 * n - spread), 1)
+    high = min(math.ceil(0.99 * n + spread), n)
+    return ordered[low - 1], ordered[high - 1]
+
+
+def factor_interval(quiet: Sequence[float], attack: Sequence[float]) -> tuple[float, float]:
+    """The attack/quiet p99 factor's range when each p99 may lie anywhere in its interval."""
+    (quiet_low, quiet_high), (attack_low, attack_high) = p99_interval(quiet), p99_interval(attack)
+    if not quiet_low or not attack_low:
+        return 0.0, 0.0
+    return attack_low / quiet_high, attack_high / quiet_low
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Figures:
     """Everything one soak run measured."""
@@ -228,7 +253,8 @@ def table(f: Figures) -> str:
         f" legitimate clients at nice {f.legit_nice}, the server at its own;"
         f" load average {f.load_average[0]:.1f} → {f.load_average[1]:.1f}",
         "",
-        f"legitimate p99 latency (ms)   {'quiet':>8} {'attack':>8} {'factor':>7}  goal ≤ 3×",
+        f"legitimate p99 latency (ms)   {'quiet':>8} {'attack':>8} {'factor':>7}  goal ≤ 3×"
+        "   (95 % interval)",
     ]
     worst = 0.0
     for op in OPERATIONS:
@@ -236,11 +262,16 @@ def table(f: Figures) -> str:
         q, a = p99(quiet_ms), p99(attack_ms)
         factor = a / q if q and a else 0.0
         worst = max(worst, factor)
+        low, high = factor_interval(quiet_ms, attack_ms)
         lines.append(
             f"  {op:<10} ({len(quiet_ms):>4} / {len(attack_ms):>4} calls) {q:>8.1f} {a:>8.1f}"
-            f" {factor:>6.2f}×"
+            f" {factor:>6.2f}×  {'':>9}({low:.2f}–{high:.2f}×)"
         )
     lines.append(f"  worst factor {worst:.2f}× — {_verdict(0 < worst <= P99_GOAL)}")
+    lines.append(
+        "  (a p99 of a few hundred calls is one of the few slowest: the interval beside each"
+        " factor is where it may lie, judged from this run's calls alone)"
+    )
     lines.append("")
     for name, calls in (("quiet", f.quiet), ("attack", f.attack)):
         failed = [c for c in calls if c.outcome != "OK"]

@@ -14,7 +14,7 @@ import pytest
 
 from bench.soak.hostile import ATTACKS
 from bench.soak.legit import OPERATIONS
-from bench.soak.report import EXPECTED, tally
+from bench.soak.report import EXPECTED, factor_interval, p99, p99_interval, tally
 from bench.soak.run import run_soak
 from bench.soak.settings import Settings
 from kyso.dev.init import DevEnvironment
@@ -103,3 +103,25 @@ def test_outcomes_are_judged_by_the_expected_codes_of_each_attack() -> None:
     unlimited = tally("flood", flood, flood_allowance=200)
     assert (unlimited.right, unlimited.misses) == (40, 301)
     assert set(EXPECTED) == set(ATTACKS)
+
+
+def test_a_p99_interval_widens_as_the_samples_thin_and_holds_the_estimate() -> None:
+    many = [float(v) for v in range(1, 10_001)]
+    low, high = p99_interval(many)
+    assert low <= p99(many) <= high
+    assert (low, high) == pytest.approx((9880, 9920), abs=5)
+    # 350 calls: the p99 is the 4th slowest, and the slowest call is inside its interval
+    few = [float(v) for v in range(1, 351)]
+    low, high = p99_interval(few)
+    assert low <= p99(few) <= high == 350.0
+    assert low < 347
+    assert p99_interval([]) == (0.0, 0.0)
+
+
+def test_the_factors_interval_divides_the_far_ends() -> None:
+    quiet = [float(v) for v in range(1, 1001)]
+    attack = [2 * v for v in quiet]
+    low, high = factor_interval(quiet, attack)
+    assert low < 2.0 < high
+    assert low == pytest.approx(p99_interval(attack)[0] / p99_interval(quiet)[1])
+    assert factor_interval([], attack) == (0.0, 0.0)
