@@ -471,11 +471,17 @@ class Documents:
             yield piece
 
     async def stat(self, actor: Identity, ref: str) -> CatalogueEntry:
-        """``describe`` a document ``actor`` may read (see the module docstring)."""
+        """The catalogue's entry of a document whose description ``actor`` may read (see the module
+        docstring)."""
         with fields_named({None: "ref.ref"}):
             parsed = str(storage.ObjectRef.parse(ref))
-        await self._run(lambda: self._may_read(actor, parsed, content=False))
-        return await self.describe(parsed)
+        # the check and the read in one trip to a thread, which waits its turn on a busy server
+        return await self._run(self._described, actor, parsed)
+
+    def _described(self, actor: Identity, ref: str) -> CatalogueEntry:
+        """(blocking) The catalogue's entry of ``ref`` once ``actor`` may read its description."""
+        self._may_read(actor, ref, content=False)
+        return self._app.catalogue.get(ref)
 
     async def _chunks(self, actor: Identity, ref: str) -> AsyncIterator[bytes]:
         """A stored object's bytes, chunk by chunk, each verified before it is given, once
@@ -525,10 +531,6 @@ class Documents:
         if second is None:
             reader.close()
         return reader, pieces, first, second
-
-    async def describe(self, ref: str) -> CatalogueEntry:
-        """The catalogue's entry for a stored document."""
-        return await self._run(self._app.catalogue.get, str(storage.ObjectRef.parse(ref)))
 
 
 def stored_document(
