@@ -130,7 +130,7 @@ class LimitsConfig:
     streams_in_flight: int = 8
     calls_per_second: float = 50.0
     burst: int = 100
-    refusal_delay_seconds: float = 3.0
+    refusal_delay_seconds: float = 6.0
     held_refusals: int = 128
 
 
