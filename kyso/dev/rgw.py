@@ -461,8 +461,11 @@ rgw enable usage log = false
             )
         return result.stdout
 
-    def _cli(self, *argv: str, timeout: str = _CLIENT_TIMEOUT) -> str:
-        return self._run(argv[0], "-c", str(self._conf), "--connect-timeout", timeout, *argv[1:])
+    def _cli_argv(self, program: str, *args: str, timeout: str) -> tuple[str, ...]:
+        return (program, "-c", str(self._conf), "--connect-timeout", timeout, *args)
+
+    def _cli(self, program: str, *args: str, timeout: str = _CLIENT_TIMEOUT) -> str:
+        return self._run(*self._cli_argv(program, *args, timeout=timeout))
 
     def _retrying(self, *argv: str, attempts: int = 5) -> str:
         """``_run`` again after a growing pause when it fails.
@@ -479,9 +482,7 @@ rgw enable usage log = false
         return self._run(*argv)
 
     def _ceph(self, *args: str) -> str:
-        return self._retrying(
-            "ceph", "-c", str(self._conf), "--connect-timeout", _CLIENT_TIMEOUT, *args
-        )
+        return self._retrying(*self._cli_argv("ceph", *args, timeout=_CLIENT_TIMEOUT))
 
     def _ceph_ok(self, *args: str) -> bool:
         try:
