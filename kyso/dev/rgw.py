@@ -34,7 +34,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,17 +156,10 @@ class RadosGateway:
         # ("wrong fsid"); a later start works. On a loaded machine (two test workers each
         # starting a cluster) three quick starts in a row were seen to fail: wait a little
         # longer before each new one.
-        attempts = 6
-        for attempt in range(attempts):
-            self._spawn("osd", ["ceph-osd", "-f", "-i", "0"])
-            try:
-                self._wait_for(self._osd_up, "OSD 0 to come up")
-                break
-            except RgwError:
-                self._stop("osd")
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+        self._start_daemon(
+            "osd", ["ceph-osd", "-f", "-i", "0"], self._osd_up, "OSD 0 to come up",
+            attempts=6, pause=0.5,
+        )  # fmt: skip
         self.start_gateway()
 
     def start_gateway(self) -> None:
@@ -178,17 +171,10 @@ class RadosGateway:
         if self._alive("rgw"):
             return
         self._evict_stale_watches()
-        attempts = 3
-        for attempt in range(attempts):
-            self._spawn("rgw", ["radosgw", "-f", "-n", "client.rgw"])
-            try:
-                self._wait_for(self._s3_answers, "the gateway to answer S3 requests")
-                return
-            except RgwError:
-                self._stop("rgw")
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(1.0 * (attempt + 1))
+        self._start_daemon(
+            "rgw", ["radosgw", "-f", "-n", "client.rgw"], self._s3_answers,
+            "the gateway to answer S3 requests", attempts=3, pause=1.0,
+        )  # fmt: skip
 
     def kill_gateway(self) -> None:
         """SIGKILL the gateway, as a crash would: no clean shutdown, watches left behind."""
@@ -322,6 +308,29 @@ rgw enable usage log = false
         )  # fmt: skip
 
     # ---------------------------------------------------------------- processes
+    def _start_daemon(
+        self,
+        name: str,
+        argv: Sequence[str],
+        ready: Callable[[], bool],
+        what: str,
+        *,
+        attempts: int,
+        pause: float,
+    ) -> None:
+        """Start ``name`` and wait until ``ready``; a daemon that exits or never gets ready is
+        stopped and started again, up to ``attempts`` times, ``pause`` × n seconds after the nth."""
+        for attempt in range(1, attempts):
+            self._spawn(name, argv)
+            try:
+                self._wait_for(ready, what)
+                return
+            except RgwError:
+                self._stop(name)
+                time.sleep(pause * attempt)
+        self._spawn(name, argv)
+        self._wait_for(ready, what)
+
     def _spawn(self, name: str, argv: Sequence[str]) -> None:
         if self._alive(name):
             return
