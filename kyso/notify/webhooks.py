@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from kyso.notify import signing
 from kyso.notify.http import Answer, TargetRefused, check_url, post
@@ -322,35 +323,24 @@ class Webhooks:
         count = 0
         with self._engine.begin() as conn:
             rows = [row for row in conn.execute(query) if _matches(endpoint, row)]
-            existing = {
-                row.event: row.id
-                for row in conn.execute(
-                    sa.select(deliveries.c.id, deliveries.c.event).where(
-                        deliveries.c.endpoint_id == endpoint_id,
-                        deliveries.c.event.in_([r.id for r in rows]),
-                    )
-                )
+            values = {
+                "state": "pending",
+                "attempts": 0,
+                "next_at": now,
+                "last_error": "",
+                "delivered_at": None,
             }
             for row in rows:
-                values = {
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_at": now,
-                    "last_error": "",
-                    "delivered_at": None,
-                }
-                if row.id in existing:
-                    conn.execute(
-                        deliveries.update()
-                        .where(deliveries.c.id == existing[row.id])
-                        .values(**values)
+                # One statement, not a look-up then an insert: the notifier may queue the same
+                # event for this endpoint in between (seen: UNIQUE constraint failed).
+                conn.execute(
+                    _upsert(conn, deliveries)
+                    .values(endpoint_id=endpoint_id, event=row.id, key=row.key, **values)
+                    .on_conflict_do_update(
+                        index_elements=[deliveries.c.endpoint_id, deliveries.c.event],
+                        set_=values,
                     )
-                else:
-                    conn.execute(
-                        deliveries.insert().values(
-                            endpoint_id=endpoint_id, event=row.id, key=row.key, **values
-                        )
-                    )
+                )
                 count += 1
             conn.execute(
                 endpoints.update()
@@ -700,3 +690,10 @@ def _payload(item: Any, *, personal: bool) -> bytes:
         "data": data,
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _upsert(conn: sa.Connection, table: sa.Table) -> Any:
+    """The database's own INSERT … ON CONFLICT (PostgreSQL's or SQLite's)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
