@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from kyso.db import dialect_insert
 from kyso.errors import NotFound
 from kyso.schema import documents, sign_requests, signatures, verifications
 
@@ -205,9 +205,7 @@ class Catalogue:
 def _insert_if_absent(conn: sa.Connection, table: sa.Table) -> sa.Insert:
     """An INSERT that leaves an existing row (same primary key) as it is: the first writer of a
     content address wins, concurrent writers from several processes end with one row."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+    return dialect_insert(conn, table).on_conflict_do_nothing()
 
 
 def _row(entry: CatalogueEntry) -> dict[str, object]:

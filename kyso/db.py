@@ -301,3 +301,15 @@ def _upgrade(engine: sa.Engine, components: list[Component]) -> list[tuple[str, 
             log.info("applied migration", extra={"component": component.name, "version": version})
             done.append((component.name, version, description))
     return done
+
+
+def dialect_insert(
+    conn: sa.Connection, table: sa.Table
+) -> sa.dialects.postgresql.Insert | sa.dialects.sqlite.Insert:
+    """The database's own INSERT (PostgreSQL's or SQLite's), which has ``on_conflict_do_nothing``
+    and ``on_conflict_do_update``: one statement where a look-up then an insert would race."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

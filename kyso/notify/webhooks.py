@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from kyso.db import dialect_insert
 from kyso.notify import signing
 from kyso.notify.http import Answer, TargetRefused, check_url, post
 from kyso.notify.outbox import KINDS, TEST_KIND, Notification, committed_prefix, new_event_id
@@ -334,7 +334,7 @@ class Webhooks:
                 # One statement, not a look-up then an insert: the notifier may queue the same
                 # event for this endpoint in between (seen: UNIQUE constraint failed).
                 conn.execute(
-                    _upsert(conn, deliveries)
+                    dialect_insert(conn, deliveries)
                     .values(endpoint_id=endpoint_id, event=row.id, key=row.key, **values)
                     .on_conflict_do_update(
                         index_elements=[deliveries.c.endpoint_id, deliveries.c.event],
@@ -690,10 +690,3 @@ def _payload(item: Any, *, personal: bool) -> bytes:
         "data": data,
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _upsert(conn: sa.Connection, table: sa.Table) -> Any:
-    """The database's own INSERT … ON CONFLICT (PostgreSQL's or SQLite's)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)

@@ -51,6 +51,7 @@ import storage
 from kyso.app import Application
 from kyso.authz import Identity
 from kyso.catalogue import Catalogue, CatalogueEntry
+from kyso.db import dialect_insert
 from kyso.errors import NotFound, RequestInvalid
 from kyso.operations.documents import Documents
 from kyso.operations.ledger import Staging
@@ -528,11 +529,7 @@ def _insert_evidence(conn: sa.Connection, ref: str, facts: EvidenceFacts) -> Non
 
 
 def _insert_ignoring(conn: sa.Connection, table: sa.Table) -> sa.Insert:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+    return dialect_insert(conn, table).on_conflict_do_nothing()
 
 
 def _utc(moment: datetime) -> datetime:
