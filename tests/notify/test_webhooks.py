@@ -310,25 +310,18 @@ def test_an_event_committed_after_a_later_one_is_not_skipped(
         engine.dispose()
 
 
-@pytest.mark.postgres
-def test_a_replay_on_postgresql_queues_each_event_once_queued_before_or_not(
-    postgres_url: str, receiver: Receiver
+def test_a_replay_queues_each_event_once_queued_before_or_not(
+    engine: sa.Engine, clock: Clock, receiver: Receiver
 ) -> None:
     """Replay is one INSERT … ON CONFLICT per event: an event the notifier queued meanwhile (or
     delivered before) is queued again, not refused by the unique (endpoint, event) key."""
-    engine = db.create_engine(postgres_url)
-    try:
-        db.upgrade(engine, components())
-        clock = Clock()
-        webhooks = hooks(engine, clock)
-        endpoint, secret = webhooks.create(owner="workflow", unit=UNIT, url=receiver.url)
-        receiver.secrets = [secret]
-        set_status(engine, "DOC-R1", "03")
-        webhooks.run_once()  # delivered: its delivery row exists
-        set_status(engine, "DOC-R2", "04")  # not yet queued for the endpoint
-        assert webhooks.replay(endpoint.id, since=clock.now - timedelta(days=1)) == 2
-        run_until_quiet(webhooks, clock, step=timedelta(minutes=1), limit=50)
-        statuses = [r.data["status"] for r in receiver.received]
-        assert sorted(statuses) == ["03", "03", "04"]
-    finally:
-        engine.dispose()
+    webhooks = hooks(engine, clock)
+    endpoint, secret = webhooks.create(owner="workflow", unit=UNIT, url=receiver.url)
+    receiver.secrets = [secret]
+    set_status(engine, "DOC-R1", "03")
+    webhooks.run_once()  # delivered: its delivery row exists
+    set_status(engine, "DOC-R2", "04")  # not yet queued for the endpoint
+    assert webhooks.replay(endpoint.id, since=clock.now - timedelta(days=1)) == 2
+    run_until_quiet(webhooks, clock, step=timedelta(minutes=1), limit=50)
+    statuses = [r.data["status"] for r in receiver.received]
+    assert sorted(statuses) == ["03", "03", "04"]
